@@ -1,0 +1,60 @@
+"""The ``medsbench`` command: a thin typer layer over the library.
+
+Each command group lives in ``medsbench.commands.<name>`` and exposes
+``register(app)``; importing a group must stay cheap (no torch at import time).
+Every :class:`~medsbench.errors.MedsbenchError` becomes one ``error: ...`` line
+on stderr and exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from medsbench import __version__
+from medsbench.errors import MedsbenchError
+
+GROUPS = ("data", "score", "eval", "board", "ins", "tune")
+
+app = typer.Typer(
+    name="medsbench",
+    help="Evaluate and build clinical LLMs: MedS-Bench tasks, scoring, evaluation, leaderboard, MedS-Ins, tuning.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"medsbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """medsbench: MedS-Bench evaluation and MedS-Ins building toolkit."""
+
+
+for _group in GROUPS:
+    importlib.import_module(f"medsbench.commands.{_group}").register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    try:
+        app(args=argv, prog_name="medsbench", standalone_mode=True)
+    except MedsbenchError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.secho("interrupted", fg="yellow", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,112 @@
+"""Small file helpers shared by every stage: atomic writes, JSON/JSONL, hashing."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from medsbench.errors import MedsbenchError
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """Write to a temp file beside ``path`` and rename it into place on success.
+
+    A crash mid-write leaves the old file (or nothing), never a half-written one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    binary = "b" in mode
+    try:
+        with os.fdopen(fd, mode, encoding=None if binary else encoding, newline=None if binary else "") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def dumps(obj: Any, *, indent: bool = False) -> bytes:
+    opts = orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if indent else 0)
+    return orjson.dumps(obj, option=opts)
+
+
+def write_json(path: str | os.PathLike, obj: Any, *, indent: bool = True) -> None:
+    with atomic_write(path, "wb") as fh:
+        fh.write(dumps(obj, indent=indent))
+        fh.write(b"\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise MedsbenchError("file not found", where=str(path)) from None
+    except IsADirectoryError:
+        raise MedsbenchError("is a directory, expected a JSON file", where=str(path)) from None
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        line = data[: exc.pos].count(b"\n") + 1
+        raise MedsbenchError(f"invalid JSON: {exc.msg}", where=f"{path}:{line}") from None
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+    """Yield (line_number, object) for each non-blank line; bad JSON names the line."""
+    path = Path(path)
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        raise MedsbenchError("file not found", where=str(path)) from None
+    with fh:
+        for lineno, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                yield lineno, orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise MedsbenchError(f"invalid JSON: {exc.msg}", where=f"{path}:{lineno}") from None
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> int:
+    n = 0
+    with atomic_write(path, "wb") as fh:
+        for row in rows:
+            fh.write(orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS))
+            fh.write(b"\n")
+            n += 1
+    return n
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def stable_seed(*parts: Any) -> int:
+    """A 64-bit seed derived from (global seed, task id, instance id, ...).
+
+    Reproducible across processes and Python versions (unlike ``hash()``), so a
+    choice never depends on batch size, shard count or order.
+    """
+    key = "\x1f".join(str(p) for p in parts).encode("utf-8")
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")

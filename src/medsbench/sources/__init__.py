@@ -1,0 +1,23 @@
+"""Converters from raw public releases (and credentialed official formats) to task files."""
+
+from medsbench.sources.registry import (
+    HASH_SPLIT_NOTE,
+    SourceSpec,
+    convert,
+    hash_split,
+    register_source,
+    sources,
+    task_meta,
+    write_split,
+)
+
+__all__ = [
+    "HASH_SPLIT_NOTE",
+    "SourceSpec",
+    "convert",
+    "hash_split",
+    "register_source",
+    "sources",
+    "task_meta",
+    "write_split",
+]

@@ -1,0 +1,177 @@
+"""The MedS-Bench task catalog (``catalog.yaml``) and workspace task lookup."""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from medsbench.errors import MedsbenchError
+
+# The 19 MedS-Ins task categories (the vocabulary of a task file's "Categories").
+# MCQA tasks are "Question Answering" in MedS-Ins terms.
+INS_CATEGORIES: tuple[str, ...] = (
+    "Question Answering",
+    "Text Summarization",
+    "Information Extraction",
+    "Explanation",
+    "Rationale",
+    "Named Entity Recognition",
+    "Diagnosis",
+    "Treatment Planning",
+    "Clinical Outcome Prediction",
+    "Text Classification",
+    "Fact Verification",
+    "Natural Language Inference",
+    "Text Retrieval",
+    "Translation",
+    "Dialogue",
+    "Intent Identification",
+    "Word Relation Classification",
+    "Sentence Composition Analysis",
+    "Wrong Candidate Generation",
+)
+
+# MedS-Bench category key -> the MedS-Ins category our converters write.
+INS_CATEGORY_OF = {
+    "mcqa": "Question Answering",
+    "summarization": "Text Summarization",
+    "information_extraction": "Information Extraction",
+    "explanation": "Explanation",
+    "rationale": "Rationale",
+    "ner": "Named Entity Recognition",
+    "diagnosis": "Diagnosis",
+    "treatment_planning": "Treatment Planning",
+    "clinical_outcome": "Clinical Outcome Prediction",
+    "text_classification": "Text Classification",
+    "fact_verification": "Fact Verification",
+    "nli": "Natural Language Inference",
+}
+
+LANGUAGE_NAMES = {"en": "English", "zh": "Chinese", "ja": "Japanese", "fr": "French", "ru": "Russian", "es": "Spanish"}
+LANGUAGE_CODES = {v.lower(): k for k, v in LANGUAGE_NAMES.items()}
+
+
+@dataclass(frozen=True)
+class Category:
+    key: str
+    title: str
+    metric: str
+    shots: int
+    max_new_tokens: int
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    id: str
+    slug: str
+    title: str
+    category: str
+    dataset: str
+    language: str
+    availability: str
+    metric: str
+    shots: int
+    max_new_tokens: int
+    source: str | None = None
+    note: str | None = None
+
+    def file_name(self, split: str = "test") -> str:
+        """The workspace file name of this task's split, e.g. ``task57_medqa_en.test.json``."""
+        return f"{self.id}_{self.slug}.{split}.json"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    version: int
+    categories: dict[str, Category]
+    tasks: dict[str, CatalogEntry]
+
+    def __contains__(self, task_id: str) -> bool:
+        return task_id in self.tasks
+
+    def __getitem__(self, task_id: str) -> CatalogEntry:
+        try:
+            return self.tasks[task_id]
+        except KeyError:
+            raise MedsbenchError(f"unknown task id '{task_id}' (see `medsbench data catalog`)") from None
+
+    def get(self, task_id: str) -> CatalogEntry | None:
+        return self.tasks.get(task_id)
+
+    def by_category(self, category: str) -> list[CatalogEntry]:
+        return [t for t in self.tasks.values() if t.category == category]
+
+    def select(self, selection: str | list[str]) -> list[CatalogEntry]:
+        """Resolve ``task57,ner,all`` style selections (task ids, category keys, ``all``)."""
+        items = selection.split(",") if isinstance(selection, str) else list(selection)
+        chosen: dict[str, CatalogEntry] = {}
+        for raw in items:
+            item = raw.strip()
+            if not item:
+                continue
+            if item == "all":
+                chosen.update(self.tasks)
+            elif item in self.categories:
+                chosen.update({t.id: t for t in self.by_category(item)})
+            elif item in self.tasks:
+                chosen[item] = self.tasks[item]
+            else:
+                raise MedsbenchError(
+                    f"unknown task or category '{item}' (task ids like task57, categories: {', '.join(self.categories)}, or all)"
+                )
+        return sorted(chosen.values(), key=lambda t: _task_number(t.id))
+
+
+def _task_number(task_id: str) -> int:
+    digits = "".join(ch for ch in task_id if ch.isdigit())
+    return int(digits) if digits else 0
+
+
+@functools.lru_cache(maxsize=1)
+def load_catalog() -> Catalog:
+    text = resources.files("medsbench.tasks").joinpath("catalog.yaml").read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    cats = {k: Category(key=k, **v) for k, v in data["categories"].items()}
+    tasks: dict[str, CatalogEntry] = {}
+    for row in data["tasks"]:
+        cat = cats[row["category"]]
+        row = dict(row)
+        row.setdefault("metric", None)
+        row["metric"] = row["metric"] or cat.metric
+        row.setdefault("shots", cat.shots)
+        row.setdefault("max_new_tokens", cat.max_new_tokens)
+        tasks[row["id"]] = CatalogEntry(**row)
+    return Catalog(version=int(data["version"]), categories=cats, tasks=tasks)
+
+
+def catalog() -> Catalog:
+    """The packaged MedS-Bench catalog (cached)."""
+    return load_catalog()
+
+
+def find_task_files(tasks_dir: str | os.PathLike) -> dict[str, dict[str, Path]]:
+    """Map task id -> {split: path} for every task file in a workspace folder.
+
+    Reads only each file's metadata (task id and split), so it is cheap even
+    for huge files.
+    """
+    from medsbench.tasks.format import read_meta, split_of, task_id_of
+
+    root = Path(tasks_dir)
+    found: dict[str, dict[str, Path]] = {}
+    if not root.is_dir():
+        return found
+    for path in sorted(root.iterdir()):
+        if path.suffix not in (".json", ".jsonl") or path.name.startswith("."):
+            continue
+        meta = read_meta(path)
+        tid = task_id_of(meta, path)
+        if tid is None:
+            continue
+        found.setdefault(tid, {})[split_of(meta, path)] = path
+    return found

@@ -1,0 +1,106 @@
+"""Shared fixtures. Hub access is switched off for every test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ[_var] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+RAW = REPO.parent / "shared" / "data" / "raw"
+
+# A ChatML template like SmolLM2's, so prompts go through the tokenizer's own template.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+_CORPUS = [
+    "Given a question and a list of options, select the correct answer from the options directly.",
+    "Input: A 45-year-old man presents with chest pain. Output: The right answer is B: aspirin.",
+    "There is no related entity. aspirin, ibuprofen, cisplatin, tumor, disease, species, mouse, human.",
+    "Summarize the consumer health question. What are the side effects of metformin?",
+    "The diagnosis result is pneumonia. The treatment planning is: surgery. True False yes no maybe.",
+    "Sustaining proliferative signaling, evading growth suppressors, resisting cell death.",
+]
+
+
+def raw_dir(name: str) -> Path:
+    """A real dataset folder under ../shared/data/raw (skips if the checkout lacks it)."""
+    path = RAW / name
+    if not path.is_dir():
+        pytest.skip(f"raw dataset {name} not found at {path}")
+    return path
+
+
+def build_tiny_model(out: Path, arch: str = "llama") -> Path:
+    """A random tiny causal LM with a BPE tokenizer trained here (well under a second)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<pad>"]
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(_CORPUS * 4, trainer)
+    hf_tok = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        unk_token="<|endoftext|>",
+        pad_token="<pad>",
+    )
+    hf_tok.chat_template = CHAT_TEMPLATE
+    hf_tok.model_max_length = 512
+    import torch
+
+    torch.manual_seed(0)
+    if arch == "qwen2":
+        from transformers import Qwen2Config as Config
+        from transformers import Qwen2ForCausalLM as Model
+    else:
+        from transformers import LlamaConfig as Config
+        from transformers import LlamaForCausalLM as Model
+    config = Config(
+        vocab_size=len(hf_tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=hf_tok.bos_token_id,
+        eos_token_id=hf_tok.eos_token_id,
+        pad_token_id=hf_tok.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    model = Model(config)
+    model.generation_config.eos_token_id = hf_tok.eos_token_id
+    model.generation_config.pad_token_id = hf_tok.pad_token_id
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    hf_tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """Path to a saved tiny random Llama (with chat template) for unit tests."""
+    pytest.importorskip("transformers")
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen_dir(tmp_path_factory) -> Path:
+    pytest.importorskip("transformers")
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen") / "model", arch="qwen2")
