@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -32,6 +34,59 @@ def catalog_cmd(
     for t in rows:
         table.add_row(t.id, t.category, t.dataset, t.language, t.metric, str(t.shots), t.availability, t.source or "-")
     Console().print(table)
+
+
+@data_app.command("sources")
+def sources_cmd() -> None:
+    """List the registered raw-source converters."""
+    from medsbench.sources import sources
+
+    table = Table(title="Registered converters")
+    for col in ("name", "raw folder", "builds", "description"):
+        table.add_column(col)
+    for spec in sorted(sources().values(), key=lambda s: s.name):
+        builds = "any corpus (generic)" if spec.generic else ", ".join(spec.tasks) or "-"
+        table.add_row(spec.name, spec.raw_folder or "-", builds, spec.description)
+    Console().print(table)
+
+
+@data_app.command("convert")
+def convert_cmd(
+    name: str = typer.Argument(None, help="Converter name (see `medsbench data sources`); omit with --all."),
+    raw: Path = typer.Option(..., "--raw", help="Raw dataset folder (with --all: the folder holding one folder per dataset)."),
+    out: Path = typer.Option(Path("medsbench-work/tasks"), "--out", help="Where task files are written."),
+    all_sources: bool = typer.Option(False, "--all", help="Run every converter whose raw folder exists under --raw."),
+    task_id: str = typer.Option(None, "--task-id", help="Generic converters: task id of the new task."),
+    task_name: str = typer.Option(None, "--name", help="Generic converters: short name (slug) of the new task."),
+    entity: str = typer.Option(None, "--entity", help="Generic NER converters: entity type to extract (default: all)."),
+) -> None:
+    """Convert raw public releases into task files."""
+    from medsbench.errors import MedsbenchError
+    from medsbench.sources import convert, sources
+
+    console = Console()
+    if all_sources == (name is not None):
+        raise MedsbenchError("give either a converter NAME or --all")
+    if not all_sources:
+        options = {k: v for k, v in (("task_id", task_id), ("name", task_name), ("entity", entity)) if v is not None}
+        written = convert(name, raw, out, **options)
+        for path in written:
+            console.print(f"wrote {path}")
+        return
+    if not raw.is_dir():
+        raise MedsbenchError("raw data folder not found", where=str(raw))
+    total = 0
+    for spec in sorted(sources().values(), key=lambda s: s.name):
+        if spec.generic or spec.raw_folder is None:
+            continue
+        folder = raw / spec.raw_folder
+        if not folder.is_dir():
+            console.print(f"[dim]skip {spec.name}: {folder} not present[/dim]")
+            continue
+        written = convert(spec.name, folder, out)
+        total += len(written)
+        console.print(f"{spec.name}: {len(written)} file(s)")
+    console.print(f"wrote {total} task file(s) to {out}")
 
 
 def register(app: typer.Typer) -> None:
