@@ -89,5 +89,52 @@ def convert_cmd(
     console.print(f"wrote {total} task file(s) to {out}")
 
 
+@data_app.command("validate")
+def validate_cmd(
+    paths: list[Path] = typer.Argument(..., help="Task files or folders of task files."),
+    quiet_warnings: bool = typer.Option(False, "--no-warnings", help="Only print errors."),
+) -> None:
+    """Check task files; prints `file:instance-index: field: message`, exit 1 on any error."""
+    from medsbench.tasks.validate import task_files_in, validate_file
+
+    files = task_files_in(paths)
+    errors = warnings = 0
+    for path in files:
+        for problem in validate_file(path):
+            if problem.level == "error":
+                errors += 1
+                typer.echo(f"error: {problem}", err=True)
+            else:
+                warnings += 1
+                if not quiet_warnings:
+                    typer.echo(f"warning: {problem}", err=True)
+    typer.echo(f"{len(files)} file(s): {errors} error(s), {warnings} warning(s)")
+    if errors:
+        raise typer.Exit(1)
+
+
+@data_app.command("stats")
+def stats_cmd(
+    paths: list[Path] = typer.Argument(..., help="Task files or folders of task files."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+) -> None:
+    """Per task: instances, category, language, split, mean input/output length (characters)."""
+    from medsbench.tasks.stats import folder_stats
+
+    rows = folder_stats(paths)
+    if as_json:
+        from medsbench.fileio import dumps
+
+        typer.echo(dumps([r.as_dict() for r in rows], indent=True).decode())
+        return
+    table = Table(title=f"{len(rows)} task file(s), {sum(r.instances for r in rows)} instances")
+    for col in ("task", "split", "category", "language", "instances", "mean input", "mean output", "file"):
+        table.add_column(col, justify="right" if col.startswith(("inst", "mean")) else "left")
+    for r in rows:
+        table.add_row(r.task_id or "-", r.split, r.category, r.language, str(r.instances),
+                      f"{r.mean_input_chars:.0f}", f"{r.mean_output_chars:.0f}", r.file)
+    Console(width=max(Console().width, 140)).print(table)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(data_app, name="data")

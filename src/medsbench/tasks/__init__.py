@@ -33,3 +33,7 @@ __all__ = [
     "save_task",
     "write_task",
 ]
+
+from medsbench.tasks.validate import Problem, validate_file  # noqa: E402
+
+__all__ += ["Problem", "validate_file"]

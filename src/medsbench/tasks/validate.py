@@ -1,0 +1,183 @@
+"""Validation of task files, in the spirit of Super-NaturalInstructions' checks.
+
+Every problem is reported as ``file:instance-index: field: message`` (metadata
+problems omit the index). Errors make ``medsbench data validate`` exit 1;
+warnings (few instances, low label entropy) do not. Instances are streamed and
+only 8-byte digests of ids and inputs are kept, so validating a multi-GB file
+needs memory proportional to the number of instances, not their size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medsbench.errors import MedsbenchError
+from medsbench.tasks.catalog import INS_CATEGORIES
+from medsbench.tasks.format import REQUIRED_KEYS, iter_instances, read_meta
+
+MIN_INSTANCES = 25
+# Language names as the official files write them (Title case English names).
+KNOWN_LANGUAGES = frozenset(
+    {"English", "Chinese", "Japanese", "French", "Russian", "Spanish", "German", "Korean", "Italian", "Portuguese", "Arabic", "Hindi"}
+)
+_LANGUAGE_KEYS = ("Input_language", "Output_language", "Instruction_language")
+_LIST_OF_STR_KEYS = ("Categories", "Definition", "Domains", *_LANGUAGE_KEYS)
+_STR_OR_LIST_KEYS = ("Contributors", "Source", "URL")
+_LIST_KEYS = ("Reasoning", "Positive Examples", "Negative Examples")
+_CATEGORY_LOOKUP = {c.lower(): c for c in INS_CATEGORIES}
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    index: int | None
+    field: str
+    message: str
+    level: str = "error"  # or "warning"
+
+    def __str__(self) -> str:
+        where = self.path if self.index is None else f"{self.path}:{self.index}"
+        return f"{where}: {self.field}: {self.message}"
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _check_meta(path: str, meta: dict[str, Any]) -> Iterator[Problem]:
+    for key in REQUIRED_KEYS:
+        if key != "Instances" and key not in meta:
+            yield Problem(path, None, key, "missing required key")
+    for key in _LIST_OF_STR_KEYS:
+        if key in meta and not (_is_str_list(meta[key]) or isinstance(meta[key], str)):
+            yield Problem(path, None, key, f"must be a list of strings, got {type(meta[key]).__name__}")
+    for key in _STR_OR_LIST_KEYS:
+        if key in meta and not (isinstance(meta[key], str) or _is_str_list(meta[key])):
+            yield Problem(path, None, key, f"must be a string or a list of strings, got {type(meta[key]).__name__}")
+    for key in _LIST_KEYS:
+        if key in meta and not isinstance(meta[key], list):
+            yield Problem(path, None, key, f"must be a list, got {type(meta[key]).__name__}")
+    definition = meta.get("Definition")
+    defs = [definition] if isinstance(definition, str) else definition if isinstance(definition, list) else []
+    if "Definition" in meta and not any(isinstance(d, str) and d.strip() for d in defs):
+        yield Problem(path, None, "Definition", "empty definition")
+    cats = meta.get("Categories")
+    cats = [cats] if isinstance(cats, str) else cats if isinstance(cats, list) else []
+    if "Categories" in meta and not cats:
+        yield Problem(path, None, "Categories", "no category given")
+    for cat in cats:
+        if isinstance(cat, str) and cat not in INS_CATEGORIES:
+            hint = f" (did you mean '{_CATEGORY_LOOKUP[cat.lower()]}'?)" if cat.lower() in _CATEGORY_LOOKUP else ""
+            yield Problem(path, None, "Categories", f"'{cat}' is not one of the 19 MedS-Ins categories{hint}")
+    for key in _LANGUAGE_KEYS:
+        value = meta.get(key)
+        langs = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        for lang in langs:
+            if not isinstance(lang, str):
+                continue
+            if lang not in KNOWN_LANGUAGES:
+                canonical = next((k for k in KNOWN_LANGUAGES if k.lower() == lang.strip().lower()), None)
+                if canonical:
+                    yield Problem(path, None, key, f"'{lang}' should be written '{canonical}'")
+                elif len(lang) <= 3:
+                    yield Problem(path, None, key, f"'{lang}' looks like a language code; write the English name (e.g. 'English')")
+                else:
+                    yield Problem(path, None, key, f"unknown language name '{lang}'", "warning")
+
+
+def _check_instances(path: str, meta: dict[str, Any], instances: Iterable) -> Iterator[Problem]:
+    ids: dict[bytes, int] = {}
+    inputs: dict[bytes, int] = {}
+    labels: Counter[str] = Counter()
+    positives = {
+        _digest(ex["input"])
+        for ex in meta.get("Positive Examples") or []
+        if isinstance(ex, dict) and isinstance(ex.get("input"), str)
+    }
+    n = 0
+    for index, inst in enumerate(instances):
+        n += 1
+        key = _digest(inst.id)
+        if key in ids:
+            yield Problem(path, index, "id", f"duplicate id '{inst.id}' (first at instance {ids[key]})")
+        else:
+            ids[key] = index
+        if not isinstance(inst.input, str):
+            yield Problem(path, index, "input", f"must be a string, got {type(inst.input).__name__}")
+            continue
+        if not inst.input.strip():
+            yield Problem(path, index, "input", "empty input")
+        digest = _digest(inst.input)
+        if digest in inputs:
+            yield Problem(path, index, "input", f"duplicate input (same as instance {inputs[digest]})")
+        else:
+            inputs[digest] = index
+        if digest in positives:
+            yield Problem(path, index, "input", "a positive example reappears as an instance")
+        if not isinstance(inst.output, list) or not inst.output:
+            yield Problem(path, index, "output", "must be a non-empty string or list of strings")
+            continue
+        if not all(isinstance(o, str) for o in inst.output):
+            yield Problem(path, index, "output", "every output must be a string")
+            continue
+        if not any(o.strip() for o in inst.output):
+            yield Problem(path, index, "output", "empty output")
+        if len(labels) <= 1000:  # label entropy only makes sense for closed label sets
+            labels[inst.output[0]] += 1
+    if n < MIN_INSTANCES:
+        yield Problem(path, None, "Instances", f"only {n} instance(s) (fewer than {MIN_INSTANCES})", "warning")
+    if n >= MIN_INSTANCES and 1 < len(labels) <= 20:
+        total = sum(labels.values())
+        entropy = -sum(c / total * math.log2(c / total) for c in labels.values())
+        normalised = entropy / math.log2(len(labels))
+        if normalised < 0.5:
+            top, count = labels.most_common(1)[0]
+            yield Problem(
+                path, None, "Instances",
+                f"low label entropy ({normalised:.2f}); '{top[:40]}' is {100 * count / total:.0f}% of outputs", "warning",
+            )
+    elif n >= MIN_INSTANCES and len(labels) == 1:
+        yield Problem(path, None, "Instances", "every instance has the same output", "warning")
+
+
+def validate_file(path: str | os.PathLike) -> list[Problem]:
+    """All problems of one task file (errors and warnings); never raises on bad content."""
+    where = str(path)
+    try:
+        meta = read_meta(path)
+    except MedsbenchError as exc:
+        return [Problem(exc.where or where, None, "file", exc.message)]
+    problems = list(_check_meta(where, meta))
+    try:
+        problems.extend(_check_instances(where, meta, iter_instances(path)))
+    except MedsbenchError as exc:
+        problems.append(Problem(exc.where or where, None, "Instances", exc.message))
+    return problems
+
+
+def task_files_in(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Expand files and folders into the task files they hold (sorted, hidden files skipped)."""
+    files: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.suffix in (".json", ".jsonl") and not q.name.startswith("."))
+            if not found:
+                raise MedsbenchError("no task files (*.json, *.jsonl) in this folder", where=str(p))
+            files.extend(found)
+        elif p.exists():
+            files.append(p)
+        else:
+            raise MedsbenchError("no such file or folder", where=str(p))
+    return files
