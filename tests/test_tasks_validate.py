@@ -47,7 +47,7 @@ def test_good_task_has_no_problems(tmp_path):
     (lambda t: t.update(Output_language=["english"]), "'english' should be written 'English'"),
     (lambda t: t.update(Domains=5), "Domains: must be a list of strings, got int"),
     (lambda t: t.update(Reasoning="x"), "Reasoning: must be a list"),
-    (lambda t: t["Instances"][3].update(id="0"), ":3: id: duplicate id '0' (first at instance 0)"),
+    (lambda t: t["Instances"][3].update(id="0"), ":3: id: duplicate id (first at instance 0)"),
     (lambda t: t["Instances"][4].update(input=t["Instances"][1]["input"]), ":4: input: duplicate input (same as instance 1)"),
     (lambda t: t["Instances"][5].update(output=5), ":5: output: must be a non-empty string or list of strings"),
     (lambda t: t["Instances"][6].update(output=[]), ":6: output: must be a non-empty string or list of strings"),
@@ -88,7 +88,7 @@ def test_cli_validate_exit_codes_and_lines(tmp_path):
     assert ok.exit_code == 0 and "0 error(s)" in ok.output
     res = runner.invoke(app, ["data", "validate", str(tmp_path)])
     assert res.exit_code == 1
-    assert f"error: {badp}:1: id: duplicate id '0'" in res.output
+    assert f"error: {badp}:1: id: duplicate id (first at instance 0)" in res.output
 
 
 @pytest.mark.parametrize("content,expected", [
