@@ -195,9 +195,15 @@ def convert_brat_folder(
     generic=True,
 )
 def brat_ner(
-    raw_dir: Path, out_dir: Path, task_id: str | None = None, name: str | None = None, entity: str | None = None
+    raw_dir: Path,
+    out_dir: Path,
+    task_id: str | None = None,
+    name: str | None = None,
+    entity: str | None = None,
+    slug: str | None = None,
 ) -> list[Path]:
-    return convert_brat_folder(raw_dir, out_dir, None, entity=entity, task_id=task_id, name=name)
+    # ``slug`` = ``name`` for library callers (registry.convert's own first parameter is ``name``)
+    return convert_brat_folder(raw_dir, out_dir, None, entity=entity, task_id=task_id, name=name or slug)
 
 
 @register_source("species800", description="Species-800 organism NER (brat) -> task128", raw_folder="species800",

@@ -155,7 +155,8 @@ def convert_iob_folder(
     name: str | None = None,
 ) -> list[Path]:
     """Build one NER task from an IOB folder; ``task`` None = derive it from the options."""
-    files = find_iob_files(folder)
+    order = list(SPLIT_OF_STEM)  # train files first, then devel, then test, then other names
+    files = sorted(find_iob_files(folder), key=lambda p: (order.index(p.stem.lower()) if p.stem.lower() in order else len(order), p.name))
     corpus = {p: read_iob(p) for p in files}
     found = {t for sents in corpus.values() for s in sents for t, _ in s.entities}
     types = _select_types(found, entity, str(folder))
@@ -209,8 +210,10 @@ def iob_ner(
     name: str | None = None,
     entity: str | None = None,
     sample: int | None = None,
+    slug: str | None = None,
 ) -> list[Path]:
-    return convert_iob_folder(raw_dir, out_dir, None, entity=entity, sample=sample, task_id=task_id, name=name)
+    # ``slug`` = ``name`` for library callers (registry.convert's own first parameter is ``name``)
+    return convert_iob_folder(raw_dir, out_dir, None, entity=entity, sample=sample, task_id=task_id, name=name or slug)
 
 
 def _subfolder(raw_dir: Path, name: str) -> Path:
