@@ -23,7 +23,6 @@ split: 9:1 by a hash of the patient id (or of the row when there is no id).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 from medsbench.errors import MedsbenchError
