@@ -1,11 +1,128 @@
-"""`medsbench board`."""
+"""`medsbench board`: results store, static site, submissions."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-from medsbench.commands import placeholder
+board_app = typer.Typer(help="Leaderboard: add runs, build the static site, take submissions.", no_args_is_help=True)
+
+WORKSPACE = typer.Option(Path("medsbench-work"), "--workspace", "-w", help="Workspace folder (tasks/, runs/, board.sqlite, site/).")
+STORE = typer.Option(None, "--store", help="Store file (default: WORKSPACE/board.sqlite).")
+
+
+def _store(workspace: Path, store: Path | None):
+    from medsbench.board.store import Store
+
+    return Store(store or workspace / "board.sqlite")
+
+
+@board_app.command("add")
+def add_cmd(
+    runs: list[Path] = typer.Argument(..., help="Run folders (runs/NAME) with manifest.json, predictions.jsonl, results.json."),
+    model_name: str = typer.Option(None, "--model-name", help="Display name (default: from the manifest's model spec)."),
+    description: str = typer.Option(None, "--description"),
+    link: str = typer.Option(None, "--link", help="http(s) link to the model card."),
+    size: str = typer.Option(None, "--size", help="e.g. 8B."),
+    workspace: Path = WORKSPACE,
+    store: Path = STORE,
+) -> None:
+    """Add (or refresh) measured runs; re-adding an unchanged run does nothing."""
+    with _store(workspace, store) as st:
+        for run in runs:
+            status = st.add_run(run, model_name=model_name, description=description, link=link, size=size)
+            typer.echo(f"{run}: {status}")
+
+
+@board_app.command("build")
+def build_cmd(
+    out: Path = typer.Option(None, "--out", help="Site folder (default: WORKSPACE/site)."),
+    max_items: int = typer.Option(500, "--max-items-per-task", help="Predictions embedded per task on run pages."),
+    workspace: Path = WORKSPACE,
+    store: Path = STORE,
+) -> None:
+    """Write the static site (HTML/CSS/JS/SVG, no server or CDN needed)."""
+    from medsbench.board.site import build_site
+
+    with _store(workspace, store) as st:
+        rep = build_site(st, out or workspace / "site", max_items_per_task=max_items)
+    typer.echo(
+        f"wrote {rep.files} files ({rep.bytes / 1e6:.2f} MB) to {rep.out} in {rep.seconds:.2f}s: "
+        f"{rep.models} models, {rep.runs} run pages, {rep.tasks} task pages; open {rep.out / 'index.html'}"
+    )
+
+
+@board_app.command("submit")
+def submit_cmd(
+    file: str = typer.Argument(..., help="Official CSV (task_id,input,GT,output) or predictions.jsonl."),
+    model_name: str = typer.Option(..., "--model-name", help="Display name of the submitted model."),
+    description: str = typer.Option(None, "--description"),
+    tasks_dir: Path = typer.Option(None, "--tasks", help="Benchmark task files (default: WORKSPACE/tasks)."),
+    allow_partial: bool = typer.Option(False, "--allow-partial", help="Accept tasks that are only partly covered."),
+    max_mb: float = typer.Option(100.0, "--max-mb", help="Size limit of the file."),
+    workspace: Path = WORKSPACE,
+    store: Path = STORE,
+) -> None:
+    """Validate a submission item by item, score it, and store it as pending."""
+    from medsbench.board.submit import submit
+
+    with _store(workspace, store) as st:
+        run, report = submit(file, model_name=model_name, description=description, workspace=workspace, store=st,
+                             tasks_dir=tasks_dir, allow_partial=allow_partial, max_bytes=int(max_mb * (1 << 20)))
+    typer.echo(report.describe())
+    typer.echo(f"accepted as run {run!r} (pending); publish with: medsbench board approve {run}")
+
+
+@board_app.command("approve")
+def approve_cmd(name: str = typer.Argument(..., help="Run name or model name."), workspace: Path = WORKSPACE, store: Path = STORE) -> None:
+    """Publish a pending submission."""
+    with _store(workspace, store) as st:
+        for run in st.approve(name):
+            typer.echo(f"approved {run}")
+
+
+@board_app.command("list")
+def list_cmd(
+    pending: bool = typer.Option(False, "--pending", help="Only pending submissions."),
+    workspace: Path = WORKSPACE,
+    store: Path = STORE,
+) -> None:
+    """List runs in the store."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    with _store(workspace, store) as st:
+        runs = [r for r in st.runs(include_pending=True) if not pending or r.status == "pending"]
+        table = Table(title=f"Board store {st.path} (last update {st.last_update or 'never'})")
+        for col in ("run", "model", "kind", "status", "tasks", "predictions"):
+            table.add_column(col)
+        for r in runs:
+            table.add_row(escape(r.name), escape(r.model), r.kind, r.status, str(len(st.task_info(r.name))),
+                          str(st.prediction_count(r.name)))
+    Console().print(table)
+
+
+@board_app.command("serve")
+def serve_cmd(
+    site: Path = typer.Option(None, "--site", help="Site folder (default: WORKSPACE/site)."),
+    port: int = typer.Option(8000, "--port"),
+    workspace: Path = WORKSPACE,
+) -> None:
+    """Serve the built site on 127.0.0.1 for a local look (Ctrl-C stops)."""
+    from medsbench.board.serve import make_server
+
+    server = make_server(site or workspace / "site", port)
+    host, real_port = server.server_address[:2]
+    typer.echo(f"serving {site or workspace / 'site'} at http://{host}:{real_port}/ (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 def register(app: typer.Typer) -> None:
-    placeholder(app, "board", "issue D", "Leaderboard: store, static site, submissions")
+    app.add_typer(board_app, name="board")

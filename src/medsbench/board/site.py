@@ -1,0 +1,347 @@
+"""Static leaderboard site: jinja2 templates (autoescape on), build-time SVG charts, no server, no CDN.
+
+The output depends only on the store (and this package's version): rows are sorted, JSON is
+dumped with sorted keys, and the one date shown is the store's ``last_update``. Building twice from
+the same store therefore gives byte-identical files.
+
+Pages: ``index.html`` (overview in both scoring modes), ``tasks.html`` + ``tasks/<id>.html``,
+``models/<slug>.html`` (with ``charts/<slug>.svg``), ``runs/<slug>.html`` (predictions browser),
+``about.html`` (protocol). Pending submissions never appear.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from medsbench import __version__
+from medsbench.board.charts import category_bars
+from medsbench.board.store import REPORTED_PREFIX, Store, load_seed, slugify
+from medsbench.errors import MedsbenchError
+
+MARKER = ".medsbench-site"
+KIND_LABEL = {"reported": "reported", "measured": "measured", "submission": "submitted"}
+METRIC_LABEL = {"accuracy": "accuracy", "bleu1": "BLEU-1", "rougeL": "ROUGE-L", "f1": "F1", "precision": "precision", "recall": "recall"}
+HEADLINE = {"accuracy": ["accuracy"], "bleu_rouge": ["bleu1", "rougeL"], "f1_micro": ["f1"], "f1_macro": ["f1"]}
+CHART_METRIC = {"accuracy": "accuracy", "bleu_rouge": "rougeL", "f1_micro": "f1", "f1_macro": "f1"}
+
+
+@dataclass(frozen=True)
+class SiteReport:
+    out: Path
+    files: int
+    bytes: int
+    seconds: float
+    models: int
+    runs: int
+    tasks: int
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def script_json(obj: Any) -> str:
+    """JSON safe to place inside ``<script type="application/json">``: no ``<``, ``>``, ``&``
+    or line separators survive literally, so no ``</script>`` can close the tag early."""
+    text = json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    for raw, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(raw, esc)
+    return text
+
+
+def _env():
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("medsbench.board", "templates"),
+        autoescape=True,  # every template, whatever its extension
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.globals["kind_label"] = KIND_LABEL
+    env.filters["num"] = _fmt
+    env.filters["metric_label"] = lambda k: METRIC_LABEL.get(k, k)
+    env.filters["pct"] = lambda v: "" if v is None else f"{100 * v:.1f}%"
+    env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, sort_keys=True, ensure_ascii=False)
+    return env
+
+
+def _task_title(task_id: str, cat: Any) -> str:
+    if task_id.startswith("pooled:"):
+        return f"MIMIC-IV {task_id.split(':', 1)[1]} reports (pooled)"
+    entry = cat.get(task_id)
+    return entry.title if entry else task_id
+
+
+def _task_file(task_id: str) -> str:
+    return task_id.replace(":", "-") + ".html"
+
+
+class _Model:
+    """Everything the templates need about one model and its headline run."""
+
+    def __init__(self, row: Any, runs: list[Any]):
+        self.name: str = row["name"]
+        self.kind: str = row["kind"]
+        self.kind_label = KIND_LABEL.get(self.kind, self.kind)
+        self.size: str | None = row["size"]
+        self.link: str | None = row["link"] if (row["link"] or "").startswith(("https://", "http://")) else None
+        self.description: str | None = row["description"]
+        self.slug = slugify(self.name)
+        self.runs = runs
+        # The headline run: the latest approved one (seed rows have a single run).
+        self.run = sorted(runs, key=lambda r: (r.added, r.name))[-1]
+
+
+def _collect(store: Store) -> dict[str, Any]:
+    from medsbench.tasks.catalog import catalog
+
+    cat = catalog()
+    seed = load_seed()
+    runs = store.runs()
+    by_model: dict[str, list[Any]] = defaultdict(list)
+    for r in runs:
+        by_model[r.model].append(r)
+    models = [_Model(row, by_model[row["name"]]) for row in store.models() if by_model.get(row["name"])]
+    # Measured rows first, then reported; the table is sortable anyway.
+    models.sort(key=lambda m: (m.kind == "reported", m.name.lower(), m.name))
+
+    cat_scores: dict[str, dict[tuple[str, str, str], Any]] = {}
+    task_scores: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    task_infos: dict[str, dict[str, Any]] = {}
+    for r in runs:
+        cat_scores[r.name] = {(c["category"], c["mode"], c["metric"]): c for c in store.category_scores(r.name)}
+        ts: dict[str, dict[str, dict[str, Any]]] = defaultdict(lambda: defaultdict(dict))
+        for s in store.task_scores(r.name):
+            ts[s["task_id"]][s["mode"]][s["metric"]] = s
+        task_scores[r.name] = ts
+        task_infos[r.name] = {i["task_id"]: i for i in store.task_info(r.name)}
+
+    categories = [
+        {"key": k, "title": c.title, "metric": c.metric, "headline": HEADLINE.get(c.metric, ["accuracy"]),
+         "shots": c.shots, "max_new_tokens": c.max_new_tokens}
+        for k, c in cat.categories.items()
+    ]
+    return {"cat": cat, "seed": seed, "runs": runs, "models": models, "categories": categories,
+            "cat_scores": cat_scores, "task_scores": task_scores, "task_infos": task_infos}
+
+
+def _cell(data: dict[str, Any], run: str, category: dict[str, Any], mode: str) -> dict[str, Any] | None:
+    """One overview cell: headline values, CI text, and a tooltip with the per-task numbers."""
+    scores = data["cat_scores"][run]
+    values = [scores.get((category["key"], mode, k)) for k in category["headline"]]
+    if all(v is None for v in values):
+        return None
+    parts, cis, n_tasks, derived = [], [], None, False
+    for key, v in zip(category["headline"], values):
+        parts.append("–" if v is None else f"{v['value']:.2f}")
+        if v is not None:
+            n_tasks = v["n_tasks"] if v["n_tasks"] is not None else n_tasks
+            derived = derived or bool(v["derived"])
+            if v["ci_lo"] is not None:
+                cis.append(f"{METRIC_LABEL.get(key, key)} 95% CI {v['ci_lo']:.1f}–{v['ci_hi']:.1f}")
+    tips = []
+    infos = data["task_infos"][run]
+    for tid in sorted(infos, key=_task_order):
+        info = infos[tid]
+        if info["category"] != category["key"]:
+            continue
+        ms = data["task_scores"][run].get(tid, {}).get(mode, {})
+        shown = [f"{METRIC_LABEL.get(k, k)} {ms[k]['value']:.1f}" + (
+            f" [{ms[k]['ci_lo']:.1f}–{ms[k]['ci_hi']:.1f}]" if ms[k]["ci_lo"] is not None else "")
+            for k in category["headline"] if k in ms]
+        if shown:
+            n = f" (n={info['n']})" if info["n"] else ""
+            tips.append(f"{tid}: {', '.join(shown)}{n}")
+    if derived:
+        tips.insert(0, f"mean of the {n_tasks} task(s) reported for this category")
+    first = next(v for v in values if v is not None)
+    return {"text": " / ".join(parts), "sort": f"{first['value']:.4f}", "ci": "; ".join(cis),
+            "n_tasks": n_tasks, "derived": derived, "title": "\n".join(tips)}
+
+
+def _task_order(task_id: str) -> tuple[int, str]:
+    digits = "".join(ch for ch in task_id if ch.isdigit())
+    return (int(digits) if digits and not task_id.startswith("pooled:") else 10**6, task_id)
+
+
+def _chart(data: dict[str, Any], model: _Model) -> str:
+    rows = []
+    for c in data["categories"]:
+        key = CHART_METRIC.get(c["metric"], "accuracy")
+        vals = {}
+        for mode in ("reference", "strict"):
+            s = data["cat_scores"][model.run.name].get((c["key"], mode, key))
+            vals[mode] = None if s is None else float(s["value"])
+        rows.append((c["title"], METRIC_LABEL.get(key, key), vals))
+    return category_bars(f"{model.name}: category scores", rows)
+
+
+def _predictions(store: Store, run: str, max_items_per_task: int, max_chars: int) -> tuple[list[list[Any]], dict[str, list[int]]]:
+    """Rows for the browser, capped per task and per field (the page says so); plus counts per task."""
+    items: list[list[Any]] = []
+    counts: dict[str, list[int]] = {}
+
+    def cut(text: str | None) -> str:
+        text = text or ""
+        return text if len(text) <= max_chars else text[:max_chars] + f" … [{len(text) - max_chars} more characters]"
+
+    for p in store.predictions(run):
+        shown_total = counts.setdefault(p["task_id"], [0, 0])
+        shown_total[1] += 1
+        if shown_total[0] >= max_items_per_task:
+            continue
+        shown_total[0] += 1
+        items.append([p["task_id"], p["item_id"], cut(p["input"]), cut(p["output"]), cut(p["reference"]),
+                      p["correct"], p["error"]])
+    return items, counts
+
+
+def _manifest_rows(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    for key in sorted(manifest):
+        value = manifest[key]
+        if isinstance(value, (dict, list)):
+            text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+        else:
+            text = "" if value is None else str(value)
+        rows.append((key, text))
+    return rows
+
+
+def build_site(
+    store: Store,
+    out: str | os.PathLike,
+    *,
+    max_items_per_task: int = 500,
+    max_chars: int = 4000,
+) -> SiteReport:
+    """Write the static site into ``out`` (replacing a previous build there)."""
+    started = time.perf_counter()
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):
+        raise MedsbenchError(f"{out} exists and is not a medsbench site (no {MARKER}); choose an empty folder")
+    data = _collect(store)
+    env = _env()
+    cat = data["cat"]
+    last_update = store.last_update or "never"
+    common = {"last_update": last_update, "last_update_date": last_update[:10], "version": __version__,
+              "categories": data["categories"]}
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a published site is world-readable
+    files: dict[str, str] = {}
+
+    def page(rel: str, template: str, **ctx: Any) -> None:
+        depth = rel.count("/")
+        files[rel] = env.get_template(template).render(root="../" * depth, page=rel, **common, **ctx)
+
+    # Overview: one row per model, one column per category, in both modes.
+    overview = {}
+    for mode in ("reference", "strict"):
+        rows = []
+        for m in data["models"]:
+            if mode == "strict" and m.kind == "reported":
+                continue
+            cells = [_cell(data, m.run.name, c, mode) for c in data["categories"]]
+            rows.append({"model": m, "cells": cells})
+        overview[mode] = rows
+    page("index.html", "index.html", overview=overview, models=data["models"])
+
+    # Models (+ charts).
+    for m in data["models"]:
+        files[f"charts/{m.slug}.svg"] = _chart(data, m)
+        runs = []
+        for r in sorted(m.runs, key=lambda r: r.name):
+            tasks = []
+            for tid in sorted(data["task_infos"][r.name], key=_task_order):
+                tasks.append({"id": tid, "file": _task_file(tid), "title": _task_title(tid, cat),
+                              "info": data["task_infos"][r.name][tid], "scores": data["task_scores"][r.name].get(tid, {})})
+            runs.append({"run": r, "slug": slugify(r.name), "tasks": tasks,
+                         "source": data["seed"]["sources"].get(r.source or "") if r.kind == "reported" else None})
+        cells = {mode: [_cell(data, m.run.name, c, mode) for c in data["categories"]] for mode in ("reference", "strict")}
+        page(f"models/{m.slug}.html", "model.html", model=m, runs=runs, cells=cells)
+
+    # Tasks: every task with at least one score.
+    task_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    model_of = {r.name: m for m in data["models"] for r in m.runs}
+    for r in data["runs"]:
+        for tid, info in data["task_infos"][r.name].items():
+            scores = data["task_scores"][r.name].get(tid, {})
+            if scores:
+                task_rows[tid].append({"model": model_of[r.name], "run": r, "run_slug": slugify(r.name),
+                                       "info": info, "scores": scores})
+    task_list = []
+    for tid in sorted(task_rows, key=_task_order):
+        entry = cat.get(tid)
+        category = (entry.category if entry else task_rows[tid][0]["info"]["category"]) or ""
+        metric_family = entry.metric if entry else "bleu_rouge"
+        metrics = sorted({k for row in task_rows[tid] for mode in row["scores"].values() for k in mode},
+                         key=lambda k: list(METRIC_LABEL).index(k) if k in METRIC_LABEL else 99)
+        rows = sorted(task_rows[tid], key=lambda r: (r["model"].kind == "reported", r["model"].name, r["run"].name))
+        t = {"id": tid, "file": _task_file(tid), "title": _task_title(tid, cat), "entry": entry, "category": category,
+             "category_title": cat.categories[category].title if category in cat.categories else category,
+             "metric_family": metric_family, "metrics": metrics, "rows": rows}
+        task_list.append(t)
+        page(f"tasks/{t['file']}", "task.html", task=t)
+    page("tasks.html", "tasks.html", tasks=task_list)
+
+    # Runs: manifest and predictions browser (measured and submitted runs only).
+    n_runs = 0
+    for r in data["runs"]:
+        if r.kind == "reported":
+            continue
+        n_runs += 1
+        items, counts = _predictions(store, r.name, max_items_per_task, max_chars)
+        tasks = [{"id": tid, "file": _task_file(tid), "title": _task_title(tid, cat), "info": data["task_infos"][r.name][tid],
+                  "scores": data["task_scores"][r.name].get(tid, {})}
+                 for tid in sorted(data["task_infos"][r.name], key=_task_order)]
+        page(f"runs/{slugify(r.name)}.html", "run.html", run=r, model=model_of[r.name], tasks=tasks,
+             manifest=_manifest_rows(r.manifest), items_json=script_json(items), counts=counts,
+             max_items_per_task=max_items_per_task, max_chars=max_chars)
+
+    page("about.html", "about.html", seed=data["seed"], cat=cat)
+
+    static = resources.files("medsbench.board").joinpath("static")
+    for name in ("style.css", "board.js"):
+        files[f"static/{name}"] = static.joinpath(name).read_text(encoding="utf-8")
+    files[MARKER] = "built by medsbench board build; this folder is replaced on every build\n"
+
+    total = 0
+    try:
+        for rel in sorted(files):
+            path = tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            blob = files[rel].encode("utf-8")
+            path.write_bytes(blob)
+            total += len(blob)
+        # Swap the new build into place; the old one is removed only after the swap.
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, old / "site")
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return SiteReport(out=out, files=len(files), bytes=total, seconds=time.perf_counter() - started,
+                      models=len(data["models"]), runs=n_runs, tasks=len(task_list))
+
+
+def report_for(run_name: str) -> str:
+    """The site path of a run page (for messages)."""
+    return "" if run_name.startswith(REPORTED_PREFIX) else f"runs/{slugify(run_name)}.html"
