@@ -59,6 +59,7 @@ def convert_cmd(
     task_id: str = typer.Option(None, "--task-id", help="Generic converters: task id of the new task."),
     task_name: str = typer.Option(None, "--name", help="Generic converters: short name (slug) of the new task."),
     entity: str = typer.Option(None, "--entity", help="Generic NER converters: entity type to extract (default: all)."),
+    sample: int = typer.Option(None, "--sample", help="Converters that support it: seeded sample of N test items (the paper samples 1,500 for NER and DDXPlus)."),
 ) -> None:
     """Convert raw public releases into task files."""
     from medsbench.errors import MedsbenchError
@@ -68,25 +69,23 @@ def convert_cmd(
     if all_sources == (name is not None):
         raise MedsbenchError("give either a converter NAME or --all")
     if not all_sources:
-        options = {k: v for k, v in (("task_id", task_id), ("name", task_name), ("entity", entity)) if v is not None}
+        options = {
+            k: v for k, v in (("task_id", task_id), ("name", task_name), ("entity", entity), ("sample", sample)) if v is not None
+        }
         written = convert(name, raw, out, **options)
         for path in written:
             console.print(f"wrote {path}")
         return
-    if not raw.is_dir():
-        raise MedsbenchError("raw data folder not found", where=str(raw))
-    total = 0
-    for spec in sorted(sources().values(), key=lambda s: s.name):
-        if spec.generic or spec.raw_folder is None:
-            continue
-        folder = raw / spec.raw_folder
-        if not folder.is_dir():
-            console.print(f"[dim]skip {spec.name}: {folder} not present[/dim]")
-            continue
-        written = convert(spec.name, folder, out)
-        total += len(written)
-        console.print(f"{spec.name}: {len(written)} file(s)")
-    console.print(f"wrote {total} task file(s) to {out}")
+    from medsbench.sources.registry import convert_all
+
+    def progress(source: str, files, skipped) -> None:
+        if skipped:
+            console.print(f"[dim]skip {source}: {skipped}[/dim]")
+        else:
+            console.print(f"{source}: {len(files)} file(s)")
+
+    report = convert_all(raw, out, on_source=progress)
+    console.print(f"wrote {len(report.files)} task file(s) to {out}; skipped {len(report.skipped)} source(s)")
 
 
 @data_app.command("validate")

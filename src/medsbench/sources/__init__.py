@@ -3,7 +3,9 @@
 from medsbench.sources.registry import (
     HASH_SPLIT_NOTE,
     SourceSpec,
+    ConvertReport,
     convert,
+    convert_all,
     hash_split,
     register_source,
     sources,
@@ -14,7 +16,9 @@ from medsbench.sources.registry import (
 __all__ = [
     "HASH_SPLIT_NOTE",
     "SourceSpec",
+    "ConvertReport",
     "convert",
+    "convert_all",
     "hash_split",
     "register_source",
     "sources",

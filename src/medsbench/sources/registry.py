@@ -63,7 +63,7 @@ def sources() -> dict[str, SourceSpec]:
     return dict(_REGISTRY)
 
 
-def convert(name: str, raw_dir: str | os.PathLike, out_dir: str | os.PathLike, **options: Any) -> list[Path]:
+def convert(name: str, raw_dir: str | os.PathLike, out_dir: str | os.PathLike, /, **options: Any) -> list[Path]:
     """Run the converter ``name`` on ``raw_dir``; returns the task files written."""
     specs = sources()
     if name not in specs:
@@ -74,6 +74,52 @@ def convert(name: str, raw_dir: str | os.PathLike, out_dir: str | os.PathLike, *
     if not any(raw.iterdir()):
         raise MedsbenchError("raw data folder is empty", where=str(raw))
     return specs[name].fn(raw, Path(out_dir), **options)
+
+
+@dataclass
+class ConvertReport:
+    """What ``convert_all`` did: files per source, and sources skipped with the reason."""
+
+    written: dict[str, list[Path]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def files(self) -> list[Path]:
+        return [p for paths in self.written.values() for p in paths]
+
+
+def convert_all(
+    raw_root: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    on_source: Callable[[str, list[Path] | None, str | None], None] | None = None,
+) -> ConvertReport:
+    """Run every dataset converter whose raw folder exists under ``raw_root``.
+
+    Sources whose folder is absent, or present but incomplete (e.g. DDXPlus
+    definitions without the patient files), are skipped with their one-line
+    reason instead of stopping the others. ``on_source(name, files, skip_reason)``
+    is called after each source for progress reporting.
+    """
+    raw = Path(raw_root)
+    if not raw.is_dir():
+        raise MedsbenchError("raw data folder not found", where=str(raw))
+    report = ConvertReport()
+    for spec in sorted(sources().values(), key=lambda s: s.name):
+        if spec.generic or spec.raw_folder is None:
+            continue
+        folder = raw / spec.raw_folder
+        if not folder.is_dir():
+            report.skipped[spec.name] = f"{folder} not present"
+        else:
+            try:
+                report.written[spec.name] = convert(spec.name, folder, out_dir)
+            except MedsbenchError as exc:
+                report.skipped[spec.name] = str(exc)
+        if on_source:
+            on_source(spec.name, report.written.get(spec.name), report.skipped.get(spec.name))
+    if not report.written:
+        raise MedsbenchError("no converter found its dataset folder here: expected folders like medqa_usmle/, hoc/", where=str(raw))
+    return report
 
 
 def require_file(raw_dir: Path, *relative: str) -> Path:
