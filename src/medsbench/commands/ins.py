@@ -1,11 +1,128 @@
-"""`medsbench ins`."""
+"""`medsbench ins`: build MedS-Ins instruction-tuning mixtures."""
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
 
-from medsbench.commands import placeholder
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from medsbench.errors import MedsbenchError
+
+ins_app = typer.Typer(help="MedS-Ins: build instruction-tuning mixtures, rewrite instructions, show stats.", no_args_is_help=True)
+
+WORK_TASKS = Path("medsbench-work/tasks")
+
+
+@ins_app.command("build")
+def build_cmd(
+    out: Path = typer.Option(..., "--out", help="Mixture folder, e.g. medsbench-work/mixtures/NAME."),
+    tasks: list[Path] = typer.Option([], "--tasks", help="Task folder or file (repeatable); files of the configured splits (default train) are used."),
+    ins_files: list[Path] = typer.Option([], "--ins-files", help="Official MedS-Ins task files or folders (repeatable); every instance is training data."),
+    config: Path = typer.Option(None, "--config", help="Build config (.yaml/.yml/.toml)."),
+    bench_tasks: list[Path] = typer.Option(None, "--bench-tasks", help="Folders whose test-split files are decontaminated against (default: medsbench-work/tasks)."),
+    instructions: list[Path] = typer.Option([], "--instructions", help="RewriteDefinitions.json-shaped sidecar (repeatable)."),
+    seed: int = typer.Option(None, "--seed", help="Override the config's seed."),
+    jsonl: bool = typer.Option(False, "--jsonl", help="Also write JSONL shards (jsonl/)."),
+    fail_on_contamination: bool = typer.Option(False, "--fail-on-contamination", help="Exit 1 if any training example overlaps a test instance."),
+    no_near: bool = typer.Option(False, "--no-near-dup", help="Skip MinHash near-duplicate search (dedupe and decontamination)."),
+) -> None:
+    """Build a mixture: shards in OUT/data, card.md and stats.json."""
+    from medsbench.ins import build_mixture, load_config
+
+    if not tasks and not ins_files:
+        raise MedsbenchError("give at least one --tasks or --ins-files")
+    cfg = load_config(config)
+    changes: dict = {}
+    if instructions:
+        changes["instructions.sidecars"] = [*cfg.instructions.sidecars, *instructions]
+    if seed is not None:
+        changes["seed"] = seed
+    if jsonl:
+        changes["export.jsonl"] = True
+    if fail_on_contamination:
+        changes["decontam.fail"] = True
+    if no_near:
+        changes["dedupe.near"] = False
+        changes["decontam.near"] = False
+    if changes:
+        cfg = cfg.updated(**changes)
+    console = Console(stderr=True)
+    stats = build_mixture(
+        tasks, out, cfg, ins_files=ins_files, bench_tasks=bench_tasks or [WORK_TASKS], log=lambda m: console.print(m)
+    )
+    t = stats["totals"]
+    typer.echo(
+        f"{out}: {t['examples']} examples from {t['tasks']} task(s) in {t['shards']} shard(s); dropped "
+        f"{t['exact_duplicate']} exact dup, {t['near_duplicate']} near dup, {t['contaminated']} contaminated"
+    )
+
+
+@ins_app.command("rewrite")
+def rewrite_cmd(
+    tasks: list[Path] = typer.Option(..., "--tasks", help="Task folder or file (repeatable): one rewrite set per task id."),
+    model: str = typer.Option(..., "--model", help="Backend spec (default, hf:PATH, openai:MODEL, ...)."),
+    n: int = typer.Option(20, "--n", help="Paraphrases per task."),
+    out: Path = typer.Option(Path("medsbench-work/RewriteDefinitions.json"), "--out", help="Sidecar to write."),
+    max_chars: int = typer.Option(None, "--max-chars", help="Drop longer rewrites (default 3x the original, >= 400)."),
+) -> None:
+    """Generate instruction paraphrases with a model; writes a RewriteDefinitions.json-shaped sidecar."""
+    from medsbench.ins.build import _task_files, describe
+    from medsbench.ins.instructions import rewrite, write_sidecar
+
+    definitions: dict[str, str] = {}
+    for root in tasks:
+        for p in _task_files(root):
+            f = describe(p, "tasks")
+            definitions.setdefault(f.task_id, f.definition)
+    if not definitions:
+        raise MedsbenchError(f"no task files in {', '.join(map(str, tasks))}")
+    from medsbench.models import load_backend  # issue C; imported lazily (torch)
+
+    backend = load_backend(model)
+    variants, drops = rewrite(definitions, backend, n=n, max_chars=max_chars)
+    write_sidecar(out, variants)
+    kept = sum(len(v.paraphrases) for v in variants.values())
+    typer.echo(f"wrote {out}: {kept} paraphrase(s) for {len(variants)} task(s); dropped " + ", ".join(f"{k} {v}" for k, v in drops.items()))
+
+
+@ins_app.command("stats")
+def stats_cmd(
+    mixture: Path = typer.Argument(..., help="Mixture folder (with stats.json and data/)."),
+    as_json: bool = typer.Option(False, "--json", help="Print stats.json."),
+) -> None:
+    """Print a mixture's numbers (and check the shards' row counts against them)."""
+    from medsbench.fileio import dumps, read_json
+    from medsbench.ins.stats import check_shards
+
+    path = mixture / "stats.json"
+    if not path.exists():
+        raise MedsbenchError("not a mixture folder (no stats.json)", where=str(mixture))
+    stats = read_json(path)
+    check_shards(mixture, stats)
+    if as_json:
+        typer.echo(dumps(stats, indent=True).decode())
+        return
+    console = Console()
+    t = stats["totals"]
+    table = Table(title=f"mixture {stats['name']}")
+    table.add_column("")
+    table.add_column("n", justify="right")
+    for k, v in t.items():
+        table.add_row(k.replace("_", " "), str(v))
+    console.print(table)
+    for key in ("category", "language", "source", "task"):
+        tb = Table(title=f"{key} share")
+        for col in (key, "examples", "share"):
+            tb.add_column(col)
+        for name, v in stats["shares"][key].items():
+            tb.add_row(name, str(v["n"]), f"{100 * v['share']:.2f}%")
+        console.print(tb)
+    console.print("shots: " + ", ".join(f"{k}-shot {v}" for k, v in stats["shots"].items()))
+    ins = stats["instructions"]
+    console.print(f"instructions: {ins['original']} original, {ins['paraphrase']} paraphrased")
 
 
 def register(app: typer.Typer) -> None:
-    placeholder(app, "ins", "issue E", "Build MedS-Ins instruction-tuning mixtures")
+    app.add_typer(ins_app, name="ins")

@@ -1,0 +1,241 @@
+"""Text fingerprints and the dedupe indexes (exact hash set, MinHash LSH bands).
+
+Memory is the point of this module. Per indexed item the build keeps:
+
+* exact dedupe: one 8-byte digest of the normalised key text (``U64Set``);
+* near-dup dedupe: ``b`` 8-byte band hashes of its MinHash signature (``b`` is
+  chosen by datasketch's LSH optimiser from threshold and num_perm, e.g. 9-13
+  for 128 permutations) - no signatures, no keys, no Python objects per item.
+
+``U64Set`` is a log-structured set of sorted numpy ``uint64`` runs (runs of
+similar size are merged, so at most ~log2(n) runs exist and lookups are
+vectorised ``searchsorted`` calls), instead of a Python ``set`` that would cost
+~70 bytes per entry. MinHash signatures come from ``datasketch`` (affine64
+scheme, permutations shared by every sketch); the banding follows datasketch's
+``MinHashLSH`` parameters but stores only band hashes, as datasketch's
+in-memory LSH keeps several Python objects per band per item (kilobytes per
+item at millions of items). Like ``MinHashLSH.query``, a band collision is the
+near-duplicate verdict (no pairwise re-check).
+
+Tokens: words (unicode ``\\w`` runs) with every CJK character a token of its
+own, case-folded, so n-grams and shingles work for Chinese and Japanese too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from medsbench.errors import require
+
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+_TOKEN_RE = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+")
+# Odd multipliers for rolling n-gram hashes and band mixing (wrapping uint64 arithmetic).
+_ROLL = np.uint64(0x9E3779B97F4A7C15)
+_MIX = np.uint64(0xBF58476D1CE4E5B9)
+_OUTPUT_SALT = np.uint64(0x94D049BB133111EB)
+_SHORT_SEED = np.uint64(0x2545F4914F6CDD1D)
+_EMPTY = np.zeros(0, dtype=np.uint64)
+
+
+def normalise(text: str) -> str:
+    """Case-folded text with whitespace runs collapsed (the exact-dedupe key)."""
+    return " ".join(text.casefold().split())
+
+
+def tokens(text: str) -> list[str]:
+    return _TOKEN_RE.findall(text.casefold())
+
+
+def _xxh():
+    return require("xxhash", "ins", "MedS-Ins dedupe")
+
+
+def digest(text: str) -> int:
+    """64-bit digest of a string (only compared for equality within one build)."""
+    return _xxh().xxh3_64_intdigest(text.encode("utf-8"))
+
+
+def digests(texts: Sequence[str]) -> np.ndarray:
+    h = _xxh().xxh3_64_intdigest
+    return np.fromiter((h(t.encode("utf-8")) for t in texts), dtype=np.uint64, count=len(texts))
+
+
+def token_hashes(toks: Sequence[str]) -> np.ndarray:
+    h = _xxh().xxh3_64_intdigest
+    return np.fromiter((h(t.encode("utf-8")) for t in toks), dtype=np.uint64, count=len(toks))
+
+
+def rolling(th: np.ndarray, lengths: np.ndarray, n: int, *, short: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """n-gram hashes of many token sequences at once.
+
+    ``th`` is the concatenation of the sequences' token hashes, ``lengths`` their
+    lengths. Returns (hashes, owner index) for every window of ``n`` tokens that
+    lies inside one sequence. With ``short`` a sequence shorter than ``n`` yields
+    one hash of all its tokens (used for shingles), otherwise none.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    total = int(lengths.sum())
+    if total == 0:
+        return _EMPTY, np.zeros(0, dtype=np.int64)
+    owners = np.repeat(np.arange(len(lengths)), lengths)
+    ends = np.cumsum(lengths)
+    with np.errstate(over="ignore"):
+        m = total - n + 1
+        if m > 0:
+            h = np.zeros(m, dtype=np.uint64)
+            for j in range(n):
+                h = h * _ROLL + th[j : j + m]
+            valid = np.arange(m) + n <= ends[owners[:m]]
+            hashes, own = h[valid], owners[:m][valid]
+        else:
+            hashes, own = _EMPTY, np.zeros(0, dtype=np.int64)
+        if short:
+            small = np.nonzero((lengths > 0) & (lengths < n))[0]
+            if len(small):
+                extra = np.empty(len(small), dtype=np.uint64)
+                starts = ends - lengths
+                for i, s in enumerate(small):
+                    acc = _SHORT_SEED
+                    for v in th[starts[s] : ends[s]]:
+                        acc = acc * _ROLL + v
+                    extra[i] = acc
+                hashes = np.concatenate([hashes, extra])
+                own = np.concatenate([own, small])
+    return hashes, own
+
+
+class U64Set:
+    """A growing set of uint64 values: sorted numpy runs merged like an LSM tree (8 bytes/value)."""
+
+    def __init__(self) -> None:
+        self.runs: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self.runs)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(r.nbytes for r in self.runs)
+
+    def contains(self, q: np.ndarray) -> np.ndarray:
+        hit = np.zeros(len(q), dtype=bool)
+        for run in self.runs:
+            pos = np.searchsorted(run, q)
+            pos[pos == len(run)] = 0
+            hit |= run[pos] == q
+        return hit
+
+    def add(self, values: np.ndarray) -> None:
+        """Add values (callers pass values not yet in the set; duplicates are removed anyway)."""
+        if not len(values):
+            return
+        self.runs.append(np.unique(values))
+        while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):
+            b = self.runs.pop()
+            a = self.runs.pop()
+            self.runs.append(np.unique(np.concatenate([a, b])))
+
+
+def first_occurrence(values: np.ndarray) -> np.ndarray:
+    """Mask of the first occurrence of each value (file order), for duplicates inside one chunk."""
+    mask = np.zeros(len(values), dtype=bool)
+    if len(values):
+        _, idx = np.unique(values, return_index=True)
+        mask[idx] = True
+    return mask
+
+
+class ExactDeduper:
+    """Drops every item whose key digest was seen before (first occurrence kept)."""
+
+    def __init__(self) -> None:
+        self.seen = U64Set()
+
+    def check(self, keys: np.ndarray) -> np.ndarray:
+        """Duplicate mask for a chunk of digests; the non-duplicates are remembered."""
+        dup = self.seen.contains(keys) | ~first_occurrence(keys)
+        self.seen.add(keys[~dup])
+        return dup
+
+
+class Signer:
+    """MinHash signatures (datasketch, affine64 scheme) of token sequences' word shingles."""
+
+    def __init__(self, *, num_perm: int, shingle: int, seed: int = 1) -> None:
+        datasketch = require("datasketch", "ins", "near-duplicate search")
+        self._MinHash = datasketch.MinHash
+        self.num_perm = num_perm
+        self.shingle = shingle
+        self._perms = datasketch.MinHash(num_perm=num_perm, seed=seed, scheme="affine64").permutations
+
+    def signatures(self, th: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """((items, num_perm) uint64 signatures, mask of items that have any token)."""
+        hashes, owner = rolling(th, lengths, self.shingle, short=True)
+        sigs = np.full((len(lengths), self.num_perm), np.iinfo(np.uint64).max, dtype=np.uint64)
+        bounds = np.searchsorted(owner, np.arange(len(lengths) + 1)) if len(hashes) else np.zeros(len(lengths) + 1, dtype=np.int64)
+        for i in range(len(lengths)):
+            lo, hi = bounds[i], bounds[i + 1]
+            if lo == hi:
+                continue
+            m = self._MinHash(num_perm=self.num_perm, permutations=self._perms, scheme="affine64", hashfunc=int)
+            m.update_batch(hashes[lo:hi].tolist())
+            sigs[i] = m.hashvalues
+        return sigs, np.diff(bounds) > 0
+
+    @staticmethod
+    def salt_output(th: np.ndarray) -> np.ndarray:
+        """Token hashes of an output, made distinct from the same words in an input."""
+        with np.errstate(over="ignore"):
+            return th ^ _OUTPUT_SALT
+
+
+class Bander:
+    """LSH banding with datasketch's optimal (b, r) for a Jaccard threshold; 8-byte band hashes."""
+
+    def __init__(self, *, threshold: float, num_perm: int, seed: int = 1) -> None:
+        datasketch = require("datasketch", "ins", "near-duplicate search")
+        lsh = datasketch.MinHashLSH(threshold=threshold, num_perm=num_perm)
+        self.b, self.r = lsh.b, lsh.r
+        rng = np.random.default_rng(seed)
+        self._mult = (rng.integers(0, 1 << 62, size=self.r, dtype=np.uint64) * np.uint64(2)) + np.uint64(1)
+        self._salt = rng.integers(0, 1 << 63, size=self.b, dtype=np.uint64)
+
+    def bands(self, sigs: np.ndarray) -> np.ndarray:
+        """(items, b) band hashes, distinct per band index."""
+        n = len(sigs)
+        cut = sigs[:, : self.b * self.r].reshape(n, self.b, self.r)
+        with np.errstate(over="ignore"):
+            h = (cut * self._mult).sum(axis=2, dtype=np.uint64)
+            h ^= self._salt
+            h *= _MIX
+        return h
+
+
+class NearDeduper:
+    """Drops items whose LSH bands collide with an earlier kept item's (within the same group)."""
+
+    def __init__(self) -> None:
+        self.seen = U64Set()
+
+    def check(self, bands: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """Near-dup mask for a chunk: (items, b) band hashes, (items,) group digests."""
+        n = len(bands)
+        if n == 0:
+            return np.zeros(0, dtype=bool)
+        with np.errstate(over="ignore"):
+            keyed = (bands ^ groups[:, None]) * _MIX
+        dup = self.seen.contains(keyed.ravel()).reshape(keyed.shape).any(axis=1)
+        local: set[int] = set()
+        for i in range(n):  # duplicates inside the chunk, in file order
+            if dup[i]:
+                continue
+            row = keyed[i].tolist()
+            if any(v in local for v in row):
+                dup[i] = True
+            else:
+                local.update(row)
+        self.seen.add(keyed[~dup].ravel())
+        return dup
