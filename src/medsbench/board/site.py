@@ -153,6 +153,13 @@ def _cell(data: dict[str, Any], run: str, category: dict[str, Any], mode: str) -
                 cis.append(f"{METRIC_LABEL.get(key, key)} 95% CI {v['ci_lo']:.1f}–{v['ci_hi']:.1f}")
     tips = []
     infos = data["task_infos"][run]
+    own = [tid for tid in sorted(infos, key=_task_order)
+           if infos[tid]["category"] == category["key"] and not tid.startswith("pooled:")]
+    if not cis and len(own) == 1:
+        # A one-task category: the task's CI is the category's CI.
+        ms = data["task_scores"][run].get(own[0], {}).get(mode, {})
+        cis = [f"{METRIC_LABEL.get(k, k)} 95% CI {ms[k]['ci_lo']:.1f}–{ms[k]['ci_hi']:.1f}"
+               for k in category["headline"] if k in ms and ms[k]["ci_lo"] is not None]
     for tid in sorted(infos, key=_task_order):
         info = infos[tid]
         if info["category"] != category["key"]:
@@ -204,7 +211,7 @@ def _predictions(store: Store, run: str, max_items_per_task: int, max_chars: int
             continue
         shown_total[0] += 1
         items.append([p["task_id"], p["item_id"], cut(p["input"]), cut(p["output"]), cut(p["reference"]),
-                      p["correct"], p["error"]])
+                      p["correct"], p["strict_correct"], p["error"]])
     return items, counts
 
 

@@ -69,7 +69,7 @@ CREATE TABLE IF NOT EXISTS category_scores (
 );
 CREATE TABLE IF NOT EXISTS predictions (
   run TEXT NOT NULL REFERENCES runs(name) ON DELETE CASCADE, seq INTEGER NOT NULL, task_id TEXT NOT NULL,
-  item_id TEXT, input TEXT, output TEXT, reference TEXT, correct INTEGER, error TEXT,
+  item_id TEXT, input TEXT, output TEXT, reference TEXT, correct INTEGER, strict_correct INTEGER, error TEXT,
   PRIMARY KEY (run, seq)
 );
 """
@@ -326,7 +326,7 @@ class Store:
                 (name, model, kind, status, None, _dump(manifest), res_sha, pred_sha, _now()),
             )
             self._insert_results(db, name, results, cat)
-            self._insert_predictions(db, name, preds_path, cat)
+            self._insert_predictions(db, name, preds_path)
             self._drop_orphan_models(db)
         return "updated" if existing is not None else "added"
 
@@ -379,28 +379,26 @@ class Store:
                             (run, tid, mode, metric, float(value)),
                         )
 
-    def _insert_predictions(self, db: sqlite3.Connection, run: str, path: Path, cat: Any) -> None:
-        from medsbench.board.verdict import item_verdict
+    def _insert_predictions(self, db: sqlite3.Connection, run: str, path: Path) -> None:
+        from medsbench.board.verdict import item_verdicts
 
+        verdicts = item_verdicts(path)
         rows = []
-        for seq, (lineno, row) in enumerate(iter_jsonl(path)):
+        for seq, ((lineno, row), (ref_ok, strict_ok)) in enumerate(zip(iter_jsonl(path), verdicts)):
             if not isinstance(row, dict) or "task_id" not in row:
                 raise MedsbenchError("prediction row must be an object with task_id", where=f"{path}:{lineno}")
-            tid = str(row["task_id"])
-            output = "" if row.get("output") is None else str(row.get("output"))
             reference = row.get("reference")
             if reference is None:
                 refs = row.get("references") or [""]
                 reference = refs[0] if refs else ""
-            reference = str(reference)
-            refs = [str(r) for r in (row.get("references") or [reference])]
-            rows.append(
-                (run, seq, tid, None if row.get("id") is None else str(row.get("id")), str(row.get("input") or ""),
-                 output, reference, item_verdict(tid, output, refs, row), row.get("error"))
-            )
+            rows.append((
+                run, seq, str(row["task_id"]), None if row.get("id") is None else str(row["id"]),
+                str(row.get("input") or ""), "" if row.get("output") is None else str(row["output"]), str(reference),
+                ref_ok, strict_ok, None if row.get("error") is None else str(row["error"]),
+            ))
         db.executemany(
-            "INSERT INTO predictions(run, seq, task_id, item_id, input, output, reference, correct, error) "
-            "VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO predictions(run, seq, task_id, item_id, input, output, reference, correct, strict_correct, error) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
 

@@ -264,9 +264,9 @@ Scorer = Callable[[Path, Path], None]
 
 def default_scorer(predictions: Path, results: Path) -> None:
     """Score with the scoring engine (issue B) into ``results``."""
-    from medsbench.metrics import score_predictions
+    from medsbench.metrics import score_predictions, write_results
 
-    score_predictions(predictions, out=results)
+    write_results(score_predictions(predictions), results)
 
 
 def submit(

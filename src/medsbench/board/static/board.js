@@ -47,7 +47,7 @@
   function predictionsBrowser() {
     var holder = document.getElementById("predictions-data");
     if (!holder) return;
-    // Fields: task_id, item id, input, output, reference, verdict (1/0/null), error.
+    // Fields: task_id, item id, input, output, reference, official verdict, strict verdict (1/0/null), error.
     var items = JSON.parse(holder.textContent);
     var list = document.getElementById("pred-list");
     var more = document.getElementById("pred-more");
@@ -55,10 +55,13 @@
     var fSearch = document.getElementById("f-search"), fCount = document.getElementById("f-count");
     var PAGE = 50, shown = 0, matches = [];
 
+    function word(v) { return v === 1 ? "correct" : v === 0 ? "incorrect" : "no verdict"; }
+
     function card(it) {
       var art = el("article", it[5] === 1 ? "v1" : it[5] === 0 ? "v0" : "vna");
-      var verdict = it[5] === 1 ? "correct" : it[5] === 0 ? "incorrect" : "no verdict";
-      art.appendChild(el("header", null, it[0] + " \u00b7 item " + it[1] + " \u00b7 " + verdict));
+      var head = it[0] + " \u00b7 item " + it[1] + " \u00b7 official: " + word(it[5]);
+      if (it[5] !== null || it[6] !== null) head += " \u00b7 strict: " + word(it[6]);
+      art.appendChild(el("header", null, head));
       art.appendChild(el("h4", null, "Input"));
       art.appendChild(el("pre", null, it[2]));
       var grid = el("div", "grid"), a = el("div"), b = el("div");
@@ -67,7 +70,7 @@
       b.appendChild(el("h4", null, "Reference"));
       b.appendChild(el("pre", "reference", it[4]));
       grid.appendChild(a); grid.appendChild(b); art.appendChild(grid);
-      if (it[6]) art.appendChild(el("p", "err", "error: " + it[6]));
+      if (it[7]) art.appendChild(el("p", "err", "error: " + it[7]));
       return art;
     }
 
@@ -83,9 +86,11 @@
       var task = fTask.value, verdict = fVerdict.value, q = fSearch.value.trim().toLowerCase();
       matches = items.filter(function (it) {
         if (task && it[0] !== task) return false;
-        if (verdict === "1" && it[5] !== 1) return false;
-        if (verdict === "0" && it[5] !== 0) return false;
-        if (verdict === "na" && it[5] !== null) return false;
+        if (verdict === "na" && (it[5] !== null || it[6] !== null)) return false;
+        if (verdict && verdict !== "na") {  // "r1": official correct, "s0": strict incorrect, ...
+          var v = verdict.charAt(0) === "r" ? it[5] : it[6];
+          if (v !== parseInt(verdict.charAt(1), 10)) return false;
+        }
         if (q && (it[2] + "\u0000" + it[3] + "\u0000" + it[4]).toLowerCase().indexOf(q) < 0) return false;
         return true;
       });

@@ -1,0 +1,383 @@
+"""Board store and static site: seeded rows, idempotent add, generated HTML structure, escaping,
+byte-identical rebuilds, CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from test_board_support import HOSTILE_INPUT_TAIL, HOSTILE_MODEL, HOSTILE_OUTPUT, board_ws, fresh_store  # noqa: F401
+
+from medsbench.board import Store, build_site
+from medsbench.board.site import script_json
+from medsbench.board.store import load_seed, slugify
+from medsbench.errors import MedsbenchError
+from medsbench.tasks.catalog import catalog
+
+
+class Page(HTMLParser):
+    """Collects tags, links and table cells of one generated page."""
+
+    def __init__(self, text: str):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.tables: list[dict] = []
+        self._cell: list[str] | None = None
+        self._row: list[str] | None = None
+        self._in_script: dict | None = None
+        self.scripts: list[tuple[dict, str]] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append((tag, a))
+        if tag == "table":
+            self.tables.append({"id": a.get("id"), "head": [], "rows": [], "section": None})
+        elif tag in ("thead", "tbody") and self.tables:
+            self.tables[-1]["section"] = tag
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = []
+        elif tag == "script":
+            self._in_script = a
+            self.scripts.append((a, ""))
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None and self._row is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None and self.tables:
+            t = self.tables[-1]
+            (t["head"] if t["section"] == "thead" else t["rows"]).append(self._row)
+            self._row = None
+        elif tag == "script":
+            self._in_script = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+        if self._in_script is not None:
+            attrs, text = self.scripts[-1]
+            self.scripts[-1] = (attrs, text + data)
+
+
+def _tree_digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture()
+def site(tmp_path, board_ws):
+    store = fresh_store(tmp_path, board_ws)
+    out = tmp_path / "site"
+    build_site(store, out)
+    yield store, out
+    store.close()
+
+
+# -- store ------------------------------------------------------------------------------------
+
+
+def test_seed_rows_match_the_published_numbers(tmp_path):
+    with Store(tmp_path / "b.sqlite") as store:
+        runs = {r.name: r for r in store.runs()}
+        assert {r.model for r in runs.values()} == {"GPT-4", "Claude-3.5", "MEDITRON", "Llama 3 (8B)", "MMedIns-Llama 3"}
+        assert all(r.kind == "reported" for r in runs.values())
+        cats = {(c["category"], c["metric"]): c for c in store.category_scores("reported:GPT-4")}
+        assert cats[("mcqa", "accuracy")]["value"] == 75.3
+        assert (cats[("summarization", "bleu1")]["value"], cats[("summarization", "rougeL")]["value"]) == (24.46, 25.66)
+        assert cats[("text_classification", "f1")]["value"] == 68.06
+        assert ("rationale", "bleu1") not in cats  # GPT-4 has no published rationale score
+        claude = {(c["category"], c["metric"]): c["value"] for c in store.category_scores("reported:Claude-3.5")}
+        assert claude[("rationale", "bleu1")] == 46.26 and claude[("rationale", "rougeL")] == 36.97
+        # Per-task sources: values as quoted, category cells derived and flagged so.
+        med = {(s["task_id"], s["metric"]): s["value"] for s in store.task_scores("reported:MEDITRON")}
+        llama = {(s["task_id"], s["metric"]): s["value"] for s in store.task_scores("reported:Llama 3 (8B)")}
+        assert med[("task127", "f1")] == 1.4 and llama[("task127", "f1")] == 25.3
+        assert med[("task57", "accuracy")] == 47.9 and llama[("task57", "accuracy")] == 60.9
+        assert (med[("pooled:CT", "bleu1")], med[("pooled:CT", "rougeL")]) == (16.3, 23.9)
+        assert (llama[("task42", "bleu1")], llama[("task42", "rougeL")]) == (21.3, 22.8)
+        derived = {(c["category"], c["metric"]): c for c in store.category_scores("reported:MEDITRON")}
+        ie = derived[("information_extraction", "accuracy")]
+        assert ie["derived"] == 1 and ie["n_tasks"] == 5
+        assert ie["value"] == pytest.approx((72.2 + 72.1 + 46.6 + 51.2 + 95.7) / 5, abs=1e-3)
+        mmed = {(s["task_id"], s["metric"]): s["value"] for s in store.task_scores("reported:MMedIns-Llama 3")}
+        assert mmed == {("task57", "accuracy"): 63.6}
+        assert json.loads(json.dumps(runs["reported:MMedIns-Llama 3"].manifest))["label"].endswith("(third-party transcription)")
+
+
+def test_seed_file_is_consistent_with_the_catalog():
+    seed = load_seed()
+    cat = catalog()
+    allowed = {"accuracy": {"accuracy"}, "bleu_rouge": {"bleu1", "rougeL"}, "f1_micro": {"f1"}, "f1_macro": {"f1"}}
+    for m in seed["models"]:
+        assert m["source"] in seed["sources"] and seed["sources"][m["source"]]["url"].startswith("https://")
+        for tid, metrics in m.get("tasks", {}).items():
+            assert set(metrics) <= allowed[cat[tid].metric], (m["name"], tid)
+        for key, metrics in m.get("categories", {}).items():
+            assert key in cat.categories and set(metrics) <= allowed[cat.categories[key].metric], (m["name"], key)
+        for values in [*m.get("tasks", {}).values(), *m.get("categories", {}).values()]:
+            assert all(0 <= v <= 100 for v in values.values())
+
+
+def test_add_is_idempotent_and_keeps_last_update(tmp_path, board_ws):
+    run = board_ws["runs"][0]
+    with Store(tmp_path / "b.sqlite") as store:
+        assert store.add_run(run, model_name="tiny") == "added"
+        stamp = store.last_update
+        dump = "\n".join(store.db.iterdump())
+        assert store.add_run(run, model_name="tiny") == "unchanged"
+        assert store.last_update == stamp
+        assert "\n".join(store.db.iterdump()) == dump
+        n_items = sum(1 for _ in open(run / "predictions.jsonl"))
+        assert store.prediction_count("tiny-llama") == n_items
+        infos = {i["task_id"]: i for i in store.task_info("tiny-llama")}
+        assert set(infos) == {"task57", "task114"} and infos["task57"]["n"] == 6
+    # A second process sees the same rows: nothing lives only in memory.
+    con = sqlite3.connect(tmp_path / "b.sqlite")
+    assert con.execute("SELECT COUNT(*) FROM runs WHERE name = 'tiny-llama'").fetchone()[0] == 1
+    con.close()
+
+
+def test_add_refuses_bad_runs_and_reported_names(tmp_path, board_ws):
+    with Store(tmp_path / "b.sqlite") as store:
+        with pytest.raises(MedsbenchError, match="run folder not found"):
+            store.add_run(tmp_path / "nope")
+        empty = tmp_path / "runs" / "empty"
+        empty.mkdir(parents=True)
+        with pytest.raises(MedsbenchError, match="results.json missing"):
+            store.add_run(empty)
+        with pytest.raises(MedsbenchError, match="reported"):
+            store.add_run(board_ws["runs"][0], model_name="GPT-4")
+        with pytest.raises(MedsbenchError, match="path traversal"):
+            store.add_run(board_ws["runs"][0], model_name="../../etc")
+
+
+def test_manifest_spec_becomes_a_path_free_name(tmp_path, board_ws):
+    with Store(tmp_path / "b.sqlite") as store:
+        store.add_run(board_ws["runs"][0])  # manifest: {"model": {"spec": "hf:/...", "name": "tiny-llama"}}
+        assert [r.model for r in store.runs() if r.kind == "measured"] == ["tiny-llama"]
+
+
+# -- site -------------------------------------------------------------------------------------
+
+
+def test_overview_structure(site):
+    store, out = site
+    page = Page((out / "index.html").read_text())
+    tables = {t["id"]: t for t in page.tables}
+    ref, strict = tables["table-reference"], tables["table-strict"]
+    n_cats = len(catalog().categories)
+    head = ref["head"][0]
+    assert len(head) == 2 + n_cats
+    assert head[2].startswith("Multiple-choice QA") and head[2].endswith("accuracy")
+    assert "BLEU-1 / ROUGE-L" in head[3]
+    models = [r[0] for r in ref["rows"]]
+    assert len(models) == 7  # 5 reported + 2 measured, one row per model
+    assert any(HOSTILE_MODEL in m for m in models) and any("tiny-llama (random)" in m for m in models)
+    kinds = {r[0].split("\n")[0]: r[1] for r in ref["rows"]}
+    assert sum(1 for k in kinds.values() if k == "reported") == 5
+    assert sum(1 for k in kinds.values() if k == "measured") == 2
+    # Strict mode has only the rows scored here, each with a CI in small print.
+    assert len(strict["rows"]) == 2
+    assert all("95% CI" in r[2] for r in strict["rows"])
+    gpt4 = next(r for r in ref["rows"] if r[0].startswith("GPT-4"))
+    assert gpt4[2] == "75.30" and gpt4[3] == "24.46 / 25.66" and gpt4[6] == "–"
+    # Every score cell carries a numeric sort key; both tables are sortable (clicked for real in test_board_browser).
+    cells = [a for t, a in page.tags if t == "td" and "num" in (a.get("class") or "")]
+    assert cells and all(a.get("data-sort") == "" or re.fullmatch(r"-?\d+\.\d{4}", a["data-sort"]) for a in cells)
+    tables = [a for t, a in page.tags if t == "table"]
+    assert len(tables) == 2 and all("sortable" in a["class"] for a in tables)
+
+
+def test_every_local_link_resolves(site):
+    _, out = site
+    checked = 0
+    for html in out.rglob("*.html"):
+        page = Page(html.read_text())
+        for tag, attrs in page.tags:
+            ref = attrs.get("href") if tag in ("a", "link") else attrs.get("src") if tag in ("img", "script") else None
+            if not ref or ref.startswith(("https://", "http://", "#")):
+                continue
+            assert not ref.startswith("//"), f"{html}: protocol-relative {ref}"
+            target = (html.parent / ref.split("#")[0]).resolve()
+            assert target.is_file(), f"{html.relative_to(out)} links to missing {ref}"
+            checked += 1
+    assert checked > 200
+
+
+def test_no_cdn_or_remote_assets(site):
+    _, out = site
+    for p in out.rglob("*"):
+        if p.suffix in (".html", ".css", ".js", ".svg"):
+            text = p.read_text()
+            assert not re.search(r"""(src|href)=["']?(https?:)?//""", text.replace('href="https://', "").replace('href="http://', "")), p
+            assert "@import" not in text and "url(http" not in text
+
+
+def test_charts_present_and_valid_svg(site):
+    store, out = site
+    import xml.etree.ElementTree as ET
+
+    models = {m["name"] for m in store.models()}
+    for name in models:
+        svg = out / "charts" / f"{slugify(name)}.svg"
+        root = ET.parse(svg).getroot()  # well-formed XML even with markup in the model name
+        assert root.tag.endswith("svg")
+        assert name in "".join(root.itertext())
+        model_page = (out / "models" / f"{slugify(name)}.html").read_text()
+        assert f'src="../charts/{slugify(name)}.svg"' in model_page
+    gpt4 = (out / "charts" / f"{slugify('GPT-4')}.svg").read_text()
+    assert gpt4.count("<rect x=\"230\"") == 9  # nine categories published for GPT-4
+
+
+def test_task_pages_list_every_model_with_scores(site):
+    _, out = site
+    page = Page((out / "tasks" / "task57.html").read_text())
+    table = page.tables[0]
+    names = [r[0] for r in table["rows"]]
+    # measured: both runs; reported: MEDITRON, Llama 3, MMedIns-Llama 3 have task57 numbers
+    assert len(names) == 5
+    assert any(n.startswith("MEDITRON") for n in names) and any(n.startswith(HOSTILE_MODEL) for n in names)
+    meditron = next(r for r in table["rows"] if r[0].startswith("MEDITRON"))
+    assert meditron[3] == "47.90"
+    assert (out / "tasks" / "pooled-CT.html").is_file()
+    assert "task114" in (out / "tasks.html").read_text()
+
+
+def test_run_page_embeds_escaped_predictions(site, board_ws):
+    store, out = site
+    html = (out / "runs" / f"{slugify('hostile')}.html").read_text()
+    page = Page(html)
+    data = [text for attrs, text in page.scripts if attrs.get("type") == "application/json"]
+    assert len(data) == 1
+    items = json.loads(data[0])
+    assert len(items) == store.prediction_count("hostile") == 10
+    outputs = {it[3] for it in items}
+    assert HOSTILE_OUTPUT in outputs
+    assert any(HOSTILE_INPUT_TAIL in it[2] for it in items)
+    # Nothing in the page can close the data block early or start a tag.
+    assert "</script><img" not in html and "<script>window" not in html
+    assert html.count("<script") == 2  # board.js and the JSON block
+    assert {(it[5], it[6]) for it in items if it[0] == "task114"} == {(None, None)}  # BLEU/ROUGE: no verdict
+    hostile = next(it for it in items if it[3] == HOSTILE_OUTPUT)
+    assert hostile[5] == 1 and hostile[6] == 1  # "B. croup" is right in both modes
+    assert {it[5] for it in items if it[0] == "task57"} <= {0, 1}
+
+
+def test_markup_in_names_is_escaped_everywhere(site):
+    _, out = site
+    for p in out.rglob("*.html"):
+        text = p.read_text()
+        assert HOSTILE_MODEL not in text, p  # only ever as &lt;img ...
+    index = (out / "index.html").read_text()
+    assert "&lt;img src=x onerror=alert(1)&gt;" in index
+
+
+def test_script_json_cannot_break_out():
+    evil = {"a": "</script><script>alert(1)</script>", "b": "x\u2028y", "c": "&amp;<!--"}
+    text = script_json(evil)
+    assert "<" not in text and ">" not in text and "&" not in text and "\u2028" not in text
+    assert json.loads(text) == evil
+
+
+def test_rebuild_is_byte_identical(site, tmp_path):
+    store, out = site
+    first = _tree_digest(out)
+    build_site(store, out)
+    assert _tree_digest(out) == first
+    again = tmp_path / "site2"
+    build_site(store, again)
+    assert _tree_digest(again) == first
+    # The one date shown is the store's last update, not the clock.
+    assert f'datetime="{store.last_update}"' in (out / "index.html").read_text()
+
+
+def test_pending_runs_stay_off_the_site(tmp_path, board_ws):
+    with Store(tmp_path / "b.sqlite") as store:
+        store.add_run(board_ws["runs"][0], model_name="pending-model", kind="submission", status="pending")
+        build_site(store, tmp_path / "site")
+        assert "pending-model" not in (tmp_path / "site" / "index.html").read_text()
+        assert store.approve("pending-model") == ["tiny-llama"]
+        build_site(store, tmp_path / "site")
+        assert "pending-model" in (tmp_path / "site" / "index.html").read_text()
+        with pytest.raises(MedsbenchError, match="nothing pending"):
+            store.approve("pending-model")
+
+
+def test_build_refuses_a_foreign_folder(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with Store(tmp_path / "b.sqlite") as store, pytest.raises(MedsbenchError, match="not a medsbench site"):
+        build_site(store, tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_predictions_cap_is_stated(tmp_path, board_ws):
+    with Store(tmp_path / "b.sqlite") as store:
+        store.add_run(board_ws["runs"][0], model_name="capped")
+        build_site(store, tmp_path / "site", max_items_per_task=2)
+        html = (tmp_path / "site" / "runs" / f"{slugify('tiny-llama')}.html").read_text()
+        items = json.loads(Page(html).scripts[-1][1])
+        assert len(items) == 4  # 2 per task
+        assert "task57: 2 of 6 shown" in html
+
+
+# -- CLI ----------------------------------------------------------------------------------------
+
+
+def test_cli_add_build_list(tmp_path, board_ws):
+    from typer.testing import CliRunner
+
+    from medsbench.cli import app
+
+    runner = CliRunner()
+    ws = ["--workspace", str(tmp_path)]
+    res = runner.invoke(app, ["board", "add", str(board_ws["runs"][0]), "--model-name", "cli-model", *ws])
+    assert res.exit_code == 0, res.output
+    assert "added" in res.output
+    res = runner.invoke(app, ["board", "add", str(board_ws["runs"][0]), "--model-name", "cli-model", *ws])
+    assert "unchanged" in res.output
+    res = runner.invoke(app, ["board", "build", *ws])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "site" / "index.html").is_file() and "run pages" in res.output
+    res = runner.invoke(app, ["board", "list", *ws])
+    assert res.exit_code == 0 and "cli-model" in res.output and "GPT-4" in res.output
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "medsbench.cli", "board", "add", str(tmp_path / "missing"), "--workspace", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().startswith("error:") and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_serve_answers_on_localhost(site):
+    import threading
+    import urllib.request
+
+    from medsbench.board.serve import make_server
+
+    _, out = site
+    server = make_server(out, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        assert host == "127.0.0.1"
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=10).read()
+        assert body == (out / "index.html").read_bytes()
+    finally:
+        server.shutdown()
+        server.server_close()
