@@ -1,0 +1,334 @@
+"""Strict mode: extract the answer a model actually gave, then compare it honestly.
+
+The official scorers test the first character or a substring, so an output that lists
+every label, or copies the whole input, scores. Here:
+
+* MCQA: option letters from explicit answer statements in six languages ("the answer is
+  (B)", "答案是B", "正解はB", "la bonne réponse est B", "la respuesta correcta es B",
+  "правильный ответ: B"), a leading letter ("B.", "(B)", "**B**"), else the option text
+  itself (options are read from the input). The set of letters must equal the gold set;
+  naming two options when one is right is wrong. PubMedQA: yes / no / maybe.
+* Closed-label tasks (diagnosis, treatment, NLI, fact verification, outcome): the labels
+  are the task's known labels plus every gold answer of the task; the answer span (after
+  the task's answer phrase, else the first line, else the whole output) must name exactly
+  one label.
+* NER: one trailing period removed, split on commas (not between digits), semicolons and
+  new lines, case and space normalised; "There is no related entity." (either spelling)
+  and "none" are the empty set.
+* HoC: hallmark names present; "None of the hallmarks" is the empty set; macro average
+  over labels that occur in gold or predictions.
+* Information extraction: normalised exact match (items in any order), plus token F1.
+* Text similarity: the official BLEU-1 / ROUGE-L, but no item is skipped (empty = 0).
+
+Each scorer returns ``(stats_row, parsed)``; ``parsed`` is False when no answer could be
+extracted from a non-empty output (the parse-failure rate).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+
+from medsbench.metrics.families import HALLMARKS
+
+OPTION_LETTERS = "ABCDEFGHIJ"
+# Cyrillic / Greek capitals that look like Latin option letters (typed on another keyboard layout).
+_HOMOGLYPHS = str.maketrans({"А": "A", "В": "B", "С": "C", "Е": "E", "Н": "H", "Α": "A", "Β": "B", "Ε": "E"})
+
+_ANSWER_PHRASES = [
+    # English
+    r"\banswers?\s*(?:is|are|would\s+be|should\s+be|will\s+be|=|:)",
+    r"\b(?:correct|right|best|final)\s+(?:option|choice|answer)s?\s*(?:is|are|:)?",
+    r"\b(?:i\s+(?:would\s+)?(?:choose|pick|select))",
+    # Chinese
+    r"(?:正确)?(?:答案|选项|選項)\s*(?:应该|應該|应|應)?\s*(?:是|为|為|选|選)?\s*[:：]?",
+    r"(?:故|所以|因此)?\s*选\s*(?=[A-J])",
+    # Japanese
+    r"(?:正解|答え|解答)\s*(?:は|：|:)",
+    # French
+    r"\b(?:la\s+)?(?:bonne\s+)?réponses?\s*(?:correctes?\s*)?(?:est|sont|:)",
+    # Spanish
+    r"\b(?:la\s+)?respuestas?\s*(?:correctas?\s*)?(?:es|son|:)",
+    r"\bopci[oó]n\s+correcta\s*(?:es|:)?",
+    # Russian
+    r"(?:правильн\w*\s+)?(?:ответ\w*|вариант\w*)\s*(?:это|[-—–:])?",
+]
+_ANSWER_RE = re.compile("(?:" + "|".join(_ANSWER_PHRASES) + ")", re.IGNORECASE)
+_WRAP_OPEN = r"[\s(\[（【*「\"'`]*"
+_WRAP_CLOSE = r"[)\]）】*」\"'`]*"
+_OPTION_WORD = r"(?:(?:option|choice|opción|opcion|вариант)\s+)?"
+_LETTER = _WRAP_OPEN + _OPTION_WORD + _WRAP_OPEN + r"([A-J])" + _WRAP_CLOSE + r"(?![A-Za-z])"
+_LOWER_LETTER = _WRAP_OPEN + r"([a-j])" + _WRAP_CLOSE + r"(?=[.:)\]]|\s*$|\s*\n)"
+_JOIN = r"\s*(?:,|、|，|/|&|;|\band\b|\bor\b|\bet\b|\by\b|\bo\b|\bou\b|\bи\b|\bили\b|和|或|及び|と)\s*"
+_LIST_AFTER_PHRASE = re.compile(r"\s*[:：]?\s*" + _LETTER + "(?:" + _JOIN + _LETTER + ")*")
+_LOWER_AFTER_PHRASE = re.compile(r"\s*[:：]?\s*" + _LOWER_LETTER)
+_LEADING = re.compile(
+    r"^\s*" + _LETTER.replace(r"(?![A-Za-z])", r"(?=[.:：、,，)\]）*\-–—]|\s*$|\s*\n|\s+[-–—]|(?<=[)\]）】*」])\s)")
+    + "(?:" + _JOIN + _LETTER + ")*"
+)
+_LETTER_IN = re.compile(r"(?<![A-Za-z])([A-J])(?![A-Za-z])")
+_OPTION_LINE = re.compile(r"^\s*\(?([A-J])[.)：:]\s*(.+?)\s*$", re.MULTILINE)
+
+
+def normalize(text: str) -> str:
+    """NFKC (full-width letters and colons) and homoglyph letters."""
+    return unicodedata.normalize("NFKC", text).translate(_HOMOGLYPHS)
+
+
+def is_empty(output: object) -> bool:
+    return output is None or (isinstance(output, float)) or not str(output).strip()
+
+
+# -------------------------------------------------------------------------- MCQA
+
+
+def parse_options(input_text: str | None) -> dict[str, str]:
+    """Option letter -> option text, from "A. text" lines of the question."""
+    if not input_text:
+        return {}
+    found: dict[str, str] = {}
+    for m in _OPTION_LINE.finditer(normalize(input_text)):
+        found.setdefault(m.group(1), m.group(2))
+    # only a run starting at A counts as options (a stray "B: ..." line in a case is not)
+    letters = "".join(sorted(found))
+    return found if letters and OPTION_LETTERS.startswith(letters) and len(letters) >= 2 else {}
+
+
+def _letters_after_phrases(text: str) -> list[str]:
+    letters: list[str] = []
+    for m in _ANSWER_RE.finditer(text):
+        tail = text[m.end():]
+        hit = _LIST_AFTER_PHRASE.match(tail)
+        if hit:
+            letters.extend(_LETTER_IN.findall(hit.group(0)))
+            continue
+        low = _LOWER_AFTER_PHRASE.match(tail)
+        if low:
+            letters.append(low.group(1).upper())
+    return letters
+
+
+def _norm_option(text: str) -> str:
+    return " ".join(text.lower().strip().rstrip(".").split())
+
+
+def _option_text_letters(text: str, options: dict[str, str]) -> set[str]:
+    low = " ".join(text.lower().split())
+    spans: list[tuple[int, int, str]] = []
+    for letter, opt in options.items():
+        needle = _norm_option(opt)
+        if not needle:
+            continue
+        for m in re.finditer(r"(?<!\w)" + re.escape(needle) + r"(?!\w)", low):
+            spans.append((m.start(), m.end(), letter))
+    # an option text inside a longer one that also matched (e.g. "aspirin" in "aspirin and heparin") does not count
+    keep = {
+        letter
+        for s, e, letter in spans
+        if not any((s2 <= s and e <= e2) and (e2 - s2) > (e - s) for s2, e2, _ in spans)
+    }
+    return keep
+
+
+def mcqa_letters(output: str, options: dict[str, str] | None = None) -> set[str] | None:
+    """Letters the output gives as its answer; None if it gives none."""
+    text = normalize(output)
+    letters = _letters_after_phrases(text)
+    if not letters:
+        lead = _LEADING.match(text)
+        if lead:
+            letters = _LETTER_IN.findall(lead.group(0))
+    if letters:
+        return set(letters)
+    if options:
+        by_text = _option_text_letters(text, options)
+        if by_text:
+            return by_text
+    return None
+
+
+def mcqa(output: object, gold: object, input_text: str | None) -> tuple[list[float], bool]:
+    if is_empty(output):
+        return [0.0, 1.0], True
+    options = parse_options(input_text)
+    want = mcqa_letters(str(gold), options)
+    got = mcqa_letters(str(output), options)
+    if got is None:
+        return [0.0, 1.0], False
+    return [float(want is not None and got == want), 1.0], True
+
+
+# ------------------------------------------------------------- closed label sets
+
+
+@functools.lru_cache(maxsize=256)
+def _label_regex(labels: tuple[str, ...]) -> re.Pattern[str]:
+    alts = sorted({_norm_label(x) for x in labels if _norm_label(x)}, key=len, reverse=True)
+    body = "|".join(re.escape(a).replace(r"\ ", r"\s+") for a in alts) or r"(?!x)x"
+    return re.compile(r"(?<!\w)(" + body + r")(?!\w)", re.IGNORECASE)
+
+
+def _norm_label(text: str) -> str:
+    return " ".join(normalize(text).lower().strip().rstrip(".").split())
+
+
+def labels_in(text: str, labels: tuple[str, ...]) -> set[str]:
+    return {_norm_label(m.group(1)) for m in _label_regex(labels).finditer(normalize(text))}
+
+
+PREFIXES = {
+    "diagnosis": re.compile(r"diagnosis(?:\s+result)?\s*(?:is|:)", re.IGNORECASE),
+    "treatment": re.compile(r"treatment(?:\s+planning|\s+plan)?\s*(?:is|:)\s*:?", re.IGNORECASE),
+}
+_GENERIC_PREFIX = re.compile(r"(?:answer|label|prediction|result|relation|verdict)\s*(?:is|:)", re.IGNORECASE)
+
+KNOWN_LABELS = {
+    "nli": ("entailment", "contradiction", "neutral"),
+    "outcome": ("true", "false"),
+    "fact": ("yes", "no"),
+    "yesno_mcqa": ("yes", "no", "maybe"),
+}
+
+
+def gold_label(family: str, gold: str) -> str:
+    text = normalize(gold)
+    prefix = PREFIXES.get(family) or _GENERIC_PREFIX
+    m = prefix.search(text)
+    if family == "yesno_mcqa":
+        text = re.sub(r"(?i)the right answer is", "", text)
+    elif m and len(text[: m.start()].split()) <= 2:  # "The diagnosis result is X." -> X
+        text = text[m.end():]
+    return _norm_label(text)
+
+
+def _answer_spans(family: str, text: str) -> Iterable[str]:
+    prefix = PREFIXES.get(family) or _GENERIC_PREFIX
+    spans = [text[m.end():].split("\n")[0] for m in prefix.finditer(text)]
+    if family == "yesno_mcqa":
+        spans += [text[m.end():].split("\n")[0] for m in _ANSWER_RE.finditer(text)]
+    if spans:
+        yield " ".join(spans)
+    yield text.split("\n")[0]
+    yield text
+
+
+def closed_label(family: str, output: object, gold: object, labels: tuple[str, ...]) -> tuple[list[float], bool]:
+    """Correct iff the answer span names exactly one label and it is the gold one."""
+    if is_empty(output):
+        return [0.0, 1.0], True
+    text = normalize(str(output))
+    for span in _answer_spans(family, text):
+        found = labels_in(span, labels)
+        if found:
+            ok = len(found) == 1 and gold_label(family, str(gold)) in found
+            return [float(ok), 1.0], True
+    return [0.0, 1.0], False
+
+
+# --------------------------------------------------------------------------- NER
+
+_NO_ENTITY = re.compile(
+    r"^\s*(?:there\s+(?:is|are)\s+no\s+(?:related\s+)?(?:entity|enetity|entities)"
+    r"|no\s+(?:related\s+)?(?:entity|entities|enetity)(?:\s+found)?|none)\s*\.?\s*$",
+    re.IGNORECASE,
+)
+_NER_SPLIT = re.compile(r"\s*(?:;|\n|,(?!\d)|(?<!\d),)\s*")
+_BULLET = re.compile(r"^(?:[-*•]|\d+[.)])\s+")
+
+
+def ner_entities(text: str) -> set[str] | None:
+    """Entity set of an answer; None if it is not an answer (nothing parseable)."""
+    t = normalize(text).strip()
+    if _NO_ENTITY.match(t):
+        return set()
+    if t.endswith("."):
+        t = t[:-1]
+    out = set()
+    for item in _NER_SPLIT.split(t):
+        item = _BULLET.sub("", item.strip()).strip().strip("\"'`").strip()
+        item = " ".join(item.lower().split())
+        if item:
+            out.add(item)
+    return out or None
+
+
+def ner(output: object, gold: object) -> tuple[list[float], bool]:
+    g = ner_entities(str(gold)) or set()
+    if is_empty(output):
+        return [0.0, 0.0, float(len(g))], True
+    o = ner_entities(str(output))
+    if o is None:
+        return [0.0, 0.0, float(len(g))], False
+    return [float(len(g & o)), float(len(o - g)), float(len(g - o))], True
+
+
+# --------------------------------------------------------------------------- HoC
+
+_NO_HALLMARK = re.compile(r"\bnone\b|\bno\s+(?:related\s+)?hallmarks?\b", re.IGNORECASE)
+
+
+def hoc_labels(text: str) -> list[bool] | None:
+    low = " ".join(normalize(text).lower().split())
+    found = [name in low for name in HALLMARKS]
+    if any(found):
+        return found
+    return [False] * len(HALLMARKS) if _NO_HALLMARK.search(low) else None
+
+
+def hoc(output: object, gold: object) -> tuple[list[float], bool]:
+    ref = hoc_labels(str(gold)) or [False] * len(HALLMARKS)
+    parsed = True
+    if is_empty(output):
+        pred = [False] * len(HALLMARKS)
+    else:
+        got = hoc_labels(str(output))
+        parsed = got is not None
+        pred = got or [False] * len(HALLMARKS)
+    tp = [float(p and g) for p, g in zip(pred, ref)]
+    fp = [float(p and not g) for p, g in zip(pred, ref)]
+    fn = [float(g and not p) for p, g in zip(pred, ref)]
+    return tp + fp + fn, parsed
+
+
+# ------------------------------------------------------------ information extraction
+
+_QUOTES = str.maketrans("", "", "\"'“”‘’`")
+_TOKEN = re.compile(r"\w+")
+
+
+def _ie_norm(text: str) -> str:
+    return " ".join(normalize(text).lower().translate(_QUOTES).split()).strip(" .;,:")
+
+
+def _token_f1(pred: str, gold: str) -> float:
+    p = _TOKEN.findall(pred.lower())
+    g = _TOKEN.findall(gold.lower())
+    if not p or not g:
+        return float(p == g)
+    from collections import Counter
+
+    common = sum((Counter(p) & Counter(g)).values())
+    if common == 0:
+        return 0.0
+    prec, rec = common / len(p), common / len(g)
+    return 2 * prec * rec / (prec + rec)
+
+
+def information_extraction(output: object, gold: object) -> tuple[list[float], bool]:
+    if is_empty(output):
+        return [0.0, 1.0, 0.0], True
+    o, g = _ie_norm(str(output)), _ie_norm(str(gold))
+    ok = o == g or sorted(_ie_norm(x) for x in o.split(",")) == sorted(_ie_norm(x) for x in g.split(","))
+    return [float(ok), 1.0, _token_f1(o, g)], True
+
+
+def task_labels(family: str, golds: Sequence[str]) -> tuple[str, ...]:
+    """Known labels of a closed-label family plus every gold answer of the task."""
+    seen = dict.fromkeys(KNOWN_LABELS.get(family, ()))
+    for g in golds:
+        lab = gold_label(family, g)
+        if lab:
+            seen.setdefault(lab)
+    return tuple(seen)
