@@ -11,6 +11,7 @@ rejection says exactly which rows and why.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
 import re
@@ -29,12 +30,13 @@ MAX_LISTED = 50
 
 @dataclass(frozen=True)
 class RowProblem:
-    line: int | None
+    line: int | None  # physical line where the record starts (cells may span lines)
     task_id: str | None
     reason: str
+    row: int | None = None  # 1-based data row (header not counted)
 
     def __str__(self) -> str:
-        where = f"line {self.line}" if self.line is not None else "file"
+        where = f"row {self.row} (line {self.line})" if self.line is not None else "file"
         task = f" [{self.task_id}]" if self.task_id else ""
         return f"{where}{task}: {self.reason}"
 
@@ -185,7 +187,7 @@ def validate_submission(
     cat = catalog()
     files = find_task_files(tasks_dir)
     index: dict[str, dict[str, list[Any]]] = {}
-    claimed: dict[tuple[str, str], int] = {}  # (task, instance id) -> line that claimed it
+    claimed: dict[tuple[str, str], str] = {}  # (task, instance id) -> "row R (line L)" that claimed it
 
     def task_index(tid: str) -> dict[str, list[Any]] | None:
         if tid not in index:
@@ -198,27 +200,28 @@ def validate_submission(
             index[tid] = by_input
         return index[tid]
 
-    for line, row in rows:
+    for rowno, (line, row) in enumerate(rows, 1):
+        problem = functools.partial(RowProblem, line, row=rowno)
         tid = str(row["task_id"]).strip()
         if tid not in cat:
-            report.problems.append(RowProblem(line, tid or None, f"unknown task id {tid!r}"))
+            report.problems.append(problem(tid or None, f"unknown task id {tid!r}"))
             continue
         idx = task_index(tid)
         if idx is None:
-            report.problems.append(RowProblem(line, tid, f"no benchmark test file for {tid} in {tasks_dir}"))
+            report.problems.append(problem(tid, f"no benchmark test file for {tid} in {tasks_dir}"))
             continue
         if not isinstance(row["input"], str) or not isinstance(row["GT"], str):
-            report.problems.append(RowProblem(line, tid, "input and GT must be text"))
+            report.problems.append(problem(tid, "input and GT must be text"))
             continue
         candidates = idx.get(_norm(row["input"]))
         if not candidates:
-            report.problems.append(RowProblem(line, tid, f"input matches no benchmark item of {tid}: {_short(row['input'])}"))
+            report.problems.append(problem(tid, f"input matches no benchmark item of {tid}: {_short(row['input'])}"))
             continue
         gt = _norm(row["GT"])
         same_gt = [inst for inst in candidates if gt in {_norm(o) for o in inst.output}]
         if not same_gt:
-            report.problems.append(RowProblem(
-                line, tid, f"GT differs from the benchmark reference (tampered or wrong file): got {_short(row['GT'])}, "
+            report.problems.append(problem(
+                tid, f"GT differs from the benchmark reference (tampered or wrong file): got {_short(row['GT'])}, "
                 f"expected {_short(candidates[0].target)}"))
             continue
         free = [inst for inst in same_gt if (tid, inst.id) not in claimed]
@@ -226,10 +229,10 @@ def validate_submission(
             free = [inst for inst in free if inst.id == str(row["id"])] or free
         if not free:
             first = claimed[(tid, same_gt[0].id)]
-            report.problems.append(RowProblem(line, tid, f"duplicate row: this item was already given on line {first}"))
+            report.problems.append(problem(tid, f"duplicate row: this item was already given in {first}"))
             continue
         inst = free[0]
-        claimed[(tid, inst.id)] = line
+        claimed[(tid, inst.id)] = f"row {rowno} (line {line})"
         output = row.get("output")
         entry = cat[tid]
         report.predictions.append({

@@ -1,0 +1,232 @@
+"""Submission validation: each bad case is rejected with the exact rows and reasons; a valid file is
+scored by the real scoring engine and appears on the site only after approve."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from test_board_support import HOSTILE_MODEL, board_ws  # noqa: F401
+
+from medsbench.board import Store, build_site, validate_submission
+from medsbench.board.store import slugify
+from medsbench.board.submit import SubmissionRejected, submit
+from medsbench.errors import MedsbenchError
+from medsbench.fileio import iter_jsonl, write_jsonl
+
+
+def _rows(board_ws) -> list[list[str]]:
+    """The official CSV rows of the first real run (task_id, input, GT, output)."""
+    with open(board_ws["runs"][0] / "predictions.csv", encoding="utf-8", newline="") as fh:
+        return list(csv.reader(fh))
+
+
+def _write(path: Path, rows: list[list[str]]) -> Path:
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    return path
+
+
+@pytest.fixture()
+def rows(board_ws):
+    return _rows(board_ws)
+
+
+def _tasks(board_ws) -> Path:
+    return board_ws["root"] / "tasks"
+
+
+def test_valid_csv_passes_with_full_coverage(tmp_path, board_ws, rows):
+    rep = validate_submission(_write(tmp_path / "ok.csv", rows), _tasks(board_ws))
+    assert rep.ok, rep.describe()
+    assert rep.rows == 10 and rep.coverage == {"task57": (6, 6), "task114": (4, 4)}
+    assert [p["id"] for p in rep.predictions if p["task_id"] == "task114"] == ["m0", "m1", "m2", "m3"]
+
+
+def test_valid_jsonl_passes(board_ws):
+    path = board_ws["runs"][0] / "predictions.jsonl"
+    rep = validate_submission(path, _tasks(board_ws))
+    assert rep.ok and rep.format == "jsonl" and rep.rows == 10
+
+
+def test_wrong_columns(tmp_path, board_ws, rows):
+    rows[0] = ["task_id", "question", "GT", "output"]
+    with pytest.raises(MedsbenchError, match=r"wrong columns task_id,question,GT,output.*task_id,input,GT,output") as exc:
+        validate_submission(_write(tmp_path / "cols.csv", rows), _tasks(board_ws))
+    assert "cols.csv:1" in str(exc.value)
+
+
+def test_unknown_task_id_names_the_line(tmp_path, board_ws, rows):
+    rows[3][0] = "task9999"
+    rep = validate_submission(_write(tmp_path / "unk.csv", rows), _tasks(board_ws), allow_partial=True)
+    assert [(p.row, p.task_id, p.reason) for p in rep.problems] == [(3, "task9999", "unknown task id 'task9999'")]
+    # The reported line is the physical line where that record starts (cells span lines).
+    assert Path(rep.path).read_text().splitlines()[rep.problems[0].line - 1].startswith("task9999,")
+
+
+def test_gt_mismatch_is_rejected(tmp_path, board_ws, rows):
+    rows[2][2] = "D. metformin"  # tampered reference for task57 item 1 (croup)
+    rep = validate_submission(_write(tmp_path / "gt.csv", rows), _tasks(board_ws))
+    gt = [p for p in rep.problems if p.row == 2]
+    assert len(gt) == 1 and gt[0].reason.startswith("GT differs from the benchmark reference")
+    assert "'D. metformin'" in gt[0].reason and "'B. croup'" in gt[0].reason
+    # The tampered row matched nothing, so task57 is also short of one item.
+    assert any(p.line is None and "partial coverage: 5 of 6" in p.reason for p in rep.problems)
+
+
+def test_duplicate_rows_point_at_the_first(tmp_path, board_ws, rows):
+    rows.append(list(rows[1]))
+    rep = validate_submission(_write(tmp_path / "dup.csv", rows), _tasks(board_ws))
+    assert [(p.row, p.reason) for p in rep.problems] == [(11, "duplicate row: this item was already given in row 1 (line 2)")]
+    assert Path(rep.path).read_text().splitlines()[rep.problems[0].line - 1].startswith('task57,"A 45-year-old')
+
+
+def test_partial_coverage_lists_missing_ids(tmp_path, board_ws, rows):
+    kept = [r for r in rows if not (r[0] == "task114" and r[2].startswith(("What are the treatments", "Can ibuprofen")))]
+    path = _write(tmp_path / "part.csv", kept)
+    rep = validate_submission(path, _tasks(board_ws))
+    assert [str(p) for p in rep.problems] == [
+        "file [task114]: partial coverage: 2 of 4 items (missing ids: m1, m2); submit every item of a task"]
+    assert rep.coverage["task114"] == (2, 4) and rep.coverage["task57"] == (6, 6)
+    assert validate_submission(path, _tasks(board_ws), allow_partial=True).ok
+
+
+def test_input_not_in_benchmark(tmp_path, board_ws, rows):
+    rows[1][1] = rows[1][1] + " (edited)"
+    rep = validate_submission(_write(tmp_path / "inp.csv", rows), _tasks(board_ws), allow_partial=True)
+    assert [(p.row, p.reason.split(":")[0]) for p in rep.problems] == [(1, "input matches no benchmark item of task57")]
+
+
+def test_oversized_file(tmp_path, board_ws, rows):
+    path = _write(tmp_path / "big.csv", rows)
+    with pytest.raises(MedsbenchError, match=r"over the 1000-byte submission limit"):
+        validate_submission(path, _tasks(board_ws), max_bytes=1000)
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd.csv", "sub/../../x.csv", "..\\evil.csv"])
+def test_path_traversal_names(tmp_path, board_ws, name):
+    with pytest.raises(MedsbenchError, match="path traversal"):
+        validate_submission(name, _tasks(board_ws))
+
+
+@pytest.mark.parametrize("name", ["evil name;rm.csv", ".hidden.csv", "preds.exe", "x.csv\n"])
+def test_unsafe_file_names(tmp_path, board_ws, name):
+    with pytest.raises(MedsbenchError, match="file name must be"):
+        validate_submission(str(tmp_path / name), _tasks(board_ws))
+
+
+def test_symlink_and_inbox(tmp_path, board_ws, rows):
+    real = _write(tmp_path / "real.csv", rows)
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    with pytest.raises(MedsbenchError, match="symbolic link"):
+        validate_submission(link, _tasks(board_ws))
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    with pytest.raises(MedsbenchError, match="outside the inbox"):
+        validate_submission(real, _tasks(board_ws), inbox=inbox)
+    shutil.copy(real, inbox / "real.csv")
+    assert validate_submission(inbox / "real.csv", _tasks(board_ws), inbox=inbox).ok
+
+
+def test_not_utf8_and_broken_rows(tmp_path, board_ws, rows):
+    bad = tmp_path / "latin.csv"
+    bad.write_bytes("task_id,input,GT,output\ntask57,caf\xe9,A,A\n".encode("latin-1"))
+    with pytest.raises(MedsbenchError, match=r"latin.csv:2: not UTF-8"):
+        validate_submission(bad, _tasks(board_ws))
+    short = _write(tmp_path / "short.csv", [rows[0], ["task57", "only two"]])
+    with pytest.raises(MedsbenchError, match=r"short.csv:2: row has 2 cells, expected 4"):
+        validate_submission(short, _tasks(board_ws))
+
+
+def test_model_names_are_checked(tmp_path, board_ws, rows):
+    path = _write(tmp_path / "ok.csv", rows)
+    with Store(tmp_path / "b.sqlite") as store:
+        for bad in ("../../../tmp/pwn", "a/b", "x\x00y", "", "x" * 101):
+            with pytest.raises(MedsbenchError, match="model name"):
+                submit(path, model_name=bad, workspace=board_ws["root"], store=store)
+
+
+def test_rejection_message_lists_rows(tmp_path, board_ws, rows):
+    rows[3][0] = "task9999"
+    rows.append(list(rows[1]))
+    with Store(tmp_path / "b.sqlite") as store, pytest.raises(SubmissionRejected) as exc:
+        submit(_write(tmp_path / "bad.csv", rows), model_name="m", workspace=tmp_path / "ws", store=store,
+               tasks_dir=_tasks(board_ws))
+    text = str(exc.value)
+    assert "row 3 (line " in text and "[task9999]: unknown task id 'task9999'" in text
+    assert "row 11 (line " in text and "[task57]: duplicate row: this item was already given in row 1 (line 2)" in text
+    assert "file [task57]: partial coverage: 5 of 6 items (missing ids: 2)" in text
+    assert not (tmp_path / "ws" / "runs").exists()  # nothing written for a rejected file
+
+
+def test_valid_submission_is_scored_and_published_after_approve(tmp_path, board_ws, rows):
+    ws = tmp_path / "ws"
+    shutil.copytree(_tasks(board_ws), ws / "tasks")
+    path = _write(tmp_path / "hostile-sub.csv", rows)
+    with Store(ws / "board.sqlite") as store:
+        run, report = submit(path, model_name=HOSTILE_MODEL, description="a <b>bold</b> claim", workspace=ws, store=store)
+        assert report.ok and run == f"submission-{slugify(HOSTILE_MODEL)}"
+        results = json.loads((ws / "runs" / run / "results.json").read_text())
+        assert set(results["tasks"]) == {"task57", "task114"}
+        # Scored from the submitted CSV: the same numbers as scoring the original run's predictions.
+        original = json.loads((board_ws["runs"][0] / "results.json").read_text())
+        for tid in ("task57", "task114"):
+            assert results["tasks"][tid]["reference"] == original["tasks"][tid]["reference"]
+            assert results["tasks"][tid]["metrics"] == original["tasks"][tid]["metrics"]
+        pending = [r for r in store.runs(include_pending=True) if r.name == run]
+        assert pending[0].status == "pending" and pending[0].kind == "submission"
+        site = ws / "site"
+        build_site(store, site)
+        assert not (site / "runs" / f"{slugify(run)}.html").exists()
+        assert "&lt;img" not in (site / "index.html").read_text()
+        assert store.approve(run) == [run]
+        build_site(store, site)
+        index = (site / "index.html").read_text()
+        assert "&lt;img src=x onerror=alert(1)&gt;" in index and "badge-submission" in index
+        run_page = (site / "runs" / f"{slugify(run)}.html").read_text()
+        assert "a &lt;b&gt;bold&lt;/b&gt; claim" in (site / "models" / f"{slugify(HOSTILE_MODEL)}.html").read_text()
+        assert "submitted_sha256" in run_page
+    stored = [r for _, r in iter_jsonl(ws / "runs" / run / "predictions.jsonl")]
+    assert len(stored) == 10 and all(r["prompt"] is None for r in stored)
+
+
+def test_cli_submit_and_approve(tmp_path, board_ws, rows):
+    from typer.testing import CliRunner
+
+    from medsbench.cli import app
+
+    ws = tmp_path / "ws"
+    shutil.copytree(_tasks(board_ws), ws / "tasks")
+    runner = CliRunner()
+    bad = list(rows) + [list(rows[1])]
+    res = runner.invoke(app, ["board", "submit", str(_write(tmp_path / "dup.csv", bad)), "--model-name", "cli-sub",
+                              "--workspace", str(ws)])
+    assert res.exit_code == 1 and "duplicate row" in str(res.exception)
+    res = runner.invoke(app, ["board", "submit", str(_write(tmp_path / "ok.csv", rows)), "--model-name", "cli-sub",
+                              "--workspace", str(ws)])
+    assert res.exit_code == 0, res.output
+    assert "pending" in res.output and "coverage task57: 6/6" in res.output
+    res = runner.invoke(app, ["board", "list", "--pending", "--workspace", str(ws)])
+    assert "cli-sub" in res.output and "GPT-4" not in res.output
+    res = runner.invoke(app, ["board", "approve", "cli-sub", "--workspace", str(ws)])
+    assert res.exit_code == 0 and "approved submission-" in res.output
+    # Same file again: idempotent, nothing to approve.
+    res = runner.invoke(app, ["board", "submit", str(tmp_path / "ok.csv"), "--model-name", "cli-sub", "--workspace", str(ws)])
+    assert res.exit_code == 0
+    with Store(ws / "board.sqlite") as store:
+        assert [r.status for r in store.runs(include_pending=True) if r.model == "cli-sub"] == ["approved"]
+
+
+def test_jsonl_missing_reference_is_a_clear_error(tmp_path, board_ws):
+    rows = [r for _, r in iter_jsonl(board_ws["runs"][0] / "predictions.jsonl")]
+    for r in rows:
+        r.pop("reference")
+        r.pop("references")
+    path = tmp_path / "noref.jsonl"
+    write_jsonl(path, rows)
+    with pytest.raises(MedsbenchError, match=r"noref.jsonl:1: missing field\(s\) reference"):
+        validate_submission(path, _tasks(board_ws))
