@@ -150,7 +150,7 @@ def _cell(data: dict[str, Any], run: str, category: dict[str, Any], mode: str) -
             n_tasks = v["n_tasks"] if v["n_tasks"] is not None else n_tasks
             derived = derived or bool(v["derived"])
             if v["ci_lo"] is not None:
-                cis.append(f"{METRIC_LABEL.get(key, key)} 95% CI {v['ci_lo']:.1f}–{v['ci_hi']:.1f}")
+                cis.append(f"{v['ci_lo']:.1f}–{v['ci_hi']:.1f}")
     tips = []
     infos = data["task_infos"][run]
     own = [tid for tid in sorted(infos, key=_task_order)
@@ -158,7 +158,7 @@ def _cell(data: dict[str, Any], run: str, category: dict[str, Any], mode: str) -
     if not cis and len(own) == 1:
         # A one-task category: the task's CI is the category's CI.
         ms = data["task_scores"][run].get(own[0], {}).get(mode, {})
-        cis = [f"{METRIC_LABEL.get(k, k)} 95% CI {ms[k]['ci_lo']:.1f}–{ms[k]['ci_hi']:.1f}"
+        cis = [f"{ms[k]['ci_lo']:.1f}–{ms[k]['ci_hi']:.1f}"
                for k in category["headline"] if k in ms and ms[k]["ci_lo"] is not None]
     for tid in sorted(infos, key=_task_order):
         info = infos[tid]
@@ -174,7 +174,7 @@ def _cell(data: dict[str, Any], run: str, category: dict[str, Any], mode: str) -
     if derived:
         tips.insert(0, f"mean of the {n_tasks} task(s) reported for this category")
     first = next(v for v in values if v is not None)
-    return {"text": " / ".join(parts), "sort": f"{first['value']:.4f}", "ci": "; ".join(cis),
+    return {"text": " / ".join(parts), "sort": f"{first['value']:.4f}", "ci": ("95% CI " + " / ".join(cis)) if cis else "",
             "n_tasks": n_tasks, "derived": derived, "title": "\n".join(tips)}
 
 
