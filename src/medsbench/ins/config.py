@@ -106,7 +106,7 @@ class DecontamConfig(_Strict):
     threshold: float = Field(0.8, gt=0.0, le=1.0)
     # n-grams found in more test instances than this are boilerplate (templates, option lists) and
     # are not evidence of contamination; None = use every n-gram.
-    max_ngram_test_freq: int | None = Field(100, ge=1)
+    max_ngram_test_freq: int | None = Field(5, ge=1)
     fail: bool = False  # fail the build when anything was dropped for contamination
 
 
