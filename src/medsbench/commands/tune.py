@@ -1,11 +1,117 @@
-"""`medsbench tune`."""
+"""`medsbench tune` (train / merge) and `medsbench demo` (the paper in miniature)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-from medsbench.commands import placeholder
+tune_app = typer.Typer(
+    help="Instruction-tune a model on a MedS-Ins mixture (TRL/PEFT; LoRA or full), merge LoRA adapters.",
+    invoke_without_command=True,
+)
+
+_BASE = typer.Option(None, "--base", help="Base model: default | hf:PATH | PATH.")
+_DATA = typer.Option(None, "--data", help="Mixture folder (mixtures/NAME with data/*.parquet).")
+_OUT = typer.Option(None, "--out", help="Output folder for the tuned model (models/NAME).")
+_CONFIG = typer.Option(None, "--config", help="Config YAML path or shipped name (cpu_small_lora, paper_8b_full).")
+_METHOD = typer.Option(None, "--method", help="lora | full (overrides the config).")
+_RESUME = typer.Option(False, "--resume", help="Continue from the last checkpoint in OUT/checkpoints.")
+_STEPS = typer.Option(None, "--max-steps", help="Stop after this many optimizer steps (overrides the config).")
+_LR = typer.Option(None, "--lr", help="Learning rate (overrides the config).")
+_MERGE = typer.Option(True, "--merge/--no-merge", help="LoRA: also write the merged model into OUT.")
+
+
+def _run(base, data, out, config, method, resume, max_steps, lr, merge) -> None:
+    from medsbench.errors import MedsbenchError
+    from medsbench.tune.config import load_config
+
+    missing = [flag for flag, v in (("--base", base), ("--data", data), ("--out", out)) if v is None]
+    if missing:
+        raise MedsbenchError(f"missing {', '.join(missing)} (see `medsbench tune --help`)")
+    if method not in (None, "lora", "full"):
+        raise MedsbenchError(f"--method must be lora or full, not '{method}'")
+    cfg = load_config(config, method=method, max_steps=max_steps, learning_rate=lr)
+    from medsbench.tune.train import train
+
+    result = train(base, data, out, cfg, resume=resume, merge=merge)
+    if result.seconds is not None:
+        loss = f"{result.train_loss:.4f}" if result.train_loss is not None else "-"
+        typer.echo(
+            f"tuned {result.examples} examples, {result.steps} steps, mean loss {loss}, "
+            f"{result.seconds:.0f}s -> {result.out}"
+        )
+
+
+@tune_app.callback()
+def tune_main(
+    ctx: typer.Context,
+    base: str = _BASE,
+    data: Path = _DATA,
+    out: Path = _OUT,
+    config: str = _CONFIG,
+    method: str = _METHOD,
+    resume: bool = _RESUME,
+    max_steps: int = _STEPS,
+    lr: float = _LR,
+    merge: bool = _MERGE,
+) -> None:
+    """Train when no subcommand is given: `medsbench tune --base SPEC --data mixtures/NAME --out models/NAME`."""
+    if ctx.invoked_subcommand is None:
+        _run(base, data, out, config, method, resume, max_steps, lr, merge)
+
+
+@tune_app.command("run")
+def run_cmd(
+    base: str = _BASE,
+    data: Path = _DATA,
+    out: Path = _OUT,
+    config: str = _CONFIG,
+    method: str = _METHOD,
+    resume: bool = _RESUME,
+    max_steps: int = _STEPS,
+    lr: float = _LR,
+    merge: bool = _MERGE,
+) -> None:
+    """Train (same options as `medsbench tune`); the form for `accelerate launch -m medsbench.tune run ...`."""
+    _run(base, data, out, config, method, resume, max_steps, lr, merge)
+
+
+@tune_app.command("merge")
+def merge_cmd(
+    adapter: Path = typer.Argument(..., help="A `tune` output folder (with adapter/) or an adapter/checkpoint folder."),
+    out: Path = typer.Option(..., "--out", help="Folder for the merged model."),
+    base: str = typer.Option(None, "--base", help="Base model if not the one recorded in the adapter."),
+) -> None:
+    """Merge LoRA adapters into the base model: a standalone HF folder for `hf:PATH`."""
+    from medsbench.tune.merge import merge
+
+    typer.echo(f"merged -> {merge(adapter, out, base)}")
+
+
+@tune_app.command("configs")
+def configs_cmd() -> None:
+    """List the shipped training configs."""
+    from medsbench.tune.config import shipped_configs
+
+    for name, path in shipped_configs().items():
+        typer.echo(f"{name}\t{path}")
+
+
+def demo_cmd(
+    work: Path = typer.Option(Path("medsbench-work/demo"), "--work", help="Workspace for the demo."),
+    raw: Path = typer.Option(None, "--raw", help="Raw data root (default: ../shared/data/raw if present)."),
+    steps: int = typer.Option(60, "--steps", help="LoRA optimizer steps."),
+    items: int = typer.Option(20, "--items", help="Benchmark items per task for the base-vs-tuned evaluation."),
+    tasks: str = typer.Option(None, "--tasks", help="Bench task selection (catalog ids/categories); default: all converted."),
+    per_task: int = typer.Option(200, "--per-task", help="Mixture: training examples per task."),
+) -> None:
+    """The paper in miniature, offline: convert data, build a mixture, LoRA-tune SmolLM2, evaluate base vs tuned."""
+    from medsbench.tune.demo import run_demo
+
+    run_demo(work=work, raw=raw, steps=steps, items=items, tasks=tasks, per_task=per_task)
 
 
 def register(app: typer.Typer) -> None:
-    placeholder(app, "tune", "issue F", "Instruction-tune a model on a mixture")
+    app.add_typer(tune_app, name="tune")
+    app.command("demo")(demo_cmd)
