@@ -231,8 +231,8 @@ def build_site(
     store: Store,
     out: str | os.PathLike,
     *,
-    max_items_per_task: int = 500,
-    max_chars: int = 4000,
+    max_items_per_task: int = 100,
+    max_chars: int = 2000,
 ) -> SiteReport:
     """Write the static site into ``out`` (replacing a previous build there)."""
     started = time.perf_counter()

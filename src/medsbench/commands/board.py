@@ -38,7 +38,8 @@ def add_cmd(
 @board_app.command("build")
 def build_cmd(
     out: Path = typer.Option(None, "--out", help="Site folder (default: WORKSPACE/site)."),
-    max_items: int = typer.Option(500, "--max-items-per-task", help="Predictions embedded per task on run pages."),
+    max_items: int = typer.Option(100, "--max-items-per-task", help="Predictions embedded per task on run pages."),
+    max_chars: int = typer.Option(2000, "--max-chars", help="Characters kept per input/output/reference on run pages."),
     workspace: Path = WORKSPACE,
     store: Path = STORE,
 ) -> None:
@@ -46,7 +47,7 @@ def build_cmd(
     from medsbench.board.site import build_site
 
     with _store(workspace, store) as st:
-        rep = build_site(st, out or workspace / "site", max_items_per_task=max_items)
+        rep = build_site(st, out or workspace / "site", max_items_per_task=max_items, max_chars=max_chars)
     typer.echo(
         f"wrote {rep.files} files ({rep.bytes / 1e6:.2f} MB) to {rep.out} in {rep.seconds:.2f}s: "
         f"{rep.models} models, {rep.runs} run pages, {rep.tasks} task pages; open {rep.out / 'index.html'}"
