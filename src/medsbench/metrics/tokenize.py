@@ -75,7 +75,17 @@ def _sentence_tokenizer():
                     text.rfind("\x0b"), text.rfind("\x0c"))
             return i if i > 0 else 0
 
-    return _CachedPunkt(punkt_parameters())
+    tok = _CachedPunkt(punkt_parameters())
+    # NLTK wraps every pattern in a timeout guard (nltk.redos) that costs more than the match on
+    # short contexts; these patterns are NLTK's own, so call the compiled patterns directly.
+    lang = tok._lang_vars
+    lang.period_context_re()
+    lang._word_tokenizer_re()
+    for attr in ("_re_period_context", "_re_word_tokenizer"):  # (slots: the class-level pattern stays)
+        pattern = getattr(lang, attr, None)
+        if pattern is not None and hasattr(pattern, "_rx"):
+            setattr(lang, attr, pattern._rx)
+    return tok
 
 
 def sent_tokenize(text: str) -> list[str]:
