@@ -158,10 +158,24 @@ def test_add_refuses_bad_runs_and_reported_names(tmp_path, board_ws):
             store.add_run(board_ws["runs"][0], model_name="../../etc")
 
 
-def test_manifest_spec_becomes_a_path_free_name(tmp_path, board_ws):
+def test_manifest_spec_becomes_a_path_free_name(tmp_path, board_ws, tiny_model_dir):
     with Store(tmp_path / "b.sqlite") as store:
-        store.add_run(board_ws["runs"][0])  # manifest: {"model": {"spec": "hf:/...", "name": "tiny-llama"}}
-        assert [r.model for r in store.runs() if r.kind == "measured"] == ["tiny-llama"]
+        store.add_run(board_ws["runs"][0])  # manifest written by run_eval: {"model": "hf:/.../model", ...}
+        assert [r.model for r in store.runs() if r.kind == "measured"] == [tiny_model_dir.name]
+        store.add_run(board_ws["runs"][1])  # ours: {"model": {"spec": "hf:/...", "name": "tiny-qwen"}}
+        assert sorted(r.model for r in store.runs() if r.kind == "measured") == sorted([tiny_model_dir.name, "tiny-qwen"])
+
+
+def test_unfinished_runs_are_refused(tmp_path, board_ws):
+    import shutil
+
+    run = tmp_path / "runs" / "half"
+    shutil.copytree(board_ws["runs"][0], run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["status"] = "interrupted"
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    with Store(tmp_path / "b.sqlite") as store, pytest.raises(MedsbenchError, match="interrupted.*--resume"):
+        store.add_run(run)
 
 
 # -- site -------------------------------------------------------------------------------------

@@ -46,6 +46,16 @@ def test_valid_csv_passes_with_full_coverage(tmp_path, board_ws, rows):
     assert [p["id"] for p in rep.predictions if p["task_id"] == "task114"] == ["m0", "m1", "m2", "m3"]
 
 
+def test_plain_inputs_and_full_prompts_both_match(tmp_path, board_ws, rows):
+    """`input` may be the item input or the rendered prompt ending in the paper's query block."""
+    assert rows[1][1].startswith("<|im_start|>system")  # the runner writes prompts into the CSV
+    plain = _rows({"runs": [board_ws["runs"][1]]})  # our helper wrote plain item inputs
+    assert plain[1][1].startswith("A 45-year-old")
+    for name, data in (("prompts.csv", rows), ("plain.csv", plain)):
+        rep = validate_submission(_write(tmp_path / name, data), _tasks(board_ws))
+        assert rep.ok and rep.coverage == {"task57": (6, 6), "task114": (4, 4)}, rep.describe()
+
+
 def test_valid_jsonl_passes(board_ws):
     path = board_ws["runs"][0] / "predictions.jsonl"
     rep = validate_submission(path, _tasks(board_ws))
@@ -81,7 +91,7 @@ def test_duplicate_rows_point_at_the_first(tmp_path, board_ws, rows):
     rows.append(list(rows[1]))
     rep = validate_submission(_write(tmp_path / "dup.csv", rows), _tasks(board_ws))
     assert [(p.row, p.reason) for p in rep.problems] == [(11, "duplicate row: this item was already given in row 1 (line 2)")]
-    assert Path(rep.path).read_text().splitlines()[rep.problems[0].line - 1].startswith('task57,"A 45-year-old')
+    assert Path(rep.path).read_text().splitlines()[rep.problems[0].line - 1].startswith('task57,"')
 
 
 def test_partial_coverage_lists_missing_ids(tmp_path, board_ws, rows):
@@ -95,7 +105,7 @@ def test_partial_coverage_lists_missing_ids(tmp_path, board_ws, rows):
 
 
 def test_input_not_in_benchmark(tmp_path, board_ws, rows):
-    rows[1][1] = rows[1][1] + " (edited)"
+    rows[1][1] = rows[1][1].replace("crushing chest pain", "crushing chest pain (edited)")
     rep = validate_submission(_write(tmp_path / "inp.csv", rows), _tasks(board_ws), allow_partial=True)
     assert [(p.row, p.reason.split(":")[0]) for p in rep.problems] == [(1, "input matches no benchmark item of task57")]
 

@@ -134,18 +134,27 @@ def score(predictions: Path, results: Path) -> None:
     write_results(score_predictions(predictions), results)
 
 
+def eval_run(model_dir: Path, root: Path, name: str) -> Path:
+    """A run made by the real runner (`medsbench eval`'s library entry), scored by it."""
+    from medsbench.runs import run_eval
+
+    res = run_eval(f"hf:{model_dir}", "task57,task114", workspace=root, out=root / "runs" / name,
+                   max_new_tokens=12, progress=False)
+    return res.run_dir
+
+
 def make_workspace(root: Path, tiny_model_dir: Path, tiny_qwen_dir: Path) -> dict[str, Any]:
-    """tasks/ + runs/tiny-llama (plain) + runs/hostile (qwen, 3-shot, one output replaced by markup)."""
+    """tasks/ + runs/tiny-llama (medsbench eval, greedy) + runs/hostile (qwen via plain `generate`, sampled,
+    3-shot, one output replaced by markup)."""
     files = write_tasks(root / "tasks")
-    run_a = generate_run(tiny_model_dir, files, root / "runs" / "tiny-llama", shots=0, spec_name="tiny-llama")
+    run_a = eval_run(tiny_model_dir, root, "tiny-llama")
     run_b = generate_run(tiny_qwen_dir, files, root / "runs" / "hostile", shots=3, spec_name="tiny-qwen", sample=True)
     # A run whose output carries markup: the site must show it as text.
     rows = [r for _, r in iter_jsonl(run_b / "predictions.jsonl")]
     rows[1]["output"] = HOSTILE_OUTPUT
     write_jsonl(run_b / "predictions.jsonl", rows)
     write_csv(run_b / "predictions.csv", rows)
-    for run in (run_a, run_b):
-        score(run / "predictions.jsonl", run / "results.json")
+    score(run_b / "predictions.jsonl", run_b / "results.json")
     return {"root": root, "files": files, "runs": [run_a, run_b]}
 
 

@@ -280,6 +280,12 @@ class Store:
         manifest = read_json(manifest_path) if manifest_path.is_file() else {}
         if not isinstance(manifest, dict):
             raise MedsbenchError("manifest.json must hold an object", where=str(manifest_path))
+        status_of_run = manifest.get("status")
+        if isinstance(status_of_run, str) and status_of_run != "finished":
+            raise MedsbenchError(
+                f"run is {status_of_run} (manifest status); finish it first: medsbench eval --resume --out {run_dir}",
+                where=str(manifest_path),
+            )
         name = check_display_name(run_name or run_dir.resolve().name, "run name")
         model = check_display_name(model_name or _model_name_of(manifest) or name)
         if kind not in KINDS or kind == "reported":

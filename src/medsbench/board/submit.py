@@ -1,7 +1,8 @@
 """Submissions: validate predictions someone sent against our benchmark files, score, store as pending.
 
 Accepted formats: the official CSV (``task_id,input,GT,output``) and our ``predictions.jsonl``.
-Every row must match one benchmark instance by (task_id, input), its GT must equal our reference
+Every row must match one benchmark instance by (task_id, input) - ``input`` may also be the full
+rendered prompt, whose last ``Input:``/``Output:`` query block is then matched - its GT must equal our reference
 (a tampered reference is rejected), no item may appear twice, and each submitted task must be
 covered completely (unless ``allow_partial``). File-level problems (unsafe name, size, columns,
 encoding) raise :class:`MedsbenchError`; row-level problems are collected with their line numbers so a
@@ -213,7 +214,7 @@ def validate_submission(
         if not isinstance(row["input"], str) or not isinstance(row["GT"], str):
             report.problems.append(problem(tid, "input and GT must be text"))
             continue
-        candidates = idx.get(_norm(row["input"]))
+        candidates = idx.get(_norm(row["input"])) or idx.get(_query_of(row["input"]) or "\x00")
         if not candidates:
             report.problems.append(problem(tid, f"input matches no benchmark item of {tid}: {_short(row['input'])}"))
             continue
@@ -251,6 +252,17 @@ def validate_submission(
             report.problems.append(RowProblem(
                 None, tid, f"partial coverage: {got} of {total} items (missing ids: {shown}); submit every item of a task"))
     return report
+
+
+def _query_of(text: str) -> str | None:
+    """The item input inside a full rendered prompt (some CSV writers put the prompt in ``input``):
+    the text of the paper's last query block ``Input:\n...\nOutput:``."""
+    text = text.replace("\r\n", "\n")
+    head, sep, tail = text.rpartition("Input:\n")
+    if not sep:
+        return None
+    body, sep, _ = tail.rpartition("\nOutput:")
+    return _norm(body) if sep else None
 
 
 def _id_order(value: str) -> tuple[int, str]:
