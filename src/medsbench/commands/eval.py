@@ -1,11 +1,84 @@
-"""`medsbench eval`."""
+"""`medsbench eval`: evaluate a model on MedS-Bench tasks (a thin layer over medsbench.runs.run_eval)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-from medsbench.commands import placeholder
+
+def _batch_size(value: str | None) -> int | str | None:
+    from medsbench.errors import MedsbenchError
+
+    if value is None or value == "auto":
+        return value
+    try:
+        size = int(value)
+    except ValueError:
+        raise MedsbenchError(f"--batch-size must be a number or 'auto', got '{value}'") from None
+    if size < 1:
+        raise MedsbenchError("--batch-size must be at least 1")
+    return size
+
+
+def eval_cmd(
+    model: str = typer.Option(None, "--model", "-m", help="[default: default] default | hf:PATH[,dtype=..,device=..] | vllm:PATH | openai:MODEL[,base_url=..,concurrency=..]"),
+    tasks: str = typer.Option("available", "--tasks", "-t", help="Task ids, categories, 'all' or 'available' (comma-separated)."),
+    limit: int = typer.Option(None, "--limit", help="First N items of each task."),
+    shots: int = typer.Option(None, "--shots", help="Demos per prompt (default: the catalog's, 3; MCQA 0)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the demo choice (per task and item)."),
+    batch_size: str = typer.Option(None, "--batch-size", help="Batch size or 'auto'."),
+    max_new_tokens: int = typer.Option(None, "--max-new-tokens", help="Override the catalog's per-category limit."),
+    out: Path = typer.Option(None, "--out", help="Run folder (default: WORKSPACE/runs/<model name>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out with its saved settings."),
+    workspace: Path = typer.Option(Path("medsbench-work"), "--workspace", "-w", help="Workspace folder (tasks/, runs/)."),
+    build_from: Path = typer.Option(None, "--build-from", help="Build the task files from this raw data folder first."),
+    prompt_style: str = typer.Option("official", "--prompt-style", help="official (byte-exact paper prompt) | readable."),
+    definitions: Path = typer.Option(None, "--definitions", help="RewriteDefinitions.json: use the paper's own definitions."),
+    api_key_env: str = typer.Option(None, "--api-key-env", help="Environment variable holding the API key (openai)."),
+    dtype: str = typer.Option(None, "--dtype", help="hf: float32 (default, reproducible) | bfloat16 | float16 | auto."),
+    device: str = typer.Option(None, "--device", help="hf: cpu | cuda | cuda:N."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow model code from the model folder."),
+    cache: Path = typer.Option(None, "--cache", help="Result cache (default: WORKSPACE/cache.sqlite)."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
+) -> None:
+    """Evaluate a model on MedS-Bench tasks: predictions.jsonl, predictions.csv, results.json."""
+    from rich.console import Console
+
+    from medsbench.runs import run_eval
+    from medsbench.runs.report import summary_table
+
+    console = Console(stderr=True)
+    options = {"api_key_env": api_key_env, "dtype": dtype, "device": device}
+    if trust_remote_code:
+        options["trust_remote_code"] = True
+    if (model or "").startswith("openai:"):
+        options.pop("dtype")
+        options.pop("device")
+    else:
+        options.pop("api_key_env")
+    result = run_eval(
+        model,
+        tasks,
+        workspace=workspace,
+        out=out,
+        limit=limit,
+        shots=shots,
+        seed=seed,
+        batch_size=_batch_size(batch_size),
+        max_new_tokens=max_new_tokens,
+        prompt_style=prompt_style,
+        definitions=definitions,
+        resume=resume,
+        build_from=build_from,
+        cache=cache,
+        backend_options={k: v for k, v in options.items() if v is not None},
+        progress=not no_progress,
+        console=console,
+    )
+    Console().print(summary_table(result))
+    console.print(f"run folder: {result.run_dir}")
 
 
 def register(app: typer.Typer) -> None:
-    placeholder(app, "eval", "issue C", "Evaluate a model on MedS-Bench tasks")
+    app.command("eval")(eval_cmd)

@@ -2,6 +2,7 @@
 
 from medsbench.prompts.format import (
     FEW_SHOT_SUFFIX,
+    PROMPT_STYLES,
     Prompt,
     build_instruction,
     build_prompt,
@@ -9,13 +10,20 @@ from medsbench.prompts.format import (
     format_demo,
     sample_demos,
 )
+from medsbench.prompts.render import Fitted, fit_prompt, has_chat_template, render_chat, render_messages
 
 __all__ = [
     "FEW_SHOT_SUFFIX",
+    "PROMPT_STYLES",
+    "Fitted",
     "Prompt",
     "build_instruction",
     "build_prompt",
     "build_query",
+    "fit_prompt",
     "format_demo",
+    "has_chat_template",
+    "render_chat",
+    "render_messages",
     "sample_demos",
 ]

@@ -1,20 +1,27 @@
 """The paper's prompt format, shared by evaluation (issue C) and MedS-Ins (issue E).
 
-Instruction block (system turn for chat models)::
+Byte-for-byte the official evaluation prompt (MAGIC-AI4Med/MedS-Ins,
+``Evaluation/EvalDataset.py``, 3-shot path)::
 
-    Input:
-    {demo input}
+    few_shot = "\\n\\n".join("Input:\\n" + x + "\\n\\nOutput:\\n" + y + "\\n" for each demo) + "\\n\\n"
+    instruction = few_shot + definition + "Please learn from the few-shot cases to see what content you have to output."
+    query = "Input:\\n" + input + "\\nOutput:\\n"
 
-    Output:
-    {demo output}
-    <blank line between demos>
-    {definition}
-    Please learn from the few-shot cases to see what content you have to output.
+Note the official quirks kept on purpose so prompts (and scores) compare with
+the paper: two blank lines between demos and *no* separator between the
+definition and the few-shot hint. ``style="readable"`` offers one blank line
+between demos and a newline before the hint. With zero demos the instruction
+block is the definition alone and the query keeps the ``Input:/Output:`` frame
+(as the official inference code does).
 
-With zero demos the instruction block is the definition alone. The query (user
-turn) is ``Input:\\n{input}\\nOutput:\\n``. Demos are chosen with a seed derived
-from (seed, task id, instance id), never include the item itself, and so do not
-depend on batch size, order, ``--limit`` or sharding.
+Chat models get system = instruction block, user = query (rendered by the
+tokenizer's own template, see :mod:`medsbench.prompts.render`); base models get
+the official plain concatenation ``instruction + "\\n" + query``.
+
+Demos are chosen with a seed derived from (seed, task id, instance id), never
+include the item itself (the official script samples them from the test set
+and can pick the item, a leak), and so do not depend on batch size, order,
+``--limit`` or sharding.
 """
 
 from __future__ import annotations
@@ -23,22 +30,32 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from medsbench.errors import MedsbenchError
 from medsbench.fileio import stable_seed
 from medsbench.tasks.format import Instance
 
 FEW_SHOT_SUFFIX = "Please learn from the few-shot cases to see what content you have to output."
+PROMPT_STYLES = ("official", "readable")
+
+
+def _check_style(style: str) -> None:
+    if style not in PROMPT_STYLES:
+        raise MedsbenchError(f"unknown prompt style '{style}' (known: {', '.join(PROMPT_STYLES)})")
 
 
 def format_demo(demo_input: str, demo_output: str) -> str:
     return f"Input:\n{demo_input}\n\nOutput:\n{demo_output}\n"
 
 
-def build_instruction(definition: str, demos: Sequence[tuple[str, str]] = ()) -> str:
+def build_instruction(definition: str, demos: Sequence[tuple[str, str]] = (), *, style: str = "official") -> str:
     """The instruction block: demos (if any), then the definition and the few-shot hint."""
+    _check_style(style)
     if not demos:
         return definition
-    shots = "\n".join(format_demo(i, o) for i, o in demos)
-    return f"{shots}\n{definition}\n{FEW_SHOT_SUFFIX}"
+    cases = [format_demo(i, o) for i, o in demos]
+    if style == "official":
+        return "\n\n".join(cases) + "\n\n" + definition + FEW_SHOT_SUFFIX
+    return "\n".join(cases) + "\n" + definition + "\n" + FEW_SHOT_SUFFIX
 
 
 def build_query(text: str) -> str:
@@ -54,11 +71,13 @@ class Prompt:
     demo_ids: tuple[str, ...] = ()
 
     def messages(self) -> list[dict[str, str]]:
+        if not self.system:
+            return [{"role": "user", "content": self.user}]
         return [{"role": "system", "content": self.system}, {"role": "user", "content": self.user}]
 
     def plain(self) -> str:
-        """Plain concatenation for base models without a chat template."""
-        return f"{self.system}\n\n{self.user}"
+        """Plain concatenation for base models without a chat template (official ``default_build_inputs``)."""
+        return f"{self.system}\n{self.user}" if self.system else self.user
 
 
 def sample_demos(
@@ -78,20 +97,31 @@ def sample_demos(
     if k <= 0 or not pool:
         return []
     rng = random.Random(stable_seed(seed, task_id, instance.id))
-    candidates = [d for d in pool if d.id != instance.id and d.input != instance.input]
-    if len(candidates) <= k:
-        return candidates
-    return rng.sample(candidates, k)
+
+    def ok(d: Instance) -> bool:
+        return d.id != instance.id and d.input != instance.input
+
+    # Draw a few spare indices and filter: O(k) per item even for huge pools.
+    n = len(pool)
+    drawn = [pool[i] for i in rng.sample(range(n), min(n, k + 8))]
+    chosen = [d for d in drawn if ok(d)][:k]
+    if len(chosen) == k or len(drawn) == n:
+        return chosen
+    # Pathological pools (many copies of the item): fall back to a full scan.
+    candidates = [d for d in pool if ok(d)]
+    return candidates if len(candidates) <= k else rng.sample(candidates, k)
 
 
 def build_prompt(
     definition: str,
     instance: Instance,
     demos: Sequence[Instance] = (),
+    *,
+    style: str = "official",
 ) -> Prompt:
     """The paper's prompt for ``instance`` with the given demos (first reference as demo output)."""
     return Prompt(
-        system=build_instruction(definition, [(d.input, d.target) for d in demos]),
+        system=build_instruction(definition, [(d.input, d.target) for d in demos], style=style),
         user=build_query(instance.input),
         demo_ids=tuple(d.id for d in demos),
     )

@@ -1,0 +1,95 @@
+"""The backend protocol shared by every model family (contract 4)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from medsbench.prompts import Prompt, render_messages
+
+
+@dataclass
+class Request:
+    """One generation request: chat ``messages`` or a ready ``prompt`` string (already rendered)."""
+
+    id: str
+    messages: list[dict[str, str]] | None = None
+    prompt: str | None = None
+    max_new_tokens: int = 200
+    stop: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Response:
+    id: str
+    text: str
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A prompt as the backend will send it: ``text`` is what we record (and hash for the cache)."""
+
+    text: str
+    messages: list[dict[str, str]] | None = None
+    prompt: str | None = None
+
+    def request(self, id: str, max_new_tokens: int) -> Request:
+        return Request(id=id, messages=self.messages, prompt=self.prompt, max_new_tokens=max_new_tokens)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str
+
+    def identity(self) -> dict[str, Any]:
+        """What determines outputs besides prompt and generation config (model hash, dtype, ...)."""
+
+    def render(self, prompt: Prompt) -> Rendered: ...
+
+    def count_tokens(self, prompt: Prompt) -> int | None: ...
+
+    @property
+    def context_length(self) -> int | None: ...
+
+    def generate(self, requests: list[Request]) -> list[Response]: ...
+
+    def iter_generate(self, requests: Sequence[Request]) -> Iterator[Response]: ...
+
+    def close(self) -> None: ...
+
+
+class BaseBackend:
+    """Defaults: chat messages rendered remotely, no token counting, chunked streaming."""
+
+    name = "base"
+    chunk_size = 8
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": self.name}
+
+    def render(self, prompt: Prompt) -> Rendered:
+        return Rendered(render_messages(prompt), messages=prompt.messages())
+
+    def count_tokens(self, prompt: Prompt) -> int | None:
+        return None
+
+    @property
+    def context_length(self) -> int | None:
+        return None
+
+    def generate(self, requests: list[Request]) -> list[Response]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def iter_generate(self, requests: Sequence[Request]) -> Iterator[Response]:
+        """Responses as they finish, so callers can persist them one chunk at a time."""
+        for start in range(0, len(requests), self.chunk_size):
+            yield from self.generate(list(requests[start : start + self.chunk_size]))
+
+    def close(self) -> None:
+        return None

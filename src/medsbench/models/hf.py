@@ -1,0 +1,286 @@
+"""transformers backend: batched greedy generation with length-sorted buckets and left padding.
+
+Static batches step until their longest row ends, so most decode steps would be
+spent on rows that already stopped. We generate in chunks of ``prune_every``
+new tokens and, between chunks, drop finished rows from the batch *and* from
+the KV cache, then continue the survivors from the cache (no re-prefill). In
+fp32 this gives the same tokens as one uninterrupted ``generate`` (tested).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from medsbench.errors import MedsbenchError, require
+from medsbench.fileio import sha256_text
+from medsbench.models.base import BaseBackend, Rendered, Request, Response
+from medsbench.prompts import Prompt, has_chat_template, render_chat
+
+# End-of-turn markers of common chat templates; used as extra stop ids when the template mentions them.
+END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>")
+DTYPES = ("float32", "bfloat16", "float16", "auto")
+TRAINING_MARKER = "medsbench_training.json"
+
+
+def _model_fingerprint(path: Path) -> str:
+    """sha256 over weight files: full content up to 2 GB, else names+sizes (fast for big models)."""
+    import hashlib
+
+    files = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".json", ".model", ".gguf"))
+    total = sum(p.stat().st_size for p in files)
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.name.encode() + b"\0" + str(p.stat().st_size).encode() + b"\0")
+        if total <= 2 << 30:
+            with open(p, "rb") as fh:
+                while block := fh.read(1 << 20):
+                    h.update(block)
+    return h.hexdigest()
+
+
+def check_training_marker(path: Path, template: str | None) -> str | None:
+    """Warn loudly when a tuned model's recorded chat template differs from its tokenizer's (contract 6)."""
+    marker = path / TRAINING_MARKER
+    if not marker.is_file():
+        return None
+    try:
+        info = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"{marker}: unreadable, cannot check the chat template"
+    want = info.get("chat_template_sha256")
+    have = sha256_text(template) if template else None
+    if want and want != have:
+        msg = (
+            f"WARNING: {path} was trained with chat template sha256 {str(want)[:12]}... but its tokenizer has "
+            f"{(have or 'none')[:12]}...: prompts at eval differ from training"
+        )
+        print(msg, file=sys.stderr)
+        return msg
+    return None
+
+
+class HFBackend(BaseBackend):
+    name = "hf"
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        dtype: str = "float32",
+        device: str = "cpu",
+        batch_size: int | str = "auto",
+        trust_remote_code: bool = False,
+        prune_every: int = 32,
+        max_length: int | None = None,
+        threads: int | None = None,
+    ):
+        torch = require("torch", "hf", "the hf backend")
+        transformers = require("transformers", "hf", "the hf backend")
+        if dtype not in DTYPES:
+            raise MedsbenchError(f"unknown dtype '{dtype}' (known: {', '.join(DTYPES)})")
+        if threads:
+            torch.set_num_threads(int(threads))
+        local = Path(path).expanduser()
+        if path.startswith(("/", ".", "~")) or local.exists():
+            if not local.is_dir():
+                raise MedsbenchError("model folder not found", where=str(local))
+            if not (local / "config.json").is_file():
+                raise MedsbenchError("not a transformers model folder (no config.json)", where=str(local))
+            path = str(local.resolve())
+        self.path = path
+        self.dtype_name = dtype
+        self.device = device
+        self.trust_remote_code = trust_remote_code
+        self.prune_every = int(prune_every)
+        try:
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+            torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
+            self.model = transformers.AutoModelForCausalLM.from_pretrained(
+                path, dtype=torch_dtype, trust_remote_code=trust_remote_code
+            )
+        except (OSError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise MedsbenchError(f"cannot load model '{path}': {first}") from None
+        self.model.to(device).eval()
+        tok = self.tokenizer
+        tok.padding_side = "left"
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        self.chat = has_chat_template(tok)
+        self.template_warning = check_training_marker(Path(path), tok.chat_template) if Path(path).is_dir() else None
+        self.eos_ids = self._stop_ids()
+        self._context = max_length or self._find_context()
+        self.batch_size = self._auto_batch() if batch_size in ("auto", None, 0) else int(batch_size)
+        self._fingerprint: str | None = None
+        self.calls = 0  # generate() calls, for tests and benches
+
+    # -- identity ---------------------------------------------------------
+    def _stop_ids(self) -> list[int]:
+        ids: list[int] = []
+        gen_eos = getattr(self.model.generation_config, "eos_token_id", None)
+        ids += gen_eos if isinstance(gen_eos, list) else [gen_eos]
+        ids.append(self.tokenizer.eos_token_id)
+        template = self.tokenizer.chat_template or ""
+        vocab = self.tokenizer.get_vocab()
+        ids += [vocab[t] for t in END_OF_TURN if t in template and t in vocab]
+        return sorted({i for i in ids if i is not None})
+
+    def _find_context(self) -> int | None:
+        limits = [getattr(self.model.config, "max_position_embeddings", None)]
+        mml = getattr(self.tokenizer, "model_max_length", None)
+        if mml and mml < 10_000_000:
+            limits.append(mml)
+        limits = [x for x in limits if x]
+        return min(limits) if limits else None
+
+    def _auto_batch(self) -> int:
+        # On CPU memory is never the limit for the models that run there; 16 measured best (bench/eval_bench.py).
+        if not str(self.device).startswith("cuda"):
+            return 16
+        import torch
+
+        longest = max(self._context or 2048, 512)
+        size, best = 8, 1
+        while size <= 256:
+            try:
+                ids = torch.full((size, min(longest, 4096)), self.tokenizer.pad_token_id, device=self.device)
+                with torch.no_grad():
+                    self.model(input_ids=ids)
+                best = size
+                size *= 2
+            except torch.cuda.OutOfMemoryError:
+                break
+            finally:
+                torch.cuda.empty_cache()
+        return best
+
+    def identity(self) -> dict[str, Any]:
+        if self._fingerprint is None:
+            p = Path(self.path)
+            self._fingerprint = _model_fingerprint(p) if p.is_dir() else f"hub:{self.path}"
+        return {
+            "backend": "hf",
+            "model": self.path,
+            "model_sha256": self._fingerprint,
+            "dtype": str(self.model.dtype).replace("torch.", ""),
+            "chat_template_sha256": sha256_text(self.tokenizer.chat_template) if self.chat else None,
+        }
+
+    # -- prompts ----------------------------------------------------------
+    def render(self, prompt: Prompt) -> Rendered:
+        text = render_chat(self.tokenizer, prompt)
+        return Rendered(text, prompt=text)
+
+    def _encode(self, text: str) -> list[int]:
+        # Chat templates carry their own special tokens; plain prompts get the tokenizer's BOS (as officially).
+        return self.tokenizer(text, add_special_tokens=not self.chat, verbose=False)["input_ids"]
+
+    def count_tokens(self, prompt: Prompt) -> int | None:
+        return len(self._encode(self.render(prompt).text))
+
+    @property
+    def context_length(self) -> int | None:
+        return self._context
+
+    # -- generation -------------------------------------------------------
+    def generate(self, requests: list[Request]) -> list[Response]:
+        by_id = {r.id: r for r in self.iter_generate(requests)}
+        return [by_id[r.id] for r in requests]
+
+    def iter_generate(self, requests: Sequence[Request]) -> Iterator[Response]:
+        encoded = []
+        for r in requests:
+            text = r.prompt
+            if text is None:
+                text = self.tokenizer.apply_chat_template(r.messages, tokenize=False, add_generation_prompt=True)
+            encoded.append((r, self._encode(text)))
+        # Longest first: the biggest batch runs first (fails fast on memory), similar lengths share a batch.
+        order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i][1]), i))
+        for start in range(0, len(order), self.batch_size):
+            batch = [encoded[i] for i in order[start : start + self.batch_size]]
+            yield from self._run_batch(batch)
+
+    def _gen_config(self, max_new_tokens: int):
+        from transformers import GenerationConfig
+
+        return GenerationConfig(
+            do_sample=False,
+            num_beams=1,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=self.eos_ids,
+            pad_token_id=self.tokenizer.pad_token_id,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            return_dict_in_generate=True,
+        )
+
+    def _run_batch(self, batch: list[tuple[Request, list[int]]]) -> list[Response]:
+        import torch
+
+        self.calls += 1
+        pad = self.tokenizer.pad_token_id
+        width = max(len(ids) for _, ids in batch)
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for _, ids in batch], device=self.device)
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for _, ids in batch], device=self.device)
+        limit = max(r.max_new_tokens for r, _ in batch)
+        n = len(batch)
+        new_tokens: list[list[int]] = [[] for _ in range(n)]
+        seconds = [0.0] * n
+        active = list(range(n))  # batch rows still generating, in the order of the current tensors
+        done_steps = 0
+        cache = None
+        eos = set(self.eos_ids)
+        while active:
+            step = limit - done_steps
+            if self.prune_every > 0:
+                step = min(step, self.prune_every)
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                out = self.model.generate(
+                    input_ids=input_ids,
+                    attention_mask=mask,
+                    past_key_values=cache,
+                    generation_config=self._gen_config(step),
+                )
+            elapsed = time.perf_counter() - t0
+            seqs = out.sequences
+            fresh = seqs[:, input_ids.shape[1] :].tolist()
+            still: list[int] = []
+            for pos, row in enumerate(active):
+                seconds[row] += elapsed / len(active)
+                toks = fresh[pos]
+                stopped = False
+                for t in toks:
+                    if t in eos:
+                        stopped = True
+                        break
+                    new_tokens[row].append(t)
+                if not stopped:
+                    still.append(pos)
+            done_steps += step
+            if not still or done_steps >= limit:
+                break
+            # Keep unfinished rows only, in the batch tensors and in the KV cache.
+            keep = torch.tensor(still, device=self.device)
+            cache = out.past_key_values
+            cache.batch_select_indices(keep)
+            input_ids = seqs[keep]
+            grown = input_ids.shape[1] - mask.shape[1]
+            mask = torch.cat([mask[keep], torch.ones((len(still), grown), dtype=mask.dtype, device=self.device)], 1)
+            active = [active[p] for p in still]
+        responses = []
+        for row, (req, ids) in enumerate(batch):
+            toks = new_tokens[row][: req.max_new_tokens]
+            text = self.tokenizer.decode(toks, skip_special_tokens=True)
+            responses.append(Response(req.id, text, len(ids), len(toks), seconds[row], None))
+        return responses
+
+    def close(self) -> None:
+        self.model = None  # type: ignore[assignment]

