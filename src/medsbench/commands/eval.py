@@ -76,7 +76,10 @@ def eval_cmd(
         progress=not no_progress,
         console=console,
     )
-    Console().print(summary_table(result))
+    import sys
+
+    # Piped output (logs, CI) gets a fixed width so the table is never squeezed into ellipses.
+    Console(width=None if sys.stdout.isatty() else 120).print(summary_table(result))
     console.print(f"run folder: {result.run_dir}")
 
 

@@ -24,7 +24,7 @@ def summary_table(result: RunResult):
 
     table = Table(title=f"{result.manifest.model}: {result.n_items} items ({result.n_cached} cached, {result.n_failed} failed, {result.n_truncated} truncated)")
     for col in ("task", "category", "n", "metric", "strict", "reference", "failed", "truncated", "items/s"):
-        table.add_column(col, justify="right" if col not in ("task", "category", "metric") else "left")
+        table.add_column(col, justify="right" if col not in ("task", "category", "metric") else "left", no_wrap=True)
     scored = (result.results or {}).get("tasks", {})
     for tid, st in result.per_task.items():
         metric, strict, ref = _primary(scored.get(tid))

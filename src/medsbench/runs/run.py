@@ -97,7 +97,11 @@ def score(pred_path: Path, run_dir: Path, log: Callable[[str], None]) -> dict[st
     except ImportError:  # pragma: no cover - metrics ships with the package
         log("warning: medsbench.metrics is not available: results.json not written")
         return None
-    results = score_predictions(pred_path)
+    try:
+        results = score_predictions(pred_path)
+    except MedsbenchError as exc:  # the predictions stay; `medsbench score` can be rerun after a fix
+        log(f"[yellow]warning: scoring failed, results.json not written: {exc}[/yellow]")
+        return None
     write_results(results, run_dir / "results.json")
     return results
 
