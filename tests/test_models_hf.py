@@ -164,3 +164,22 @@ def test_cache_dir_honours_environment(monkeypatch, tmp_path):
     assert cache_dir() == tmp_path / "xdg" / "medsbench"
     monkeypatch.setenv("MEDSBENCH_CACHE", str(tmp_path / "mine"))
     assert cache_dir() == tmp_path / "mine"
+
+
+def test_base_model_without_template_gets_plain_prompts(tiny_model_dir, tmp_path):
+    import shutil
+
+    from medsbench.models.hf import HFBackend
+
+    folder = tmp_path / "base"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "chat_template.jinja").unlink(missing_ok=True)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    backend = HFBackend(str(folder), threads=1)
+    assert not backend.chat
+    p = Prompt("Definition.", "Input:\nq\nOutput:\n")
+    assert backend.render(p).text == "Definition.\nInput:\nq\nOutput:\n"
+    [resp] = backend.generate([Request("x", prompt=backend.render(p).text, max_new_tokens=3)])
+    assert resp.error is None and resp.output_tokens <= 3

@@ -164,7 +164,10 @@ def run_eval(
         from medsbench.sources import convert_all
 
         def on_source(name: str, written: list[Path] | None, skipped: str | None) -> None:
-            log(f"{name}: {len(written)} file(s)" if written is not None else f"[dim]skip {name}: {skipped}[/dim]")
+            if written is not None:
+                log(f"{name}: {len(written)} file(s)")
+            elif skipped and not skipped.endswith("not present"):  # absent datasets are normal; say why others failed
+                log(f"[dim]skip {name}: {skipped}[/dim]")
 
         report = convert_all(Path(build_from), tasks_dir, on_source)
         log(f"built {len(report.files)} task file(s) in {tasks_dir}")
