@@ -298,3 +298,13 @@ def test_cli_empty_workspace_names_the_build_command(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "medsbench data convert --all --raw ../shared/data/raw --out" in proc.stderr and "--build-from" in proc.stderr
+
+
+def test_definitions_file_gives_the_papers_wording(tmp_path):
+    from medsbench.runs import run_eval
+
+    ws = make_workspace(tmp_path / "ws")
+    defs = tmp_path / "RewriteDefinitions.json"
+    defs.write_text(json.dumps({"task57": {"original_def": ["The paper's own words."], "auto_rewrite_def": ["x"]}}))
+    run_eval(CountingBackend(), "task57", workspace=ws, out=tmp_path / "r", progress=False, definitions=defs, limit=1)
+    assert rows_of(tmp_path / "r")[0]["prompt"].startswith("The paper's own words.\nInput:\n")
