@@ -396,3 +396,50 @@ def test_two_process_cpu_ddp(tiny_model_dir, mixture, tmp_path):
     assert info["world_size"] == 2 and info["steps"] == 2
     assert [s for s, _, _ in _losses(out)] == [1, 2]  # one writer (rank 0), not two
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
+
+
+# ----------------------------------------------------------------------------- demo helpers
+
+
+def test_demo_comparison_uses_one_metric_per_category():
+    from medsbench.tune.demo import compare, comparison_markdown
+
+    base = {"categories": {
+        "mcqa": {"n_tasks": 2, "metrics": {"accuracy": 25.0}},
+        "summarization": {"n_tasks": 1, "metrics": {"bleu1": 10.0, "rougeL": 12.5}},
+        "ner": {"n_tasks": 1, "metrics": {"f1": 0.0, "precision": 0.0, "recall": 0.0}},
+    }}
+    tuned = {"categories": {
+        "mcqa": {"n_tasks": 2, "metrics": {"accuracy": 40.0}},
+        "summarization": {"n_tasks": 1, "metrics": {"bleu1": 15.0, "rougeL": 11.0}},
+    }}
+    rows = {r["category"]: r for r in compare(base, tuned)}
+    assert rows["mcqa"]["delta"] == 15.0 and rows["summarization"]["metric"] == "rougeL"
+    assert rows["summarization"]["delta"] == pytest.approx(-1.5)
+    assert rows["ner"]["tuned"] is None and rows["ner"]["delta"] is None
+    md = comparison_markdown(list(rows.values()))
+    assert "| mcqa | accuracy | 2 | 25.0 | 40.0 | +15.0 |" in md and "| ner | f1 | 1 | 0.0 | - | - |" in md
+
+
+def test_cli_registers_tune_and_demo():
+    from typer.testing import CliRunner
+
+    from medsbench.cli import app
+
+    runner = CliRunner()
+    assert "merge" in runner.invoke(app, ["tune", "--help"]).output
+    assert "--steps" in runner.invoke(app, ["demo", "--help"]).output
+
+
+def test_lora_top_layers_adapts_only_the_top_of_the_stack(tiny_model_dir):
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from medsbench.tune.train import lora_config
+
+    cfg = small_cfg()
+    cfg.lora.top_layers = 1
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    model = get_peft_model(base, lora_config(base, cfg))
+    trained = {n.split(".layers.")[1].split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
+    assert trained == {"1"}  # the tiny model has layers 0 and 1

@@ -24,8 +24,11 @@ class LoraSettings(BaseModel):
     r: int = Field(16, gt=0)
     alpha: int = Field(32, gt=0)
     dropout: float = Field(0.05, ge=0.0, lt=1.0)
-    # None = sensible defaults for the architecture (see train.default_target_modules).
+    # None = sensible defaults for the architecture (see train.DEFAULT_TARGETS).
     target_modules: list[str] | None = None
+    # Adapt only the top N decoder layers: backward then stops there, which cuts training compute
+    # roughly in half on a CPU. None = every layer.
+    top_layers: int | None = Field(None, gt=0)
 
 
 class TuneConfig(BaseModel):

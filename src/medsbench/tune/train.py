@@ -115,7 +115,12 @@ def lora_targets(model: Any, requested: list[str] | None) -> list[str] | str:
 
 def lora_config(model: Any, cfg: TuneConfig):
     peft = require("peft", "tune", "LoRA tuning")
+    layers = None
+    if cfg.lora.top_layers is not None:
+        n = model.config.get_text_config().num_hidden_layers
+        layers = list(range(max(0, n - cfg.lora.top_layers), n))
     return peft.LoraConfig(
+        layers_to_transform=layers,
         r=cfg.lora.r,
         lora_alpha=cfg.lora.alpha,
         lora_dropout=cfg.lora.dropout,
