@@ -308,3 +308,17 @@ def test_definitions_file_gives_the_papers_wording(tmp_path):
     defs.write_text(json.dumps({"task57": {"original_def": ["The paper's own words."], "auto_rewrite_def": ["x"]}}))
     run_eval(CountingBackend(), "task57", workspace=ws, out=tmp_path / "r", progress=False, definitions=defs, limit=1)
     assert rows_of(tmp_path / "r")[0]["prompt"].startswith("The paper's own words.\nInput:\n")
+
+
+def test_query_longer_than_the_context_fails_explicitly_without_a_call(tmp_path):
+    from medsbench.runs import run_eval
+
+    ws = make_workspace(tmp_path / "ws")
+    write_task(ws / "tasks" / "task57_medqa_en.test.json", {"Definition": ["Answer."]},
+               [Instance("short", "Q?", ["A"]), Instance("long", "word " * 80, ["A"]), Instance("mid", "word " * 25, ["A"])])
+    backend = CountingBackend(context=40)
+    run_eval(backend, "task57", workspace=ws, out=tmp_path / "r", progress=False, max_new_tokens=20)
+    rows = {r["id"]: r for r in rows_of(tmp_path / "r")}
+    assert "does not fit the model context of 40" in rows["long"]["error"] and rows["long"]["output"] == ""
+    assert rows["short"]["error"] is None and rows["mid"]["error"] is None and rows["mid"]["truncated"]
+    assert len(backend.prompts) == 2 and all("word " * 80 not in p for p in backend.prompts)

@@ -55,6 +55,9 @@ def default_model_dir(*, rebuild: bool = False) -> Path:
     if stamp.is_file() and not rebuild:
         return target
     src = gguf_path()
+    import sys
+
+    print(f"converting the embedded {src.name} once into {target} (about a minute) ...", file=sys.stderr)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_NAME}.", dir=target.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; the cache is a normal user folder

@@ -86,6 +86,7 @@ class HFBackend(BaseBackend):
             raise MedsbenchError(f"unknown dtype '{dtype}' (known: {', '.join(DTYPES)})")
         if threads:
             torch.set_num_threads(int(threads))
+        transformers.utils.logging.disable_progress_bar()  # our own progress bars are the ones that matter
         local = Path(path).expanduser()
         if path.startswith(("/", ".", "~")) or local.exists():
             if not local.is_dir():

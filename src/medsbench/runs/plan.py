@@ -29,6 +29,7 @@ class Item:
     truncated: bool
     max_new_tokens: int
     key: str = ""
+    error: str | None = None  # set when even the bare query does not fit the context: never sent
 
 
 @dataclass
@@ -38,6 +39,7 @@ class TaskPlan:
     definition: str
     n_total: int
     items: list[Item]
+    max_new_tokens: int = 200
 
 
 def prompt_template_sha256(style: str) -> str:
@@ -131,6 +133,13 @@ def plan_task(
         demos = sample_demos(pool, k, seed=seed, task_id=entry.id, instance=inst)
         fitted = fit_prompt(definition, inst, demos, count=count, budget=budget, style=style)
         rendered = backend.render(fitted.prompt)
+        room, error = new_tokens, None
+        if fitted.over_budget and context and fitted.tokens is not None:
+            # The query alone overflows the generation room: shorten the room, or fail the item if none is left.
+            room = context - fitted.tokens
+            if room <= 0:
+                error = f"prompt of {fitted.tokens} tokens does not fit the model context of {context} (the query is never cut)"
+                room = new_tokens
         items.append(
             Item(
                 task_id=entry.id,
@@ -142,10 +151,11 @@ def plan_task(
                 prompt=rendered.prompt,
                 demo_ids=fitted.prompt.demo_ids,
                 truncated=fitted.truncated,
-                max_new_tokens=new_tokens,
+                max_new_tokens=room,
+                error=error,
             )
         )
-    return TaskPlan(entry, files, definition, n_total, items)
+    return TaskPlan(entry, files, definition, n_total, items, new_tokens)
 
 
 def file_hashes(files: dict[str, Path]) -> dict[str, dict[str, Any]]:

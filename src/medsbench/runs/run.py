@@ -220,7 +220,7 @@ def run_eval(
             "tasks": tasks, "limit": limit, "shots": shots, "seed": seed, "max_new_tokens": max_new_tokens,
             "prompt_style": prompt_style, "definitions": str(definitions) if definitions else None,
         },
-        generation={"do_sample": False, "greedy": True, "max_new_tokens": {p.entry.id: p.items[0].max_new_tokens for p in plans if p.items}},
+        generation={"do_sample": False, "greedy": True, "max_new_tokens": {p.entry.id: p.max_new_tokens for p in plans}},
         prompt_template_sha256=prompt_template_sha256(prompt_style),
         chat_template_sha256=identity.get("chat_template_sha256"),
         seed=seed,
@@ -307,7 +307,11 @@ def _run_task(plan: TaskPlan, backend: Backend, store: ResultCache, fh, bar, don
     waiting: dict[str, list[int]] = {}  # cache key -> positions (identical prompts are generated once)
     for pos, item in enumerate(items):
         hit = hits.get(item.key)
-        if hit is not None:
+        if item.error is not None:  # cannot be sent at all: an explicit failure, never a model call
+            _emit(tid, pos, item, Response(item.key, "", None, None, 0.0, item.error), fh, done)
+            stats["failed"] += 1
+            result.n_failed += 1
+        elif hit is not None:
             _emit(tid, pos, item, hit, fh, done)
             stats["cached"] += 1
             result.n_cached += 1
