@@ -21,9 +21,12 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     spec = (spec or "").strip()
     if not spec:
         raise MedsbenchError("empty model spec (try: default, hf:PATH, openai:MODEL, vllm:PATH)")
+    if ":" not in spec.split(",")[0]:  # "default,threads=1" reads as "default:,threads=1"
+        spec_head, _, tail = spec.partition(",")
+        spec = f"{spec_head}:" + (f",{tail}" if tail else "")
     kind, _, rest = spec.partition(":")
     if kind not in KINDS:
-        raise MedsbenchError(f"unknown model spec '{spec}' (kinds: {', '.join(KINDS)}; e.g. hf:/path/to/model)")
+        raise MedsbenchError(f"unknown model spec '{spec.rstrip(':')}' (kinds: {', '.join(KINDS)}; e.g. hf:/path/to/model)")
     parts = rest.split(",") if rest else []
     target = ""
     if parts and "=" not in parts[0]:
