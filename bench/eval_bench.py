@@ -18,7 +18,10 @@ generated lengths median 17, max 122 tokens):
 | same, pruned every 8                        | 0.504        | -            |
 | prompt forward passes only (ceiling)        | 0.712 (1.88x)| -            |
 
-Outputs identical to the one-at-a-time loop: fp32 32/32 (static and pruned); bf16 25/32.
+With threads=2 (load ~1-2): one-at-a-time 0.393, pruned batches of 16 0.611 (1.56x), prefill
+ceiling 1.009 items/s (2.57x).
+
+Outputs identical to the one-at-a-time loop: fp32 32/32 (static and pruned, 1 or 2 threads); bf16 25/32.
 Time outside ``model.generate``: 0.03-0.5%. The >=4x target is out of reach here: the
 prompts (~250-300 tokens) make prefill ~70% of the batched run, and prefill is compute
 bound, so batching cannot shrink it; batching only divides the decode steps (64 ms/row
