@@ -74,7 +74,7 @@ def convert_cmd(
         }
         written = convert(name, raw, out, **options)
         for path in written:
-            console.print(f"wrote {path}")
+            typer.echo(f"wrote {path}")  # plain echo: rich would wrap long paths
         return
     from medsbench.sources.registry import convert_all
 
