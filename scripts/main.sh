@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 RAW=${RAW:-../shared/data/raw}
 WORK=${WORK:-medsbench-work}
-LIMIT=${LIMIT:-10}
+LIMIT=${LIMIT:-5}
 bash scripts/setup.sh
 . .venv/bin/activate
 medsbench data convert --all --raw "$RAW" --out "$WORK/tasks"
 medsbench data stats "$WORK/tasks"
-medsbench eval --model default --tasks available --limit "$LIMIT" --workspace "$WORK" --out "$WORK/runs/smollm2-default" --resume
+medsbench eval --model default --tasks available --limit "$LIMIT" --workspace "$WORK" --out "$WORK/runs/smollm2-default"
