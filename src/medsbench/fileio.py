@@ -63,8 +63,11 @@ def read_json(path: str | os.PathLike) -> Any:
         raise MedsbenchError(f"invalid JSON: {exc.msg}", where=f"{path}:{line}") from None
 
 
-def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
-    """Yield (line_number, object) for each non-blank line; bad JSON names the line."""
+def iter_jsonl(path: str | os.PathLike, *, objects: bool = False) -> Iterator[tuple[int, Any]]:
+    """Yield (line_number, value) for each non-blank line; bad JSON names the line.
+
+    With ``objects=True`` every line must hold a JSON object.
+    """
     path = Path(path)
     try:
         fh = open(path, "rb")
@@ -75,9 +78,12 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
             if not raw.strip():
                 continue
             try:
-                yield lineno, orjson.loads(raw)
+                value = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
                 raise MedsbenchError(f"invalid JSON: {exc.msg}", where=f"{path}:{lineno}") from None
+            if objects and not isinstance(value, dict):
+                raise MedsbenchError(f"expected a JSON object per line, got {type(value).__name__}", where=f"{path}:{lineno}")
+            yield lineno, value
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> int:

@@ -13,19 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from medsbench.tasks.catalog import CatalogEntry
-
-HALLMARKS = (
-    "sustaining proliferative signaling",
-    "evading growth suppressors",
-    "resisting cell death",
-    "enabling replicative immortality",
-    "inducing angiogenesis",
-    "activating invasion and metastasis",
-    "genomic instability and mutation",
-    "tumor promoting inflammation",
-    "cellular energetics",
-    "avoiding immune destruction",
-)
+from medsbench.tasks.labels import HALLMARKS
 
 # Pooled groups the official summarization script reports next to the tasks.
 POOLED = {"CT": tuple(f"task{i}" for i in range(83, 89)), "MRI": tuple(f"task{i}" for i in range(89, 95))}

@@ -191,22 +191,6 @@ def load_json(path: Path) -> Any:
         raise MedsbenchError(f"invalid JSON: {exc.msg}", where=f"{path}:{line}") from None
 
 
-def iter_json_lines(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    import orjson
-
-    with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            try:
-                obj = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                raise MedsbenchError(f"invalid JSON: {exc.msg}", where=f"{path}:{lineno}") from None
-            if not isinstance(obj, dict):
-                raise MedsbenchError(f"expected a JSON object per line, got {type(obj).__name__}", where=f"{path}:{lineno}")
-            yield lineno, obj
-
-
 def read_csv_rows(path: Path, expected: Sequence[str], *, delimiter: str = ",") -> list[dict[str, str]]:
     """Rows of a CSV/TSV whose header must contain ``expected`` (else a one-line error naming the file)."""
     text = read_text(path)

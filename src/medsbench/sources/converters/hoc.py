@@ -14,22 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from medsbench.errors import MedsbenchError
-from medsbench.sources.converters._qa import Splits, TaskSpec, instance, no_options, read_text, write_splits
+from medsbench.sources.converters._qa import (
+    Splits,
+    TaskSpec,
+    instance,
+    no_options,
+    read_text,
+    write_splits,
+)
 from medsbench.sources.registry import HASH_SPLIT_NOTE, hash_split, register_source
+from medsbench.tasks.labels import HALLMARKS
 
 TASK = "task106"
-HALLMARKS = (
-    "sustaining proliferative signaling",
-    "evading growth suppressors",
-    "resisting cell death",
-    "enabling replicative immortality",
-    "inducing angiogenesis",
-    "activating invasion and metastasis",
-    "genomic instability and mutation",
-    "tumor promoting inflammation",
-    "cellular energetics",
-    "avoiding immune destruction",
-)
 NO_HALLMARK = "None of the hallmarks of cancer."
 
 DEFINITION = (

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from medsbench.errors import MedsbenchError
+from medsbench.fileio import iter_jsonl
 from medsbench.sources.converters._qa import (
     MCQA_DEFINITION,
     MCQA_MULTI_DEFINITION,
@@ -22,7 +23,6 @@ from medsbench.sources.converters._qa import (
     Splits,
     TaskSpec,
     instance,
-    iter_json_lines,
     letter_indices,
     mcqa_input,
     mcqa_output,
@@ -47,7 +47,7 @@ def read_mcqa_jsonl(path: Path, *, id_prefix: str = "", skip_unanswerable: bool 
     """
     out: list[Instance] = []
     skipped = {"no_options": 0, "needs_image": 0, "multi_answer": 0}
-    for lineno, item in iter_json_lines(path):
+    for lineno, item in iter_jsonl(path, objects=True):
         where = f"{path}:{lineno}"
         for key in ("problem_text", "choices", "answer"):
             if key not in item:

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from medsbench.errors import MedsbenchError
+from medsbench.fileio import iter_jsonl
 from medsbench.sources.converters._qa import (
     OFFICIAL_SPLIT,
     RIGHT_ANSWER,
     Splits,
     TaskSpec,
     instance,
-    iter_json_lines,
     mcqa_input,
     mcqa_output,
     no_options,
@@ -36,7 +36,7 @@ DEFINITION = (
 
 def read_split(path: Path) -> list[Instance]:
     out: list[Instance] = []
-    for lineno, item in iter_json_lines(path):
+    for lineno, item in iter_jsonl(path, objects=True):
         where = f"{path}:{lineno}"
         missing = [k for k in ("pairID", "context", "question", "answer") if k not in item]
         if missing:
