@@ -15,13 +15,21 @@ so the collapsed label -- the first non-N of (P, I, O), which is exactly
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from medsbench.errors import MedsbenchError
-from medsbench.sources.converters._qa import Splits, TaskSpec, instance, load_json, no_options, read_text, write_splits
+from medsbench.sources.converters._ner import detokenize
+from medsbench.sources.converters._qa import (
+    Splits,
+    TaskSpec,
+    instance,
+    load_json,
+    no_options,
+    read_text,
+    write_splits,
+)
 from medsbench.sources.registry import register_source, require_file
 
 ELEMENTS = {  # tag -> (task id, what it is, definition focus)
@@ -30,8 +38,6 @@ ELEMENTS = {  # tag -> (task id, what it is, definition focus)
     "O": ("task3", "outcomes", "the outcomes measured to judge whether the intervention works"),
 }
 _PUNCT = frozenset(".,;:!?()[]{}\"'-")
-_NO_SPACE_BEFORE = frozenset({".", ",", ";", ":", "?", "!", ")", "]", "%"})
-_NO_SPACE_AFTER = frozenset({"(", "["})
 
 
 def definition(element: str) -> str:
@@ -48,16 +54,6 @@ class Sentence:
     id: str
     tokens: list[str]
     tags: list[str]  # collapsed P/I/O/N per token
-
-
-def detokenize(tokens: Sequence[str]) -> str:
-    """Space-join, without spaces before closing or after opening punctuation (pairwise, so spans stay substrings)."""
-    out: list[str] = []
-    for i, tok in enumerate(tokens):
-        if i and tok not in _NO_SPACE_BEFORE and tokens[i - 1] not in _NO_SPACE_AFTER:
-            out.append(" ")
-        out.append(tok)
-    return "".join(out)
 
 
 def phrases(sent: Sentence, tag: str) -> list[str]:
