@@ -101,8 +101,8 @@ def configs_cmd() -> None:
 def demo_cmd(
     work: Path = typer.Option(Path("medsbench-work/demo"), "--work", help="Workspace for the demo."),
     raw: Path = typer.Option(None, "--raw", help="Raw data root (default: ../shared/data/raw if present)."),
-    steps: int = typer.Option(20, "--steps", help="LoRA optimizer steps (one 512-token packed row each)."),
-    items: int = typer.Option(5, "--items", help="Benchmark items per task for the base-vs-tuned evaluation."),
+    steps: int = typer.Option(300, "--steps", help="LoRA optimizer steps (one 512-token packed row each)."),
+    items: int = typer.Option(10, "--items", help="Benchmark items per task for the base-vs-tuned evaluation."),
     tasks: str = typer.Option(None, "--tasks", help="Bench task selection (catalog ids/categories); default: 7 tasks, one per category."),
     per_task: int = typer.Option(40, "--per-task", help="Mixture: cap of training instances per task."),
     shots: int = typer.Option(0, "--shots", help="Demos per evaluation prompt (the catalog's paper setting: -1)."),
