@@ -136,7 +136,9 @@ def test_retries_then_answers_or_fails_explicitly(server, monkeypatch):
     assert server.attempts["[429x2] rate"] == 3 and server.attempts["[badx2] malformed"] == 3
     assert server.attempts["[slowx1] slow"] == 2  # timed out once, retried
     assert server.auth == {f"Bearer {KEY}"}
-    assert server.max_in_flight <= 3  # bounded concurrency
+    # Bounded concurrency (3). The server may also still be sleeping on the one slow request the
+    # client abandoned at its 0.5 s timeout, so it can see one more connection than the client holds.
+    assert server.max_in_flight <= 3 + 1
     assert KEY not in repr(backend) and KEY not in json.dumps(backend.identity())
 
 
