@@ -63,7 +63,7 @@ def convert_cmd(
 ) -> None:
     """Convert raw public releases into task files."""
     from medsbench.errors import MedsbenchError
-    from medsbench.sources import convert, sources
+    from medsbench.sources import convert
 
     console = Console()
     if all_sources == (name is not None):

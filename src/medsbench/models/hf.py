@@ -10,7 +10,6 @@ fp32 this gives the same tokens as one uninterrupted ``generate`` (tested).
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator, Sequence

@@ -11,15 +11,14 @@ from __future__ import annotations
 import csv
 import io
 import re
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from medsbench.errors import MedsbenchError
-from medsbench.fileio import atomic_write, dumps, iter_jsonl, write_json, write_jsonl
+from medsbench.fileio import atomic_write, dumps, write_jsonl
 from medsbench.models.base import Backend, Request, Response
 from medsbench.runs.cache import ResultCache, cache_key
 from medsbench.runs.manifest import RunManifest, now
