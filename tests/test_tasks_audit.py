@@ -50,7 +50,9 @@ def test_majority_baseline_and_degenerate_flag():
         ("mcqa", "The right answer is Aspirin.", "the right answer is aspirin"),
         ("fact_verification", " No. ", "no"),
         ("text_classification", "resisting cell death, evading growth suppressors", "evading growth suppressors, resisting cell death"),
-        ("diagnosis", "The diagnosis result is  Pneumonia.", "the diagnosis result is pneumonia"),
+        ("diagnosis", "The diagnosis result is  Pneumonia.", "pneumonia"),
+        ("treatment_planning", "The treatment planning is: surgery.", "surgery"),
+        ("nli", "Entailment", "entailment"),
     ],
 )
 def test_gold_label_per_category(category, gold, label):
@@ -100,9 +102,17 @@ def test_repeated_input_with_different_golds(tmp_path):
     assert any("1 input(s) with different golds (worst: id r0, 5 copies, 5 golds)" in f for f in result.findings())
 
 
+def test_tasks_scored_as_text_get_no_label_statistics(tmp_path):
+    """task100 is filed under fact verification but its golds are justifications (BLEU/ROUGE in the catalog)."""
+    path = tmp_path / "task100_synthetic.test.json"
+    write_task(path, _meta("task100", "fact_verification"), [Instance(str(i), "s", ["no"]) for i in range(5)])
+    result = audit_file(path)
+    assert not result.closed_label and result.majority_baseline is None and not result.degenerate
+
+
 def test_open_ended_golds_in_a_closed_category_get_no_baseline(tmp_path):
-    path = tmp_path / "task42_synthetic.test.json"
-    write_task(path, _meta("task42", "nli"), [Instance(str(i), f"premise {i}", [f"hypothesis {i}"]) for i in range(80)])
+    path = tmp_path / "task999_synthetic.test.json"
+    write_task(path, _meta("task999", "nli"), [Instance(str(i), f"premise {i}", [f"hypothesis {i}"]) for i in range(80)])
     result = audit_file(path)
     assert result.open_ended and not result.closed_label and result.majority_baseline is None and not result.degenerate
 

@@ -338,3 +338,22 @@ def test_eval_runs_on_the_imported_release(release, tmp_path, capsys, tiny_model
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert set(manifest["tasks"]) == {r["task_id"] for r in rows}
     assert res.results is not None and set(res.results["tasks"]) == {r["task_id"] for r in rows}  # every task scored
+
+
+def test_pull_replaces_a_converted_test_split_and_repull_is_quiet(release, tmp_path):
+    from medsbench.tasks.format import write_task
+
+    tasks = tmp_path / "tasks"
+    write_task(tasks / "task57_medqa_en.test.json", {"Definition": ["ours"], "medsbench": {"task_id": "task57", "split": "test"}},
+               [{"id": 0, "input": "converted q", "output": "The right answer is A: x."}])
+    write_task(tasks / "task57_medqa_en.train.json", {"Definition": ["ours"], "medsbench": {"task_id": "task57", "split": "train"}},
+               [{"id": 0, "input": "train q", "output": "The right answer is A: x."}])
+    first = import_release(release, tasks, categories=["mcqa"])
+    assert [w for w in first.warnings if "replaces" in w] == [
+        "MCQA/task57_medqa_question_answering_en.jsonl: replaces the existing test split of task57 (task57_medqa_en.test.json)"
+    ]
+    found = find_task_files(tasks)["task57"]
+    assert read_meta(found["test"])["medsbench"]["source"]["path"].startswith("MCQA/")
+    assert read_meta(found["train"])["Definition"] == ["ours"]  # our train split stays (demos for the medsbench protocol)
+    again = import_release(release, tasks, categories=["mcqa"])
+    assert not [w for w in again.warnings if "replaces" in w]

@@ -3,7 +3,8 @@
 Per task file (``audit_file``), streamed once:
 
 * instance count; instances without a usable ``input`` / ``output``;
-* for closed-label categories (:data:`CLOSED_LABEL_CATEGORIES`): the gold
+* for closed-label categories (:data:`CLOSED_LABEL_CATEGORIES`, except tasks
+  the catalog scores as text, such as the task100 justifications): the gold
   label distribution, the majority-class baseline (percent) and a degenerate
   flag (one label covers >= 95%, or a single label), using
   :mod:`medsbench.tasks.labels`; what "the label" is depends on the category
@@ -52,6 +53,8 @@ _LETTERS = re.compile(r"[Aa]nswer is\s*:?\s*\(?([A-Z](?:\s*(?:,|and|&)\s*[A-Z])*
 _YES_NO = re.compile(r"[Aa]nswer is\s*:?\s*(yes|no|maybe)\b", re.IGNORECASE)
 _LEADING_LETTER = re.compile(r"^\(?([A-Z])(?:[).:]|\s|$)")
 _PAIRS = {")": "(", "]": "[", "}": "{"}
+# The official answer frames around a diagnosis / treatment label (lower-cased), stripped to get the label.
+_LEAD_INS = {"diagnosis": "the diagnosis result is", "treatment_planning": "the treatment planning is"}
 
 
 class Conflict(BaseModel):
@@ -141,6 +144,8 @@ def gold_label(category: str | None, gold: str) -> str:
       letter (``B. ...``); otherwise the normalised text.
     * ``text_classification`` (multi-label): the set of comma/semicolon
       separated labels, sorted and joined with ", " (one label per label set).
+    * ``diagnosis`` / ``treatment_planning``: the text after the official frame
+      ("The diagnosis result is ...", "The treatment planning is: ...").
     * every other category: the gold text, whitespace-collapsed, lower-cased,
       without a final period.
     """
@@ -158,7 +163,11 @@ def gold_label(category: str | None, gold: str) -> str:
     if category == "text_classification":
         parts = sorted({_norm(p) for p in re.split(r"[,;]", gold) if _norm(p)})
         return ", ".join(parts)
-    return _norm(gold)
+    text = _norm(gold)
+    lead = _LEAD_INS.get(category or "")
+    if lead and text.startswith(lead):
+        text = text[len(lead):].lstrip(" :").strip()
+    return text
 
 
 def brackets_balanced(text: str) -> bool:
@@ -175,6 +184,15 @@ def brackets_balanced(text: str) -> bool:
 
 def _digest(text: str) -> bytes:
     return hashlib.blake2b(" ".join(text.split()).encode("utf-8", "surrogatepass"), digest_size=8).digest()
+
+
+def _is_closed(task_id: str | None, category: str | None) -> bool:
+    """Closed-label: a closed-label category, unless the task is scored as text (task100, task42: BLEU/ROUGE)."""
+    if category not in CLOSED_LABEL_CATEGORIES:
+        return False
+    entry = catalog().get(task_id) if task_id else None
+    metric = entry.metric if entry is not None else catalog().categories[category].metric
+    return metric != "bleu_rouge"
 
 
 def _category_of(task_id: str | None, meta: dict[str, Any]) -> str | None:
@@ -217,7 +235,7 @@ def audit_file(path: str | os.PathLike, *, train: str | os.PathLike | None = Non
     tid = task_id_of(meta, path)
     category = _category_of(tid, meta)
     result = TaskAudit(file=str(path), task_id=tid, split=split_of(meta, path), category=category)
-    closed = category in CLOSED_LABEL_CATEGORIES
+    closed = _is_closed(tid, category)
     spans = category in SPAN_CATEGORIES
     labels: list[str] = []
     seen: dict[bytes, list[Any]] = {}  # input digest -> [first id, count, {gold digests}]

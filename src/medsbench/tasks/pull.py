@@ -227,6 +227,18 @@ def _release_files(root: Path, patterns: list[str] | None) -> list[tuple[Path, s
     return files
 
 
+def _source_sha256(path: Path) -> str | None:
+    """The released file's sha256 recorded in a task file written by an earlier pull (None otherwise)."""
+    from medsbench.tasks.format import read_meta
+
+    try:
+        ours = read_meta(path).get("medsbench")
+    except MedsbenchError:
+        return None
+    source = ours.get("source") if isinstance(ours, dict) else None
+    return source.get("sha256") if isinstance(source, dict) else None
+
+
 def import_release(
     source: str | os.PathLike,
     tasks_dir: str | os.PathLike,
@@ -318,7 +330,7 @@ def import_release(
         target = existing.get(tid, {}).get("test") or out / (
             entry.file_name("test") if entry else f"{tid}_{ours['slug']}.test.json"
         )
-        if target.exists():
+        if target.exists() and _source_sha256(target) != digest:
             log.info("%s: replacing %s", tid, target)
             report.warnings.append(f"{rel}: replaces the existing test split of {tid} ({target.name})")
         write_task(target, meta, instances)
