@@ -7,8 +7,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from conftest import raw_dir
+
 from medsbench.cli import main
 from medsbench.tasks.audit import audit_file, audit_paths, brackets_balanced, gold_label
 from medsbench.tasks.format import Instance, write_task

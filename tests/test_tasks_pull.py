@@ -15,10 +15,22 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from medsbench.cli import main
 from medsbench.errors import MedsbenchError
-from medsbench.tasks import catalog, find_task_files, iter_instances, read_meta, validate_file
-from medsbench.tasks.pull import folder_category, import_release, pull_hub, read_release_file
+from medsbench.tasks import (
+    catalog,
+    find_task_files,
+    iter_instances,
+    read_meta,
+    validate_file,
+)
+from medsbench.tasks.pull import (
+    folder_category,
+    import_release,
+    pull_hub,
+    read_release_file,
+)
 from medsbench.tasks.workspace import check_task_file, resolve_tasks
 
 REPO = Path(__file__).resolve().parents[1]
@@ -167,7 +179,7 @@ def test_from_folder_imports_all_21_released_paths(tmp_path, capsys, shape):
     ner = [i for i in iter_instances(found["task126"]["test"])]
     assert ner[1].output == ["aspirin, ibuprofen."] and not ner[1].output_was_str and ner[0].output_was_str
     # the eval selection finds every category
-    entries, _, skipped = resolve_tasks("all", ws / "tasks")
+    entries, _, _ = resolve_tasks("all", ws / "tasks")
     assert len(entries) == 21
     assert [e.id for e in resolve_tasks("fact_verification", ws / "tasks")[0]] == ["task12", "task16", "task100"]
 
@@ -177,8 +189,11 @@ def test_jsonl_without_definition_is_one_error_line_and_the_rest_imports(tmp_pat
     code, out, err = run_cli(capsys, "data", "pull", "--from", str(root), "--workspace", str(tmp_path / "ws"))
     assert code == 1
     errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert errors == ["error: MCQA/task57_medqa_question_answering_en.jsonl: no Definition in the file and none for "
-                      "task57 in --definitions (RewriteDefinitions.json): skipped"]
+    expected = (
+        "error: MCQA/task57_medqa_question_answering_en.jsonl: no Definition in the file and none for "
+        "task57 in --definitions (RewriteDefinitions.json): skipped"
+    )
+    assert errors == [expected]
     assert "imported 20 task(s)" in out
 
 
@@ -315,11 +330,11 @@ def test_cli_pull_through_hf_home_offline(release, tmp_path):
     env.pop("HF_HUB_CACHE", None)
     ws = tmp_path / "ws"
     cmd = [sys.executable, "-m", "medsbench.cli", "data", "pull", "--workspace", str(ws), "--revision", COMMIT]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert f"imported 21 task(s) from Henrychur/MedS-Bench@{COMMIT}" in done.stdout
     _check_imported(ws / "tasks", release)
-    missing = subprocess.run(cmd[:-1] + ["deadbeef" * 5], env=env, capture_output=True, text=True, timeout=300)
+    missing = subprocess.run(cmd[:-1] + ["deadbeef" * 5], env=env, capture_output=True, text=True, timeout=300, check=False)
     assert missing.returncode == 1
     assert missing.stderr.strip().count("\n") == 0 and "not in the Hugging Face cache" in missing.stderr
 
@@ -357,3 +372,25 @@ def test_pull_replaces_a_converted_test_split_and_repull_is_quiet(release, tmp_p
     assert read_meta(found["train"])["Definition"] == ["ours"]  # our train split stays (demos for the medsbench protocol)
     again = import_release(release, tasks, categories=["mcqa"])
     assert not [w for w in again.warnings if "replaces" in w]
+
+
+def test_truncated_official_object_names_its_line(tmp_path):
+    p = tmp_path / "task122_x.json"
+    p.write_text(json.dumps(_official("task122", "mcqa"), indent=1)[:-40])
+    with pytest.raises(MedsbenchError) as info:
+        read_release_file(p)
+    last_line = p.read_text().count("\n") + 1
+    assert str(info.value) == f"{p}:{last_line}: invalid JSON: unexpected end of data"
+
+
+def test_task_source_for_the_manifest(release, tmp_path):
+    from medsbench.tasks.workspace import task_source
+
+    report = import_release(release, tmp_path / "tasks", categories=["ner"])
+    src = task_source(report.tasks[0].path)
+    assert src is not None and src["kind"] == "local" and src["path"] == "NER/task125_test_bc4chem_named_enetity_recognition.json"
+    assert src["sha256"] == hashlib.sha256((release / src["path"]).read_bytes()).hexdigest()
+    from medsbench.tasks.format import write_task
+
+    write_task(tmp_path / "own.test.json", {"Definition": ["d"]}, [{"input": "a", "output": "b"}])
+    assert task_source(tmp_path / "own.test.json") is None

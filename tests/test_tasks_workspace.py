@@ -23,7 +23,7 @@ DEF = ["Given a question and a list of options, select the correct answer from t
 
 
 def _mcqa(n: int = 3) -> list[Instance]:
-    return [Instance(str(i), f"Question: q{i}?\nOptions:\nA. x\nB. y", [f"The right answer is A: x."]) for i in range(n)]
+    return [Instance(str(i), f"Question: q{i}?\nOptions:\nA. x\nB. y", ["The right answer is A: x."]) for i in range(n)]
 
 
 def _workspace(root: Path) -> Path:
@@ -62,7 +62,7 @@ def test_find_task_files_maps_ids_and_splits_in_task_order(tmp_path):
 
 def test_resolve_tasks_selects_catalog_tasks_and_reports_skips(tmp_path):
     tasks = _workspace(tmp_path)
-    entries, files, skipped = resolve_tasks("ner,task57", tasks)
+    entries, _, skipped = resolve_tasks("ner,task57", tasks)
     assert [e.id for e in entries] == ["task57", "task126"]
     assert "task127" in skipped and "task10" not in [e.id for e in entries]
     with pytest.raises(MedsbenchError, match="task58 .* has no test file"):

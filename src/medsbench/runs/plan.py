@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medsbench.errors import MedsbenchError
+from medsbench.errors import MedsbenchError  # noqa: F401  (kept for plan_task)
 from medsbench.fileio import sha256_file, sha256_text
 from medsbench.models.base import Backend
 from medsbench.prompts import build_prompt, fit_prompt, sample_demos

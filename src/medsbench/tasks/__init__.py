@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 from medsbench.tasks.validate import Problem, validate_file  # noqa: E402
-from medsbench.tasks.workspace import (  # noqa: E402
+from medsbench.tasks.workspace import (
     find_task_files,
     load_task,
     resolve_tasks,

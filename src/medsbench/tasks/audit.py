@@ -33,7 +33,13 @@ from pydantic import BaseModel, Field
 
 from medsbench.errors import MedsbenchError
 from medsbench.tasks.catalog import INS_CATEGORY_OF, catalog
-from medsbench.tasks.format import Instance, iter_instances, read_meta, split_of, task_id_of
+from medsbench.tasks.format import (
+    Instance,
+    iter_instances,
+    read_meta,
+    split_of,
+    task_id_of,
+)
 from medsbench.tasks.labels import is_degenerate, label_distribution, majority_baseline
 
 SCHEMA_VERSION = 1
@@ -77,19 +83,19 @@ class TaskAudit(BaseModel):
     missing_input: int = 0
     missing_output: int = 0
     closed_label: bool = False
-    open_ended: bool = Field(False, description="closed-label category, but the golds are free text")
+    open_ended: bool = Field(default=False, description="closed-label category, but the golds are free text")
     n_labels: int | None = None
     label_distribution: dict[str, int] | None = None
     majority_label: str | None = None
-    majority_baseline: float | None = Field(None, description="percent accuracy of always answering the majority label")
+    majority_baseline: float | None = Field(default=None, description="percent accuracy of always answering the majority label")
     degenerate: bool = False
-    duplicate_inputs: int = Field(0, description="instances whose input already occurred earlier in the file")
-    conflicting_inputs: int = Field(0, description="distinct inputs that occur with more than one gold")
+    duplicate_inputs: int = Field(default=0, description="instances whose input already occurred earlier in the file")
+    conflicting_inputs: int = Field(default=0, description="distinct inputs that occur with more than one gold")
     worst_conflict: Conflict | None = None
-    unbalanced_golds: int | None = Field(None, description="NER/IE instances whose gold has unbalanced brackets")
+    unbalanced_golds: int | None = Field(default=None, description="NER/IE instances whose gold has unbalanced brackets")
     unbalanced_example: str | None = None
     train_file: str | None = None
-    train_overlap: int | None = Field(None, description="test instances whose input occurs in the train split")
+    train_overlap: int | None = Field(default=None, description="test instances whose input occurs in the train split")
     train_overlap_pct: float | None = None
 
     def findings(self) -> list[str]:
@@ -176,9 +182,8 @@ def brackets_balanced(text: str) -> bool:
     for ch in text:
         if ch in "([{":
             stack.append(ch)
-        elif ch in _PAIRS:
-            if not stack or stack.pop() != _PAIRS[ch]:
-                return False
+        elif ch in _PAIRS and (not stack or stack.pop() != _PAIRS[ch]):
+            return False
     return not stack
 
 

@@ -149,30 +149,31 @@ def read_release_file(path: str | os.PathLike) -> tuple[dict[str, Any], list[Ins
         raise MedsbenchError("file not found", where=where) from None
     except OSError as exc:
         raise MedsbenchError(f"cannot read: {exc.strerror or exc}", where=where) from None
+    whole_error: orjson.JSONDecodeError | None = None
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         whole_error = exc
     else:
         if isinstance(obj, dict) and "Instances" in obj:
-            meta = {k: v for k, v in obj.items() if k != "Instances"}
-            return meta, _instances_from(obj["Instances"], where), "json"
+            whole_meta = {k: v for k, v in obj.items() if k != "Instances"}
+            return whole_meta, _instances_from(obj["Instances"], where), "json"
         if isinstance(obj, list):
             return {}, _instances_from(obj, where), "json-list"
         if isinstance(obj, dict) and META_HEADER not in obj and "input" not in obj:
             raise MedsbenchError("a task file must hold an object with Instances (or one instance per line)", where=where)
-        whole_error = None
     lines = [(n, raw) for n, raw in enumerate(data.splitlines(), 1) if raw.strip()]
     if not lines:
         raise MedsbenchError("empty file", where=where)
-    if whole_error is not None and len(lines) == 1:
-        line = data[: whole_error.pos].count(b"\n") + 1
-        raise MedsbenchError(f"invalid JSON: {whole_error.msg}", where=f"{path}:{line}")
     rows: list[tuple[int, Any]] = []
     for n, raw in lines:
         try:
             rows.append((n, orjson.loads(raw)))
         except orjson.JSONDecodeError as exc:
+            if whole_error is not None and not rows:
+                # Not JSON lines either: report the error of the file read as one JSON document.
+                line = data[: whole_error.pos].count(b"\n") + 1
+                raise MedsbenchError(f"invalid JSON: {whole_error.msg}", where=f"{path}:{line}") from None
             raise MedsbenchError(f"invalid JSON: {exc.msg}", where=f"{path}:{n}") from None
     meta: dict[str, Any] = {}
     shape = "jsonl-instances"
@@ -383,7 +384,7 @@ def pull_hub(
         )
     except (OSError, ValueError) as exc:  # huggingface_hub's errors derive from these
         raise _hub_error(exc, repo, revision) from None
-    except Exception as exc:  # noqa: BLE001 - any other hub error: one line, never a traceback
+    except Exception as exc:
         if type(exc).__module__.startswith("huggingface_hub"):
             raise _hub_error(exc, repo, revision) from None
         raise

@@ -93,6 +93,14 @@ def load_definitions(path: str | os.PathLike | None) -> dict[str, str]:
     return out
 
 
+def task_source(path: str | os.PathLike) -> dict | None:
+    """Where a task file came from, as ``medsbench data pull`` records it (repo, revision, commit, path, sha256),
+    for a run manifest; None for files built by the converters."""
+    ours = read_meta(path).get("medsbench")
+    source = ours.get("source") if isinstance(ours, dict) else None
+    return dict(source) if isinstance(source, dict) else None
+
+
 def _blocking(problem) -> bool:
     return (
         problem.level == "error"
