@@ -39,8 +39,8 @@ def _workspace(root: Path) -> Path:
 
 
 def test_task_order_is_numeric_and_puts_other_ids_last():
-    ids = ["task100", "pooled:ct", "task2", "task10", "bc2gm_ner", "task2a"]
-    assert sorted(ids, key=task_order) == ["task2", "task2a", "task10", "task100", "bc2gm_ner", "pooled:ct"]
+    ids = ["task100", "pooled:ct1", "task2", "task10", "bc2gm_ner", "task2a", "ncbi_disease_ner"]
+    assert sorted(ids, key=task_order) == ["bc2gm_ner", "task2", "task2a", "task10", "task100", "ncbi_disease_ner", "pooled:ct1"]
 
 
 def test_the_old_homes_use_the_one_task_order():
