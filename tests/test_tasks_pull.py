@@ -394,3 +394,14 @@ def test_task_source_for_the_manifest(release, tmp_path):
 
     write_task(tmp_path / "own.test.json", {"Definition": ["d"]}, [{"input": "a", "output": "b"}])
     assert task_source(tmp_path / "own.test.json") is None
+
+
+def test_clinical_outcome_files_outside_a_category_folder(release, tmp_path):
+    """Clinical-outcome files (SYNTHETIC here) may sit at the top level: the catalog gives their category."""
+    (release / "task117_synthetic_hospitalization.json").write_text(json.dumps(_official("task117", "clinical_outcome")))
+    (release / "task998_synthetic_unknown.json").write_text(json.dumps(_official("task998", "clinical_outcome")))
+    report = import_release(release, tmp_path / "tasks", categories=["clinical_outcome"])
+    assert [(t.task_id, t.category) for t in report.tasks] == [("task117", "clinical_outcome")]
+    full = import_release(release, tmp_path / "all")
+    assert "task117" in [t.task_id for t in full.tasks]
+    assert full.errors == ["task998_synthetic_unknown.json: task998 is not in the catalog and its folder names no category: skipped"]
