@@ -10,8 +10,19 @@ from medsbench.prompts.format import (
     format_demo,
     sample_demos,
 )
-from medsbench.prompts.protocols import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, get_protocol
-from medsbench.prompts.render import Fitted, fit_prompt, has_chat_template, render_chat, render_messages
+from medsbench.prompts.protocols import (
+    DEFAULT_PROTOCOL,
+    PROTOCOLS,
+    Protocol,
+    get_protocol,
+)
+from medsbench.prompts.render import (
+    Fitted,
+    fit_prompt,
+    has_chat_template,
+    render_chat,
+    render_messages,
+)
 
 __all__ = [
     "DEFAULT_PROTOCOL",

@@ -41,27 +41,27 @@ OFFICIAL_SHOTS = 3
 
 # Where every protocol departs from the official scripts (each is kept on purpose).
 _SHARED_DEVIATIONS = (
-    "demo sampling: seeded by (seed, task id, instance id), never the item itself nor another item with the same "
-    "input; the official EvalDataset.py draws demos unseeded with random.sample from the whole pool, the item included",
-    "greedy decoding for every model, stopping at the chat template's end-of-turn tokens; the official eval.py calls "
-    "generate() without sampling flags, so it samples wherever the checkpoint's generation_config sets do_sample=True",
-    "chat models are rendered through the tokenizer's own chat template (system = instruction block, user = query) "
+    ("demo sampling: seeded by (seed, task id, instance id), never the item itself nor another item with the same "
+    "input; the official EvalDataset.py draws demos unseeded with random.sample from the whole pool, the item included"),
+    ("greedy decoding for every model, stopping at the chat template's end-of-turn tokens; the official eval.py calls "
+    "generate() without sampling flags, so it samples wherever the checkpoint's generation_config sets do_sample=True"),
+    ("chat models are rendered through the tokenizer's own chat template (system = instruction block, user = query) "
     "and tokenized without extra special tokens; the official code hand-writes the Llama 3 / InternLM 2 text (the same "
     "bytes as those models' templates), re-tokenizes it with special tokens on (a second <|begin_of_text|> for "
-    "Llama 3), and sends Mistral one user turn (instruction + newline + query, the text of our base-model prompt)",
-    "a task file whose Definition is a string uses the whole string; the official code takes Definition[0] "
-    "(the first character of a string)",
-    "demo outputs use the first reference; the official code uses the output string, or output[0] for every demo "
+    "Llama 3), and sends Mistral one user turn (instruction + newline + query, the text of our base-model prompt)"),
+    ("a task file whose Definition is a string uses the whole string; the official code takes Definition[0] "
+    "(the first character of a string)"),
+    ("demo outputs use the first reference; the official code uses the output string, or output[0] for every demo "
     "when any drawn demo has a list output (a string output in such a draw is cut to its first character, an empty "
-    "list crashes)",
+    "list crashes)"),
 )
 
 _OFFICIAL_ONLY = (
-    "prompts over the official 2048-token limit (or the model context minus the generation room, if smaller) drop "
+    ("prompts over the official 2048-token limit (or the model context minus the generation room, if smaller) drop "
     "demos (last first), then the end of the definition, never the query; the official eval.py cuts the tokenized "
-    "prompt at 2048 tokens from the right, which removes the query and the assistant header of long prompts",
-    "a --definitions file is ignored: the task file's own Definition is used, as EvalDataset.py does "
-    "(it overwrites RewriteDefinitions.json's original_def with the file's Definition)",
+    "prompt at 2048 tokens from the right, which removes the query and the assistant header of long prompts"),
+    ("a --definitions file is ignored: the task file's own Definition is used, as EvalDataset.py does "
+    "(it overwrites RewriteDefinitions.json's original_def with the file's Definition)"),
 )
 
 
@@ -158,8 +158,8 @@ PAPER = Protocol(
     definition_source="task_file",
     prompt_tokens=OFFICIAL_PROMPT_TOKENS,
     deviations=(
-        "MCQA is zero-shot as the paper states (definition as the instruction, raw input as the query: the official "
-        "no-context path); the released eval.py runs every category 3-shot",
+        ("MCQA is zero-shot as the paper states (definition as the instruction, raw input as the query: the official "
+        "no-context path); the released eval.py runs every category 3-shot"),
     )
     + _SHARED_DEVIATIONS
     + _OFFICIAL_ONLY,
@@ -179,17 +179,17 @@ MEDSBENCH = Protocol(
     definition_source="definitions_then_task_file",
     prompt_tokens=None,
     deviations=(
-        "demos come from the task's train split when there is one (else the test split minus the item); the "
-        "official code draws them from the test file",
+        ("demos come from the task's train split when there is one (else the test split minus the item); the "
+        "official code draws them from the test file"),
         "shots from the catalog: MCQA zero-shot, 3-shot elsewhere; the official eval.py runs every category 3-shot",
         "a zero-shot query keeps the Input:/Output: frame; the official zero-shot path sends the raw input",
-        "generation limits from the catalog (1000 new tokens for summarization, explanation and rationale, 200 "
-        "elsewhere); the official eval.py uses 200 everywhere",
-        "a --definitions file (RewriteDefinitions.json original_def) replaces the task file's Definition; the "
-        "official code always uses the task file's Definition",
-        "prompts are fitted to the model context minus the generation room by dropping demos (last first), then the "
+        ("generation limits from the catalog (1000 new tokens for summarization, explanation and rationale, 200 "
+        "elsewhere); the official eval.py uses 200 everywhere"),
+        ("a --definitions file (RewriteDefinitions.json original_def) replaces the task file's Definition; the "
+        "official code always uses the task file's Definition"),
+        ("prompts are fitted to the model context minus the generation room by dropping demos (last first), then the "
         "end of the definition, never the query; the official eval.py cuts the tokenized prompt at 2048 tokens from "
-        "the right (the query goes first)",
+        "the right (the query goes first)"),
         "prompt style 'readable' is available (one blank line between demos, a newline before the few-shot hint)",
     )
     + _SHARED_DEVIATIONS,
