@@ -111,8 +111,9 @@ def official() -> types.ModuleType:
 class ForcedRandom:
     """Stands in for the official module's ``random``: fixed draws, demos forced to ``picks`` (file positions)."""
 
-    def __init__(self, picks: list[int] | None):
+    def __init__(self, picks: list[int] | None, n_pool: int):
         self.picks = picks
+        self.n_pool = n_pool
         self.sampled = 0
 
     def random(self) -> float:
@@ -120,13 +121,14 @@ class ForcedRandom:
 
     def sample(self, population: list[Any], k: int) -> list[Any]:
         assert self.picks is not None, "the zero-shot path must not draw demos"
+        assert len(population) == self.n_pool  # the whole test file, the item included
         assert k == min(len(population), 3) and len(self.picks) == k
         self.sampled += 1
         return [population[i] for i in self.picks]
 
 
 def official_inputs(
-    module: types.ModuleType, folder: Path, index: int, picks: list[int] | None, monkeypatch, *, shots: bool
+    module: types.ModuleType, folder: Path, index: int, picks: list[int] | None, monkeypatch, *, shots: bool, n_pool: int
 ) -> dict[str, Any]:
     """Every official rendering (one per model_type) of item ``index`` with the demos at ``picks``."""
     defs = folder.parent / f"{folder.name}.definitions.json"
@@ -140,7 +142,7 @@ def official_inputs(
         "InternLM 2": types.SimpleNamespace(add_bos_token=False, bos_token="<s>"),
     }
     for model_type, tok in tokenizers.items():
-        forced = ForcedRandom(picks)
+        forced = ForcedRandom(picks, n_pool)
         monkeypatch.setattr(module, "random", forced)
         ds = module.InsDataset(
             tok, str(folder), definition_prompt=str(defs), original_ins_possibility=1.0,
@@ -282,7 +284,7 @@ def _assert_matches_official(official, task_files, backends, monkeypatch, catego
         for other in plans.values():
             assert list(other.items[i].demo_ids) == demo_ids  # the demos do not depend on the backend
         picks = [positions[d] for d in demo_ids] if official_shots else None
-        off = official_inputs(official, folder, i, picks, monkeypatch, shots=official_shots)
+        off = official_inputs(official, folder, i, picks, monkeypatch, shots=official_shots, n_pool=len(positions))
         gpt = off["GPT-4"]["input"]
         # System/user pair and the chat messages an API backend sends.
         assert item.messages == [{"role": "system", "content": gpt["system"]}, {"role": "user", "content": gpt["user"]}]

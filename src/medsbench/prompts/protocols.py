@@ -58,10 +58,13 @@ _SHARED_DEVIATIONS = (
 
 _OFFICIAL_ONLY = (
     ("prompts over the official 2048-token limit (or the model context minus the generation room, if smaller) drop "
-    "demos (last first), then the end of the definition, never the query; the official eval.py cuts the tokenized "
-    "prompt at 2048 tokens from the right, which removes the query and the assistant header of long prompts"),
+    "demos (last first), then the end of the definition, never the query, and backends that cannot count tokens "
+    "(HTTP APIs) send prompts whole; the official eval.py cuts the tokenized prompt at 2048 tokens from the right, "
+    "which removes the query and the assistant header of long prompts"),
     ("a --definitions file is ignored: the task file's own Definition is used, as EvalDataset.py does "
-    "(it overwrites RewriteDefinitions.json's original_def with the file's Definition)"),
+    "(it overwrites RewriteDefinitions.json's original_def with the file's Definition); the released MedS-Bench "
+    "files carry the official definitions, files converted by medsbench carry its own unless converted with the "
+    "official definitions file"),
 )
 
 
