@@ -324,16 +324,14 @@ def test_definitions_with_convert_all(tmp_path):
         assert task.meta["Definition"] != [texts[task.task_id]]
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ("[1, 2]", "must be one JSON object"),
-        ('{"task1": {"auto_rewrite_def": []}}', "task1: original_def missing"),
-        ('{"task1": {"original_def": 3}}', "task1: original_def missing"),
-        ("{}", "no task entries"),
-        ('{"task1": ', "invalid JSON"),
-    ],
-)
+BAD_DEFINITIONS = {  # file content -> the error it must give
+    "[1, 2]": "must be one JSON object", '{"task1": {"auto_rewrite_def": []}}': "task1: original_def missing",
+    '{"task1": {"original_def": 3}}': "task1: original_def missing", "{}": "no task entries",
+    '{"task1": ': "invalid JSON",
+}
+
+
+@pytest.mark.parametrize(("content", "message"), BAD_DEFINITIONS.items())
 def test_bad_definitions_file_is_one_line(tmp_path, content, message):
     path = tmp_path / "defs.json"
     path.write_text(content, encoding="utf-8")

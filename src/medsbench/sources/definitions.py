@@ -91,5 +91,6 @@ def choose_definition(task_id: str | None, ours: str) -> tuple[str, dict[str, An
     return defs.texts[task_id], {
         "definition_source": f"official original_def from {defs.path.name}",
         "definition_file_sha256": defs.sha256,
+        "definition_license": "that of the definitions file (MedS-Ins' RewriteDefinitions.json: CC BY-SA)",
         "medsbench_definition": ours,
     }

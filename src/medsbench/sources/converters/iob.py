@@ -3,8 +3,9 @@
 ``iob_ner`` is generic: point it at any folder of such files and it builds a task without
 code changes. Split files are recognised by name: ``train``/``devel``/``dev``/``valid``
 feed the train split, ``test`` the test split (as the stem, ``test.tsv``, or as the
-suffix, ``AnEM.test``); with no test file every sentence is split 9:1 by a hash of its id. Tags may be IOB2 (``B-X``/``I-X``/``O``), IOB1 (an entity may
-start with ``I-X``), IOBES (``E-``/``S-``) or untyped ``B``/``I``; extra middle columns
+suffix, ``AnEM.test``); with no test file every sentence is split 9:1 by a hash of its
+id. Tags may be IOB2 (``B-X``/``I-X``/``O``), IOB1 (an entity may start with ``I-X``),
+IOBES (``E-``/``S-``) or untyped ``B``/``I``; extra middle columns
 (CoNLL style) are ignored, ``-DOCSTART-`` lines skipped.
 
 Text: tokens are re-joined with one space, except no space before ``. , ; : ? ! ) ] } %``
