@@ -278,7 +278,8 @@ def bc2gm(raw_dir: Path, out_dir: Path, **_: object) -> list[Path]:
     return convert_iob_folder(_subfolder(raw_dir, "BC2GM-IOB"), out_dir, task, entity="GENE")
 
 
-# BioNLP13-CG has 16 types; MedS-Ins asks for cells (its task35) and organism substances (task36).
+# BioNLP13-CG has 16 types; like MedS-Ins' task35/task36 (built from AnEM in anem.py) these ask for
+# cells and organism substances, under local ids.
 _BIONLP13CG_TASKS = {"Cell": ("bionlp13cg_cell_ner", "a body cell"),
                      "Organism_substance": ("bionlp13cg_organism_substance_ner", "an organism substance in the body")}
 
