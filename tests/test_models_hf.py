@@ -1,4 +1,4 @@
-"""Model specs, the hf backend (batching, pruning, stop tokens, template check) and the default model's errors."""
+"""The hf backend (batching, pruning, stop tokens, template check) and the default model's errors."""
 
 from __future__ import annotations
 
@@ -8,22 +8,9 @@ from pathlib import Path
 import pytest
 
 from medsbench.errors import MedsbenchError
-from medsbench.models import load_backend, parse_spec
+from medsbench.models import load_backend
 from medsbench.models.base import Request
 from medsbench.prompts import Prompt
-
-
-def test_parse_spec():
-    assert parse_spec("default") == ("default", "", {})
-    assert parse_spec("hf:/m/x,dtype=bfloat16,device=cpu") == ("hf", "/m/x", {"dtype": "bfloat16", "device": "cpu"})
-    assert parse_spec("openai:gpt-4o,base_url=http://127.0.0.1:8000/v1,concurrency=4") == (
-        "openai",
-        "gpt-4o",
-        {"base_url": "http://127.0.0.1:8000/v1", "concurrency": "4"},
-    )
-    for bad, msg in [("gguf:x", "unknown model spec"), ("hf:", "needs a target"), ("hf:/x,dtype", "bad option"), ("", "empty")]:
-        with pytest.raises(MedsbenchError, match=msg):
-            parse_spec(bad)
 
 
 def test_missing_model_folder_is_one_line():
@@ -106,7 +93,7 @@ def test_stop_ids_context_identity_and_counts(tiny_model_dir):
     assert backend.tokenizer.convert_tokens_to_ids("<|im_end|>") in backend.eos_ids
     assert backend.context_length == 512 and backend.batch_size == 2
     ident = backend.identity()
-    assert ident["dtype"] == "float32" and len(ident["model_sha256"]) == 64 and ident["chat_template_sha256"]
+    assert ident["dtype"] == "float32" and ident["fingerprint_kind"] == "content" and len(ident["fingerprint"]) == 64 and ident["chat_template_sha256"]
     p = Prompt("sys", "Input:\nq\nOutput:\n")
     rendered = backend.render(p)
     assert rendered.text.startswith("<|im_start|>system\nsys<|im_end|>")
@@ -139,7 +126,7 @@ def test_training_marker_with_another_template_warns(tiny_model_dir, tmp_path, c
 
 
 def test_bad_dtype_and_not_a_model_folder(tiny_model_dir, tmp_path):
-    with pytest.raises(MedsbenchError, match="unknown dtype"):
+    with pytest.raises(MedsbenchError, match=r"option .dtype.: Input should be .float32."):
         load_backend(f"hf:{tiny_model_dir},dtype=float8")
     with pytest.raises(MedsbenchError, match="no config.json"):
         load_backend(f"hf:{tmp_path}")
