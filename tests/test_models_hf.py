@@ -170,3 +170,23 @@ def test_base_model_without_template_gets_plain_prompts(tiny_model_dir, tmp_path
     assert backend.render(p).text == "Definition.\nInput:\nq\nOutput:\n"
     [resp] = backend.generate([Request("x", prompt=backend.render(p).text, max_new_tokens=3)])
     assert resp.error is None and resp.output_tokens <= 3
+
+
+@pytest.mark.parametrize("cache_name", ["cache", "past_key_values"])
+def test_pruned_generation_emits_no_per_step_warnings(tiny_model_dir, cache_name, recwarn):
+    """Continuing from the KV cache must not print a deprecation notice at every step (it breaks progress bars),
+    whichever name of the cache argument is used; other warnings are not hidden."""
+    import warnings
+
+    from medsbench.models.hf import HFBackend
+
+    backend = HFBackend(str(tiny_model_dir), batch_size=4, prune_every=2, threads=1)
+    if cache_name == "past_key_values" and backend._cache_kwarg == "cache":
+        backend._cache_kwarg = cache_name  # the deprecated name still works, and its warning is filtered
+    warnings.simplefilter("always")
+    reqs = [Request(str(i), prompt="hello world " * (i + 1), max_new_tokens=8) for i in range(5)]
+    out = backend.generate(reqs)
+    assert backend.calls == 2 and all(r.error is None for r in out)
+    assert not [w for w in recwarn if "past_key_values" in str(w.message)]
+    with pytest.warns(FutureWarning, match="unrelated"):  # the filter is scoped to generate, not global
+        warnings.warn("unrelated future change", FutureWarning)

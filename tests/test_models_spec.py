@@ -294,3 +294,9 @@ def test_hub_names_resolve_to_the_local_snapshot_or_say_so(tiny_model_dir, tmp_p
     assert fp.kind == CONTENT and fp.value == folder_fingerprint(tiny_model_dir).value
     missing = fingerprint("medsbench-test/not-cached", revision="v2")
     assert (missing.kind, missing.value) == (HUB_REVISION, "medsbench-test/not-cached@v2")
+
+
+def test_redact_text_keeps_sentence_punctuation():
+    text = f"server unreachable at http://u:{CANARY}@h:1/v1?token={CANARY}: 5 errors (see http://h/x)."
+    assert redact_text(text) == "server unreachable at http://h:1/v1?token=REDACTED: 5 errors (see http://h/x)."
+    assert redact_text(redact_text(text)) == redact_text(text)

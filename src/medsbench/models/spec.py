@@ -54,7 +54,12 @@ def redact_url(url: str) -> str:
 
 def redact_text(text: str) -> str:
     """Every URL inside ``text`` redacted (for error messages and logs that may quote a URL)."""
-    return re.sub(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+", lambda m: redact_url(m.group(0)), text)
+    def one(match: re.Match[str]) -> str:
+        url = match.group(0)
+        core = url.rstrip(".,;:!?)]}")  # sentence punctuation after a URL is not part of it
+        return redact_url(core) + url[len(core) :]
+
+    return re.sub(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+", one, text)
 
 
 # --------------------------------------------------------------------------- typed options
