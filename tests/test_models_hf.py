@@ -37,7 +37,7 @@ def lively_dir(tiny_model_dir, tmp_path_factory) -> Path:
     return out
 
 
-WORDS = "aspirin ibuprofen cisplatin tumor disease species mouse human question options answer".split()
+WORDS = ["aspirin", "ibuprofen", "cisplatin", "tumor", "disease", "species", "mouse", "human", "question", "options", "answer"]
 
 
 def _requests(backend, n: int, max_new: int = 12) -> list[Request]:
@@ -56,9 +56,9 @@ def _tokens(backend, reqs):
 
 
 def test_batching_and_pruning_do_not_change_fp32_greedy_outputs(lively_dir):
-    from medsbench.models.hf import HFBackend
-
     import torch
+
+    from medsbench.models.hf import HFBackend
 
     single = HFBackend(str(lively_dir), batch_size=1, prune_every=0, threads=1)
     reqs = _requests(single, 9)

@@ -10,7 +10,6 @@ import pytest
 
 from medsbench.errors import MedsbenchError
 from medsbench.models import check_spec, load_backend
-from medsbench.prompts import Prompt
 from medsbench.models.spec import (
     IGNORED_FLAGS,
     HFOptions,
@@ -21,6 +20,7 @@ from medsbench.models.spec import (
     redact_text,
     redact_url,
 )
+from medsbench.prompts import Prompt
 
 CANARY = "sk-canary-7d1e0b"
 
@@ -273,7 +273,12 @@ def test_retrained_model_in_the_same_folder_gets_a_new_identity_and_no_stale_cac
 
 def test_hub_names_resolve_to_the_local_snapshot_or_say_so(tiny_model_dir, tmp_path, fp_cache, monkeypatch):
     """A Hub name is fingerprinted from its snapshot in the HF cache (offline); without one, by name+revision."""
-    from medsbench.models.fingerprint import CONTENT, HUB_REVISION, fingerprint, folder_fingerprint
+    from medsbench.models.fingerprint import (
+        CONTENT,
+        HUB_REVISION,
+        fingerprint,
+        folder_fingerprint,
+    )
 
     hub = tmp_path / "hub"
     monkeypatch.setenv("HF_HUB_CACHE", str(hub))

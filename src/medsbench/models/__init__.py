@@ -72,11 +72,11 @@ def load_backend(spec: str | ModelSpec, **overrides: Any) -> Backend:
 
 
 __all__ = [
+    "IGNORED_FLAGS",
+    "KINDS",
     "Backend",
     "BaseBackend",
     "HFOptions",
-    "IGNORED_FLAGS",
-    "KINDS",
     "ModelSpec",
     "OpenAIOptions",
     "Rendered",

@@ -32,6 +32,7 @@ CACHE_ENV = "MEDSBENCH_FINGERPRINT_CACHE"
 MODEL_SUFFIXES = frozenset(
     {".safetensors", ".bin", ".gguf", ".pt", ".pth", ".json", ".model", ".txt", ".jinja", ".tiktoken", ".py"}
 )
+LOG_ABOVE = 1 << 30  # say so when a cold fingerprint reads more than this
 CONTENT = "content"
 HUB_REVISION = "hub-revision"
 
@@ -135,14 +136,19 @@ def folder_fingerprint(folder: str | os.PathLike) -> Fingerprint:
     total = hashlib.sha256()
     size = 0
     try:
+        entries = []
         for file in files:
             real = file.resolve()  # Hub snapshots are symlinks into blobs/
             st = real.stat()
-            digest = cache.get(str(real), st)
+            entries.append((file.name, real, st, cache.get(str(real), st)))
+        todo = sum(st.st_size for _, _, st, digest in entries if digest is None)
+        if todo > LOG_ABOVE:
+            log.info("fingerprinting %s: hashing %.1f GB once (cached afterwards)", folder, todo / 1e9)
+        for name, real, st, digest in entries:
             if digest is None:
                 digest = _hash_file(real)
                 cache.put(str(real), st, digest)
-            total.update(file.name.encode() + b"\0" + digest.encode() + b"\n")
+            total.update(name.encode() + b"\0" + digest.encode() + b"\n")
             size += st.st_size
     finally:
         cache.close()
@@ -157,7 +163,7 @@ def hub_snapshot(repo_id: str, revision: str | None = None) -> Path | None:
         return None
     try:
         folder = snapshot_download(repo_id, revision=revision, local_files_only=True)
-    except Exception:  # not cached, bad repo id, offline without the revision: all mean "no local copy"
+    except (OSError, ValueError):  # not cached (LocalEntryNotFoundError), not a repo id (HFValidationError)
         return None
     path = Path(folder)
     return path if path.is_dir() and any(path.iterdir()) else None
