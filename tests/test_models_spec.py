@@ -305,3 +305,15 @@ def test_redact_text_keeps_sentence_punctuation():
     text = f"server unreachable at http://u:{CANARY}@h:1/v1?token={CANARY}: 5 errors (see http://h/x)."
     assert redact_text(text) == "server unreachable at http://h:1/v1?token=REDACTED: 5 errors (see http://h/x)."
     assert redact_text(redact_text(text)) == redact_text(text)
+
+
+def test_unusable_fingerprint_cache_only_costs_speed(tiny_model_dir, monkeypatch):
+    from medsbench.models.fingerprint import fingerprint, folder_fingerprint
+
+    monkeypatch.setenv("MEDSBENCH_FINGERPRINT_CACHE", "/proc/medsbench-no/fingerprints.sqlite")
+    before = _hash_calls()
+    first = folder_fingerprint(tiny_model_dir)
+    assert folder_fingerprint(tiny_model_dir) == first
+    assert _hash_calls() - before == 2 * first.files  # hashed twice: nothing could be cached
+    with pytest.raises(MedsbenchError, match="model folder not found"):
+        fingerprint("/no/such/model")

@@ -172,8 +172,8 @@ def hub_snapshot(repo_id: str, revision: str | None = None) -> Path | None:
 def fingerprint(name_or_path: str, revision: str | None = None) -> Fingerprint:
     """The fingerprint of a model named by a local folder or a Hub name (see the module docstring)."""
     local = Path(name_or_path).expanduser()
-    if local.is_dir():
-        return folder_fingerprint(local)
+    if local.is_dir() or name_or_path.startswith(("/", ".", "~")):
+        return folder_fingerprint(local)  # a path that is not a folder: "model folder not found"
     snapshot = hub_snapshot(name_or_path, revision)
     if snapshot is not None:
         return folder_fingerprint(snapshot)
