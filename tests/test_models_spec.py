@@ -317,3 +317,42 @@ def test_unusable_fingerprint_cache_only_costs_speed(tiny_model_dir, monkeypatch
     assert _hash_calls() - before == 2 * first.files  # hashed twice: nothing could be cached
     with pytest.raises(MedsbenchError, match="model folder not found"):
         fingerprint("/no/such/model")
+
+
+def test_run_cache_never_serves_a_retrained_models_old_outputs(tiny_model_dir, tmp_path, fp_cache):
+    """Through the real run cache: a second run of the same folder is served from the cache; after re-training
+    into the same folder (same names and sizes) every item is generated again."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from medsbench.runs import run_eval
+    from medsbench.tasks.format import Instance, write_task
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    ws = tmp_path / "ws"
+    write_task(
+        ws / "tasks" / "task57_medqa_en.test.json",
+        {"Definition": ["Answer."], "Categories": ["Question Answering"]},
+        [Instance(str(i), f"question {i}", ["A"]) for i in range(3)],
+    )
+    spec = f"hf:{folder},threads=1"
+
+    def run(name: str):
+        return run_eval(spec, "task57", workspace=ws, out=tmp_path / name, max_new_tokens=4, progress=False)
+
+    first = run("r1")
+    assert (first.n_generated, first.n_cached) == (3, 0)
+    second = run("r2")
+    assert (second.n_generated, second.n_cached) == (0, 3)
+    sizes = {p.name: p.stat().st_size for p in folder.iterdir()}
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(-1.5)
+    model.save_pretrained(folder)
+    assert {p.name: p.stat().st_size for p in folder.iterdir()} == sizes
+    third = run("r3")
+    assert (third.n_generated, third.n_cached) == (3, 0)
+    assert third.manifest.backend["fingerprint"] != first.manifest.backend["fingerprint"]
