@@ -105,7 +105,7 @@ def test_stop_ids_context_identity_and_counts(tiny_model_dir):
     assert same.text == resp.text
 
 
-def test_training_marker_with_another_template_warns(tiny_model_dir, tmp_path, capsys):
+def test_training_marker_with_another_template_warns(tiny_model_dir, tmp_path, caplog):
     import shutil
 
     from medsbench.fileio import sha256_text
@@ -117,7 +117,8 @@ def test_training_marker_with_another_template_warns(tiny_model_dir, tmp_path, c
         json.dumps({"base": "x", "chat_template_sha256": sha256_text("another template"), "mixture": "m", "method": "lora"})
     )
     backend = HFBackend(str(folder), threads=1)
-    assert backend.template_warning and "WARNING" in capsys.readouterr().err
+    assert backend.template_warning and "prompts at eval differ from training" in backend.template_warning
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [backend.template_warning]
     from transformers import AutoTokenizer
 
     template = AutoTokenizer.from_pretrained(folder).chat_template

@@ -143,7 +143,7 @@ def folder_fingerprint(folder: str | os.PathLike) -> Fingerprint:
             entries.append((file.name, real, st, cache.get(str(real), st)))
         todo = sum(st.st_size for _, _, st, digest in entries if digest is None)
         if todo > LOG_ABOVE:
-            log.info("fingerprinting %s: hashing %.1f GB once (cached afterwards)", folder, todo / 1e9)
+            log.warning("fingerprinting %s: hashing %.1f GB once (cached afterwards)", folder, todo / 1e9)
         for name, real, st, digest in entries:
             if digest is None:
                 digest = _hash_file(real)

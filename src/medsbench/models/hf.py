@@ -10,7 +10,7 @@ fp32 this gives the same tokens as one uninterrupted ``generate`` (tested).
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -27,9 +27,11 @@ END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoft
 DTYPES = ("float32", "bfloat16", "float16", "auto")
 TRAINING_MARKER = "medsbench_training.json"
 
+log = logging.getLogger(__name__)
+
 
 def check_training_marker(path: Path, template: str | None) -> str | None:
-    """Warn loudly when a tuned model's recorded chat template differs from its tokenizer's (contract 6)."""
+    """Warn loudly when a tuned model's recorded chat template (``medsbench_training.json``) differs from its tokenizer's."""
     marker = path / TRAINING_MARKER
     if not marker.is_file():
         return None
@@ -44,7 +46,7 @@ def check_training_marker(path: Path, template: str | None) -> str | None:
             f"WARNING: {path} was trained with chat template sha256 {str(want)[:12]}... but its tokenizer has "
             f"{(have or 'none')[:12]}...: prompts at eval differ from training"
         )
-        print(msg, file=sys.stderr)
+        log.warning("%s", msg)
         return msg
     return None
 
