@@ -124,7 +124,7 @@ def model_files(folder: Path) -> list[Path]:
     )
 
 
-def folder_fingerprint(folder: str | os.PathLike) -> Fingerprint:
+def folder_fingerprint(folder: str | os.PathLike[str]) -> Fingerprint:
     """The content fingerprint of a local model folder (files re-hashed only when they changed)."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():

@@ -121,7 +121,7 @@ class HFBackend(BaseBackend):
 
     # -- identity ---------------------------------------------------------
     def _stop_ids(self) -> list[int]:
-        ids: list[int] = []
+        ids: list[int | None] = []
         gen_eos = getattr(self.model.generation_config, "eos_token_id", None)
         ids += gen_eos if isinstance(gen_eos, list) else [gen_eos]
         ids.append(self.tokenizer.eos_token_id)
@@ -131,11 +131,11 @@ class HFBackend(BaseBackend):
         return sorted({i for i in ids if i is not None})
 
     def _find_context(self) -> int | None:
-        limits = [getattr(self.model.config, "max_position_embeddings", None)]
+        found = [getattr(self.model.config, "max_position_embeddings", None)]
         mml = getattr(self.tokenizer, "model_max_length", None)
         if mml and mml < 10_000_000:
-            limits.append(mml)
-        limits = [x for x in limits if x]
+            found.append(mml)
+        limits = [int(x) for x in found if x]
         return min(limits) if limits else None
 
     def _auto_batch(self) -> int:
