@@ -1,4 +1,4 @@
-"""The backend protocol shared by every model family (contract 4)."""
+"""The backend protocol shared by every model family (``Backend``, ``Request``, ``Response``)."""
 
 from __future__ import annotations
 
