@@ -84,7 +84,7 @@ def test_load_definitions_reads_original_def(tmp_path):
     assert load_definitions(path) == {"task57": "Pick one.", "task1": "A list."}
     assert load_definitions(None) == {}
     path.write_text("[1, 2]")
-    with pytest.raises(MedsbenchError, match="must map task ids"):
+    with pytest.raises(MedsbenchError, match="must be one JSON object"):
         load_definitions(path)
 
 

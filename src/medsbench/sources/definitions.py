@@ -3,7 +3,7 @@
 The file is MedS-Ins' ``RewriteDefinitions.json`` shape: one object keyed by task id,
 each value ``{"original_def": str | [str, ...], "auto_rewrite_def": [...], ...}``. It is
 CC BY-SA and is never vendored: the user passes its path. :func:`load_official_definitions`
-is the one parser of that shape in ``medsbench.sources``.
+reads it through :func:`medsbench.tasks.definitions.read_definitions_file`, the one parser of that shape.
 
 While :func:`using_definitions` is active, :func:`medsbench.sources.registry.task_meta`
 writes the official ``original_def`` as a task file's ``Definition`` when the file's task
@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medsbench.errors import MedsbenchError
-from medsbench.fileio import read_json, sha256_file
+from medsbench.tasks.definitions import read_definitions_file
 
 OURS = "medsbench"
 
@@ -42,29 +41,10 @@ class OfficialDefinitions:
         return len(self.texts)
 
 
-def _original_def(value: Any) -> str | None:
-    text = value.get("original_def") if isinstance(value, dict) else value
-    if isinstance(text, list):
-        text = next((t for t in text if isinstance(t, str) and t.strip()), None)
-    return text if isinstance(text, str) and text.strip() else None
-
-
 def load_official_definitions(path: str | os.PathLike) -> OfficialDefinitions:
-    """Parse a ``{task_id: {"original_def": str | list, ...}}`` file; a bad entry is one error line."""
-    path = Path(path)
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise MedsbenchError("definitions file must be one JSON object {task_id: {original_def, ...}}", where=str(path))
-    texts: dict[str, str] = {}
-    for task_id, value in data.items():
-        text = _original_def(value)
-        if text is None:
-            raise MedsbenchError(f"{task_id}: original_def missing or not a non-empty string (or list of strings)",
-                                 where=str(path))
-        texts[str(task_id).strip()] = text
-    if not texts:
-        raise MedsbenchError("definitions file has no task entries", where=str(path))
-    return OfficialDefinitions(path=path, sha256=sha256_file(path), texts=texts)
+    """The official ``original_def`` texts of a definitions file (read by :mod:`medsbench.tasks.definitions`)."""
+    parsed = read_definitions_file(path)
+    return OfficialDefinitions(path=parsed.path, sha256=parsed.sha256, texts=parsed.originals())
 
 
 _ACTIVE: ContextVar[OfficialDefinitions | None] = ContextVar("medsbench_official_definitions", default=None)

@@ -29,7 +29,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from medsbench.errors import MedsbenchError
-from medsbench.fileio import read_json
 from medsbench.tasks.catalog import CatalogEntry, catalog
 from medsbench.tasks.format import Task, read_meta, read_task, split_of, task_id_of
 
@@ -82,17 +81,9 @@ def load_definitions(path: str | os.PathLike | None) -> dict[str, str]:
     """Official definitions by task id (RewriteDefinitions.json: {task: {original_def, ...}})."""
     if path is None:
         return {}
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise MedsbenchError("definitions file must map task ids to objects", where=str(path))
-    out: dict[str, str] = {}
-    for tid, value in data.items():
-        text = value.get("original_def") if isinstance(value, dict) else value
-        if isinstance(text, list):
-            text = text[0] if text else None
-        if isinstance(text, str):
-            out[tid] = text
-    return out
+    from medsbench.tasks.definitions import read_definitions_file
+
+    return read_definitions_file(path).originals()
 
 
 def task_source(path: str | os.PathLike) -> dict | None:
