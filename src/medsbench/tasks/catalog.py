@@ -120,7 +120,7 @@ class Catalog:
                 chosen[item] = self.tasks[item]
             else:
                 raise MedsbenchError(
-                    f"unknown task or category '{item}' (task ids like task57, categories: {', '.join(self.categories)}, or all)"
+                    f"unknown task or category '{item}' (task ids like task57, categories: {', '.join(self.categories)}, all, available or quick)"
                 )
         from medsbench.tasks.workspace import task_order
 

@@ -159,7 +159,10 @@ def _workspace_entry(task_id: str, splits: dict[str, Path]) -> CatalogEntry | No
 def resolve_tasks(
     selection: str, tasks_dir: Path, *, validate: bool = True
 ) -> tuple[list[CatalogEntry], dict[str, dict[str, Path]], list[str]]:
-    """Resolve ``--tasks`` (ids, category keys, ``all``, ``available``) against the catalog and a task folder.
+    """Resolve ``--tasks`` (ids, category keys, ``all``, ``available``, ``quick``) against the catalog and a task folder.
+
+    ``quick`` is one available benchmark task per category (the first in catalog order): a
+    smoke test of every category, as the main job runs it.
 
     Returns (entries in task order, every task's files, selected ids skipped
     for lack of a test file). Explicit ids without a test file are an error;
@@ -186,6 +189,13 @@ def resolve_tasks(
         if item == "available":
             chosen.update({tid: cat.tasks[tid] for tid, sp in files.items() if tid in cat.tasks and "test" in sp})
             chosen.update(extra)
+            continue
+        if item == "quick":
+            firsts: dict[str, CatalogEntry] = {}
+            for e in cat.tasks.values():
+                if "test" in files.get(e.id, {}):
+                    firsts.setdefault(e.category, e)
+            chosen.update({e.id: e for e in firsts.values()})
             continue
         if item in extra:
             chosen[item] = extra[item]
