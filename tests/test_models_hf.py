@@ -191,3 +191,29 @@ def test_pruned_generation_emits_no_per_step_warnings(tiny_model_dir, cache_name
     assert not [w for w in recwarn if "past_key_values" in str(w.message)]
     with pytest.warns(FutureWarning, match="unrelated"):  # the filter is scoped to generate, not global
         warnings.warn("unrelated future change", FutureWarning)
+
+
+def test_stop_strings_cut_outputs_per_row_and_leave_other_rows_alone(lively_dir):
+    """A stop string ends that row's generation (the output is the text before it, as OpenAI servers
+    return it); rows without stop strings in the same batch are unchanged; finish reasons say why."""
+    from dataclasses import replace
+
+    from medsbench.models.base import cut_at_stop
+
+    backend = load_backend(f"hf:{lively_dir}", batch_size=4, prune_every=4)
+    reqs = _requests(backend, 4, max_new=40)
+    free = backend.generate(reqs)
+    assert all(r.finish_reason in ("stop", "length") for r in free)
+    target = max(free, key=lambda r: len(r.text))
+    assert len(target.text) > 12, "the lively model should say something"
+    stop = target.text[6:9]  # a string that really occurs in the free output
+    expected = target.text[: target.text.find(stop)]
+    stopped_reqs = [replace(r, stop=(stop,)) if r.id == target.id else r for r in reqs]
+    out = {r.id: r for r in backend.generate(stopped_reqs)}
+    assert out[target.id].text == expected == cut_at_stop(target.text, (stop,))[0]
+    assert out[target.id].finish_reason == "stop"
+    for r in free:
+        if r.id != target.id:
+            assert out[r.id].text == r.text  # untouched neighbours
+    capped = [r for r in free if r.output_tokens == 40]
+    assert all(r.finish_reason == "length" for r in capped)

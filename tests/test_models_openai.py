@@ -132,6 +132,7 @@ def test_retries_then_answers_or_fails_explicitly(server, monkeypatch):
         else:
             assert r.error is None and r.text == "echo " + c[-12:], (c, r)
             assert r.prompt_tokens == 11 and r.output_tokens == 3
+            assert r.finish_reason == "stop"  # the server's finish_reason passes through
     assert server.attempts["[429x2] rate"] == 3 and server.attempts["[badx2] malformed"] == 3
     assert server.attempts["[slowx1] slow"] == 2  # timed out once, retried
     assert server.auth == {f"Bearer {KEY}"}

@@ -19,7 +19,7 @@ from typing import Any
 
 from medsbench.errors import MedsbenchError, require
 from medsbench.fileio import sha256_text
-from medsbench.models.base import BaseBackend, Rendered, Request, Response
+from medsbench.models.base import BaseBackend, Rendered, Request, Response, cut_at_stop
 from medsbench.prompts import Prompt, has_chat_template, render_chat
 
 # End-of-turn markers of common chat templates; used as extra stop ids when the template mentions them.
@@ -233,6 +233,8 @@ class HFBackend(BaseBackend):
         limit = max(r.max_new_tokens for r, _ in batch)
         n = len(batch)
         new_tokens: list[list[int]] = [[] for _ in range(n)]
+        stops = [tuple(s for s in r.stop if s) for r, _ in batch]
+        ended = [False] * n  # an end-of-turn token or a stop string was generated
         seconds = [0.0] * n
         active = list(range(n))  # batch rows still generating, in the order of the current tensors
         done_steps = 0
@@ -265,6 +267,10 @@ class HFBackend(BaseBackend):
                         stopped = True
                         break
                     new_tokens[row].append(t)
+                if not stopped and stops[row]:  # stop strings: checked on the decoded text once per chunk
+                    text = self.tokenizer.decode(new_tokens[row], skip_special_tokens=True)
+                    stopped = cut_at_stop(text, stops[row])[1]
+                ended[row] = stopped
                 if not stopped:
                     still.append(pos)
             done_steps += step
@@ -282,7 +288,9 @@ class HFBackend(BaseBackend):
         for row, (req, ids) in enumerate(batch):
             toks = new_tokens[row][: req.max_new_tokens]
             text = self.tokenizer.decode(toks, skip_special_tokens=True)
-            responses.append(Response(req.id, text, len(ids), len(toks), seconds[row], None))
+            text, cut = cut_at_stop(text, stops[row])
+            finish = "stop" if ended[row] or cut or len(toks) < req.max_new_tokens else "length"
+            responses.append(Response(req.id, text, len(ids), len(toks), seconds[row], None, finish))
         return responses
 
     def close(self) -> None:

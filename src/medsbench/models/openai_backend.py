@@ -214,6 +214,7 @@ class OpenAIBackend(BaseBackend):
                         getattr(usage, "completion_tokens", None),
                         time.perf_counter() - t0,
                         None,
+                        choice.finish_reason if choice.finish_reason in ("stop", "length") else None,
                     )
                 except openai.APIStatusError as exc:
                     self._connected()
