@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import write_punkt_tab
 from medsbench.metrics.text import bleu1, rouge_l
 from medsbench.metrics.tokenize import ja_tokenize, tokenize_many, word_tokenize, word_tokenize_many, zh_tokenize
 
@@ -34,16 +35,7 @@ ja_text = st.lists(st.sampled_from(list(JA)) | st.sampled_from(["心筋梗塞", 
 @pytest.fixture(scope="module")
 def nltk_word_tokenize(tmp_path_factory):
     """nltk.word_tokenize itself, with a punkt_tab model written from the same parameters."""
-    from medsbench.metrics.tokenize import punkt_parameters
-
-    params = punkt_parameters()
-    root = tmp_path_factory.mktemp("nltk_data")
-    model = root / "tokenizers" / "punkt_tab" / "english"
-    model.mkdir(parents=True)
-    (model / "collocations.tab").write_text("".join(f"{a}\t{b}\n" for a, b in sorted(params.collocations)), encoding="utf-8")
-    (model / "sent_starters.txt").write_text("".join(f"{w}\n" for w in sorted(params.sent_starters)), encoding="utf-8")
-    (model / "abbrev_types.txt").write_text("".join(f"{w}\n" for w in sorted(params.abbrev_types)), encoding="utf-8")
-    (model / "ortho_context.tab").write_text("".join(f"{k}\t{v}\n" for k, v in sorted(params.ortho_context.items())), encoding="utf-8")
+    root = write_punkt_tab(tmp_path_factory.mktemp("nltk_data"))
     nltk.data.path.insert(0, str(root))
     import nltk.tokenize as tok
 
