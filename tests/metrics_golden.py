@@ -7,7 +7,10 @@ that ``medsbench data convert --all`` builds from ../shared/data/raw:
 * ``rotated``: each item answered with the gold of the next item of its task (mostly wrong);
 * ``mixed``: by item position, the gold, a rotated gold, the lower-cased gold, its first half,
   an empty output, two golds on two lines, ``N/A``, a JSON null;
-* ``mixed_csv``: ``mixed`` written as the official CSV (pairs by input, NaN-like cells).
+* ``mixed_csv``: ``mixed`` written as the official CSV (pairs by input, NaN-like cells);
+* ``synthetic``: the ``mixed`` perturbations over SYNTHETIC gold strings in the converters'
+  formats for the categories whose raw data is credentialed or absent here (diagnosis,
+  treatment, outcome, NLI, fact verification incl. task100, explanation, rationale, CT).
 
 ``summarize(results)`` keeps only the numbers of a results.json. The fixture
 ``tests/data/metrics_golden.json`` was written by the scoring code of main before the scorer
@@ -45,6 +48,37 @@ def _mixed(i: int, gold: str, other: str) -> str | None:
     return [gold, other, gold.lower(), gold[: len(gold) // 2], "", gold + "\n" + other, "N/A", None][k]
 
 
+# SYNTHETIC golds (realistic shapes, not real records) for tasks without real data here.
+SYNTHETIC = {
+    "task130": ["The diagnosis result is Pneumonia.", "The diagnosis result is Bronchitis.", "The diagnosis result is URTI.",
+                "The diagnosis result is Acute pulmonary edema.", "The diagnosis result is Anemia."],
+    "task131": ["The treatment planning is: Radiation after surgery", "The treatment planning is: Radiation prior to surgery",
+                "The treatment planning is: No radiation and/or cancer-directed surgery"],
+    "task117": ["True", "False", "False", "True", "False"],
+    "task41": ["entailment", "contradiction", "neutral", "entailment"],
+    "task42": ["The patient has a history of heart failure.", "No evidence of infection was found.", "She denies chest pain."],
+    "task16": ["yes", "no", "no", "yes"],
+    "task100": ["The evidence supports aspirin.", "There is no sufficient evidence.", "The claim is refuted by two trials."],
+    "task18": ["Aspirin is a drug. It reduces pain, fever, and inflammation.", "Metformin lowers blood glucose."],
+    "task51": ["患者男性，65岁，因胸痛入院。诊断为急性心肌梗死。", "给予阿司匹林治疗。"],
+    "task52": ["The patient's symptoms suggest myocardial infarction; aspirin is first-line.", "Answer B is right because of the ECG."],
+    "task54": ["患者は65歳男性で、胸痛のため入院した。", "アスピリンを投与した。"],
+    "task55": ["Пациенту следует назначить аспирин.", "Диагноз: инфаркт миокарда."],
+    "task83": ["No acute intrathoracic process. Stable small nodule.", "Small right pleural effusion. No pneumothorax."],
+    "task89": ["No acute intracranial abnormality.", "Chronic small vessel ischemic changes."],
+}
+
+
+def synthetic_rows(repeat: int = 3) -> list[dict[str, Any]]:
+    rows = []
+    for tid, golds in SYNTHETIC.items():
+        for k in range(repeat * len(golds)):
+            gold, other = golds[k % len(golds)], golds[(k + 1) % len(golds)]
+            rows.append({"task_id": tid, "id": f"syn{k}", "input": f"synthetic input {k}", "reference": gold,
+                         "output": _mixed(k, gold, other)})
+    return rows
+
+
 def build_sets(tasks_dir: Path) -> dict[str, list[dict[str, Any]]]:
     base = gold_rows(tasks_dir)
     by_task: dict[str, list[int]] = {}
@@ -62,6 +96,7 @@ def build_sets(tasks_dir: Path) -> dict[str, list[dict[str, Any]]]:
         sets["gold"].append({**r, "output": gold})
         sets["rotated"].append({**r, "output": other})
         sets["mixed"].append({**r, "output": _mixed(pos[n], gold, other)})
+    sets["synthetic"] = synthetic_rows()
     return sets
 
 
