@@ -342,6 +342,8 @@ def score_predictions(
         rows = read_predictions(rows_or_path, format=format)
         inputs.append(InputFile(path=str(rows_or_path), sha256=sha256_file(rows_or_path)))
         where = str(rows_or_path)
+        if protocol is None:
+            protocol, protocol_deviations = _run_protocol(Path(rows_or_path).parent, protocol_deviations)
     else:
         rows = as_rows(rows_or_path)
         if not rows:
@@ -398,6 +400,20 @@ def score_predictions(
         protocol_deviations=list(protocol_deviations),
         bootstrap=Bootstrap(resamples=bootstrap, seed=seed, level=0.95),
     )
+
+
+def _run_protocol(run_dir: Path, default: Sequence[str]) -> tuple[str | None, Sequence[str]]:
+    """The evaluation protocol and its deviations from the run's manifest.json, when there is one."""
+    from medsbench.records.manifest import MANIFEST, RunManifest
+
+    if not (run_dir / MANIFEST).is_file():
+        return None, default
+    try:
+        manifest = RunManifest.load(run_dir)
+    except MedsbenchError as exc:  # a foreign or older manifest: score anyway, without the protocol
+        log.warning("protocol not recorded in results: %s", exc)
+        return None, default
+    return manifest.protocol, list(default) or list(manifest.deviations)
 
 
 def write_results(results: Results, path: str | os.PathLike) -> Path:
