@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -260,17 +260,23 @@ def _mcqa_gold(r: PredictionRow) -> str | None:
     return ", ".join(sorted(letters)) if letters else None
 
 
-_ACC = {"reference_kind": "accuracy", "strict_kind": "accuracy", "primary": "accuracy", "headline": ("accuracy",)}
-_TEXT = {"reference_kind": "bleu_rouge", "strict_kind": "bleu_rouge", "primary": "rougeL", "headline": ("bleu1", "rougeL")}
+def _accuracy_scorer(name: str, description: str, **functions: Any) -> Scorer:
+    """A closed-answer scorer: accuracy in both modes."""
+    return Scorer(name, description, "accuracy", "accuracy", "accuracy", ("accuracy",), **functions)
 
-register_scorer(Scorer(
-    "mcqa", "multiple-choice QA: official first-letter match (a-d) / strict option extraction", **_ACC,
+
+def _text_scorer(name: str, description: str, **functions: Any) -> Scorer:
+    """A generated-text scorer: BLEU-1 and ROUGE-L in both modes, ROUGE-L primary (as the paper's leaderboard)."""
+    return Scorer(name, description, "bleu_rouge", "bleu_rouge", "rougeL", ("bleu1", "rougeL"), **functions)
+
+register_scorer(_accuracy_scorer(
+    "mcqa", "multiple-choice QA: official first-letter match (a-d) / strict option extraction",
     reference=lambda r: R.mcqa(r.output, r.reference),
     strict=lambda r, labels: S.mcqa(r.output, r.reference, r.input),
     gold_label=_mcqa_gold,
 ))
-register_scorer(Scorer(
-    "yesno_mcqa", "PubMedQA as MCQA (task123): official first letter y/n / strict yes, no, maybe", **_ACC,
+register_scorer(_accuracy_scorer(
+    "yesno_mcqa", "PubMedQA as MCQA (task123): official first letter y/n / strict yes, no, maybe",
     reference=lambda r: R.mcqa(r.output, r.reference, yes_no=True),
     strict=_closed("yesno_mcqa"), labels=("yes", "no", "maybe"), labels_from_golds=True,
     gold_label=_gold_label("yesno_mcqa"),
@@ -281,29 +287,29 @@ register_scorer(Scorer(
     reference=lambda r: R.information_extraction(r.output, r.reference),
     strict=lambda r, labels: S.information_extraction(r.output, r.reference),
 ))
-register_scorer(Scorer(
-    "diagnosis", "DDXPlus diagnosis (task130): one of the 49 DDXPlus conditions", **_ACC,
+register_scorer(_accuracy_scorer(
+    "diagnosis", "DDXPlus diagnosis (task130): one of the 49 DDXPlus conditions",
     reference=lambda r: R.diagnosis(r.output, r.reference),
     strict=_closed("diagnosis"), labels=DDXPLUS_CONDITIONS, gold_label=_gold_label("diagnosis"),
 ))
-register_scorer(Scorer(
-    "treatment", "SEER treatment planning (task131): one of the 7 radiation-sequence options", **_ACC,
+register_scorer(_accuracy_scorer(
+    "treatment", "SEER treatment planning (task131): one of the 7 radiation-sequence options",
     reference=lambda r: R.treatment(r.output, r.reference),
     strict=_closed("treatment"), labels=SEER_OPTIONS, gold_label=_gold_label("treatment"),
 ))
-register_scorer(Scorer(
-    "nli", "natural language inference: entailment, contradiction, neutral", **_ACC,
+register_scorer(_accuracy_scorer(
+    "nli", "natural language inference: entailment, contradiction, neutral",
     reference=lambda r: R.nli(r.output, r.reference),
     strict=_closed("nli"), labels=("entailment", "contradiction", "neutral"), labels_from_golds=True,
     gold_label=_gold_label("nli"),
 ))
-register_scorer(Scorer(
-    "fact", "fact verification with a closed answer (first line, official) / one label (strict)", **_ACC,
+register_scorer(_accuracy_scorer(
+    "fact", "fact verification with a closed answer (first line, official) / one label (strict)",
     reference=lambda r: R.fact(r.output, r.reference),
     strict=_closed("fact"), labels=("yes", "no"), labels_from_golds=True, gold_label=_gold_label("fact"),
 ))
-register_scorer(Scorer(
-    "outcome", "clinical outcome prediction: True / False", **_ACC,
+register_scorer(_accuracy_scorer(
+    "outcome", "clinical outcome prediction: True / False",
     reference=lambda r: R.outcome(r.output, r.reference),
     strict=_closed("outcome"), labels=("true", "false"), labels_from_golds=True, gold_label=_gold_label("outcome"),
 ))
@@ -319,23 +325,23 @@ register_scorer(Scorer(
     reference=lambda r: R.hoc(r.output, r.reference),
     strict=lambda r, labels: S.hoc(r.output, r.reference), labels=HALLMARKS,
 ))
-register_scorer(Scorer(
-    "text", "generated text (summarization, task42): BLEU-1 and ROUGE-L, every item counts", **_TEXT,
+register_scorer(_text_scorer(
+    "text", "generated text (summarization, task42): BLEU-1 and ROUGE-L, every item counts",
     reference_pair=lambda r: R.summary_pair(r.output, r.reference),
     strict_pair=lambda r: (_text(r.output), _text(r.reference)),
 ))
-register_scorer(Scorer(
-    "explanation", "concept explanation: BLEU-1 / ROUGE-L; the official script skips non-text cells", **_TEXT,
+register_scorer(_text_scorer(
+    "explanation", "concept explanation: BLEU-1 / ROUGE-L; the official script skips non-text cells",
     reference_pair=lambda r: R.explanation_pair(r.output, r.reference),
     strict_pair=lambda r: (_text(r.output), _text(r.reference)),
 ))
-register_scorer(Scorer(
-    "rationale", "rationale: BLEU-1 / ROUGE-L of stripped texts; the official script skips empty ones", **_TEXT,
+register_scorer(_text_scorer(
+    "rationale", "rationale: BLEU-1 / ROUGE-L of stripped texts; the official script skips empty ones",
     reference_pair=lambda r: R.rationale_pair(r.output, r.reference),
     strict_pair=lambda r: (_text(r.output).strip(), _text(r.reference).strip()),
 ))
-register_scorer(Scorer(
-    "ebms", "EBMS answer verification (task100): BLEU-1 / ROUGE-L, lower-cased, '.' removed", **_TEXT,
+register_scorer(_text_scorer(
+    "ebms", "EBMS answer verification (task100): BLEU-1 / ROUGE-L, lower-cased, '.' removed",
     reference_pair=lambda r: R.ebms_pair(r.output, r.reference),
     # the script strips "." from the gold only, so even the gold itself loses BLEU; strict treats both alike
     strict_pair=lambda r: (_text(r.output).replace(".", "").strip().lower(), _text(r.reference).replace(".", "").strip().lower()),

@@ -198,11 +198,11 @@ def score_items(
         for items, ref_keys, strict_keys in pending:
             for i, key in enumerate(ref_keys):
                 if key is not None:
-                    b, r = scores[key]
-                    items.reference[i] = (b, r, 1.0)
+                    bleu, rouge = scores[key]
+                    items.reference[i] = (bleu, rouge, 1.0)
             for i, key in enumerate(strict_keys):
-                b, r = scores[key]
-                items.strict[i] = (b, r, 1.0)
+                bleu, rouge = scores[key]
+                items.strict[i] = (bleu, rouge, 1.0)
     return result, unknown, warnings
 
 

@@ -197,7 +197,7 @@ class _BatchTreebank:
             None,  # pad every sentence with spaces here
             list(w.ENDING_QUOTES),
         )
-        self.steps: list[tuple[object, str] | None] = []
+        self.steps: list[tuple[_Guarded, str] | None] = []
         for stage in stages:
             if stage is None:
                 self.steps.append(None)
