@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from medsbench.errors import MedsbenchError
-from medsbench.metrics import load_predictions, score_predictions, write_results
+from medsbench.metrics import score_predictions, write_results
 from medsbench.metrics import reference as R
 from medsbench.metrics import strict as S
+from medsbench.records import read_predictions
 from medsbench.records.results import Results
 from medsbench.tasks.labels import HALLMARKS
 
@@ -232,7 +233,7 @@ def test_csv_with_quoting_multiline_and_nan(tmp_path):
         "task41,premise 2,neutral,NA\n",
         encoding="utf-8",
     )
-    rows = load_predictions(p)
+    rows = read_predictions(p)
     assert [r.output for r in rows][1:] == [None, "NA"]
     assert rows[0].input.endswith('B. "b"') and rows[0].where.endswith(":2")
     res = score_predictions(p, bootstrap=0).model_dump(mode="json")
@@ -257,7 +258,7 @@ def test_bad_csv_is_one_line_error(tmp_path, content, match):
     p = tmp_path / "bad.csv"
     p.write_bytes(content)
     with pytest.raises(MedsbenchError, match=match) as err:
-        load_predictions(p)
+        read_predictions(p)
     assert "\n" not in str(err.value) and str(p) in str(err.value)
 
 
@@ -265,10 +266,10 @@ def test_bad_jsonl_names_the_line(tmp_path):
     p = tmp_path / "pred.jsonl"
     p.write_text('{"task_id": "task57", "output": "B", "reference": "The right answer is B."}\n{"task_id": "task57"\n')
     with pytest.raises(MedsbenchError, match=r"pred.jsonl:2"):
-        load_predictions(p)
+        read_predictions(p)
     p.write_text('{"task_id": "task57", "reference": "x"}\n')
     with pytest.raises(MedsbenchError, match=r":1: .*missing 'output'"):
-        load_predictions(p)
+        read_predictions(p)
 
 
 def test_cli_score_and_compare(tmp_path):

@@ -4,8 +4,8 @@ Library entry points: :func:`score_predictions` (a :class:`medsbench.records.res
 record), :func:`write_results`, :func:`bootstrap_ci`, :func:`paired_test`,
 :func:`compare_predictions`; the scorer registry: :func:`scorer_for` (a catalog entry's
 :class:`Scorer`), :func:`primary_metric` (the one metric a leaderboard ranks a task, category or
-pooled group by), :func:`register_scorer`. Predictions are read with
-:func:`medsbench.records.read_predictions` (``load_predictions`` is the same function).
+pooled group by), :func:`register_scorer`. Predictions are read only with
+:func:`medsbench.records.read_predictions`.
 """
 
 from medsbench.metrics.compare import compare_predictions
@@ -20,7 +20,6 @@ from medsbench.metrics.registry import (
 )
 from medsbench.metrics.score import score_items, score_predictions, write_results
 from medsbench.metrics.stats import bootstrap_ci, paired_test
-from medsbench.records.predictions import read_predictions as load_predictions
 
 __all__ = [
     "Scorer",
@@ -28,7 +27,6 @@ __all__ = [
     "compare_predictions",
     "get_scorer",
     "headline_metrics",
-    "load_predictions",
     "paired_test",
     "primary_metric",
     "register_scorer",
