@@ -301,3 +301,10 @@ def test_results_carry_the_runs_protocol_and_round_trip(tmp_path):
     back = Results.load(write_results(res, run / "results.json"))
     assert back == res
     assert score_predictions([row("task41", "entailment")], bootstrap=0).protocol is None
+
+
+def test_an_entry_built_outside_the_catalog_gets_its_categorys_scorer():
+    import dataclasses
+
+    entry = dataclasses.replace(catalog()["task130"], id="task9001", scorer=None, category="nli")
+    assert scorer_for(entry).name == "nli" and primary_metric(entry) == "accuracy"

@@ -209,7 +209,10 @@ def get_scorer(name: str) -> Scorer:
 
 
 def scorer_for(entry: CatalogEntry | str) -> Scorer:
-    """The scorer of a catalog task (a :class:`CatalogEntry`, a task id or a category key)."""
+    """The scorer of a task (a :class:`CatalogEntry`, a catalog task id or a category key).
+
+    An entry that names no scorer (built outside ``catalog.yaml``) gets its category's.
+    """
     from medsbench.tasks.catalog import catalog
 
     if isinstance(entry, str):
@@ -220,9 +223,13 @@ def scorer_for(entry: CatalogEntry | str) -> Scorer:
             return get_scorer(cat.categories[entry].scorer or "")
         else:
             raise MedsbenchError(f"unknown task id or category '{entry}' (see `medsbench data catalog`)")
-    if not entry.scorer:
-        raise MedsbenchError(f"catalog task {entry.id} names no scorer")
-    return get_scorer(entry.scorer)
+    name = entry.scorer
+    if not name:  # an entry built outside the catalog (a workspace task): its category's scorer
+        category = catalog().categories.get(entry.category)
+        name = category.scorer if category is not None else None
+    if not name:
+        raise MedsbenchError(f"task {entry.id} names no scorer and its category '{entry.category}' has none")
+    return get_scorer(name)
 
 
 def primary_metric(task: CatalogEntry | str) -> str:
