@@ -7,6 +7,9 @@ from pathlib import Path
 import typer
 
 
+SHORT = {"accuracy": "acc", "bleu1": "B1", "rougeL": "RL", "f1": "F1"}
+
+
 def _fmt(values: dict[str, float], keys: tuple[str, ...]) -> str:
     """The headline metrics of a row, e.g. ``71.20`` or ``31.05/28.40`` (BLEU-1/ROUGE-L)."""
     if not values:
@@ -23,6 +26,7 @@ def score_cmd(
     strict_ids: bool = typer.Option(False, "--strict-ids", help="Fail on task ids that are not in the catalog."),
 ) -> None:
     """Score predictions: strict and official (reference) metrics per task and category, with CIs."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -32,26 +36,27 @@ def score_cmd(
     target = out or predictions.with_name("results.json")
     write_results(results, target)
     console = Console()
-    table = Table(title=f"{predictions.name}: strict | reference (BLEU-1/ROUGE-L for text tasks)")
-    for col in ("task", "category", "n", "coverage", "metric", "strict", "reference", "95% CI (strict)", "parse fail",
-                "empty", "majority"):
-        table.add_column(col, justify="left" if col in ("task", "category", "metric") else "right",
-                         no_wrap=col == "task")
+    table = Table(title=f"{predictions.name}: strict | reference (official scripts)", box=box.SIMPLE_HEAD,
+                  pad_edge=False, padding=(0, 1, 0, 0),
+                  caption="n: scored/all when items failed; B1/RL: BLEU-1/ROUGE-L; maj: majority baseline, ! degenerate")
+    width = max(len(t) for t in results.tasks)
+    for col in ("task", "n", "metric", "strict", "reference", "95% CI", "parse", "empty", "maj"):
+        table.add_column(col, justify="left" if col in ("task", "metric") else "right", no_wrap=col == "task",
+                         min_width=width if col == "task" else None, overflow="fold")
     for tid, t in results.tasks.items():
         scorer = get_scorer(t.scorer) if t.scorer else None
         keys = scorer.headline if scorer else (t.metric,)
         ci = t.ci.get(t.metric)
         table.add_row(
-            tid, t.category, str(t.n), f"{100 * t.coverage:.0f}%" if t.n_failed else "100%", "/".join(keys),
-            _fmt(t.metrics, keys) if t.metrics else "[red]no metrics: every item failed[/red]",
-            _fmt(t.reference, keys),
-            f"[{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "-",
+            tid, f"{t.n}/{t.n + t.n_failed}" if t.n_failed else str(t.n), "/".join(SHORT.get(k, k) for k in keys),
+            _fmt(t.metrics, keys) if t.metrics else "[red]all failed[/red]", _fmt(t.reference, keys),
+            f"{ci[0]:.1f}-{ci[1]:.1f}" if ci else "-",
             "-" if t.parse_failure_rate is None else f"{100 * t.parse_failure_rate:.1f}%",
             "-" if t.empty_rate is None else f"{100 * t.empty_rate:.1f}%",
-            "-" if t.majority_baseline is None else f"{t.majority_baseline:.1f}" + (" [yellow]degenerate[/yellow]" if t.degenerate else ""),
+            "-" if t.majority_baseline is None else f"{t.majority_baseline:.0f}" + ("[yellow]![/yellow]" if t.degenerate else ""),
         )
     console.print(table)
-    cats = Table(title="Categories (macro average over tasks)")
+    cats = Table(title="Categories (macro average over tasks)", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
     for col in ("category", "tasks", "strict", "reference"):
         cats.add_column(col, no_wrap=col == "category")
     for cat, c in results.categories.items():
