@@ -308,3 +308,12 @@ def test_an_entry_built_outside_the_catalog_gets_its_categorys_scorer():
 
     entry = dataclasses.replace(catalog()["task130"], id="task9001", scorer=None, category="nli")
     assert scorer_for(entry).name == "nli" and primary_metric(entry) == "accuracy"
+
+
+def test_primary_metric_of_a_category_object_and_dict_rows_with_bookkeeping():
+    cat = catalog()
+    assert primary_metric(cat.categories["summarization"]) == "rougeL"
+    assert primary_metric(cat.categories["text_classification"]) == "f1"
+    # in-memory rows may carry a caller's own keys; files are still read strictly
+    res = score_predictions([dict(row("task41", "entailment"), index=0, where="row 1")], bootstrap=0)
+    assert res.tasks["task41"].n == 1

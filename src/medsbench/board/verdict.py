@@ -27,26 +27,24 @@ def _from_stats(kind: str, row: Any) -> int | None:
 
 def item_verdicts(path: str | os.PathLike) -> list[Verdict]:
     """One (reference, strict) verdict per row of a predictions file, in file order."""
-    from medsbench.metrics import get_scorer, score_items
+    from medsbench.metrics import load_predictions, score_items
     from medsbench.metrics import reference as ref_mode
-    from medsbench.records import read_predictions
+
     from medsbench.tasks.catalog import catalog
 
     cat = catalog()
-    rows = read_predictions(path, format="jsonl")
+    rows = load_predictions(path, format="jsonl")
     # Text-similarity tasks have no verdict: leave them out (they are most of the scoring time).
-    wanted = {tid for tid in {r.task_id for r in rows}
-              if (e := cat.get(tid)) is not None and e.scorer and not get_scorer(e.scorer).is_text}
+    wanted = {tid for tid in {r["task_id"] for r in rows} if (e := cat.get(tid)) is not None and e.metric != "bleu_rouge"}
     out: list[Verdict] = [(None, None)] * len(rows)
     positions: dict[str, list[int]] = {}
     for i, r in enumerate(rows):
-        # the scorer skips rows without gold and failed rows (missing, no verdict)
-        if r.task_id in wanted and not r.failed and not ref_mode.is_na(r.reference):
-            positions.setdefault(r.task_id, []).append(i)
+        if r["task_id"] in wanted and not ref_mode.is_na(r["reference"]):  # the scorer skips rows without gold
+            positions.setdefault(r["task_id"], []).append(i)
     per_task, _unknown, _warnings = score_items([rows[i] for idx in positions.values() for i in idx])
     for tid, items in per_task.items():
-        scorer = items.scorer
+        fam = items.family
         for j, i in enumerate(positions.get(tid, [])):
-            ref = _from_stats(scorer.reference_kind, items.reference[j]) if items.ref_counted[j] else None
-            out[i] = (ref, _from_stats(scorer.strict_kind, items.strict[j]))
+            ref = _from_stats(fam.reference_kind, items.reference[j]) if items.ref_counted[j] else None
+            out[i] = (ref, _from_stats(fam.strict_kind, items.strict[j]))
     return out

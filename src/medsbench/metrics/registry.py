@@ -37,7 +37,7 @@ from medsbench.tasks.labels import DDXPLUS_CONDITIONS, HALLMARKS, SEER_OPTIONS
 
 if TYPE_CHECKING:
     from medsbench.records.predictions import PredictionRow
-    from medsbench.tasks.catalog import CatalogEntry
+    from medsbench.tasks.catalog import Category, CatalogEntry
 
 StatRow = list[float]
 Metrics = dict[str, np.ndarray]
@@ -208,39 +208,41 @@ def get_scorer(name: str) -> Scorer:
         raise MedsbenchError(f"unknown scorer '{name}' (registered: {', '.join(sorted(_SCORERS))})") from None
 
 
-def scorer_for(entry: CatalogEntry | str) -> Scorer:
-    """The scorer of a task (a :class:`CatalogEntry`, a catalog task id or a category key).
+def scorer_for(entry: CatalogEntry | Category | str) -> Scorer:
+    """The scorer of a task or category: a :class:`CatalogEntry`, a catalog :class:`Category`, a
+    catalog task id or a category key.
 
     An entry that names no scorer (built outside ``catalog.yaml``) gets its category's.
     """
-    from medsbench.tasks.catalog import catalog
+    from medsbench.tasks.catalog import Category, catalog
 
+    cat = catalog()
     if isinstance(entry, str):
-        cat = catalog()
         if entry in cat:
             entry = cat[entry]
         elif entry in cat.categories:
-            return get_scorer(cat.categories[entry].scorer or "")
+            entry = cat.categories[entry]
         else:
             raise MedsbenchError(f"unknown task id or category '{entry}' (see `medsbench data catalog`)")
     name = entry.scorer
-    if not name:  # an entry built outside the catalog (a workspace task): its category's scorer
-        category = catalog().categories.get(entry.category)
+    if not name and not isinstance(entry, Category):  # a workspace task: its category's scorer
+        category = cat.categories.get(entry.category)
         name = category.scorer if category is not None else None
     if not name:
-        raise MedsbenchError(f"task {entry.id} names no scorer and its category '{entry.category}' has none")
+        where = entry.key if isinstance(entry, Category) else entry.id
+        raise MedsbenchError(f"'{where}' names no scorer and its category has none")
     return get_scorer(name)
 
 
-def primary_metric(task: CatalogEntry | str) -> str:
-    """The one metric a leaderboard ranks ``task`` by: a catalog entry, task id, category key,
-    or pooled group (``CT``, ``MRI``)."""
+def primary_metric(task: CatalogEntry | Category | str) -> str:
+    """The one metric a leaderboard ranks ``task`` by: a catalog entry or category, a task id, a
+    category key, or a pooled group (``CT``, ``MRI``)."""
     if isinstance(task, str) and task in POOLED:
         return "rougeL"
     return scorer_for(task).primary
 
 
-def headline_metrics(task: CatalogEntry | str) -> tuple[str, ...]:
+def headline_metrics(task: CatalogEntry | Category | str) -> tuple[str, ...]:
     """The metrics shown for ``task`` (e.g. BLEU-1 and ROUGE-L for text tasks)."""
     if isinstance(task, str) and task in POOLED:
         return ("bleu1", "rougeL")

@@ -67,6 +67,11 @@ class TaskItems:
     n_failed: int = 0
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def family(self) -> Scorer:
+        """The scorer (the name earlier callers used; it carries ``reference_kind``/``strict_kind``)."""
+        return self.scorer
+
     def reference_metrics(self, sums: np.ndarray) -> dict[str, np.ndarray]:
         return self.scorer.reference_metrics(sums)
 
@@ -141,9 +146,20 @@ def _item_keys(rows: list[PredictionRow]) -> list[str]:
     return keys
 
 
+_ROW_FIELDS = frozenset(PredictionRow.model_fields) | {"GT"}
+
+
 def as_rows(rows: Iterable[PredictionRow | dict[str, Any]]) -> list[PredictionRow]:
-    """Prediction rows from records or plain dicts (validated like a file's lines)."""
-    return [r if isinstance(r, PredictionRow) else row_from(r, f"row {i + 1}") for i, r in enumerate(rows)]
+    """Prediction rows from records or in-memory dicts (validated like a file's lines; keys that are
+    not ``PredictionRow`` fields, e.g. a caller's bookkeeping such as ``index``, are ignored)."""
+    out = []
+    for i, r in enumerate(rows):
+        if not isinstance(r, PredictionRow):
+            where = r.get("where") if isinstance(r, dict) else None
+            r = row_from({k: v for k, v in r.items() if k in _ROW_FIELDS} if isinstance(r, dict) else r,
+                         str(where or f"row {i + 1}"))
+        out.append(r)
+    return out
 
 
 def score_items(
