@@ -32,12 +32,20 @@ RAW = HERE.parent.parent / "shared" / "data" / "raw"
 BOOTSTRAP = 100
 
 
+def golden_task_ids() -> set[str] | None:
+    """The real tasks the fixture was made from: tasks converted later (new sources) are not in it."""
+    if not FIXTURE.is_file():
+        return None
+    return set(json.loads(FIXTURE.read_text(encoding="utf-8"))["gold"]["tasks"])
+
+
 def gold_rows(tasks_dir: Path) -> list[dict[str, Any]]:
     from medsbench.tasks import catalog, find_task_files, iter_instances
 
+    only = golden_task_ids()
     rows: list[dict[str, Any]] = []
     for tid, splits in sorted(find_task_files(tasks_dir).items()):
-        if tid in catalog() and "test" in splits:
+        if tid in catalog() and "test" in splits and (only is None or tid in only):
             for inst in iter_instances(splits["test"]):
                 rows.append({"task_id": tid, "id": inst.id, "input": inst.input, "reference": inst.target})
     return rows

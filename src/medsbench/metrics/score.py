@@ -279,6 +279,21 @@ def _score_task(
     return items
 
 
+def pooled_rows(per_task: dict[str, TaskItems]) -> dict[str, tuple[list[str], np.ndarray, np.ndarray]]:
+    """The summarization script's pooled groups (CT, MRI): {name: (member task ids, reference rows
+    the script counts, strict rows)} over the member tasks present in ``per_task``."""
+    out: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
+    for name, group in POOLED.items():
+        present = [per_task[t] for t in group if t in per_task and per_task[t].keys]
+        if present:
+            out[name] = (
+                [it.task_id for it in present],
+                np.concatenate([it.reference[it.ref_counted] for it in present]),
+                np.concatenate([it.strict for it in present]),
+            )
+    return out
+
+
 def _round(values: dict[str, Any]) -> dict[str, float]:
     return {k: round(float(v), 4) for k, v in values.items()}
 
@@ -389,14 +404,9 @@ def score_predictions(
             reference=_macro(t.reference for t in scored.values()),
         )
     pooled: dict[str, PooledResult] = {}
-    for name, group in POOLED.items():
-        present = [per_task[t] for t in group if t in per_task and per_task[t].keys]
-        if not present:
-            continue
-        ref_rows = np.concatenate([it.reference[it.ref_counted] for it in present])
-        strict_rows = np.concatenate([it.strict for it in present])
+    for name, (members, ref_rows, strict_rows) in pooled_rows(per_task).items():
         pooled[name] = PooledResult(
-            tasks=[it.task_id for it in present],
+            tasks=members,
             n=int(strict_rows.shape[0]),
             metrics=_round(metrics_from_sums(POOLED_KIND, strict_rows.sum(axis=0), present_labels_only=True)),
             reference=_round(metrics_from_sums(POOLED_KIND, ref_rows.sum(axis=0))),
