@@ -43,7 +43,7 @@ def test_valid_csv_passes_with_full_coverage(tmp_path, board_ws, rows):
     rep = validate_submission(_write(tmp_path / "ok.csv", rows), _tasks(board_ws))
     assert rep.ok, rep.describe()
     assert rep.rows == 10 and rep.coverage == {"task57": (6, 6), "task114": (4, 4)}
-    assert [p["id"] for p in rep.predictions if p["task_id"] == "task114"] == ["m0", "m1", "m2", "m3"]
+    assert [p.id for p in rep.predictions if p.task_id == "task114"] == ["m0", "m1", "m2", "m3"]
 
 
 def test_plain_inputs_and_full_prompts_both_match(tmp_path, board_ws, rows):

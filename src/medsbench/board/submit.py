@@ -7,6 +7,22 @@ rendered prompt, whose last ``Input:``/``Output:`` query block is then matched -
 covered completely (unless ``allow_partial``). File-level problems (unsafe name, size, columns,
 encoding) raise :class:`MedsbenchError`; row-level problems are collected with their line numbers so a
 rejection says exactly which rows and why.
+
+Suspicious outputs are flagged, not rejected (:func:`suspicion_flags`; approval stays manual): the flags
+are printed in the validation report, stored with the run and shown by ``board list`` / ``--pending``.
+What separates a copy from an honest strong model:
+
+- ``copies_reference``: on a free-text task (BLEU/ROUGE family), an output equal to a reference of at
+  least :data:`FREE_TEXT_MIN_WORDS` words (whitespace collapsed, case folded, a final period ignored).
+  A model that writes summaries or explanations reproduces a multi-word reference verbatim almost
+  never, so :data:`COPY_SHARE` (50%) of such rows is flagged.
+- ``verbatim_closed``: on a closed-answer task (a letter, a label, an entity list) a strong model
+  matches the gold often, so the share alone says little. Flagged only from :data:`CLOSED_SHARE` (95%)
+  of at least :data:`MIN_ROWS` rows equal to the reference verbatim, and only when the golds are not
+  one label everywhere (then answering the majority label is not a copy); the flag quotes the majority
+  baseline so the approver can compare.
+- ``copies_input``: an output that is the item's input (or the input plus a little, or most of it):
+  from :data:`COPY_SHARE` of the rows whose input has at least :data:`FREE_TEXT_MIN_WORDS` words.
 """
 
 from __future__ import annotations
@@ -16,7 +32,8 @@ import functools
 import io
 import os
 import re
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +44,106 @@ DEFAULT_MAX_BYTES = 100 << 20  # the whole MedS-Bench test set with long outputs
 CSV_COLUMNS = ("task_id", "input", "GT", "output")
 _SAFE_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_LISTED = 50
+FREE_TEXT_MIN_WORDS = 4  # a reference this long is not reproduced verbatim by chance
+COPY_SHARE = 0.5  # flag a task when at least this share of its eligible rows are copies
+CLOSED_SHARE = 0.95  # closed-answer tasks: verbatim share that is flagged
+MIN_ROWS = 5  # closed-answer tasks: fewer rows say nothing
+INPUT_COVERAGE = 0.8  # an output holding >= 80% of the input (as one piece) copies it
+
+
+@dataclass(frozen=True)
+class SuspicionFlag:
+    """A task whose outputs look copied: shown to the approver, never a rejection."""
+
+    task_id: str
+    kind: str  # copies_reference | verbatim_closed | copies_input
+    count: int
+    eligible: int
+    note: str = ""
+
+    @property
+    def share(self) -> float:
+        return self.count / self.eligible if self.eligible else 0.0
+
+    def __str__(self) -> str:
+        what = {
+            "copies_reference": "outputs are the reference verbatim",
+            "verbatim_closed": "closed answers are the reference verbatim",
+            "copies_input": "outputs copy the input",
+        }.get(self.kind, self.kind)
+        note = f" ({self.note})" if self.note else ""
+        return f"[{self.task_id}] {self.count} of {self.eligible} {what} ({100 * self.share:.0f}%){note}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"task_id": self.task_id, "kind": self.kind, "count": self.count, "eligible": self.eligible,
+                "note": self.note, "text": str(self)}
+
+
+def _canon(text: Any) -> str:
+    """Whitespace collapsed, case folded, a final period dropped: what "the same text" means here."""
+    return re.sub(r"\s+", " ", str(text)).strip().rstrip(".").strip().casefold()
+
+
+def _words(text: str) -> int:
+    """Words of a canonical text; scripts without spaces (Chinese, Japanese) count 2 characters a word."""
+    parts = text.split()
+    return len(parts) if len(parts) > 1 else len(text) // 2 if text and not text.isascii() else len(parts)
+
+
+def suspicion_flags(rows: Iterable[Any]) -> list[SuspicionFlag]:
+    """Flags per task for outputs identical to the references or copying the input (see module doc).
+
+    ``rows``: prediction rows (:class:`medsbench.records.PredictionRow`); failed items are skipped.
+    """
+    from medsbench.tasks.catalog import catalog
+
+    cat = catalog()
+    by_task: dict[str, list[Any]] = {}
+    for r in rows:
+        if getattr(r, "error", None) is None and r.output is not None:
+            by_task.setdefault(r.task_id, []).append(r)
+    flags: list[SuspicionFlag] = []
+    for tid in sorted(by_task, key=_id_order_task):
+        task_rows = by_task[tid]
+        entry = cat.get(tid)
+        outs = [_canon(r.output) for r in task_rows]
+        golds = [{_canon(g) for g in (r.references or [r.reference]) if g is not None} for r in task_rows]
+        free_text = entry.metric == "bleu_rouge" if entry is not None else None
+        if free_text is None:  # not in the catalog: free text when most golds are long
+            long = sum(1 for g in golds if any(_words(x) >= FREE_TEXT_MIN_WORDS for x in g))
+            free_text = long * 2 > len(golds)
+        if free_text:
+            eligible = [i for i, g in enumerate(golds) if any(_words(x) >= FREE_TEXT_MIN_WORDS for x in g)]
+            hits = sum(1 for i in eligible if outs[i] in golds[i])
+            if eligible and hits / len(eligible) >= COPY_SHARE:
+                flags.append(SuspicionFlag(tid, "copies_reference", hits, len(eligible),
+                                           f"free-text references of {FREE_TEXT_MIN_WORDS}+ words; flagged from "
+                                           f"{100 * COPY_SHARE:.0f}%"))
+        else:
+            scored = [i for i, g in enumerate(golds) if g]
+            hits = sum(1 for i in scored if outs[i] in golds[i])
+            firsts = [_canon(r.reference if r.reference is not None else r.references[0]) for r in task_rows
+                      if r.reference is not None or r.references]
+            top = max(Counter(firsts).values()) if firsts else 0
+            baseline = top / len(firsts) if firsts else 0.0
+            if len(scored) >= MIN_ROWS and hits / len(scored) >= CLOSED_SHARE and baseline < 1.0:
+                flags.append(SuspicionFlag(tid, "verbatim_closed", hits, len(scored),
+                                           f"majority baseline {100 * baseline:.0f}%; flagged from "
+                                           f"{100 * CLOSED_SHARE:.0f}%"))
+        inputs = [_canon(r.input) if r.input is not None else "" for r in task_rows]
+        eligible = [i for i, x in enumerate(inputs) if _words(x) >= FREE_TEXT_MIN_WORDS]
+        copies = sum(1 for i in eligible if outs[i] and (
+            inputs[i] in outs[i] or (outs[i] in inputs[i] and len(outs[i]) >= INPUT_COVERAGE * len(inputs[i]))))
+        if eligible and copies / len(eligible) >= COPY_SHARE:
+            flags.append(SuspicionFlag(tid, "copies_input", copies, len(eligible),
+                                       f"output holds the input or {100 * INPUT_COVERAGE:.0f}%+ of it; flagged from "
+                                       f"{100 * COPY_SHARE:.0f}%"))
+    return flags
+
+
+def _id_order_task(task_id: str) -> tuple[int, str]:
+    digits = "".join(ch for ch in task_id if ch.isdigit())
+    return (int(digits) if digits else 1 << 30, task_id)
 
 
 @dataclass(frozen=True)
@@ -49,20 +166,26 @@ class SubmissionReport:
     rows: int = 0
     problems: list[RowProblem] = field(default_factory=list)
     coverage: dict[str, tuple[int, int]] = field(default_factory=dict)
-    predictions: list[dict[str, Any]] = field(default_factory=list)
+    predictions: list[Any] = field(default_factory=list)  # medsbench.records.PredictionRow, one per matched row
+    flags: list[SuspicionFlag] = field(default_factory=list)  # for the approver; never a rejection
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def describe(self, limit: int = MAX_LISTED) -> str:
-        lines = [f"{self.path.name}: {self.rows} rows ({self.format}), {len(self.problems)} problem(s)"]
+        lines = [f"{self.path.name}: {self.rows} rows ({self.format}), {len(self.problems)} problem(s), "
+                 f"{len(self.flags)} suspicion flag(s)"]
         for tid, (got, total) in sorted(self.coverage.items()):
             lines.append(f"  coverage {tid}: {got}/{total}")
         for p in self.problems[:limit]:
             lines.append(f"  {p}")
         if len(self.problems) > limit:
             lines.append(f"  ... and {len(self.problems) - limit} more")
+        for f in self.flags:
+            lines.append(f"  FLAG {f}")
+        if self.flags:
+            lines.append("  flagged outputs need a careful look before `medsbench board approve`")
         return "\n".join(lines)
 
 
@@ -175,6 +298,7 @@ def validate_submission(
     inbox: str | os.PathLike | None = None,
 ) -> SubmissionReport:
     """Check a submission against the benchmark (test split) task files in ``tasks_dir``."""
+    from medsbench.records import PredictionRow
     from medsbench.tasks.catalog import catalog, find_task_files
     from medsbench.tasks.format import iter_instances
 
@@ -236,12 +360,10 @@ def validate_submission(
         claimed[(tid, inst.id)] = f"row {rowno} (line {line})"
         output = row.get("output")
         entry = cat[tid]
-        report.predictions.append({
-            "task_id": tid, "id": inst.id, "category": entry.category, "language": entry.language,
-            "input": inst.input, "output": "" if output is None else str(output), "reference": inst.target,
-            "references": list(inst.output), "prompt": None, "demo_ids": [], "prompt_tokens": None,
-            "output_tokens": None, "seconds": None, "truncated": False, "error": None,
-        })
+        report.predictions.append(PredictionRow(
+            task_id=tid, id=inst.id, category=entry.category, language=entry.language, input=inst.input,
+            output="" if output is None else str(output), reference=inst.target, references=list(inst.output),
+        ))
     for tid, idx in sorted(index.items()):
         total = sum(len(v) for v in idx.values())
         got = sum(1 for (t, _) in claimed if t == tid)
@@ -251,6 +373,7 @@ def validate_submission(
             shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
             report.problems.append(RowProblem(
                 None, tid, f"partial coverage: {got} of {total} items (missing ids: {shown}); submit every item of a task"))
+    report.flags = suspicion_flags(report.predictions)
     return report
 
 
@@ -278,10 +401,11 @@ Scorer = Callable[[Path, Path], None]
 
 
 def default_scorer(predictions: Path, results: Path) -> None:
-    """Score with the scoring engine (issue B) into ``results``."""
-    from medsbench.metrics import score_predictions, write_results
+    """Score with the scoring engine into ``results`` (a :class:`medsbench.records.results.Results`)."""
+    from medsbench.metrics import score_predictions
+    from medsbench.records.results import Results
 
-    write_results(score_predictions(predictions), results)
+    Results.model_validate(score_predictions(predictions)).save(results)
 
 
 def submit(
@@ -296,9 +420,9 @@ def submit(
     max_bytes: int = DEFAULT_MAX_BYTES,
     scorer: Scorer | None = None,
 ) -> tuple[str, SubmissionReport]:
-    """Validate, write ``runs/submission-<slug>/``, score, and add to the store as pending."""
+    """Validate, write ``runs/submission-<slug>/`` (the stage records), score, and add to the store as pending."""
     from medsbench.board.store import check_display_name, slugify
-    from medsbench.fileio import sha256_file, write_json, write_jsonl
+    from medsbench.fileio import exclusive_lock, sha256_file
 
     model_name = check_display_name(model_name)
     if description is not None and len(description) > 2000:
@@ -314,18 +438,50 @@ def submit(
         raise MedsbenchError("submission has no rows", where=str(report.path))
     run_name = f"submission-{slugify(model_name)}"
     run_dir = workspace / "runs" / run_name
-    preds = run_dir / "predictions.jsonl"
-    write_jsonl(preds, report.predictions)
-    write_json(run_dir / "manifest.json", {
-        "kind": "submission",
-        "model_name": model_name,
-        "description": description,
-        "submitted_file": report.path.name,
-        "submitted_sha256": sha256_file(report.path),
-        "format": report.format,
-        "coverage": {k: list(v) for k, v in sorted(report.coverage.items())},
-    })
-    (scorer or default_scorer)(preds, run_dir / "results.json")
-    store.add_run(run_dir, model_name=model_name, kind="submission", status="pending",
-                  description=description, run_name=run_name)
+    with exclusive_lock(run_dir, "run folder"):
+        _write_submission_run(run_dir, report, tasks_dir, model_name, description, sha256_file(report.path))
+        (scorer or default_scorer)(run_dir / "predictions.jsonl", run_dir / "results.json")
+        store.add_run(run_dir, model_name=model_name, kind="submission", status="pending",
+                      description=description, run_name=run_name, allow_partial=allow_partial)
     return run_name, report
+
+
+SUBMITTED_PROTOCOL = "submitted"  # prompts and decoding are the submitter's, not known here
+
+
+def _write_submission_run(run_dir: Path, report: SubmissionReport, tasks_dir: Path, model_name: str,
+                          description: str | None, file_sha256: str) -> None:
+    """predictions.jsonl and manifest.json of a submission, through the stage records."""
+    from medsbench.fileio import sha256_file, sha256_text
+    from medsbench.records import write_predictions
+    from medsbench.records.manifest import ManifestTask, RunManifest, TaskFile, now
+    from medsbench.tasks.catalog import catalog, find_task_files
+    from medsbench.tasks.format import read_meta
+
+    cat = catalog()
+    files = find_task_files(tasks_dir)
+    tasks = {}
+    for tid, (got, total) in sorted(report.coverage.items()):
+        test = files[tid]["test"]
+        definition = read_meta(test).get("Definition")
+        definition = definition[0] if isinstance(definition, list) and definition else definition
+        tasks[tid] = ManifestTask(
+            category=cat[tid].category, language=cat[tid].language,
+            definition_sha256=sha256_text(str(definition or "")), n_total=total, n=got,
+            files={"test": TaskFile(path=str(test), sha256=sha256_file(test))},
+        )
+    write_predictions(run_dir / "predictions.jsonl", report.predictions)
+    RunManifest(
+        model=model_name,
+        backend={"kind": "submission", "submitted_file": report.path.name, "submitted_sha256": file_sha256,
+                 "format": report.format},
+        protocol=SUBMITTED_PROTOCOL,
+        tasks=tasks,
+        args={"description": description, "flags": [f.as_dict() for f in report.flags]},
+        generation={},
+        prompt_template_sha256="unknown (outputs were submitted)",
+        seed=0,
+        finished=now(),
+        status="finished",
+        counts={"items": len(report.predictions), "failed": 0, "written": len(report.predictions)},
+    ).save(run_dir)
