@@ -240,3 +240,85 @@ def test_jsonl_missing_reference_is_a_clear_error(tmp_path, board_ws):
     write_jsonl(path, rows)
     with pytest.raises(MedsbenchError, match=r"noref.jsonl:1: missing field\(s\) reference"):
         validate_submission(path, _tasks(board_ws))
+
+
+# -- suspicious submissions -------------------------------------------------------------------------
+
+
+def _flags(rep) -> dict[tuple[str, str], tuple[int, int]]:
+    return {(f.task_id, f.kind): (f.count, f.eligible) for f in rep.flags}
+
+
+def test_honest_runs_raise_no_flags(tmp_path, board_ws):
+    for run in board_ws["runs"]:
+        rep = validate_submission(run / "predictions.jsonl", _tasks(board_ws))
+        assert rep.ok and rep.flags == [], rep.describe()
+
+
+def test_outputs_copied_from_the_references_are_flagged(tmp_path, board_ws, rows):
+    """GT pasted into the output column (whitespace and case changed): flagged on both tasks, not rejected."""
+    copied = [rows[0]] + [[r[0], r[1], r[2], "  " + r[2].upper() + " "] for r in rows[1:]]
+    rep = validate_submission(_write(tmp_path / "copy.csv", copied), _tasks(board_ws))
+    assert rep.ok  # a flag is for the approver, never a rejection
+    n57 = sum(1 for r in rows[1:] if r[0] == "task57")
+    n114 = sum(1 for r in rows[1:] if r[0] == "task114" and len(r[2].split()) >= 4)
+    assert _flags(rep) == {("task57", "verbatim_closed"): (n57, n57), ("task114", "copies_reference"): (n114, n114)}
+    text = rep.describe()
+    assert f"FLAG [task114] {n114} of {n114} outputs are the reference verbatim (100%)" in text
+    assert "majority baseline" in text and "before `medsbench board approve`" in text
+
+
+def test_a_strong_honest_model_on_closed_labels_is_not_flagged(tmp_path, board_ws, rows):
+    """Every MCQA answer right, as a bare letter (what a strong model says): not a copy of the gold text."""
+    letters = [rows[0]] + [[r[0], r[1], r[2], r[2][0] if r[0] == "task57" else r[3]] for r in rows[1:]]
+    rep = validate_submission(_write(tmp_path / "letters.csv", letters), _tasks(board_ws))
+    assert rep.ok and rep.flags == []
+    # Half the free-text outputs copied: at the 50% threshold the task is flagged.
+    summ = [i for i, r in enumerate(letters) if r[0] == "task114"]
+    half = [list(r) for r in letters]
+    for i in summ[: len(summ) // 2]:
+        half[i][3] = half[i][2]
+    rep = validate_submission(_write(tmp_path / "half.csv", half), _tasks(board_ws))
+    assert _flags(rep) == {("task114", "copies_reference"): (len(summ) // 2, len(summ))}
+
+
+def test_outputs_copying_the_input_are_flagged(tmp_path, board_ws):
+    from medsbench.records import read_predictions, write_predictions
+
+    preds = read_predictions(board_ws["runs"][1] / "predictions.jsonl")  # plain item inputs
+    for p in preds:
+        p.output = p.input
+    path = tmp_path / "echo.jsonl"
+    write_predictions(path, preds)
+    rep = validate_submission(path, _tasks(board_ws))
+    assert _flags(rep) == {("task57", "copies_input"): (6, 6), ("task114", "copies_input"): (4, 4)}
+
+
+def test_flags_reach_the_pending_list_and_approval_stays_manual(tmp_path, board_ws, rows):
+    ws = tmp_path / "ws"
+    shutil.copytree(_tasks(board_ws), ws / "tasks")
+    copied = [rows[0]] + [[r[0], r[1], r[2], r[2]] for r in rows[1:]]
+    import subprocess
+    import sys
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "medsbench.cli", "board", *args, "--workspace", str(ws)],
+                              capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "COLUMNS": "80"})
+
+    res = cli("submit", str(_write(tmp_path / "copied.csv", copied)), "--model-name", "Totally Honest Model 9000")
+    assert res.returncode == 0, res.stderr
+    assert "FLAG [task114]" in res.stdout and "(pending)" in res.stdout
+    res = cli("list", "--pending")
+    lines = res.stdout.splitlines()
+    run = f"submission-{slugify('Totally Honest Model 9000')}"
+    assert run in lines  # the full name, on its own line, at 80 columns
+    flags = [ln.strip() for ln in lines if ln.strip().startswith("FLAG")]
+    assert any("[task57]" in f and "closed answers are the reference verbatim" in f for f in flags)
+    assert any("[task114]" in f and "outputs are the reference verbatim" in f for f in flags)
+    with Store(ws / "board.sqlite") as store:
+        [pending] = [r for r in store.runs(include_pending=True) if r.name == run]
+        assert pending.status == "pending" and {f["kind"] for f in pending.flags} == {"verbatim_closed", "copies_reference"}
+    assert cli("approve", run).returncode == 0  # a person decides
+    assert cli("build").returncode == 0
+    page = (ws / "site" / "runs" / f"{slugify(run)}.html").read_text()
+    assert "Suspicion flags from validation" in page and "outputs are the reference verbatim" in page

@@ -146,8 +146,16 @@ def _cell(data: dict[str, Any], run: str, category: dict[str, Any], mode: str) -
     """One overview cell: headline values, CI text, and a tooltip with the per-task numbers."""
     scores = data["cat_scores"][run]
     values = [scores.get((category["key"], mode, k)) for k in category["headline"]]
+    infos = data["task_infos"][run]
+    own = [tid for tid in sorted(infos, key=_task_order)
+           if infos[tid]["category"] == category["key"] and not tid.startswith("pooled:")]
     if all(v is None for v in values):
-        return None
+        notes, warn = _cell_notes([infos[tid] for tid in own], category)
+        if not notes:
+            return None
+        # Tasks were run but nothing was answered: say so instead of showing a score.
+        return {"text": "–", "sort": "", "ci": "", "n_tasks": None, "derived": False, "title": "", "notes": notes,
+                "warn": warn}
     parts, cis, n_tasks, derived = [], [], None, False
     for key, v in zip(category["headline"], values):
         parts.append("–" if v is None else f"{v['value']:.2f}")
@@ -157,9 +165,6 @@ def _cell(data: dict[str, Any], run: str, category: dict[str, Any], mode: str) -
             if v["ci_lo"] is not None:
                 cis.append(f"{v['ci_lo']:.1f}–{v['ci_hi']:.1f}")
     tips = []
-    infos = data["task_infos"][run]
-    own = [tid for tid in sorted(infos, key=_task_order)
-           if infos[tid]["category"] == category["key"] and not tid.startswith("pooled:")]
     if not cis and len(own) == 1:
         # A one-task category: the task's CI is the category's CI.
         ms = data["task_scores"][run].get(own[0], {}).get(mode, {})

@@ -155,6 +155,7 @@ class Store:
             raise MedsbenchError(f"cannot open the board store: {exc}", where=str(self.path)) from None
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA foreign_keys = ON")
+        self.db.execute("PRAGMA secure_delete = ON")  # replaced rows (e.g. a manifest redacted again) leave no trace
         try:
             with self.db:
                 fresh = self.db.execute("SELECT name FROM sqlite_master WHERE name = 'meta'").fetchone() is None
