@@ -48,7 +48,7 @@ def _rows(files, *, failed=lambda tid, inst: False) -> list[PredictionRow]:
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "medsbench.cli", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})
+                          check=False, env={**os.environ, **(env or {})})
 
 
 def _overview_row(out: Path, model: str, mode: str = "reference") -> tuple[list[str], list[str]]:
@@ -107,7 +107,10 @@ def test_a_task_with_no_answer_shows_no_score(tmp_path, board_ws):
     with Store(tmp_path / "b.sqlite") as store:
         with pytest.raises(MedsbenchError, match=r"6 item\(s\) failed .*--resume --out .*--allow-partial"):
             store.add_run(run)
-        assert store.add_run(run, allow_partial=True) == "added"
+        # The spec's name is the reported row's name up to case: measured and reported must stay apart.
+        with pytest.raises(MedsbenchError, match=r"'gpt-4' is \(up to case\) the reported \(seeded\) row 'GPT-4'"):
+            store.add_run(run, allow_partial=True)
+        assert store.add_run(run, allow_partial=True, model_name="gpt-4 (ours)") == "added"
         assert {s["task_id"] for s in store.task_scores("half-dead")} == {"task114"}
         build_site(store, tmp_path / "site")
     head, row = _overview_row(tmp_path / "site", "gpt-4")
@@ -125,7 +128,7 @@ def test_partial_run_shows_coverage_beside_each_score(tmp_path, board_ws):
     with Store(tmp_path / "b.sqlite") as store:
         with pytest.raises(MedsbenchError, match=r"2 item\(s\) failed"):
             store.add_run(run)
-        store.add_run(run, allow_partial=True)
+        store.add_run(run, allow_partial=True, model_name="gpt-4 (ours)")
         info = {i["task_id"]: i for i in store.task_info("flaky")}
         results = Results.load(run / "results.json")
         assert info["task57"]["n"] == results.tasks["task57"].n == 4 and info["task57"]["n_failed"] == 2
@@ -234,7 +237,7 @@ def test_canary_credentials_never_reach_the_store_or_the_site(tmp_path, board_ws
                      command=["medsbench", "eval", "--model", spec, "--api-key", key], args={"model": spec})
     assert canary in (run / "manifest.json").read_text()  # a careless writer: the board must not trust it
     ws = tmp_path / "ws"
-    assert _cli("board", "add", str(run), "--workspace", str(ws)).returncode == 0
+    assert _cli("board", "add", str(run), "--model-name", "gpt-4 (ours)", "--workspace", str(ws)).returncode == 0
     assert _cli("board", "build", "--workspace", str(ws)).returncode == 0
     assert canary.encode() not in (ws / "board.sqlite").read_bytes() and key.encode() not in (ws / "board.sqlite").read_bytes()
     files_seen = 0

@@ -303,7 +303,7 @@ def test_flags_reach_the_pending_list_and_approval_stays_manual(tmp_path, board_
 
     def cli(*args):
         return subprocess.run([sys.executable, "-m", "medsbench.cli", "board", *args, "--workspace", str(ws)],
-                              capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "COLUMNS": "80"})
+                              capture_output=True, text=True, timeout=300, check=False, env={**__import__("os").environ, "COLUMNS": "80"})
 
     res = cli("submit", str(_write(tmp_path / "copied.csv", copied)), "--model-name", "Totally Honest Model 9000")
     assert res.returncode == 0, res.stderr

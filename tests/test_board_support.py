@@ -92,12 +92,12 @@ def manifest_for(spec: str, files: dict[str, Path], rows: list[PredictionRow], *
         split = {"test": TaskFile(path=str(files[task_id]), sha256=sha256_file(files[task_id]))}
         tasks[task_id] = ManifestTask(category=category, language="en", definition_sha256=sha256_text(definition),
                                       n_total=sum(1 for _ in iter_instances(files[task_id])), n=n, files=split)
-    values: dict[str, Any] = dict(
-        model=spec, backend={"kind": spec.split(":")[0]}, tasks=tasks, args={"limit": None, "seed": 0},
-        generation={"max_new_tokens": 12}, prompt_template_sha256=sha256_text("test prompt template"), seed=0,
-        finished=now(), status="finished",
-        counts={"items": len(rows), "failed": sum(r.failed for r in rows), "written": len(rows)},
-    )
+    values: dict[str, Any] = {
+        "model": spec, "backend": {"kind": spec.split(":")[0]}, "tasks": tasks, "args": {"limit": None, "seed": 0},
+        "generation": {"max_new_tokens": 12}, "prompt_template_sha256": sha256_text("test prompt template"), "seed": 0,
+        "finished": now(), "status": "finished",
+        "counts": {"items": len(rows), "failed": sum(r.failed for r in rows), "written": len(rows)},
+    }
     values.update(fields)
     return RunManifest(**values)
 

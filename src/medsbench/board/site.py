@@ -328,8 +328,8 @@ def build_site(
                               "info": data["task_infos"][r.name][tid], "scores": data["task_scores"][r.name].get(tid, {})})
             runs.append({"run": r, "slug": slugify(r.name), "tasks": tasks,
                          "source": data["seed"]["sources"].get(r.source or "") if r.kind == "reported" else None})
-        cells = {mode: [_cell(data, m.run.name, c, mode) for c in data["categories"]] for mode in ("reference", "strict")}
-        page(f"models/{m.slug}.html", "model.html", model=m, runs=runs, cells=cells)
+        model_cells = {mode: [_cell(data, m.run.name, c, mode) for c in data["categories"]] for mode in ("reference", "strict")}
+        page(f"models/{m.slug}.html", "model.html", model=m, runs=runs, cells=model_cells)
 
     # Tasks: every task with at least one score.
     task_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -351,10 +351,11 @@ class Store:
             )
             if same:
                 return "unchanged"
-        other = self.db.execute("SELECT kind FROM models WHERE name = ?", (model,)).fetchone()
-        if other is not None and other["kind"] == "reported":
+        other = self.db.execute(
+            "SELECT name FROM models WHERE kind = 'reported' AND lower(name) = lower(?)", (model,)).fetchone()
+        if other is not None:  # "gpt-4" measured beside "GPT-4" reported would read as the same model
             raise MedsbenchError(
-                f"model name {model!r} is a reported (seeded) row; pick another name with --model-name "
+                f"model name {model!r} is (up to case) the reported (seeded) row {other['name']!r}; pick another name with --model-name "
                 f"(e.g. '{model} (ours)') so measured and reported numbers stay apart"
             )
         from medsbench.board.submit import suspicion_flags

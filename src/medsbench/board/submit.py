@@ -174,8 +174,9 @@ class SubmissionReport:
         return not self.problems
 
     def describe(self, limit: int = MAX_LISTED) -> str:
-        lines = [f"{self.path.name}: {self.rows} rows ({self.format}), {len(self.problems)} problem(s), "
-                 f"{len(self.flags)} suspicion flag(s)"]
+        head = (f"{self.path.name}: {self.rows} rows ({self.format}), {len(self.problems)} problem(s), "
+                f"{len(self.flags)} suspicion flag(s)")
+        lines = [head]
         for tid, (got, total) in sorted(self.coverage.items()):
             lines.append(f"  coverage {tid}: {got}/{total}")
         for p in self.problems[:limit]:

@@ -155,7 +155,7 @@ def serve_cmd(
     from medsbench.board.serve import make_server
 
     server = make_server(site or workspace / "site", port)
-    host, real_port = server.server_address[:2]
+    host, real_port = str(server.server_address[0]), server.server_address[1]
     typer.echo(f"serving {site or workspace / 'site'} at http://{host}:{real_port}/ (Ctrl-C stops)")
     try:
         server.serve_forever()
