@@ -321,3 +321,16 @@ def test_board_list_prints_full_names_at_80_columns(tmp_path, board_ws):
     assert long_name in lines and "reported:MMedIns-Llama 3" in lines
     detail = lines[lines.index(long_name) + 1]
     assert "model a model name that is long enough to matter here" in detail and "protocol medsbench" in detail
+
+
+def test_results_scored_from_other_predictions_are_refused(tmp_path, board_ws):
+    from medsbench.records import write_predictions
+
+    run = tmp_path / "runs" / "edited"
+    shutil.copytree(board_ws["runs"][0], run)  # the real runner scored its own predictions.jsonl
+    assert any(Path(i.path).name == "predictions.jsonl" for i in Results.load(run / "results.json").inputs)
+    rows = run_rows(run)
+    rows[0].output = "A. aspirin" if rows[0].output != "A. aspirin" else "B. ibuprofen"
+    write_predictions(run / "predictions.jsonl", rows)
+    with Store(tmp_path / "b.sqlite") as store, pytest.raises(MedsbenchError, match="scored from another version"):
+        store.add_run(run)

@@ -64,7 +64,7 @@ def test_valid_jsonl_passes(board_ws):
 
 def test_wrong_columns(tmp_path, board_ws, rows):
     rows[0] = ["task_id", "question", "GT", "output"]
-    with pytest.raises(MedsbenchError, match=r"wrong columns task_id,question,GT,output.*task_id,input,GT,output") as exc:
+    with pytest.raises(MedsbenchError, match=r"must have columns task_id,input,GT,output; missing input") as exc:
         validate_submission(_write(tmp_path / "cols.csv", rows), _tasks(board_ws))
     assert "cols.csv:1" in str(exc.value)
 
@@ -148,7 +148,7 @@ def test_not_utf8_and_broken_rows(tmp_path, board_ws, rows):
     with pytest.raises(MedsbenchError, match=r"latin.csv:2: not UTF-8"):
         validate_submission(bad, _tasks(board_ws))
     short = _write(tmp_path / "short.csv", [rows[0], ["task57", "only two"]])
-    with pytest.raises(MedsbenchError, match=r"short.csv:2: row has 2 cells, expected 4"):
+    with pytest.raises(MedsbenchError, match=r"short.csv:2: expected 4 fields, got 2"):
         validate_submission(short, _tasks(board_ws))
 
 
@@ -238,7 +238,7 @@ def test_jsonl_missing_reference_is_a_clear_error(tmp_path, board_ws):
         r.pop("references")
     path = tmp_path / "noref.jsonl"
     write_jsonl(path, rows)
-    with pytest.raises(MedsbenchError, match=r"noref.jsonl:1: missing field\(s\) reference"):
+    with pytest.raises(MedsbenchError, match=r"noref.jsonl:1: not a medsbench prediction row: .*missing 'reference'"):
         validate_submission(path, _tasks(board_ws))
 
 
@@ -322,3 +322,22 @@ def test_flags_reach_the_pending_list_and_approval_stays_manual(tmp_path, board_
     assert cli("build").returncode == 0
     page = (ws / "site" / "runs" / f"{slugify(run)}.html").read_text()
     assert "Suspicion flags from validation" in page and "outputs are the reference verbatim" in page
+
+
+def test_failed_rows_are_not_answers(tmp_path, board_ws):
+    from medsbench.records import read_predictions, write_predictions
+
+    preds = read_predictions(board_ws["runs"][0] / "predictions.jsonl")
+    preds[0].output, preds[0].error = None, "APIConnectionError: Connection refused"
+    path = tmp_path / "failed.jsonl"
+    write_predictions(path, preds)
+    rep = validate_submission(path, _tasks(board_ws))
+    assert [(p.row, p.reason.split(" (")[0]) for p in rep.problems if p.row] == [(1, "failed item")]
+    rep = validate_submission(path, _tasks(board_ws), allow_partial=True)
+    assert rep.ok and rep.coverage["task57"] == (5, 6) and len(rep.predictions) == 9
+
+
+def test_pandas_index_column_is_ignored(tmp_path, board_ws, rows):
+    indexed = [["", *rows[0]]] + [[str(i), *r] for i, r in enumerate(rows[1:])]
+    rep = validate_submission(_write(tmp_path / "indexed.csv", indexed), _tasks(board_ws))
+    assert rep.ok and rep.rows == len(rows) - 1, rep.describe()

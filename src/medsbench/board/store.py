@@ -339,6 +339,11 @@ class Store:
         partial = _check_complete(manifest, results, rows, run_dir, allow_partial)
 
         res_sha, pred_sha = sha256_file(results_path), sha256_file(preds_path)
+        for scored in results.inputs:
+            if Path(scored.path).name == preds_path.name and scored.sha256 != pred_sha:
+                raise MedsbenchError(
+                    "results.json was scored from another version of predictions.jsonl (sha256 differs); "
+                    "score the run again: medsbench score", where=str(results_path))
         existing = self.db.execute("SELECT * FROM runs WHERE name = ?", (name,)).fetchone()
         if existing is not None:
             if existing["kind"] == "reported":

@@ -1,6 +1,8 @@
 """Submissions: validate predictions someone sent against our benchmark files, score, store as pending.
 
-Accepted formats: the official CSV (``task_id,input,GT,output``) and our ``predictions.jsonl``.
+Accepted formats: the official CSV (``task_id,input,GT,output``; other columns, such as a pandas index,
+are ignored) and our ``predictions.jsonl``, both read by the one prediction reader
+(:func:`medsbench.records.read_predictions`).
 Every row must match one benchmark instance by (task_id, input) - ``input`` may also be the full
 rendered prompt, whose last ``Input:``/``Output:`` query block is then matched - its GT must equal our reference
 (a tampered reference is rejected), no item may appear twice, and each submitted task must be
@@ -27,9 +29,7 @@ What separates a copy from an honest strong model:
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import os
 import re
 from collections import Counter
@@ -41,7 +41,6 @@ from typing import Any
 from medsbench.errors import MedsbenchError
 
 DEFAULT_MAX_BYTES = 100 << 20  # the whole MedS-Bench test set with long outputs is well under this
-CSV_COLUMNS = ("task_id", "input", "GT", "output")
 _SAFE_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_LISTED = 50
 FREE_TEXT_MIN_WORDS = 4  # a reference this long is not reproduced verbatim by chance
@@ -222,72 +221,10 @@ def _norm(text: Any) -> str:
     return str(text).replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
-def _read_rows(path: Path, fmt: str) -> list[tuple[int, dict[str, Any]]]:
-    """(line, {task_id, input, GT, output, id?}) for every row of either format."""
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise MedsbenchError("not UTF-8 text", where=f"{path}:{line}") from None
-    if not text.strip():
-        raise MedsbenchError("empty file", where=str(path))
-    rows: list[tuple[int, dict[str, Any]]] = []
-    if fmt == "jsonl":
-        import orjson
-
-        for lineno, raw in enumerate(text.splitlines(), 1):
-            if not raw.strip():
-                continue
-            try:
-                obj = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                raise MedsbenchError(f"invalid JSON: {exc.msg}", where=f"{path}:{lineno}") from None
-            if not isinstance(obj, dict):
-                raise MedsbenchError("each line must be a JSON object", where=f"{path}:{lineno}")
-            missing = [k for k in ("task_id", "input", "output") if k not in obj]
-            gt = obj.get("reference")
-            if gt is None and isinstance(obj.get("references"), list) and obj["references"]:
-                gt = obj["references"][0]
-            if gt is None:
-                missing.append("reference")
-            if missing:
-                raise MedsbenchError(f"missing field(s) {', '.join(missing)} (predictions.jsonl contract)", where=f"{path}:{lineno}")
-            rows.append((lineno, {"task_id": obj["task_id"], "input": obj["input"], "GT": gt,
-                                  "output": obj.get("output"), "id": obj.get("id")}))
-        return rows
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except csv.Error as exc:
-        raise MedsbenchError(f"broken CSV: {exc}", where=f"{path}:1") from None
-    cols = [h.strip() for h in header]
-    skip_index = bool(cols) and cols[0] in ("", "Unnamed: 0")  # a pandas index column
-    if skip_index:
-        cols = cols[1:]
-    if sorted(cols) != sorted(CSV_COLUMNS) or len(cols) != len(CSV_COLUMNS):
-        raise MedsbenchError(
-            f"wrong columns {','.join(cols) or '(none)'}: the official CSV has exactly {','.join(CSV_COLUMNS)}",
-            where=f"{path}:1",
-        )
-    start = reader.line_num + 1
-    try:
-        for rec in reader:
-            line = start
-            start = reader.line_num + 1
-            if not rec or all(not c.strip() for c in rec):
-                continue
-            if skip_index:
-                rec = rec[1:]
-            if len(rec) != len(cols):
-                raise MedsbenchError(f"row has {len(rec)} cells, expected {len(cols)}", where=f"{path}:{line}")
-            row = dict(zip(cols, rec))
-            if row["output"].strip().lower() == "nan":  # pandas writes missing outputs as NaN
-                row["output"] = ""
-            rows.append((line, row))
-    except csv.Error as exc:
-        raise MedsbenchError(f"broken CSV: {exc}", where=f"{path}:{reader.line_num}") from None
-    return rows
+def _line_of(where: str | None) -> int | None:
+    """The line number of a prediction row's ``where`` (``path:line``)."""
+    tail = (where or "").rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else None
 
 
 def validate_submission(
@@ -299,7 +236,7 @@ def validate_submission(
     inbox: str | os.PathLike | None = None,
 ) -> SubmissionReport:
     """Check a submission against the benchmark (test split) task files in ``tasks_dir``."""
-    from medsbench.records import PredictionRow
+    from medsbench.records import PredictionRow, read_predictions
     from medsbench.tasks.catalog import catalog, find_task_files
     from medsbench.tasks.format import iter_instances
 
@@ -308,7 +245,8 @@ def validate_submission(
     if size > max_bytes:
         raise MedsbenchError(f"file is {size} bytes, over the {max_bytes}-byte submission limit", where=str(p))
     fmt = "jsonl" if p.suffix.lower() == ".jsonl" else "csv"
-    rows = _read_rows(p, fmt)
+    # The one prediction reader (official CSV or predictions.jsonl): bad files fail in one line naming it.
+    rows = [(_line_of(r.where), r) for r in read_predictions(p, format=fmt)]
     report = SubmissionReport(path=p, format=fmt, rows=len(rows))
     cat = catalog()
     files = find_task_files(tasks_dir)
@@ -328,7 +266,7 @@ def validate_submission(
 
     for rowno, (line, row) in enumerate(rows, 1):
         problem = functools.partial(RowProblem, line, row=rowno)
-        tid = str(row["task_id"]).strip()
+        tid = row.task_id
         if tid not in cat:
             report.problems.append(problem(tid or None, f"unknown task id {tid!r}"))
             continue
@@ -336,34 +274,38 @@ def validate_submission(
         if idx is None:
             report.problems.append(problem(tid, f"no benchmark test file for {tid} in {tasks_dir}"))
             continue
-        if not isinstance(row["input"], str) or not isinstance(row["GT"], str):
-            report.problems.append(problem(tid, "input and GT must be text"))
+        if row.failed:  # a failed item is missing, never an (empty) answer
+            if not allow_partial:
+                report.problems.append(problem(tid, f"failed item ({_short(row.error)}): not an answer; retry it "
+                                               "(medsbench eval --resume) or submit with --allow-partial"))
             continue
-        candidates = idx.get(_norm(row["input"])) or idx.get(_query_of(row["input"]) or "\x00")
+        if row.input is None or row.reference is None:
+            report.problems.append(problem(tid, "input and GT must be given (empty cell or missing field)"))
+            continue
+        candidates = idx.get(_norm(row.input)) or idx.get(_query_of(row.input) or "\x00")
         if not candidates:
-            report.problems.append(problem(tid, f"input matches no benchmark item of {tid}: {_short(row['input'])}"))
+            report.problems.append(problem(tid, f"input matches no benchmark item of {tid}: {_short(row.input)}"))
             continue
-        gt = _norm(row["GT"])
+        gt = _norm(row.reference)
         same_gt = [inst for inst in candidates if gt in {_norm(o) for o in inst.output}]
         if not same_gt:
             report.problems.append(problem(
-                tid, f"GT differs from the benchmark reference (tampered or wrong file): got {_short(row['GT'])}, "
+                tid, f"GT differs from the benchmark reference (tampered or wrong file): got {_short(row.reference)}, "
                 f"expected {_short(candidates[0].target)}"))
             continue
         free = [inst for inst in same_gt if (tid, inst.id) not in claimed]
-        if row.get("id") is not None:  # jsonl rows name their item; prefer it
-            free = [inst for inst in free if inst.id == str(row["id"])] or free
+        if row.id is not None:  # jsonl rows name their item; prefer it
+            free = [inst for inst in free if inst.id == row.id] or free
         if not free:
             first = claimed[(tid, same_gt[0].id)]
             report.problems.append(problem(tid, f"duplicate row: this item was already given in {first}"))
             continue
         inst = free[0]
         claimed[(tid, inst.id)] = f"row {rowno} (line {line})"
-        output = row.get("output")
         entry = cat[tid]
         report.predictions.append(PredictionRow(
             task_id=tid, id=inst.id, category=entry.category, language=entry.language, input=inst.input,
-            output="" if output is None else str(output), reference=inst.target, references=list(inst.output),
+            output=row.output if row.output is not None else "", reference=inst.target, references=list(inst.output),
         ))
     for tid, idx in sorted(index.items()):
         total = sum(len(v) for v in idx.values())
