@@ -3,7 +3,12 @@
 from medsbench.board.primary import primary_metric
 from medsbench.board.site import build_site
 from medsbench.board.store import Store
-from medsbench.board.submit import SubmissionReport, SuspicionFlag, suspicion_flags, validate_submission
+from medsbench.board.submit import (
+    SubmissionReport,
+    SuspicionFlag,
+    suspicion_flags,
+    validate_submission,
+)
 
 __all__ = ["Store", "SubmissionReport", "SuspicionFlag", "build_site", "primary_metric", "suspicion_flags",
            "validate_submission"]

@@ -150,7 +150,7 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.db = sqlite3.connect(self.path)
+            self.db = sqlite3.connect(self.path, timeout=60)
         except sqlite3.Error as exc:
             raise MedsbenchError(f"cannot open the board store: {exc}", where=str(self.path)) from None
         self.db.row_factory = sqlite3.Row
@@ -367,7 +367,10 @@ class Store:
         from medsbench.tasks.catalog import catalog
 
         cat = catalog()
+        from medsbench.board.verdict import item_verdicts
+
         flags = [f.as_dict() for f in suspicion_flags(rows)]
+        verdicts = item_verdicts(rows)  # scored before the write transaction: readers are never held up
         stored_manifest = redact_value(manifest.model_dump(mode="json"))
         if not isinstance(stored_manifest, dict):  # pragma: no cover - model_dump gives a dict
             raise MedsbenchError("manifest is not an object", where=str(run_dir / MANIFEST))
@@ -387,7 +390,7 @@ class Store:
                  protocol, int(partial), _dump(flags)),
             )
             self._insert_results(db, name, results, manifest, cat, rows)
-            self._insert_predictions(db, name, rows)
+            self._insert_predictions(db, name, rows, verdicts)
             self._drop_orphan_models(db)
         return "updated" if existing is not None else "added"
 
@@ -467,10 +470,7 @@ class Store:
                             (run, tid, mode, metric, float(value)),
                         )
 
-    def _insert_predictions(self, db: sqlite3.Connection, run: str, rows: list[Any]) -> None:
-        from medsbench.board.verdict import item_verdicts
-
-        verdicts = item_verdicts(rows)
+    def _insert_predictions(self, db: sqlite3.Connection, run: str, rows: list[Any], verdicts: list[Any]) -> None:
         db.executemany(
             "INSERT INTO predictions(run, seq, task_id, item_id, input, output, reference, correct, strict_correct, error) "
             "VALUES (?,?,?,?,?,?,?,?,?,?)",
