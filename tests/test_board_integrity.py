@@ -71,14 +71,17 @@ def _run_table(out: Path, run: str) -> dict[str, dict[str, str]]:
 def test_every_item_failed_never_publishes_zero(tmp_path, board_ws):
     """The reproduced bug: every request to a dead server failed; the old scorer counted the failures
     as wrong answers and the board published "gpt-4 measured 0.00"."""
-    from medsbench.metrics import score_predictions
-
     files = board_ws["files"]
     rows = _rows(files, failed=lambda tid, inst: True)
     old = record_run(tmp_path / "runs" / "old-scorer", files, rows, spec=DOWN, status="failed")
-    # results.json as the old scorer wrote it: the failed (empty) outputs scored as 0.
-    zeros = Results.model_validate(score_predictions([r.model_dump(mode="json") for r in rows], bootstrap=0))
-    assert zeros.tasks["task57"].metrics["accuracy"] == 0.0 and zeros.tasks["task57"].n == 6
+    # results.json as the old scorer wrote it: every failed (empty) output counted as an answer scoring 0.
+    zeros = Results.load(record_run(tmp_path / "runs" / "answered", files, _rows(files)) / "results.json")
+    for block in [*zeros.tasks.values(), *zeros.categories.values()]:
+        block.metrics = {k: 0.0 for k in block.metrics}
+        block.reference = {k: 0.0 for k in block.reference}
+    for t in zeros.tasks.values():
+        t.ci, t.reference_ci = {}, {}
+    assert zeros.tasks["task57"].n == 6 and zeros.tasks["task57"].n_failed == 0
     zeros.save(old / "results.json")
     honest = record_run(tmp_path / "runs" / "honest", files, rows, spec=DOWN, status="failed")
     assert Results.load(honest / "results.json").tasks == {}
