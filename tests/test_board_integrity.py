@@ -225,6 +225,10 @@ def test_old_or_foreign_results_are_refused_in_one_line(tmp_path, board_ws):
         (run / "results.json").write_text(json.dumps(data))
         with pytest.raises(MedsbenchError, match=r"results.json: not a medsbench results file: tasks.task57.ci"):
             store.add_run(run)
+    res = _cli("board", "add", str(run), "--workspace", str(tmp_path / "ws"))
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    [line] = res.stderr.strip().splitlines()
+    assert line.startswith(f"error: {run / 'results.json'}: not a medsbench results file: tasks.task57.ci")
 
 
 # -- secrets ----------------------------------------------------------------------------------------
