@@ -113,7 +113,7 @@ def test_run_folder_contents(tmp_path):
     manifest = RunManifest.load(run)
     assert manifest.status == "finished" and manifest.counts["generated"] == 14
     assert set(manifest.tasks) == {"task57", "task126"}
-    assert len(manifest.tasks["task126"]["files"]["train"]["sha256"]) == 64
+    assert len(manifest.tasks["task126"].files["train"].sha256) == 64
     assert manifest.backend == {"backend": "fake", "version": 1} and manifest.prompt_template_sha256
     results = json.loads((run / "results.json").read_text())
     assert results["tasks"]["task57"]["n"] == 8
@@ -318,6 +318,6 @@ def test_query_longer_than_the_context_fails_explicitly_without_a_call(tmp_path)
     backend = CountingBackend(context=40)
     run_eval(backend, "task57", workspace=ws, out=tmp_path / "r", progress=False, max_new_tokens=20)
     rows = {r["id"]: r for r in rows_of(tmp_path / "r")}
-    assert "does not fit the model context of 40" in rows["long"]["error"] and rows["long"]["output"] == ""
+    assert "does not fit the model context of 40" in rows["long"]["error"] and rows["long"]["output"] is None
     assert rows["short"]["error"] is None and rows["mid"]["error"] is None and rows["mid"]["truncated"]
     assert len(backend.prompts) == 2 and all("word " * 80 not in p for p in backend.prompts)
