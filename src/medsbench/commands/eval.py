@@ -87,10 +87,10 @@ def eval_cmd(
 
     # Piped output (logs, CI) gets a fixed width so the table is never squeezed into ellipses.
     Console(width=None if sys.stdout.isatty() else 120).print(summary_table(result))
-    console.print(f"run folder: {result.run_dir}")
+    console.print(f"run folder: {result.run_dir}", soft_wrap=True, markup=False, highlight=False)
     lines = failure_lines(result)
-    for line in lines:
-        console.print(line, style="red", markup=False, highlight=False)
+    for line in lines:  # whole lines (paths and commands are never wrapped)
+        console.print(line, style="red", soft_wrap=True, markup=False, highlight=False)
     if result.status == "scoring":  # scoring refused the predictions (warned above)
         raise typer.Exit(1)
     if lines:

@@ -36,7 +36,7 @@ def title(result: RunResult) -> str:
 
 
 def summary_table(result: RunResult):
-    """Task ids are never cut: the id column keeps its full width; numbers are short."""
+    """Task ids are never cut: the id column keeps its full width; at 80 columns other cells fold, never ellipsize."""
     from rich import box
     from rich.table import Table
 
@@ -44,10 +44,10 @@ def summary_table(result: RunResult):
     ids = list(result.per_task) or ["task"]
     table.add_column("task", no_wrap=True, min_width=max(len(t) for t in ids))
     for col in ("n", "failed", "coverage"):
-        table.add_column(col, justify="right", no_wrap=True)
+        table.add_column(col, justify="right", overflow="fold")
     table.add_column("metric", overflow="fold")
     for col in ("strict", "ref", "trunc", "it/s"):
-        table.add_column(col, justify="right", no_wrap=True)
+        table.add_column(col, justify="right", overflow="fold")
     scored = _as_dict(result.results).get("tasks", {})
     for tid, st in result.per_task.items():
         metric, strict, ref = _primary(scored.get(tid))

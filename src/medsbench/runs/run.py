@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -513,6 +514,7 @@ def _run_locked(
         workspace=str(ws.resolve()),
         cache=str(cache_path.resolve()),
         deviations=deviations,
+        command=[redact_text(a) for a in sys.argv],  # a spec on the command line may carry credentials
     )
     if prev is not None:  # the run's identity stays the one it started with
         manifest.started = prev.started
@@ -534,7 +536,7 @@ def _run_locked(
         with open(pred_path, "wb") as fh, bar as live:
             tracker = RunProgress(
                 total, to_generate, interval=heartbeat, bar=live if mode == "bar" else None,
-                emit=(lambda s: log(s, markup=False, highlight=False)) if mode == "log" else None,
+                emit=(lambda s: log(s, markup=False, highlight=False, soft_wrap=True)) if mode == "log" else None,
             )
             tracker.say(f"eval: {total} items in {len(plans)} task(s), {total - to_generate} already answered, "
                         f"{to_generate} to generate")
@@ -562,7 +564,8 @@ def _run_locked(
     if interrupted:
         log(
             f"[yellow]interrupted: {len(rows)} of {sum(len(p.items) for p in plans)} items saved. "
-            f"Resume with: medsbench eval --resume --out {run_dir}[/yellow]"
+            f"Resume with: medsbench eval --resume --out {run_dir}[/yellow]",
+            soft_wrap=True,
         )
         raise KeyboardInterrupt
     _finish(result, pred_path, log, do_score and bool(rows))
