@@ -76,7 +76,7 @@ def test_log_mode_run_prints_start_task_and_end_lines(tmp_path):
     out = buf.getvalue().splitlines()
     assert "eval: 14 items in 2 task(s), 0 already answered, 14 to generate" in out
     assert any(line.startswith("task57: 8 items done in ") for line in out)
-    assert out[-1] == "eval: 14/14 items answered (0 failed)"
+    assert out[-1] == "eval: 14/14 items done (0 failed)"
     beats = [line for line in out if line.startswith("eval: ") and " items (" in line]
     assert beats and all(len(line) > 60 or "now task" in line for line in beats)  # whole lines, never wrapped
     # A terminal gets one bar for the whole run instead of lines.

@@ -54,6 +54,8 @@ def summary_table(result: RunResult):
         generated = st["n"] - st["cached"] - st["failed"]
         rate = f"{generated / st['seconds']:.2f}" if generated > 0 and st["seconds"] > 0 else "-"
         answered = st["n"] - st["failed"]
+        if answered == 0:  # nothing answered: no score to show, whatever the scorer made of it
+            strict = ref = "-"
         coverage = f"{100 * answered / st['n']:.0f}%" if st["n"] else "-"
         table.add_row(tid, str(st["n"]), str(st["failed"]), coverage, metric, strict, ref, str(st["truncated"]), rate)
     return table

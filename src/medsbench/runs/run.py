@@ -225,8 +225,9 @@ def _resume_settings(prev: RunManifest, run_dir: Path, given: dict[str, Any]) ->
 
 
 def _conflict(run_dir: Path, flag: str, value: Any, have: Any) -> None:
+    shown = "setting (not given)" if have is None else repr(have)
     raise MedsbenchError(
-        f"--resume takes its settings from {run_dir / MANIFEST}: {flag} {value} conflicts with the run's {have!r} "
+        f"--resume takes its settings from {run_dir / MANIFEST}: {flag} {value} conflicts with the run's {shown} "
         f"(drop the flag, or start a new run with another --out)"
     )
 
@@ -531,6 +532,7 @@ def _run_locked(
         to_generate = sum(1 for p in plans for i in p.items if i.error is None and i.key not in hits
                           and (i.task_id, i.instance.id, i.text) not in reuse)
         total = sum(len(p.items) for p in plans)
+        unsendable = sum(1 for p in plans for i in p.items if i.error is not None)
         mode = _progress_mode(progress, console)
         bar = progress_bar(console) if mode == "bar" else contextlib.nullcontext()
         with open(pred_path, "wb") as fh, bar as live:
@@ -538,12 +540,13 @@ def _run_locked(
                 total, to_generate, interval=heartbeat, bar=live if mode == "bar" else None,
                 emit=(lambda s: log(s, markup=False, highlight=False, soft_wrap=True)) if mode == "log" else None,
             )
-            tracker.say(f"eval: {total} items in {len(plans)} task(s), {total - to_generate} already answered, "
-                        f"{to_generate} to generate")
+            too_long = f", {unsendable} too long to send" if unsendable else ""
+            tracker.say(f"eval: {total} items in {len(plans)} task(s), {total - to_generate - unsendable} already "
+                        f"answered, {to_generate} to generate{too_long}")
             with Heartbeat(tracker):
                 for plan in plans:
                     _run_task(plan, backend, store, fh, tracker, done, result, hits, reuse)
-            tracker.say(f"eval: {tracker.done}/{total} items answered ({tracker.failed} failed)")
+            tracker.say(f"eval: {tracker.done}/{total} items done ({tracker.failed} failed)")
     except BaseException as exc:
         interrupted = True
         if not isinstance(exc, KeyboardInterrupt):
