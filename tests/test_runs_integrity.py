@@ -13,18 +13,18 @@ import time
 from pathlib import Path
 
 import pytest
+from test_runs import TESTS, CountingBackend, make_workspace, rows_of, without_timing
 
 from medsbench.errors import MedsbenchError
 from medsbench.models.base import Response
-from medsbench.tasks.format import Instance, write_task
-from test_runs import TESTS, CountingBackend, make_workspace, rows_of, without_timing
 
 CLI = [sys.executable, "-m", "medsbench.cli"]
 
 
 def cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 180) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **(env or {})}
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd, env=full_env, timeout=timeout)
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd, env=full_env, timeout=timeout,
+                          check=False)
 
 
 class FlakyBackend(CountingBackend):
@@ -223,7 +223,7 @@ def test_kill_during_scoring_leaves_a_run_resume_completes_without_the_model(tmp
     run = tmp_path / "run"
     code = KILL_WHILE_SCORING.format(tests=str(TESTS), ws=str(ws), out=str(run))
     proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-                          timeout=120)
+                          timeout=120, check=False)
     assert proc.returncode == -signal.SIGKILL
     assert RunManifest.load(run).status == "scoring" and not (run / "results.json").exists()
     before = (run / "predictions.jsonl").read_bytes()
@@ -320,11 +320,12 @@ def test_bad_task_files_are_refused_before_the_model_loads(tmp_path, monkeypatch
 
 
 def test_real_task_files_pass_the_eval_validation():
+    import tempfile
+
     from conftest import raw_dir
+
     from medsbench.runs.checks import validate_selected
     from medsbench.sources import convert
-
-    import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         files = convert("medqa_usmle", raw_dir("medqa_usmle"), Path(tmp) / "tasks")
@@ -351,6 +352,9 @@ def test_unwritable_run_folder_is_one_line_before_the_model_loads(tmp_path):
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
     assert proc.stderr.startswith("error: /sys/medsbench: cache folder is not writable: ")
     assert "loading model" not in proc.stderr
+    # A command refused for its input leaves no empty folders behind.
+    proc = cli("eval", "--model", "default", "-w", str(tmp_path / "nothing"))
+    assert proc.returncode == 1 and "no task files in" in proc.stderr and not (tmp_path / "nothing").exists()
 
 
 @pytest.mark.parametrize(
@@ -390,7 +394,7 @@ fileio.write_json({str(tmp_path / "x.json")!r}, {{"a": 1}})
 """
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120,
                    env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)
     run = tmp_path / "run"
     for name in ("predictions.jsonl", "predictions.csv", "manifest.json", "results.json"):
         assert mode(run / name) == 0o644, name

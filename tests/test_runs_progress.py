@@ -6,9 +6,9 @@ from __future__ import annotations
 import io
 
 import pytest
+from test_runs import CountingBackend, make_workspace
 
 from medsbench.errors import MedsbenchError
-from test_runs import CountingBackend, make_workspace
 
 
 class Clock:

@@ -16,7 +16,6 @@ import orjson
 
 from medsbench.errors import MedsbenchError
 
-
 _UMASK: int | None = None
 _UMASK_LOCK = threading.Lock()
 
@@ -28,12 +27,11 @@ def current_umask() -> int:
         with _UMASK_LOCK:
             if _UMASK is None:
                 mask = None
-                with contextlib.suppress(OSError, ValueError):
-                    with open("/proc/self/status", encoding="ascii") as fh:
-                        for line in fh:
-                            if line.startswith("Umask:"):
-                                mask = int(line.split()[1], 8)
-                                break
+                with contextlib.suppress(OSError, ValueError), open("/proc/self/status", encoding="ascii") as fh:
+                    for line in fh:
+                        if line.startswith("Umask:"):
+                            mask = int(line.split()[1], 8)
+                            break
                 if mask is None:  # not Linux: set-and-restore, under the lock
                     mask = os.umask(0o022)
                     os.umask(mask)

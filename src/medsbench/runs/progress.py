@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 HEARTBEAT_SECONDS = 30.0
 
@@ -19,7 +19,7 @@ def fmt_duration(seconds: float | None) -> str:
     """``75`` -> ``1m15s``, ``3725`` -> ``1h02m``; None -> ``?``."""
     if seconds is None:
         return "?"
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 60:
         return f"{s}s"
     if s < 3600:
@@ -152,12 +152,12 @@ class Heartbeat:
         while not self._stop.wait(self.tick):
             self.progress.maybe_beat()
 
-    def __enter__(self) -> Heartbeat:
+    def __enter__(self) -> Self:
         if self.progress.emit is not None:
             self._thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)

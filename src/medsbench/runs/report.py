@@ -24,7 +24,7 @@ def _primary(task_result: dict[str, Any] | None) -> tuple[str, str, str]:
         return "-", "-", "-"
     strict = (task_result.get("metrics") or {}).get(key)
     ref = (task_result.get("reference") or {}).get(key)
-    fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+    fmt = lambda v: "-" if v is None else f"{v:.1f}"
     return key, fmt(strict), fmt(ref)
 
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -30,7 +30,13 @@ from medsbench.errors import MedsbenchError
 from medsbench.fileio import ensure_writable, exclusive_lock
 from medsbench.models.base import Backend, Request, Response
 from medsbench.models.spec import ModelSpec, redact_text, redact_url
-from medsbench.records.manifest import MANIFEST, ManifestTask, RunManifest, TaskFile, now
+from medsbench.records.manifest import (
+    MANIFEST,
+    ManifestTask,
+    RunManifest,
+    TaskFile,
+    now,
+)
 from medsbench.records.predictions import (
     PredictionRow,
     encode_prediction,
@@ -51,7 +57,14 @@ from medsbench.runs.plan import (
     prompt_template_sha256,
     resolve_tasks,
 )
-from medsbench.runs.progress import HEARTBEAT_SECONDS, Heartbeat, RunProgress, fmt_duration, progress_bar
+from medsbench.runs.progress import (
+    HEARTBEAT_SECONDS,
+    Heartbeat,
+    RunProgress,
+    fmt_duration,
+    progress_bar,
+)
+from medsbench.tasks.catalog import CatalogEntry
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +177,7 @@ def prediction_row(item: Item, resp: Response) -> PredictionRow:
         seconds=round(resp.seconds, 4),
         truncated=item.truncated,
         hit_cap=None if failed or resp.output_tokens is None else resp.output_tokens >= item.max_new_tokens,
-        error=redact_text(resp.error) if failed else None,
+        error=redact_text(resp.error) if resp.error is not None else None,
     )
 
 
@@ -352,11 +365,17 @@ def run_eval(
 
         check_spec(model, **settings.backend_options)
 
+    # -- a new run: task files (built first with --build-from), then the selection ---------------
+    selected = None
+    if prev is None:
+        if build_from is not None:
+            ensure_writable(ws / "tasks", "task folder")
+            _build_tasks(Path(build_from), ws / "tasks", log)
+        selected = _select_tasks(settings.tasks, ws / "tasks", log)
+
     # -- places: writable, then ours alone ---------------------------------------------------
     ensure_writable(run_dir, "run folder")
     ensure_writable(cache_path.parent, "cache folder")
-    if build_from is not None:
-        ensure_writable(ws / "tasks", "task folder")
     with exclusive_lock(run_dir, "run folder"):
         clean_stale_tmp(run_dir)
         if prev is not None:
@@ -366,9 +385,45 @@ def run_eval(
                 return _rescore(run_dir, prev, settings, log, do_score)
         return _run_locked(
             model, settings, prev=prev, ws=ws, run_dir=run_dir, cache_path=cache_path, spec_name=spec_name,
-            deviations=deviations, batch_size=batch_size, build_from=build_from, progress=progress,
+            deviations=deviations, batch_size=batch_size, selected=selected, progress=progress,
             console=console, do_score=do_score, heartbeat=heartbeat,
         )
+
+
+def _build_tasks(raw: Path, tasks_dir: Path, log: Callable[..., None]) -> None:
+    from medsbench.sources import convert_all
+
+    def on_source(name: str, written: list[Path] | None, skipped: str | None) -> None:
+        if written is not None:
+            log(f"{name}: {len(written)} file(s)")
+        elif skipped and not skipped.endswith("not present"):  # absent datasets are normal; say why others failed
+            log(f"[dim]skip {name}: {skipped}[/dim]")
+
+    report = convert_all(raw, tasks_dir, on_source)
+    log(f"built {len(report.files)} task file(s) in {tasks_dir}")
+
+
+def _select_tasks(selection: str, tasks_dir: Path, log: Callable[..., None]) -> tuple[list[CatalogEntry], dict[str, dict[str, Path]]]:
+    if not tasks_dir.is_dir():
+        hint = BUILD_HINT.format(tasks=tasks_dir)
+        raise MedsbenchError(f"no task files in {tasks_dir}: build them with `{hint}` (or pass --build-from RAW_DIR)")
+    entries, files, skipped = resolve_tasks(selection, tasks_dir)
+    if skipped:
+        log(f"[dim]skipping {len(skipped)} selected task(s) without files: {', '.join(skipped)}[/dim]")
+    return entries, files
+
+
+def _recorded_tasks(prev: RunManifest) -> tuple[list[CatalogEntry], dict[str, dict[str, Path]]]:
+    """The catalog entries and the files a run recorded (a resume never re-scans the workspace)."""
+    from medsbench.tasks.catalog import catalog
+
+    cat = catalog()
+    unknown = [tid for tid in prev.tasks if tid not in cat.tasks]
+    if unknown:
+        raise MedsbenchError(f"the run's task(s) {', '.join(unknown)} are not in this medsbench's catalog")
+    entries = [cat.tasks[tid] for tid in prev.tasks]
+    files = {tid: {split: Path(f.path) for split, f in t.files.items()} for tid, t in prev.tasks.items()}
+    return entries, files
 
 
 def _rescore(run_dir: Path, manifest: RunManifest, settings: Settings, log: Callable[[str], None], do_score: bool) -> RunResult:
@@ -392,7 +447,7 @@ def _rescore(run_dir: Path, manifest: RunManifest, settings: Settings, log: Call
 def _finish(result: RunResult, pred_path: Path, log: Callable[[str], None], do_score: bool) -> None:
     """status "scoring" -> results.json -> status "finished" (or "failed" when items failed)."""
     manifest, run_dir = result.manifest, result.run_dir
-    end_status = "failed" if result.n_failed else "finished"
+    end_status: Literal["failed", "finished"] = "failed" if result.n_failed else "finished"
     if do_score:
         manifest.status = "scoring"
         manifest.save(run_dir)
@@ -415,42 +470,18 @@ def _run_locked(
     spec_name: str,
     deviations: list[str],
     batch_size: int | str | None,
-    build_from: str | Path | None,
+    selected: tuple[list[CatalogEntry], dict[str, dict[str, Path]]] | None,
     progress: bool | str,
     console: Any,
     do_score: bool,
     heartbeat: float,
 ) -> RunResult:
     log = console.print
-    tasks_dir = ws / "tasks"
-    if build_from is not None:
-        from medsbench.sources import convert_all
-
-        def on_source(name: str, written: list[Path] | None, skipped: str | None) -> None:
-            if written is not None:
-                log(f"{name}: {len(written)} file(s)")
-            elif skipped and not skipped.endswith("not present"):  # absent datasets are normal; say why others failed
-                log(f"[dim]skip {name}: {skipped}[/dim]")
-
-        report = convert_all(Path(build_from), tasks_dir, on_source)
-        log(f"built {len(report.files)} task file(s) in {tasks_dir}")
-
     if prev is not None:  # the recorded files, never a re-scan of the workspace
-        from medsbench.tasks.catalog import catalog
-
-        cat = catalog()
-        unknown = [tid for tid in prev.tasks if tid not in cat.tasks]
-        if unknown:
-            raise MedsbenchError(f"the run's task(s) {', '.join(unknown)} are not in this medsbench's catalog")
-        entries = [cat.tasks[tid] for tid in prev.tasks]
-        files = {tid: {split: Path(f.path) for split, f in t.files.items()} for tid, t in prev.tasks.items()}
+        entries, files = _recorded_tasks(prev)
     else:
-        if not tasks_dir.is_dir():
-            hint = BUILD_HINT.format(tasks=tasks_dir)
-            raise MedsbenchError(f"no task files in {tasks_dir}: build them with `{hint}` (or pass --build-from RAW_DIR)")
-        entries, files, skipped = resolve_tasks(settings.tasks, tasks_dir)
-        if skipped:
-            log(f"[dim]skipping {len(skipped)} selected task(s) without files: {', '.join(skipped)}[/dim]")
+        assert selected is not None
+        entries, files = selected
     used: list[Path] = []
     for e in entries:
         used.append(files[e.id]["test"])
