@@ -400,3 +400,36 @@ fileio.write_json({str(tmp_path / "x.json")!r}, {{"a": 1}})
         assert mode(run / name) == 0o644, name
     assert mode(tmp_path / "ws" / "tasks" / "task57_medqa_en.test.json") == 0o644
     assert mode(tmp_path / "x.json") == 0o640
+
+
+def test_cli_resume_with_only_out_from_another_folder(tmp_path, tiny_model_dir):
+    """The issue's path: `eval -w W --out RUN` then, elsewhere, `eval --resume --out RUN` (a decoy
+    ./medsbench-work/tasks there must not be used), with a real hf model."""
+    from medsbench.runs import RunManifest
+
+    ws = make_workspace(tmp_path / "W", n_mcqa=3, n_ner=3)
+    run = tmp_path / "RUN"
+    first = cli("eval", "--model", f"hf:{tiny_model_dir}", "-w", str(ws), "--out", str(run), "--limit", "2",
+                "--max-new-tokens", "4", "--no-progress", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    whole = rows_of(run)
+    assert len(whole) == 4
+    # As a Ctrl-C after the first item leaves it: one row written, status interrupted.
+    (run / "predictions.jsonl").write_text(json.dumps(whole[0]) + "\n")
+    (run / "results.json").unlink()
+    manifest = RunManifest.load(run)
+    manifest.status = "interrupted"
+    manifest.save(run)
+    elsewhere = tmp_path / "elsewhere"
+    make_workspace(elsewhere / "medsbench-work", n_mcqa=5, n_ner=5)
+    resumed = cli("eval", "--resume", "--out", str(run), "--no-progress", cwd=elsewhere)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "already answered, 0 to generate" in resumed.stderr  # everything else came from the recorded cache
+    assert without_timing(rows_of(run)) == without_timing(whole)
+    assert RunManifest.load(run).status == "finished" and (run / "results.json").is_file()
+    assert not (elsewhere / "medsbench-work" / "runs").exists() and not (elsewhere / "medsbench-work" / "cache.sqlite").exists()
+    refused = cli("eval", "--resume", "--out", str(run), "--limit", "3", cwd=elsewhere)
+    assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [
+        f"error: --resume takes its settings from {run / 'manifest.json'}: --limit 3 conflicts with the run's 2 "
+        "(drop the flag, or start a new run with another --out)"
+    ]

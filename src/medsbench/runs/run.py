@@ -141,11 +141,6 @@ class Settings:
         return out
 
 
-def default_run_name(model: str) -> str:
-    """The run folder name of a model spec (see :attr:`ModelSpec.run_name`)."""
-    return ModelSpec.parse(model).run_name
-
-
 def redact_identity(identity: dict[str, Any]) -> dict[str, Any]:
     """A backend identity fit for manifest.json: URLs without credentials."""
     def clean(v: Any) -> Any:
