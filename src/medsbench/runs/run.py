@@ -19,6 +19,7 @@ import hashlib
 import logging
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -569,7 +570,9 @@ def _run_locked(
             too_long = f", {unsendable} too long to send" if unsendable else ""
             tracker.say(f"eval: {total} items in {len(plans)} task(s), {total - to_generate - unsendable} already "
                         f"answered, {to_generate} to generate{too_long}")
-            with Heartbeat(tracker):
+            with Heartbeat(tracker), warnings.catch_warnings():
+                # transformers 5 warns on every generate() with a KV cache; once per batch it breaks the bar
+                warnings.filterwarnings("ignore", message=r".*past_key_values.*deprecated", category=FutureWarning)
                 for plan in plans:
                     _run_task(plan, backend, store, fh, tracker, done, result, hits, reuse)
             tracker.say(f"eval: {tracker.done}/{total} items done ({tracker.failed} failed)")
