@@ -433,3 +433,14 @@ def test_cli_resume_with_only_out_from_another_folder(tmp_path, tiny_model_dir):
         f"error: --resume takes its settings from {run / 'manifest.json'}: --limit 3 conflicts with the run's 2 "
         "(drop the flag, or start a new run with another --out)"
     ]
+
+
+def test_resume_asks_again_for_a_spec_whose_credentials_were_redacted(tmp_path):
+    from medsbench.runs import RunManifest, run_eval
+
+    _, run, _ = _interrupted_run(tmp_path)
+    manifest = RunManifest.load(run)
+    manifest.model = "openai:gpt-4,base_url=http://gw.example/v1?api_key=REDACTED"  # as ModelSpec.redacted() saves it
+    manifest.save(run)
+    with pytest.raises(MedsbenchError, match=r"held credentials .* --resume --out .* --model SPEC"):
+        run_eval(None, None, out=run, resume=True, progress=False)

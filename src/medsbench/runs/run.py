@@ -30,7 +30,7 @@ import orjson
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import ensure_writable, exclusive_lock
 from medsbench.models.base import Backend, Request, Response
-from medsbench.models.spec import ModelSpec, redact_text, redact_url
+from medsbench.models.spec import REDACTED, ModelSpec, redact_text, redact_url
 from medsbench.records.manifest import (
     MANIFEST,
     ManifestTask,
@@ -335,6 +335,11 @@ def run_eval(
         ws = Path(prev.workspace) if prev.workspace else Path(workspace or DEFAULT_WORKSPACE)
         cache_path = Path(prev.cache) if prev.cache else ws / "cache.sqlite"
         if model is None:
+            if REDACTED in prev.model:
+                raise MedsbenchError(
+                    f"the run's model spec held credentials (saved redacted: {prev.model}); "
+                    f"give it again: medsbench eval --resume --out {run_dir} --model SPEC"
+                )
             model = prev.model
         spec_name = prev.model
     else:
