@@ -460,6 +460,53 @@ def _finish(result: RunResult, pred_path: Path, log: Callable[[str], None], do_s
     manifest.save(run_dir)
 
 
+def _new_manifest(
+    plans: list[TaskPlan],
+    prev: RunManifest | None,
+    settings: Settings,
+    spec_name: str,
+    identity: dict[str, Any],
+    ws: Path,
+    cache_path: Path,
+    deviations: list[str],
+) -> RunManifest:
+    """The run's manifest; on resume the plan must match the recorded one (definitions, item counts)."""
+    task_records = {
+        p.entry.id: ManifestTask(
+            category=p.entry.category,
+            language=p.entry.language,
+            definition_sha256=hashlib.sha256(p.definition.encode()).hexdigest(),
+            n_total=p.n_total,
+            n=len(p.items),
+            files={s: TaskFile(**f) for s, f in file_hashes({k: v.resolve() for k, v in p.files.items()}).items()},
+        )
+        for p in plans
+    }
+    if prev is not None:
+        for tid, t in task_records.items():
+            if t.definition_sha256 != prev.tasks[tid].definition_sha256 or t.n != prev.tasks[tid].n:
+                raise MedsbenchError(f"the prompt of {tid} changed since the run started (definition or item count): start a new run")
+    manifest = RunManifest(
+        model=spec_name,
+        backend=redact_identity(identity),
+        protocol=settings.protocol,
+        tasks=task_records,
+        args=settings.args(),
+        generation={"do_sample": False, "greedy": True, "max_new_tokens": {p.entry.id: p.max_new_tokens for p in plans}},
+        prompt_template_sha256=prompt_template_sha256(settings.prompt_style),
+        chat_template_sha256=identity.get("chat_template_sha256"),
+        seed=settings.seed,
+        workspace=str(ws.resolve()),
+        cache=str(cache_path.resolve()),
+        deviations=deviations,
+        command=[redact_text(a) for a in sys.argv],  # a spec on the command line may carry credentials
+    )
+    if prev is not None:  # the run's identity stays the one it started with
+        manifest.started = prev.started
+        manifest.command = prev.command
+    return manifest
+
+
 def _run_locked(
     model: str | Backend,
     settings: Settings,
@@ -519,39 +566,7 @@ def _run_locked(
             item.key = cache_key(identity, item.text, {"max_new_tokens": item.max_new_tokens, "greedy": True})
         plans.append(plan)
 
-    task_records = {
-        p.entry.id: ManifestTask(
-            category=p.entry.category,
-            language=p.entry.language,
-            definition_sha256=hashlib.sha256(p.definition.encode()).hexdigest(),
-            n_total=p.n_total,
-            n=len(p.items),
-            files={s: TaskFile(**f) for s, f in file_hashes({k: v.resolve() for k, v in p.files.items()}).items()},
-        )
-        for p in plans
-    }
-    if prev is not None:
-        for tid, t in task_records.items():
-            if t.definition_sha256 != prev.tasks[tid].definition_sha256 or t.n != prev.tasks[tid].n:
-                raise MedsbenchError(f"the prompt of {tid} changed since the run started (definition or item count): start a new run")
-    manifest = RunManifest(
-        model=spec_name,
-        backend=shown_identity,
-        protocol=settings.protocol,
-        tasks=task_records,
-        args=settings.args(),
-        generation={"do_sample": False, "greedy": True, "max_new_tokens": {p.entry.id: p.max_new_tokens for p in plans}},
-        prompt_template_sha256=prompt_template_sha256(settings.prompt_style),
-        chat_template_sha256=identity.get("chat_template_sha256"),
-        seed=settings.seed,
-        workspace=str(ws.resolve()),
-        cache=str(cache_path.resolve()),
-        deviations=deviations,
-        command=[redact_text(a) for a in sys.argv],  # a spec on the command line may carry credentials
-    )
-    if prev is not None:  # the run's identity stays the one it started with
-        manifest.started = prev.started
-        manifest.command = prev.command
+    manifest = _new_manifest(plans, prev, settings, spec_name, identity, ws, cache_path, deviations)
     pred_path = run_dir / "predictions.jsonl"
     reuse = _read_journal(pred_path) if prev is not None else {}
     manifest.save(run_dir)
