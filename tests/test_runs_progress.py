@@ -126,12 +126,10 @@ def test_protocol_is_recorded_with_its_deviations(tmp_path):
     assert manifest.deviations == protocol_deviations("medsbench")
     with pytest.raises(MedsbenchError, match="unknown protocol 'bogus'"):
         run_eval(CountingBackend(), "task57", workspace=ws, out=tmp_path / "r2", progress=False, protocol="bogus")
-    try:
-        from medsbench.prompts.protocols import get_protocol
-    except ImportError:  # until medsbench.prompts has protocols, the other names are refused in one line
-        with pytest.raises(MedsbenchError, match="--protocol official is not available"):
-            run_eval(CountingBackend(), "task57", workspace=ws, out=tmp_path / "r3", progress=False, protocol="official")
-    else:
-        run_eval(CountingBackend(), "task57", workspace=ws, out=tmp_path / "r3", progress=False, protocol="official", limit=1)
-        official = RunManifest.load(tmp_path / "r3")
-        assert official.protocol == "official" and official.deviations == list(get_protocol("official").deviations)
+    from medsbench.prompts.protocols import get_protocol
+
+    run_eval(CountingBackend(), "task57", workspace=ws, out=tmp_path / "r3", progress=False, protocol="official", limit=1)
+    official = RunManifest.load(tmp_path / "r3")
+    assert official.protocol == "official" and official.args["protocol"] == "official"
+    assert official.deviations == list(get_protocol("official").deviations) and official.deviations
+    assert official.deviations != manifest.deviations

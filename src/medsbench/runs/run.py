@@ -31,6 +31,7 @@ from medsbench.errors import MedsbenchError
 from medsbench.fileio import ensure_writable, exclusive_lock
 from medsbench.models.base import Backend, Request, Response
 from medsbench.models.spec import REDACTED, ModelSpec, redact_text, redact_url
+from medsbench.prompts.protocols import DEFAULT_PROTOCOL, get_protocol
 from medsbench.records.manifest import (
     MANIFEST,
     ManifestTask,
@@ -66,6 +67,7 @@ from medsbench.runs.progress import (
     progress_bar,
 )
 from medsbench.tasks.catalog import CatalogEntry
+from medsbench.tasks.workspace import task_source
 
 logger = logging.getLogger(__name__)
 
@@ -73,33 +75,9 @@ DEFAULT_WORKSPACE = Path("medsbench-work")
 RUN_ARGS = ("tasks", "limit", "shots", "seed", "max_new_tokens", "prompt_style", "definitions", "protocol")
 MAX_ERRORS_SHOWN = 3  # distinct error messages kept per task for the summary
 
-# ---------------------------------------------------------------------------------------------
-# Protocol plumbing (the one place): `medsbench.prompts.protocols.get_protocol(name)` (with
-# `.deviations`) and `plan_task(..., protocol=...)` come from medsbench.prompts. Until they land,
-# only the default protocol runs, with no recorded deviations; the other names are refused.
-PROTOCOLS = ("official", "paper", "medsbench")
-DEFAULT_PROTOCOL = "medsbench"
-
-
 def protocol_deviations(name: str) -> list[str]:
     """The named protocol's deviations from the official scripts (recorded in the manifest)."""
-    if name not in PROTOCOLS:
-        raise MedsbenchError(f"unknown protocol '{name}' (choose from: {', '.join(PROTOCOLS)})")
-    try:
-        from medsbench.prompts.protocols import get_protocol  # type: ignore[import-not-found]
-    except ImportError:
-        if name != DEFAULT_PROTOCOL:
-            raise MedsbenchError(f"--protocol {name} is not available in this build (only {DEFAULT_PROTOCOL})") from None
-        return []
     return list(get_protocol(name).deviations)
-
-
-def protocol_plan_options(name: str) -> dict[str, Any]:
-    """Extra keyword arguments for ``plan_task`` (``protocol=`` once plan_task takes it)."""
-    import inspect
-
-    return {"protocol": name} if "protocol" in inspect.signature(plan_task).parameters else {}
-# ---------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -408,7 +386,8 @@ def _select_tasks(selection: str, tasks_dir: Path, log: Callable[..., None]) -> 
     if not tasks_dir.is_dir():
         hint = BUILD_HINT.format(tasks=tasks_dir)
         raise MedsbenchError(f"no task files in {tasks_dir}: build them with `{hint}` (or pass --build-from RAW_DIR)")
-    entries, files, skipped = resolve_tasks(selection, tasks_dir)
+    entries, files, skipped = resolve_tasks(selection, tasks_dir, validate=False)
+    validate_selected({e.id: files[e.id] for e in entries})  # before any compute: file:index: field
     if skipped:
         log(f"[dim]skipping {len(skipped)} selected task(s) without files: {', '.join(skipped)}[/dim]")
     return entries, files
@@ -417,13 +396,18 @@ def _select_tasks(selection: str, tasks_dir: Path, log: Callable[..., None]) -> 
 def _recorded_tasks(prev: RunManifest) -> tuple[list[CatalogEntry], dict[str, dict[str, Path]]]:
     """The catalog entries and the files a run recorded (a resume never re-scans the workspace)."""
     from medsbench.tasks.catalog import catalog
+    from medsbench.tasks.workspace import (
+        _workspace_entry,  # tasks outside the catalog, from their file
+    )
 
     cat = catalog()
-    unknown = [tid for tid in prev.tasks if tid not in cat.tasks]
-    if unknown:
-        raise MedsbenchError(f"the run's task(s) {', '.join(unknown)} are not in this medsbench's catalog")
-    entries = [cat.tasks[tid] for tid in prev.tasks]
     files = {tid: {split: Path(f.path) for split, f in t.files.items()} for tid, t in prev.tasks.items()}
+    entries = []
+    for tid in prev.tasks:
+        entry = cat.tasks.get(tid) or _workspace_entry(tid, files[tid])
+        if entry is None:
+            raise MedsbenchError(f"the run's task {tid} is neither in the catalog nor a workspace task file")
+        entries.append(entry)
     return entries, files
 
 
@@ -479,6 +463,7 @@ def _new_manifest(
             n_total=p.n_total,
             n=len(p.items),
             files={s: TaskFile(**f) for s, f in file_hashes({k: v.resolve() for k, v in p.files.items()}).items()},
+            source=task_source(p.files["test"]),
         )
         for p in plans
     }
@@ -527,16 +512,10 @@ def _run_locked(
     log = console.print
     if prev is not None:  # the recorded files, never a re-scan of the workspace
         entries, files = _recorded_tasks(prev)
+        validate_selected(files)
     else:
-        assert selected is not None
+        assert selected is not None  # resolved and validated before the run folder was touched
         entries, files = selected
-    used: list[Path] = []
-    for e in entries:
-        used.append(files[e.id]["test"])
-        k = e.shots if settings.shots is None else settings.shots
-        if k > 0 and "train" in files[e.id]:
-            used.append(files[e.id]["train"])
-    validate_selected(used)
     defs = load_definitions(settings.definitions)
 
     if isinstance(model, str):
@@ -556,11 +535,11 @@ def _run_locked(
         raise MedsbenchError(f"the model changed since the run started ({', '.join(changed)} differ): start a new run")
 
     plans: list[TaskPlan] = []
-    extra = protocol_plan_options(settings.protocol)
     for entry in entries:
         plan = plan_task(
             entry, files[entry.id], backend, limit=settings.limit, shots=settings.shots, seed=settings.seed,
-            max_new_tokens=settings.max_new_tokens, style=settings.prompt_style, definitions=defs, **extra,
+            max_new_tokens=settings.max_new_tokens, style=settings.prompt_style, definitions=defs,
+            protocol=settings.protocol,
         )
         for item in plan.items:
             item.key = cache_key(identity, item.text, {"max_new_tokens": item.max_new_tokens, "greedy": True})
