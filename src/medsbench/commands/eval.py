@@ -57,11 +57,11 @@ def eval_cmd(
     options = {"api_key_env": api_key_env, "dtype": dtype, "device": device}
     if trust_remote_code:
         options["trust_remote_code"] = True
-    kind = ModelSpec.parse(model).kind if model is not None else None
+    kind = ModelSpec.parse(model).kind if model is not None else None  # None: --resume, the manifest's model
     if kind == "openai":
         options.pop("dtype")
         options.pop("device")
-    else:
+    elif kind is not None:
         options.pop("api_key_env")
     result = run_eval(
         model,
