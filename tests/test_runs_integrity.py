@@ -170,8 +170,9 @@ def test_resume_refuses_a_conflicting_flag_in_one_line(tmp_path, flags, message)
         run_eval(flags.pop("model", CountingBackend()), flags.pop("tasks", None), out=run, resume=True,
                  progress=False, **flags)
     assert "\n" not in str(err.value)
-    # The same values as recorded are fine.
-    run_eval(CountingBackend(), "all", workspace=ws, out=run, resume=True, limit=5, seed=0, progress=False)
+    # The same values as recorded are fine, and so is another source of the API key.
+    run_eval(CountingBackend(), "all", workspace=ws, out=run, resume=True, limit=5, seed=0, progress=False,
+             backend_options={"api_key_env": "OTHER_KEY"})
 
 
 def test_resume_refuses_a_changed_or_missing_task_file(tmp_path):

@@ -73,6 +73,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_WORKSPACE = Path("medsbench-work")
 RUN_ARGS = ("tasks", "limit", "shots", "seed", "max_new_tokens", "prompt_style", "definitions", "protocol")
+NOT_MEASURED = frozenset({"api_key_env"})  # backend options a --resume may change
 MAX_ERRORS_SHOWN = 3  # distinct error messages kept per task for the summary
 
 def protocol_deviations(name: str) -> list[str]:
@@ -197,7 +198,9 @@ def _resume_settings(prev: RunManifest, run_dir: Path, given: dict[str, Any]) ->
         if value != have:
             _conflict(run_dir, flag, value, have)
     for key, value in (given.get("backend_options") or {}).items():
-        if value is not None and settings.backend_options.get(key) != value:
+        if key in NOT_MEASURED:  # where the credentials come from does not change what is measured
+            settings.backend_options[key] = value
+        elif value is not None and settings.backend_options.get(key) != value:
             _conflict(run_dir, f"--{key.replace('_', '-')}", value, settings.backend_options.get(key))
     for key, flag, saved_path in (("workspace", "--workspace", prev.workspace), ("cache", "--cache", prev.cache)):
         value = given.get(key)
