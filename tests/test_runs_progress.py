@@ -4,6 +4,7 @@ table at 80 columns, and the protocol recorded in the manifest."""
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from test_runs import CountingBackend, make_workspace
@@ -76,7 +77,9 @@ def test_log_mode_run_prints_start_task_and_end_lines(tmp_path):
     out = buf.getvalue().splitlines()
     assert "eval: 14 items in 2 task(s), 0 already answered, 14 to generate" in out
     assert any(line.startswith("task57: 8 items done in ") for line in out)
-    assert out[-1] == "eval: 14/14 items done (0 failed)"
+    assert re.match(r"skipping \d+ selected task\(s\) without files: task1, task2, .*task\d+$", out[0])  # one line
+    assert out[1] == "planning prompts of 2 task(s) ..."
+    assert out[-2:] == ["eval: 14/14 items done (0 failed)", "scoring 14 predictions ..."]
     beats = [line for line in out if line.startswith("eval: ") and " items (" in line]
     assert beats and all(len(line) > 60 or "now task" in line for line in beats)  # whole lines, never wrapped
     # A terminal gets one bar for the whole run instead of lines.

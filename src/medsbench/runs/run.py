@@ -392,7 +392,7 @@ def _select_tasks(selection: str, tasks_dir: Path, log: Callable[..., None]) -> 
     entries, files, skipped = resolve_tasks(selection, tasks_dir, validate=False)
     validate_selected({e.id: files[e.id] for e in entries})  # before any compute: file:index: field
     if skipped:
-        log(f"[dim]skipping {len(skipped)} selected task(s) without files: {', '.join(skipped)}[/dim]")
+        log(f"[dim]skipping {len(skipped)} selected task(s) without files: {', '.join(skipped)}[/dim]", soft_wrap=True)
     return entries, files
 
 
@@ -537,6 +537,9 @@ def _run_locked(
         changed = sorted(k for k in set(prev.backend) | set(shown_identity) if prev.backend.get(k) != shown_identity.get(k))
         raise MedsbenchError(f"the model changed since the run started ({', '.join(changed)} differ): start a new run")
 
+    mode = _progress_mode(progress, console)
+    if mode != "off":
+        log(f"planning prompts of {len(entries)} task(s) ...", markup=False, highlight=False, soft_wrap=True)
     plans: list[TaskPlan] = []
     for entry in entries:
         plan = plan_task(
@@ -562,7 +565,6 @@ def _run_locked(
                           and (i.task_id, i.instance.id, i.text) not in reuse)
         total = sum(len(p.items) for p in plans)
         unsendable = sum(1 for p in plans for i in p.items if i.error is not None)
-        mode = _progress_mode(progress, console)
         bar = progress_bar(console) if mode == "bar" else contextlib.nullcontext()
         with open(pred_path, "wb") as fh, bar as live:
             tracker = RunProgress(
@@ -602,6 +604,8 @@ def _run_locked(
             soft_wrap=True,
         )
         raise KeyboardInterrupt
+    if mode != "off" and do_score and rows:
+        log(f"scoring {len(rows)} predictions ...", markup=False, highlight=False, soft_wrap=True)
     _finish(result, pred_path, log, do_score and bool(rows))
     return result
 
