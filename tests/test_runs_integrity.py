@@ -430,10 +430,9 @@ def test_cli_resume_with_only_out_from_another_folder(tmp_path, tiny_model_dir):
     assert RunManifest.load(run).status == "finished" and (run / "results.json").is_file()
     assert not (elsewhere / "medsbench-work" / "runs").exists() and not (elsewhere / "medsbench-work" / "cache.sqlite").exists()
     refused = cli("eval", "--resume", "--out", str(run), "--limit", "3", cwd=elsewhere)
-    assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [
-        f"error: --resume takes its settings from {run / 'manifest.json'}: --limit 3 conflicts with the run's 2 "
-        "(drop the flag, or start a new run with another --out)"
-    ]
+    expected = (f"error: --resume takes its settings from {run / 'manifest.json'}: --limit 3 conflicts with the run's 2 "
+                "(drop the flag, or start a new run with another --out)")
+    assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [expected]
 
 
 def test_resume_asks_again_for_a_spec_whose_credentials_were_redacted(tmp_path):
