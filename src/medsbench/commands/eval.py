@@ -54,7 +54,7 @@ def eval_cmd(
     from medsbench.runs.report import failure_lines, summary_table
 
     console = Console(stderr=True)
-    options = {"api_key_env": api_key_env, "dtype": dtype, "device": device}
+    options: dict[str, str | bool | None] = {"api_key_env": api_key_env, "dtype": dtype, "device": device}
     if trust_remote_code:
         options["trust_remote_code"] = True
     kind = ModelSpec.parse(model).kind if model is not None else None  # None: --resume, the manifest's model
