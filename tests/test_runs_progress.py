@@ -136,3 +136,34 @@ def test_protocol_is_recorded_with_its_deviations(tmp_path):
     assert official.protocol == "official" and official.args["protocol"] == "official"
     assert official.deviations == list(get_protocol("official").deviations) and official.deviations
     assert official.deviations != manifest.deviations
+
+
+def test_protocol_stop_strings_reach_the_backend_and_the_cache_key(tmp_path):
+    from medsbench.prompts.protocols import get_protocol
+    from medsbench.runs import RunManifest, run_eval
+
+    class Recording(CountingBackend):
+        def __init__(self):
+            super().__init__()
+            self.stops = set()
+
+        def generate(self, requests):
+            self.stops.update(r.stop for r in requests)
+            return super().generate(requests)
+
+    ws = make_workspace(tmp_path / "ws")
+    ours = Recording()
+    run_eval(ours, "task57", workspace=ws, out=tmp_path / "a", progress=False, limit=2)
+    stop = get_protocol("medsbench").stop
+    assert stop and ours.stops == {tuple(stop)}
+    assert RunManifest.load(tmp_path / "a").generation["stop"] == {"task57": list(stop)}
+    official = Recording()
+    run_eval(official, "task57", workspace=ws, out=tmp_path / "b", progress=False, limit=2, protocol="official")
+    assert official.stops == {tuple(get_protocol("official").stop)}
+    # The same prompt with and without a stop string are different cache entries; no stop keeps the old key.
+    from medsbench.runs.cache import cache_key
+    from medsbench.runs.run import generation_config
+
+    ident = ours.identity()
+    assert cache_key(ident, "p", generation_config(200, stop)) != cache_key(ident, "p", generation_config(200))
+    assert generation_config(200) == {"max_new_tokens": 200, "greedy": True}

@@ -121,6 +121,17 @@ class Settings:
         return out
 
 
+def generation_config(max_new_tokens: int, stop: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+    """The generation settings hashed into an item's cache key (besides backend identity and prompt).
+
+    Stop strings enter only when there are some, so keys of runs without them stay as they were.
+    """
+    config: dict[str, Any] = {"max_new_tokens": max_new_tokens, "greedy": True}
+    if stop:
+        config["stop"] = list(stop)
+    return config
+
+
 def redact_identity(identity: dict[str, Any]) -> dict[str, Any]:
     """A backend identity fit for manifest.json: URLs without credentials."""
     def clean(v: Any) -> Any:
@@ -480,7 +491,10 @@ def _new_manifest(
         protocol=settings.protocol,
         tasks=task_records,
         args=settings.args(),
-        generation={"do_sample": False, "greedy": True, "max_new_tokens": {p.entry.id: p.max_new_tokens for p in plans}},
+        generation={
+            "do_sample": False, "greedy": True, "max_new_tokens": {p.entry.id: p.max_new_tokens for p in plans},
+            "stop": {p.entry.id: list(p.items[0].stop) for p in plans if p.items and p.items[0].stop},
+        },
         prompt_template_sha256=prompt_template_sha256(settings.prompt_style),
         chat_template_sha256=identity.get("chat_template_sha256"),
         seed=settings.seed,
@@ -548,7 +562,7 @@ def _run_locked(
             protocol=settings.protocol,
         )
         for item in plan.items:
-            item.key = cache_key(identity, item.text, {"max_new_tokens": item.max_new_tokens, "greedy": True})
+            item.key = cache_key(identity, item.text, generation_config(item.max_new_tokens, item.stop))
         plans.append(plan)
 
     manifest = _new_manifest(plans, prev, settings, spec_name, identity, ws, cache_path, deviations)
@@ -680,7 +694,8 @@ def _run_task(
     requests = []
     for key, positions in waiting.items():
         item = items[positions[0]]
-        requests.append(Request(id=key, messages=item.messages, prompt=item.prompt, max_new_tokens=item.max_new_tokens))
+        requests.append(Request(id=key, messages=item.messages, prompt=item.prompt, max_new_tokens=item.max_new_tokens,
+                                stop=tuple(item.stop)))
     t0 = time.perf_counter()
     if requests:
         tracker.generating()
