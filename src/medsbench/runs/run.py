@@ -5,11 +5,12 @@ Predictions are appended (and the cache committed) as each backend chunk finishe
 interrupted-and-resumed run ends with exactly the file an uninterrupted run writes (timings of
 cached items come from the cache).
 
-Before any compute is spent the runner checks, in this order: the model spec, the settings a
-``--resume`` takes from ``manifest.json`` (a conflicting flag is refused), that the run folder and
-the cache folder are writable, the run folder lock (one writer per run folder), the task files
-(their sha256 on resume, the task-file rules always). A failed item is a row with ``error`` set and
-no output: it is missing from the scores and re-sent by ``--resume`` (errors are never cached).
+Before any compute is spent the runner checks, in this order: the settings (a ``--resume`` takes
+them from ``manifest.json`` and refuses a conflicting flag), the protocol and the model spec, the
+selected task files (the task-file rules; on resume the recorded files and their sha256), that the
+run folder and the cache folder are writable, and the run folder lock (one writer per run folder,
+held until the manifest says ``finished``). A failed item is a row with ``error`` set and no output:
+it is missing from the scores and re-sent by ``--resume`` (errors are never cached).
 """
 
 from __future__ import annotations
