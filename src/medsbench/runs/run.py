@@ -7,9 +7,9 @@ cached items come from the cache).
 
 Before any compute is spent the runner checks, in this order: the settings (a ``--resume`` takes
 them from ``manifest.json`` and refuses a conflicting flag), the protocol and the model spec, the
-selected task files (the task-file rules; on resume the recorded files and their sha256), that the
-run folder and the cache folder are writable, and the run folder lock (one writer per run folder,
-held until the manifest says ``finished``). A failed item is a row with ``error`` set and no output:
+selected task files (the task-file rules), that the run folder and the cache folder are writable,
+the run folder lock (one writer per run folder, held until the manifest says ``finished``) and, on
+resume, the recorded task files' sha256. A failed item is a row with ``error`` set and no output:
 it is missing from the scores and re-sent by ``--resume`` (errors are never cached).
 """
 
