@@ -188,7 +188,7 @@ def test_eval_run_over_a_flaky_api_completes(server, monkeypatch, tmp_path, caps
     rows = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == [str(i) for i in range(6)]
     failed = [r for r in rows if r["error"]]
-    assert [r["id"] for r in failed] == ["4"] and failed[0]["output"] == ""
+    assert [r["id"] for r in failed] == ["4"] and failed[0]["output"] is None
     assert all(r["output"].startswith("echo ") for r in rows if not r["error"])
     assert result.n_failed == 1 and result.n_generated == 5
     everything = "".join(p.read_text(errors="replace") for p in (tmp_path / "run").iterdir() if p.is_file())

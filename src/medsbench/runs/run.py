@@ -412,14 +412,14 @@ def _recorded_tasks(prev: RunManifest) -> tuple[list[CatalogEntry], dict[str, di
     """The catalog entries and the files a run recorded (a resume never re-scans the workspace)."""
     from medsbench.tasks.catalog import catalog
     from medsbench.tasks.workspace import (
-        _workspace_entry,  # tasks outside the catalog, from their file
+        workspace_entry,  # tasks outside the catalog, from their file
     )
 
     cat = catalog()
     files = {tid: {split: Path(f.path) for split, f in t.files.items()} for tid, t in prev.tasks.items()}
     entries = []
     for tid in prev.tasks:
-        entry = cat.tasks.get(tid) or _workspace_entry(tid, files[tid])
+        entry = cat.tasks.get(tid) or workspace_entry(tid, files[tid])
         if entry is None:
             raise MedsbenchError(f"the run's task {tid} is neither in the catalog nor a workspace task file")
         entries.append(entry)

@@ -134,7 +134,7 @@ def load_task(path: str | os.PathLike) -> Task:
     return read_task(path)
 
 
-def _workspace_entry(task_id: str, splits: dict[str, Path]) -> CatalogEntry | None:
+def workspace_entry(task_id: str, splits: dict[str, Path]) -> CatalogEntry | None:
     """A catalog entry for a task that is not in the catalog, from its file's ``medsbench`` metadata."""
     path = splits.get("test")
     if path is None:
@@ -178,7 +178,7 @@ def resolve_tasks(
         raise MedsbenchError(f"no task files in {tasks_dir}: build them with `{hint}` (or pass --build-from RAW_DIR)")
     cat = catalog()
     extra = {
-        tid: e for tid, sp in files.items() if tid not in cat.tasks and (e := _workspace_entry(tid, sp)) is not None
+        tid: e for tid, sp in files.items() if tid not in cat.tasks and (e := workspace_entry(tid, sp)) is not None
     }
     items = [s.strip() for s in selection.split(",") if s.strip()]
     if not items:
