@@ -113,9 +113,12 @@ def _rows(out: Path) -> list[dict]:
     return rows
 
 
+NATURAL = {"balance.cap": None, "balance.temperature": 1.0, "balance.max_repeats": 1}  # every clean instance once
+
+
 def test_build_end_to_end(workspace, tmp_path):
     out = tmp_path / "mix"
-    cfg = InsConfig(seed=3).updated(**{"export.shard_rows": 100})
+    cfg = InsConfig(seed=3).updated(**{"export.shard_rows": 100, **NATURAL})
     stats = build_mixture([workspace["tasks"]], out, cfg, ins_files=[workspace["official"]], bench_tasks=[workspace["tasks"]])
     t57, t126, t131 = (stats["tasks"][k] for k in ("task57", "task126", "task131"))
     # Planted problems dropped and reported with their reason.

@@ -22,7 +22,8 @@ def build_cmd(
     ins_files: list[Path] = typer.Option([], "--ins-files", help="Official MedS-Ins task files or folders (repeatable); every instance is training data."),
     config: Path = typer.Option(None, "--config", help="Build config (.yaml/.yml/.toml)."),
     bench_tasks: list[Path] = typer.Option(None, "--bench-tasks", help="Folders whose test-split files are decontaminated against (default: medsbench-work/tasks)."),
-    instructions: list[Path] = typer.Option([], "--instructions", help="RewriteDefinitions.json-shaped sidecar (repeatable)."),
+    definitions: Path = typer.Option(None, "--definitions", help="The official RewriteDefinitions.json (original definitions + the paper's ~19K paraphrases), loaded by path."),
+    instructions: list[Path] = typer.Option([], "--instructions", help="More RewriteDefinitions.json-shaped sidecars (repeatable)."),
     seed: int = typer.Option(None, "--seed", help="Override the config's seed."),
     jsonl: bool = typer.Option(False, "--jsonl", help="Also write JSONL shards (jsonl/)."),
     fail_on_contamination: bool = typer.Option(False, "--fail-on-contamination", help="Exit 1 if any training example overlaps a test instance."),
@@ -35,6 +36,8 @@ def build_cmd(
         raise MedsbenchError("give at least one --tasks or --ins-files")
     cfg = load_config(config)
     changes: dict = {}
+    if definitions is not None:
+        changes["instructions.definitions"] = definitions
     if instructions:
         changes["instructions.sidecars"] = [*cfg.instructions.sidecars, *instructions]
     if seed is not None:
