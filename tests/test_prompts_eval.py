@@ -138,3 +138,142 @@ def test_unknown_style_is_one_clear_error():
 
     with pytest.raises(MedsbenchError, match="prompt style"):
         build_instruction("d", [("i", "o")], style="fancy")
+
+
+# -- evaluation protocols -----------------------------------------------------------------------------------------
+
+
+def test_protocol_registry_and_unknown_name():
+    from medsbench.errors import MedsbenchError
+    from medsbench.prompts import DEFAULT_PROTOCOL, PROTOCOLS, get_protocol
+
+    assert DEFAULT_PROTOCOL == "medsbench" and set(PROTOCOLS) == {"official", "paper", "medsbench"}
+    assert get_protocol(PROTOCOLS["paper"]) is PROTOCOLS["paper"]
+    with pytest.raises(MedsbenchError) as err:
+        get_protocol("offical")
+    assert str(err.value) == "unknown protocol 'offical' (known: official, paper, medsbench)"
+    for p in PROTOCOLS.values():  # every protocol names its departures from the official scripts
+        assert p.deviations and all(isinstance(d, str) and d for d in p.deviations)
+        assert p.to_json()["name"] == p.name and p.to_json()["deviations"] == list(p.deviations)
+
+
+def test_protocols_differ_exactly_where_documented():
+    from medsbench.prompts import PROTOCOLS
+
+    off, paper, ours = PROTOCOLS["official"], PROTOCOLS["paper"], PROTOCOLS["medsbench"]
+    # Shots: official 3 everywhere, paper MCQA 0, medsbench the catalog's; an explicit --shots always wins.
+    assert [off.shots_for(c, 0) for c in ("mcqa", "ner")] == [3, 3]
+    assert [paper.shots_for(c, 3) for c in ("mcqa", "ner")] == [0, 3]
+    assert [ours.shots_for("mcqa", 0), ours.shots_for("ner", 3)] == [0, 3]
+    assert off.shots_for("ner", 3, override=0) == 0 and ours.shots_for("mcqa", 0, override=2) == 2
+    # Zero-shot framing: only medsbench keeps Input:/Output: without demos.
+    assert (off.frame_for(0), paper.frame_for(0), ours.frame_for(0)) == (False, False, True)
+    assert off.frame_for(3) and ours.frame_for(3)
+    # Generation limits: 200 officially, the catalog's otherwise.
+    assert (off.new_tokens_for(1000), paper.new_tokens_for(1000), ours.new_tokens_for(1000)) == (200, 200, 1000)
+    assert off.new_tokens_for(1000, override=64) == 64
+    assert (off.demo_pool, paper.demo_pool, ours.demo_pool) == ("test", "test", "train_else_test")
+    assert (off.prompt_tokens, paper.prompt_tokens, ours.prompt_tokens) == (2048, 2048, None)
+    assert off.definition_source == paper.definition_source == "task_file"
+    assert ours.definition_source == "definitions_then_task_file"
+
+
+def test_raw_zero_shot_query():
+    item = Instance("1", "  raw question?\n", ["a"])
+    p = build_prompt(DEFINITION, item, frame=False)
+    assert p.system == DEFINITION and p.user == "  raw question?\n"
+    assert p.plain() == DEFINITION + "\n  raw question?\n"
+
+
+class _WordBackend:
+    """A backend that counts words as tokens and renders plain text (enough for planning)."""
+
+    def __init__(self, context: int | None):
+        self._context = context
+
+    @property
+    def context_length(self):
+        return self._context
+
+    def count_tokens(self, prompt: Prompt) -> int:
+        return len(prompt.plain().split())
+
+    def render(self, prompt: Prompt):
+        from medsbench.models.base import Rendered
+
+        return Rendered(prompt.plain(), prompt=prompt.plain())
+
+
+def _tasks(tmp_path, train: bool = True, words: int = 0):
+    from medsbench.tasks.format import write_task
+
+    meta = {"Definition": ["Recognize the chemicals."], "Categories": ["Named Entity Recognition"]}
+    files = {"test": tmp_path / "task126_bc5cdr_chem.test.json"}
+    write_task(files["test"], meta, [Instance(f"t{i}", f"Sentence {i} with aspirin. " + "w " * words, ["aspirin"]) for i in range(6)])
+    if train:
+        files["train"] = tmp_path / "task126_bc5cdr_chem.train.json"
+        write_task(files["train"], meta, [Instance(f"tr{i}", f"Train sentence {i} with cisplatin. " + "w " * words, ["cisplatin"]) for i in range(9)])
+    return files
+
+
+def _plan(files, protocol="medsbench", backend=None, **kw):
+    from medsbench.runs.plan import plan_task
+    from medsbench.tasks.catalog import catalog
+
+    args = {"limit": None, "shots": None, "seed": 0, "max_new_tokens": None, "style": "official", "definitions": {}}
+    args.update(kw)
+    if protocol is None:
+        return plan_task(catalog()["task126"], files, backend or _WordBackend(None), **args)
+    return plan_task(catalog()["task126"], files, backend or _WordBackend(None), protocol=protocol, **args)
+
+
+def test_plan_task_applies_the_protocol(tmp_path):
+    files = _tasks(tmp_path)
+    default, ours, off = _plan(files, protocol=None), _plan(files), _plan(files, "official")
+    assert [i.text for i in default.items] == [i.text for i in ours.items]  # medsbench is the default
+    assert default.protocol == "medsbench" and off.protocol == "official"
+    # medsbench: train-split demos; official: demos from the test file, never the item itself.
+    assert all(len(i.demo_ids) == 3 and all(d.startswith("tr") for d in i.demo_ids) for i in ours.items)
+    assert all(len(i.demo_ids) == 3 and i.instance.id not in i.demo_ids and all(d.startswith("t") and not d.startswith("tr") for d in i.demo_ids) for i in off.items)
+    # Zero-shot: medsbench keeps the frame, official sends the raw input.
+    z_ours, z_off = _plan(files, shots=0), _plan(files, "official", shots=0)
+    assert z_ours.items[0].text == "Recognize the chemicals.\nInput:\nSentence 0 with aspirin. \nOutput:\n"
+    assert z_off.items[0].text == "Recognize the chemicals.\nSentence 0 with aspirin. "
+    # --definitions replaces the file's Definition for medsbench only.
+    defs = {"task126": "Paper definition."}
+    assert _plan(files, definitions=defs).definition == "Paper definition."
+    assert _plan(files, "official", definitions=defs).definition == "Recognize the chemicals."
+    assert _plan(files, "paper", definitions=defs).definition == "Recognize the chemicals."
+
+
+def test_plan_task_generation_limits_and_style(tmp_path):
+    from medsbench.errors import MedsbenchError
+    from medsbench.runs.plan import plan_task
+    from medsbench.tasks.catalog import catalog
+
+    files = _tasks(tmp_path)
+    meqsum = catalog()["task114"]  # summarization: 1000 new tokens in the catalog
+    args = {"limit": 1, "shots": 0, "seed": 0, "max_new_tokens": None, "style": "official", "definitions": {}}
+    assert plan_task(meqsum, files, _WordBackend(None), **args).max_new_tokens == meqsum.max_new_tokens == 1000
+    assert plan_task(meqsum, files, _WordBackend(None), protocol="official", **args).max_new_tokens == 200
+    assert plan_task(meqsum, files, _WordBackend(None), protocol="paper", **{**args, "max_new_tokens": 50}).max_new_tokens == 50
+    assert _plan(files, style="readable").items  # medsbench allows the readable style
+    with pytest.raises(MedsbenchError, match="prompt style 'readable' is not allowed with --protocol official"):
+        _plan(files, "official", style="readable")
+    with pytest.raises(MedsbenchError, match="unknown protocol"):
+        _plan(files, "fancy")
+
+
+def test_official_prompt_budget_is_2048_tokens_and_never_cuts_the_query(tmp_path):
+    files = _tasks(tmp_path, words=600)  # each demo and the query ~610 words: 3 demos + query ~2440 "tokens"
+    big = _WordBackend(100_000)
+    ours, off = _plan(files, backend=big), _plan(files, "official", backend=big)
+    assert all(len(i.demo_ids) == 3 and not i.truncated for i in ours.items)  # medsbench: the whole context
+    for item in off.items:
+        assert item.truncated and len(item.demo_ids) == 2 and len(item.text.split()) <= 2048
+        assert item.text.endswith("Input:\n" + item.instance.input + "\nOutput:\n")
+        assert item.max_new_tokens == 200
+    # A small model context is the tighter budget under every protocol.
+    small = _WordBackend(1300 + 200)
+    assert all(len(i.demo_ids) == 1 for i in _plan(files, "official", backend=small).items)
+    assert all(len(i.demo_ids) == 1 for i in _plan(files, backend=small).items)

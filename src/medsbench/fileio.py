@@ -116,3 +116,39 @@ def stable_seed(*parts: Any) -> int:
     """
     key = "\x1f".join(str(p) for p in parts).encode("utf-8")
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
+
+
+LOCK_NAME = ".medsbench.lock"
+
+
+@contextlib.contextmanager
+def exclusive_lock(folder: str | os.PathLike, what: str = "folder") -> Iterator[Path]:
+    """Hold an exclusive lock on ``folder`` (one writer per run folder, store or output folder).
+
+    A second process that asks for the same lock fails at once with one line naming the holder's
+    pid. The lock is an OS file lock (``fcntl.flock``) on ``folder/.medsbench.lock``: it is released
+    when the holder exits, even on ``kill -9``, so a stale lock file never blocks anyone.
+    """
+    import fcntl
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_NAME
+    fh = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            raise MedsbenchError(
+                f"{what} is in use by another medsbench process (pid {holder}); wait for it or stop it",
+                where=str(folder),
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield path
+    finally:
+        fh.close()  # closing the descriptor releases the flock

@@ -26,6 +26,7 @@ from medsbench import __version__
 from medsbench.board.charts import category_bars
 from medsbench.board.store import REPORTED_PREFIX, Store, load_seed, slugify
 from medsbench.errors import MedsbenchError
+from medsbench.tasks.workspace import task_order as _task_order
 
 MARKER = ".medsbench-site"
 KIND_LABEL = {"reported": "reported", "measured": "measured", "submission": "submitted"}
@@ -176,11 +177,6 @@ def _cell(data: dict[str, Any], run: str, category: dict[str, Any], mode: str) -
     first = next(v for v in values if v is not None)
     return {"text": " / ".join(parts), "sort": f"{first['value']:.4f}", "ci": ("95% CI " + " / ".join(cis)) if cis else "",
             "n_tasks": n_tasks, "derived": derived, "title": "\n".join(tips)}
-
-
-def _task_order(task_id: str) -> tuple[int, str]:
-    digits = "".join(ch for ch in task_id if ch.isdigit())
-    return (int(digits) if digits and not task_id.startswith("pooled:") else 10**6, task_id)
 
 
 def _chart(data: dict[str, Any], model: _Model) -> str:

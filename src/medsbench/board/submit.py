@@ -175,7 +175,8 @@ def validate_submission(
     inbox: str | os.PathLike | None = None,
 ) -> SubmissionReport:
     """Check a submission against the benchmark (test split) task files in ``tasks_dir``."""
-    from medsbench.tasks.catalog import catalog, find_task_files
+    from medsbench.tasks.catalog import catalog
+    from medsbench.tasks.workspace import find_task_files
     from medsbench.tasks.format import iter_instances
 
     p = check_submission_path(path, inbox)

@@ -27,6 +27,7 @@ import numpy as np
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import sha256_file, stable_seed, write_json
 from medsbench.ins.config import InsConfig
+from medsbench.tasks.workspace import task_order as _task_order
 from medsbench.ins.decontam import REASONS, TestIndex
 from medsbench.ins.dedupe import (
     Bander,
@@ -402,11 +403,6 @@ def build_mixture(
     write_card(out, stats)
     (out / "contamination.json").unlink(missing_ok=True)
     return stats
-
-
-def _task_order(tid: str) -> tuple[int, str]:
-    digits = "".join(ch for ch in tid if ch.isdigit())
-    return (int(digits) if digits else 1 << 30, tid)
 
 
 def _share(counter: Counter) -> dict[str, dict[str, float]]:

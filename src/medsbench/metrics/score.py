@@ -26,6 +26,7 @@ from medsbench.metrics.stats import bootstrap_ci
 from medsbench.metrics.text import bleu1, rouge_l
 from medsbench.metrics.tokenize import tokenize_many
 from medsbench.tasks.catalog import catalog
+from medsbench.tasks.workspace import task_order as _task_order
 
 log = logging.getLogger(__name__)
 METRIC_KEYS = ("accuracy", "bleu1", "rougeL", "f1", "precision", "recall")
@@ -319,11 +320,6 @@ def score_predictions(
         "reference_deviations": list(ref_mode.DEVIATIONS),
         "bootstrap": {"resamples": bootstrap, "seed": seed, "level": 0.95},
     }
-
-
-def _task_order(task_id: str) -> tuple[int, str]:
-    digits = "".join(ch for ch in task_id if ch.isdigit())
-    return (int(digits) if digits else 1 << 30, task_id)
 
 
 def write_results(results: dict[str, Any], path: str | os.PathLike) -> Path:

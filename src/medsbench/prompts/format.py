@@ -1,7 +1,7 @@
-"""The paper's prompt format, shared by evaluation (issue C) and MedS-Ins (issue E).
+"""The paper's prompt format, shared by evaluation and MedS-Ins instruction data.
 
 Byte-for-byte the official evaluation prompt (MAGIC-AI4Med/MedS-Ins,
-``Evaluation/EvalDataset.py``, 3-shot path)::
+``Evaluation/EvalDataset.py``, few-shot path)::
 
     few_shot = "\\n\\n".join("Input:\\n" + x + "\\n\\nOutput:\\n" + y + "\\n" for each demo) + "\\n\\n"
     instruction = few_shot + definition + "Please learn from the few-shot cases to see what content you have to output."
@@ -10,9 +10,15 @@ Byte-for-byte the official evaluation prompt (MAGIC-AI4Med/MedS-Ins,
 Note the official quirks kept on purpose so prompts (and scores) compare with
 the paper: two blank lines between demos and *no* separator between the
 definition and the few-shot hint. ``style="readable"`` offers one blank line
-between demos and a newline before the hint. With zero demos the instruction
-block is the definition alone and the query keeps the ``Input:/Output:`` frame
-(as the official inference code does).
+between demos and a newline before the hint.
+
+Zero-shot: the official code (the ``no_context`` path of ``EvalDataset.py``)
+sends the definition as the instruction and the *raw* input as the query, with
+no ``Input:``/``Output:`` frame; ``build_prompt(..., frame=False)`` reproduces
+that. medsbench's own protocol keeps the frame in zero-shot too
+(``frame=True``, the default here), so a zero-shot query looks like a
+few-shot one; which one a run uses is set by its evaluation protocol
+(:mod:`medsbench.prompts.protocols`).
 
 Chat models get system = instruction block, user = query (rendered by the
 tokenizer's own template, see :mod:`medsbench.prompts.render`); base models get
@@ -58,8 +64,9 @@ def build_instruction(definition: str, demos: Sequence[tuple[str, str]] = (), *,
     return "\n".join(cases) + "\n" + definition + "\n" + FEW_SHOT_SUFFIX
 
 
-def build_query(text: str) -> str:
-    return f"Input:\n{text}\nOutput:\n"
+def build_query(text: str, *, frame: bool = True) -> str:
+    """The query: ``Input:/Output:`` framed, or the raw input (the official zero-shot query)."""
+    return f"Input:\n{text}\nOutput:\n" if frame else text
 
 
 @dataclass(frozen=True)
@@ -118,10 +125,15 @@ def build_prompt(
     demos: Sequence[Instance] = (),
     *,
     style: str = "official",
+    frame: bool = True,
 ) -> Prompt:
-    """The paper's prompt for ``instance`` with the given demos (first reference as demo output)."""
+    """The paper's prompt for ``instance`` with the given demos (first reference as demo output).
+
+    ``frame=False`` sends the raw input as the query (the official zero-shot path);
+    use it only without demos.
+    """
     return Prompt(
         system=build_instruction(definition, [(d.input, d.target) for d in demos], style=style),
-        user=build_query(instance.input),
+        user=build_query(instance.input, frame=frame),
         demo_ids=tuple(d.id for d in demos),
     )

@@ -50,9 +50,13 @@ def fit_prompt(
     count: Callable[[Prompt], int] | None,
     budget: int | None,
     style: str = "official",
+    frame: bool = True,
 ) -> Fitted:
-    """Build the prompt and make it fit ``budget`` tokens (context minus generation room)."""
-    prompt = build_prompt(definition, instance, demos, style=style)
+    """Build the prompt and make it fit ``budget`` tokens (context minus generation room).
+
+    ``frame`` is passed to :func:`build_prompt` (``False``: raw zero-shot query).
+    """
+    prompt = build_prompt(definition, instance, demos, style=style, frame=frame)
     if count is None or budget is None:
         return Fitted(prompt, None, False)
     n = count(prompt)
@@ -61,7 +65,7 @@ def fit_prompt(
     kept = list(demos)
     while kept:
         kept.pop()
-        prompt = build_prompt(definition, instance, kept, style=style)
+        prompt = build_prompt(definition, instance, kept, style=style, frame=frame)
         n = count(prompt)
         if n <= budget:
             return Fitted(prompt, n, True, demos_dropped=len(demos) - len(kept))
@@ -71,7 +75,7 @@ def fit_prompt(
     best: tuple[Prompt, int] | None = None
     while lo <= hi:
         mid = (lo + hi) // 2
-        cand = build_prompt(definition[:mid], instance, (), style=style)
+        cand = build_prompt(definition[:mid], instance, (), style=style, frame=frame)
         m = count(cand)
         if m <= budget:
             best = (cand, m)
@@ -80,5 +84,5 @@ def fit_prompt(
             hi = mid - 1
     if best is not None:
         return Fitted(best[0], best[1], True, demos_dropped=dropped, instruction_cut=True)
-    bare = build_prompt("", instance, (), style=style)
+    bare = build_prompt("", instance, (), style=style, frame=frame)
     return Fitted(bare, count(bare), True, demos_dropped=dropped, instruction_cut=True, over_budget=True)

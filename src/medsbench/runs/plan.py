@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medsbench.errors import MedsbenchError
-from medsbench.fileio import read_json, sha256_file, sha256_text
+from medsbench.errors import MedsbenchError  # noqa: F401  (kept for plan_task)
+from medsbench.fileio import sha256_file, sha256_text
 from medsbench.models.base import Backend
 from medsbench.prompts import build_prompt, fit_prompt, sample_demos
-from medsbench.tasks.catalog import CatalogEntry, catalog, find_task_files
+from medsbench.prompts.protocols import Protocol, get_protocol
+from medsbench.tasks.catalog import CatalogEntry
 from medsbench.tasks.format import Instance, iter_instances, read_meta
+from medsbench.tasks.workspace import BUILD_HINT, load_definitions, resolve_tasks  # noqa: F401  (re-exported for runs.run)
 
-BUILD_HINT = "medsbench data convert --all --raw ../shared/data/raw --out {tasks}"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,6 +43,8 @@ class TaskPlan:
     n_total: int
     items: list[Item]
     max_new_tokens: int = 200
+    protocol: str = "medsbench"
+    shots: int | None = None  # demos requested per item (after protocol and --shots)
 
 
 def prompt_template_sha256(style: str) -> str:
@@ -47,54 +52,6 @@ def prompt_template_sha256(style: str) -> str:
     demo = [Instance("d1", "<demo input 1>", ["<demo output 1>"]), Instance("d2", "<demo input 2>", ["<demo output 2>"])]
     p = build_prompt("<definition>", Instance("q", "<query>", ["<gold>"]), demo, style=style)
     return sha256_text(f"{style}\x1f{p.system}\x1f{p.user}\x1f{p.plain()}")
-
-
-def load_definitions(path: str | Path | None) -> dict[str, str]:
-    """Official definitions by task id (RewriteDefinitions.json: {task: {original_def, ...}})."""
-    if path is None:
-        return {}
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise MedsbenchError("definitions file must map task ids to objects", where=str(path))
-    out: dict[str, str] = {}
-    for tid, value in data.items():
-        text = value.get("original_def") if isinstance(value, dict) else value
-        if isinstance(text, list):
-            text = text[0] if text else None
-        if isinstance(text, str):
-            out[tid] = text
-    return out
-
-
-def resolve_tasks(selection: str, tasks_dir: Path) -> tuple[list[CatalogEntry], dict[str, dict[str, Path]], list[str]]:
-    """Catalog entries with a test file; explicit ids without files are an error, categories skip them."""
-    files = find_task_files(tasks_dir)
-    hint = BUILD_HINT.format(tasks=tasks_dir)
-    if not any("test" in splits for splits in files.values()):
-        raise MedsbenchError(f"no task files in {tasks_dir}: build them with `{hint}` (or pass --build-from RAW_DIR)")
-    cat = catalog()
-    items = [s.strip() for s in selection.split(",") if s.strip()]
-    if not items:
-        raise MedsbenchError("empty --tasks selection")
-    chosen: dict[str, CatalogEntry] = {}
-    skipped: list[str] = []
-    for item in items:
-        if item == "available":
-            chosen.update({tid: cat.tasks[tid] for tid, sp in files.items() if tid in cat.tasks and "test" in sp})
-            continue
-        entries = cat.select(item)  # raises one clear line for unknown ids/categories
-        explicit = item in cat.tasks
-        for e in entries:
-            if "test" in files.get(e.id, {}):
-                chosen[e.id] = e
-            elif explicit:
-                raise MedsbenchError(f"task {e.id} ({e.title}) has no test file in {tasks_dir}: build it with `{hint}`")
-            else:
-                skipped.append(e.id)
-    if not chosen:
-        raise MedsbenchError(f"none of the selected tasks ({selection}) has a test file in {tasks_dir}: build them with `{hint}`")
-    ordered = sorted(chosen.values(), key=lambda e: int("".join(c for c in e.id if c.isdigit()) or 0))
-    return ordered, files, skipped
 
 
 def plan_task(
@@ -108,35 +65,53 @@ def plan_task(
     max_new_tokens: int | None,
     style: str,
     definitions: dict[str, str],
+    protocol: str | Protocol = "medsbench",
 ) -> TaskPlan:
+    """Every item of one task with its final prompt, as the evaluation ``protocol`` says.
+
+    The protocol (:mod:`medsbench.prompts.protocols`) sets the shots, the demo
+    pool, the zero-shot framing, the generation limit, the definition source
+    and the prompt budget; explicit ``shots``/``max_new_tokens`` win over it.
+    """
+    proto = get_protocol(protocol)
+    proto.check_style(style)
     test_path = files["test"]
     meta = read_meta(test_path)
-    definition = definitions.get(entry.id)
+    definition = definitions.get(entry.id) if proto.definition_source == "definitions_then_task_file" else None
     if definition is None:
+        if definitions and entry.id in definitions:
+            log.warning("%s: protocol %s uses the task file's Definition, not the --definitions file", entry.id, proto.name)
         raw = meta.get("Definition")
         definition = (raw[0] if isinstance(raw, list) and raw else raw) or ""
-    k = entry.shots if shots is None else shots
+    k = proto.shots_for(entry.category, entry.shots, shots)
+    frame = proto.frame_for(k)
     tests = list(iter_instances(test_path))
     n_total = len(tests)
     if limit is not None:
         tests = tests[:limit]
-    # Demos from the train split; without one, from the full test split (never the item itself).
+    # Demos from the train split (else the full test split) or, officially, from the test file; never the item itself.
     pool: list[Instance] = []
     if k > 0:
-        pool = list(iter_instances(files["train"])) if "train" in files else list(iter_instances(test_path))
-    new_tokens = entry.max_new_tokens if max_new_tokens is None else max_new_tokens
+        if proto.demo_pool == "train_else_test" and "train" in files:
+            pool = list(iter_instances(files["train"]))
+        else:
+            pool = list(iter_instances(test_path))
+    new_tokens = proto.new_tokens_for(entry.max_new_tokens, max_new_tokens)
     context = backend.context_length
+    # Backends that know their context can count tokens; API backends (no context) are never truncated.
     budget = context - new_tokens if context else None
+    if budget is not None and proto.prompt_tokens is not None:
+        budget = min(budget, proto.prompt_tokens)
     count = backend.count_tokens if budget is not None else None
     items: list[Item] = []
     for inst in tests:
         demos = sample_demos(pool, k, seed=seed, task_id=entry.id, instance=inst)
-        fitted = fit_prompt(definition, inst, demos, count=count, budget=budget, style=style)
+        fitted = fit_prompt(definition, inst, demos, count=count, budget=budget, style=style, frame=frame)
         rendered = backend.render(fitted.prompt)
         room, error = new_tokens, None
         if fitted.over_budget and context and fitted.tokens is not None:
-            # The query alone overflows the generation room: shorten the room, or fail the item if none is left.
-            room = context - fitted.tokens
+            # The query alone overflows the budget: shorten the room, or fail the item if none is left.
+            room = min(new_tokens, context - fitted.tokens)
             if room <= 0:
                 error = f"prompt of {fitted.tokens} tokens does not fit the model context of {context} (the query is never cut)"
                 room = new_tokens
@@ -155,7 +130,7 @@ def plan_task(
                 error=error,
             )
         )
-    return TaskPlan(entry, files, definition, n_total, items, new_tokens)
+    return TaskPlan(entry, files, definition, n_total, items, new_tokens, protocol=proto.name, shots=k)
 
 
 def file_hashes(files: dict[str, Path]) -> dict[str, dict[str, Any]]:

@@ -1,12 +1,10 @@
-"""The MedS-Bench task catalog (``catalog.yaml``) and workspace task lookup."""
+"""The MedS-Bench task catalog (``catalog.yaml``); task folders are scanned in ``medsbench.tasks.workspace``."""
 
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 
 import yaml
 
@@ -124,12 +122,9 @@ class Catalog:
                 raise MedsbenchError(
                     f"unknown task or category '{item}' (task ids like task57, categories: {', '.join(self.categories)}, or all)"
                 )
-        return sorted(chosen.values(), key=lambda t: _task_number(t.id))
+        from medsbench.tasks.workspace import task_order
 
-
-def _task_number(task_id: str) -> int:
-    digits = "".join(ch for ch in task_id if ch.isdigit())
-    return int(digits) if digits else 0
+        return sorted(chosen.values(), key=lambda t: task_order(t.id))
 
 
 @functools.lru_cache(maxsize=1)
@@ -152,26 +147,3 @@ def load_catalog() -> Catalog:
 def catalog() -> Catalog:
     """The packaged MedS-Bench catalog (cached)."""
     return load_catalog()
-
-
-def find_task_files(tasks_dir: str | os.PathLike) -> dict[str, dict[str, Path]]:
-    """Map task id -> {split: path} for every task file in a workspace folder.
-
-    Reads only each file's metadata (task id and split), so it is cheap even
-    for huge files.
-    """
-    from medsbench.tasks.format import read_meta, split_of, task_id_of
-
-    root = Path(tasks_dir)
-    found: dict[str, dict[str, Path]] = {}
-    if not root.is_dir():
-        return found
-    for path in sorted(root.iterdir()):
-        if path.suffix not in (".json", ".jsonl") or path.name.startswith("."):
-            continue
-        meta = read_meta(path)
-        tid = task_id_of(meta, path)
-        if tid is None:
-            continue
-        found.setdefault(tid, {})[split_of(meta, path)] = path
-    return found

@@ -26,6 +26,14 @@ class TaskStats:
         return asdict(self)
 
 
+def _label(value: object) -> str:
+    """A metadata label as text; a malformed one (not a string) shows as '?' (``data validate`` names it)."""
+    value = _first(value)
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else "?"
+
+
 def task_stats(path: str | os.PathLike) -> TaskStats:
     meta = read_meta(path)
     tid = task_id_of(meta, path)
@@ -36,13 +44,13 @@ def task_stats(path: str | os.PathLike) -> TaskStats:
         in_chars += len(inst.input) if isinstance(inst.input, str) else 0
         out_chars += len(inst.target) if isinstance(inst.output, list) and inst.output and isinstance(inst.target, str) else 0
     cats = meta.get("Categories")
-    category = entry.category if entry else (_first(cats) if cats else "") or ""
+    category = entry.category if entry else (_label(cats) if cats else "")
     return TaskStats(
         file=Path(path).name,
         task_id=tid,
         split=split_of(meta, path),
         category=category,
-        language=_first(meta.get("Input_language")) or "",
+        language=_label(meta.get("Input_language")),
         instances=n,
         mean_input_chars=round(in_chars / n, 1) if n else 0.0,
         mean_output_chars=round(out_chars / n, 1) if n else 0.0,

@@ -1,0 +1,85 @@
+"""``Results``: ``results.json``, per task and category, both scoring modes, CIs, coverage.
+
+Written by :mod:`medsbench.metrics` (``score_predictions`` / ``write_results``), read by
+:mod:`medsbench.board`, ``medsbench compare`` and the eval summary table.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import Field
+
+from medsbench.records.base import SCHEMA_VERSION, Record, load_model, save_model
+
+CI = tuple[float, float]
+
+
+class TaskResult(Record):
+    category: str
+    language: str
+    scorer: str | None = None  # the registered scorer's name
+    n: int  # items scored (failed items excluded)
+    n_reference: int  # items the official script counts
+    n_failed: int = 0  # items without an answer (backend failure): missing, not zero
+    coverage: float = 1.0  # n / (n + n_failed)
+    metric: str  # the primary metric of the task's scorer
+    metrics: dict[str, float]  # strict mode
+    reference: dict[str, float]  # reference mode (the official scripts' semantics)
+    ci: dict[str, CI] = Field(default_factory=dict)
+    reference_ci: dict[str, CI] = Field(default_factory=dict)
+    parse_failure_rate: float | None = None
+    empty_rate: float = 0.0
+    hit_cap_rate: float | None = None  # share of generations that stopped at the token limit
+    majority_baseline: float | None = None  # closed-label tasks: accuracy of always answering the top gold
+    degenerate: bool = False  # one gold label (nearly) everywhere
+    n_without_gold: int = 0
+
+
+class CategoryResult(Record):
+    n_tasks: int
+    tasks: list[str]
+    metric: str | None = None
+    metrics: dict[str, float]
+    reference: dict[str, float]
+
+
+class PooledResult(Record):
+    tasks: list[str]
+    n: int
+    metrics: dict[str, float]
+    reference: dict[str, float]
+
+
+class InputFile(Record):
+    path: str
+    sha256: str
+
+
+class Bootstrap(Record):
+    resamples: int
+    seed: int
+    level: float = 0.95
+
+
+class Results(Record):
+    schema_version: int = SCHEMA_VERSION
+    medsbench_version: str
+    inputs: list[InputFile] = Field(default_factory=list)
+    n_rows: int
+    tasks: dict[str, TaskResult]
+    categories: dict[str, CategoryResult]
+    pooled: dict[str, PooledResult] = Field(default_factory=dict)
+    unknown_task_ids: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    reference_deviations: list[str] = Field(default_factory=list)
+    protocol: str | None = None
+    protocol_deviations: list[str] = Field(default_factory=list)
+    bootstrap: Bootstrap
+
+    def save(self, path: str | os.PathLike) -> None:
+        save_model(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Results:
+        return load_model(cls, path, "results file")

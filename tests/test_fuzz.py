@@ -1,0 +1,60 @@
+"""Fuzzing the readers and the CLI: random and mutated task files, prediction files and
+submissions give a clean exit or one ``error:`` line, never a traceback (see tests/fuzzing.py;
+bench/fuzz_bench.py runs a larger seeded budget)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fuzzing import SEEDS, check_clean_failure, commands_for, mutate_file_text, run_cli, write_bench_tasks
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    work = tmp_path_factory.mktemp("fuzz")
+    write_bench_tasks(work)
+    return work
+
+
+def _write(work, name: str, text: str):
+    path = work / "in" / name.replace(".", "-") / name  # one folder per kind: `data stats` reads the folder
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode("utf-8", "surrogatepass"))
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(SEEDS))
+def test_valid_seed_files_are_accepted(name, work):
+    """The seeds themselves read cleanly (so the mutations start from something real)."""
+    path = _write(work, name, SEEDS[name]())
+    for argv in commands_for(name, path, work):
+        code, err = run_cli(argv)
+        assert code == 0, (argv, err)
+        if argv[0] == "board":  # each submission is a new pending entry
+            assert "pending" in err + "" or code == 0
+
+
+@pytest.mark.parametrize("name", sorted(SEEDS))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(min_value=0, max_value=2**32 - 1))
+def test_mutated_files_fail_cleanly(name, seed, work):
+    rng = random.Random(seed)
+    path = _write(work, name, mutate_file_text(name, rng))
+    for argv in commands_for(name, path, work):
+        code, err = run_cli(argv)
+        check_clean_failure(code, err, argv)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(blob=st.binary(max_size=400), name=st.sampled_from(sorted(SEEDS)))
+def test_random_bytes_fail_cleanly(blob, name, work):
+    path = work / "bytes" / name.replace(".", "-") / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(blob)
+    for argv in commands_for(name, path, work):
+        code, err = run_cli(argv)
+        check_clean_failure(code, err, argv)
