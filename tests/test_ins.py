@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import RAW
+
 from medsbench.errors import MedsbenchError
 from medsbench.ins import InsConfig, build_mixture
 from medsbench.ins.stats import check_shards

@@ -15,7 +15,6 @@ from medsbench.ins.dedupe import U64Set, rolling, token_hashes, tokens
 from medsbench.ins.instructions import load_sidecar, load_sidecars, rewrite
 from medsbench.ins.mixer import Selector, allocate
 
-
 NATURAL = {"temperature": 1.0, "cap": None, "max_repeats": 1}  # every clean instance once
 
 

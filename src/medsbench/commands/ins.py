@@ -51,10 +51,13 @@ def build_cmd(
         changes["decontam.near"] = False
     if changes:
         cfg = cfg.updated(**changes)
+    from medsbench.fileio import exclusive_lock
+
     console = Console(stderr=True)
-    stats = build_mixture(
-        tasks, out, cfg, ins_files=ins_files, bench_tasks=bench_tasks or [WORK_TASKS], log=lambda m: console.print(m)
-    )
+    with exclusive_lock(out, "mixture folder"):  # one writer per mixture folder
+        stats = build_mixture(
+            tasks, out, cfg, ins_files=ins_files, bench_tasks=bench_tasks or [WORK_TASKS], log=lambda m: console.print(m)
+        )
     t = stats["totals"]
     typer.echo(
         f"{out}: {t['examples']} examples from {t['tasks']} task(s) in {t['shards']} shard(s); dropped "

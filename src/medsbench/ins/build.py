@@ -27,7 +27,6 @@ import numpy as np
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import sha256_file, stable_seed, write_json
 from medsbench.ins.config import InsConfig
-from medsbench.tasks.workspace import task_order as _task_order
 from medsbench.ins.decontam import REASONS, TestIndex
 from medsbench.ins.dedupe import (
     Bander,
@@ -45,7 +44,14 @@ from medsbench.ins.instructions import Variants, load_sidecars
 from medsbench.ins.mixer import Reservoir, Selector, VariantChooser, allocate
 from medsbench.prompts import build_prompt, sample_demos
 from medsbench.tasks.catalog import LANGUAGE_CODES
-from medsbench.tasks.format import Instance, iter_instances, read_meta, split_of, task_id_of
+from medsbench.tasks.format import (
+    Instance,
+    iter_instances,
+    read_meta,
+    split_of,
+    task_id_of,
+)
+from medsbench.tasks.workspace import task_order as _task_order
 
 CHUNK = 4096
 CONTAM_EXAMPLES = 10  # per task, in the report
@@ -296,9 +302,9 @@ def build_mixture(
     if not files:
         raise MedsbenchError(f"no input task files with split {'/'.join(cfg.splits)} in {', '.join(map(str, [*tasks, *ins_files]))}")
     say(f"{len(files)} input file(s); {len(skipped)} skipped by split")
-    warnings = validate_inputs([f.path for f in files]) if cfg.validate_inputs else 0
     defs = cfg.instructions.definitions
     sidecar: dict[str, Variants] = load_sidecars([*([defs] if defs is not None else []), *cfg.instructions.sidecars])
+    warnings = validate_inputs([f.path for f in files]) if cfg.validate_inputs else 0
 
     states: dict[str, TaskState] = {}
     for f in sorted(files, key=lambda f: (_task_order(f.task_id), str(f.path))):

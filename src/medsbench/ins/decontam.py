@@ -33,7 +33,18 @@ from pathlib import Path
 import numpy as np
 
 from medsbench.ins.config import DecontamConfig
-from medsbench.ins.dedupe import LATIN, Bander, Signer, digests, normalise, rolling, script_classes, subset, token_hashes, tokens
+from medsbench.ins.dedupe import (
+    LATIN,
+    Bander,
+    Signer,
+    digests,
+    normalise,
+    rolling,
+    script_classes,
+    subset,
+    token_hashes,
+    tokens,
+)
 from medsbench.tasks.format import iter_instances, read_meta, task_id_of
 
 REASONS = ("exact_input", "ngram", "near")
@@ -209,6 +220,14 @@ class TestIndex:
                 reason[sel] = 2
                 task[sel] = pay2[rows, first_col[rows]]
         return reason, task
+
+    def check_texts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`check` from raw input texts (tokenised and signed here); for reports and tests."""
+        toks = [tokens(x) for x in texts]
+        lengths = np.fromiter((len(t) for t in toks), dtype=np.int64, count=len(toks))
+        th = token_hashes([w for t in toks for w in t])
+        sigs, active = self.signer.signatures(th, lengths) if self.signer is not None else (None, None)
+        return self.check(texts, th, lengths, sigs, active, script_classes(texts, toks))
 
     @staticmethod
     def _mark(reason: np.ndarray, task: np.ndarray, hit: np.ndarray, pay: np.ndarray, own: np.ndarray) -> None:
