@@ -110,7 +110,9 @@ def render_card(stats: dict[str, Any]) -> str:
             "so the mixture carries that licence too).\n")
     bal = cfg["balance"]
     add(f"Balance: temperature {bal['temperature']}, cap {bal['cap']}, total {bal['total'] or 'sum of capped task sizes'}, "
-        f"max repeats {bal['max_repeats']}. \"Before\" counts the clean instances (after deduplication and "
+        f"max repeats {bal['max_repeats']}: p(task) ∝ min(clean, cap)^(1/T), a task gives at most min(clean, cap) x max repeats "
+        "examples (a repeat gets its own instruction and demos), so large tasks are cut to the cap and small ones "
+        "upsampled; with T >= 1 and the default total no task exceeds the cap. \"Before\" counts the clean instances (after deduplication and "
         "decontamination, before caps, temperature and repeats); \"after\" counts the examples written.\n")
     before_all = stats.get("shares_before_balancing", {})
     for key, title in (("category", "Category"), ("language", "Language"), ("source", "Source")):

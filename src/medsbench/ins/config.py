@@ -12,14 +12,15 @@ Default balance (``BalanceConfig``): at most ``cap = 5000`` distinct instances
 per task, temperature ``T = 2`` (p(task) ∝ min(n, cap)^(1/2)) and up to
 ``max_repeats = 3`` emissions of an instance of a small task (each with its own
 instruction and demos). Measured on the converted train splits of the shared
-raw data (24 train tasks, 179,158 clean instances), the natural mix (T = 1, no
-cap) is 53.5% one task (ICD-10-CM code explanation, task115) and 55.6% the
-Explanation category; the default gives 66,840 examples with no task above
+raw data (24 train tasks, 179,720 clean instances), the natural mix (T = 1, no
+cap) is 53.3% one task (ICD-10-CM code explanation, task115) and 55.4% the
+Explanation category; the default gives 67,402 examples with no task above
 6.1% (the cap bounds every task: with T >= 1 and the default total no task can
-exceed ``cap``), categories NER 47.7% (9 of the 24 tasks), QA 19.6%,
-information extraction 12.7%, explanation 11.4%, classification 3.5%,
-summarisation 3.1%, fact verification 1.9%. ``cap: null`` and
-``temperature: 1`` give every clean instance once (the natural mix).
+exceed ``cap``), categories NER 47.3% (9 of the 24 tasks), QA 20.3%,
+information extraction 12.6%, explanation 11.3%, classification 3.5%,
+summarisation 3.0%, fact verification 1.9%; ICD-10-CM 6.1% of the sources.
+``cap: null``, ``temperature: 1`` and ``max_repeats: 1`` give every clean
+instance once (the natural mix).
 
 Unknown keys and out-of-range values are rejected with one line naming the
 field (``extra="forbid"``), so a typo never silently falls back to a default.
@@ -123,11 +124,12 @@ class DecontamConfig(_Strict):
     # a CJK character carries a fraction of an English word, so 13 characters are a short clause and
     # match generic exam phrasing. Han-only text (Chinese) uses ``ngram_han`` characters, text with
     # kana or Hangul (Japanese, Korean) ``ngram_kana``. Chosen by measurement on the real splits
-    # (IgakuQA train vs test; MedQA-MCMLE zh test split in two halves, seeded), flagged share of
-    # training items: ja 47.9% at 13, 11.5% at 20, 5.0% at 30 (what is left is almost all one
-    # exam template sentence of ~45 characters, see ``bench/ins_bench.py --cjk``); zh 10.6% at 13,
-    # 6.2% at 20 (about half of them the same question with edited or shuffled options), 4.1% at
-    # 30, which misses many of those re-used questions. Latin-script inputs keep ``ngram``.
+    # (IgakuQA train vs test; MedQA-MCMLE zh test split in two seeded halves, as it has no train split;
+    # ``bench/ins_bench.py --cjk``), share of training items flagged: ja 47.9% at 13, 11.5% at 20,
+    # 5.0% at 30 (what is left is almost all one exam template sentence of ~45 characters, which a
+    # 13-word English template would match as well); zh 10.6% at 13, 6.3% at 20 (in a sample most
+    # are the same question with edited or shuffled options, or a shared case vignette), 4.1% at 30,
+    # which misses many of those re-used questions. Latin-script inputs keep ``ngram``.
     ngram_han: int = Field(20, ge=1, le=200)
     ngram_kana: int = Field(30, ge=1, le=200)
     near: bool = True
