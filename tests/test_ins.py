@@ -268,6 +268,7 @@ def test_bad_input_one_line(workspace, tmp_path, capsys, case):
     errors = [line for line in err if line.startswith("error: ")]
     assert len(errors) == 1 and err[-1] == errors[0] and expect in errors[0], err
     assert not any("Traceback" in line for line in err)
+    assert not (tmp_path / "m").exists()  # a failed build leaves no folder (nor its lock file) behind
 
 
 def test_real_train_splits(tmp_path):

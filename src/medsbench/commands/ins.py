@@ -51,13 +51,21 @@ def build_cmd(
         changes["decontam.near"] = False
     if changes:
         cfg = cfg.updated(**changes)
-    from medsbench.fileio import exclusive_lock
+    from medsbench.fileio import LOCK_NAME, exclusive_lock
 
     console = Console(stderr=True)
-    with exclusive_lock(out, "mixture folder"):  # one writer per mixture folder
-        stats = build_mixture(
-            tasks, out, cfg, ins_files=ins_files, bench_tasks=bench_tasks or [WORK_TASKS], log=lambda m: console.print(m)
-        )
+    created = not out.exists()
+    try:
+        with exclusive_lock(out, "mixture folder"):  # one writer per mixture folder
+            stats = build_mixture(
+                tasks, out, cfg, ins_files=ins_files, bench_tasks=bench_tasks or [WORK_TASKS], log=lambda m: console.print(m)
+            )
+    except BaseException:
+        # A build that fails before writing anything leaves no folder behind (the lock made it).
+        if created and out.is_dir() and [p.name for p in out.iterdir()] == [LOCK_NAME]:
+            (out / LOCK_NAME).unlink(missing_ok=True)
+            out.rmdir()
+        raise
     t = stats["totals"]
     typer.echo(
         f"{out}: {t['examples']} examples from {t['tasks']} task(s) in {t['shards']} shard(s); dropped "

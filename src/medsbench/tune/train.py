@@ -248,8 +248,17 @@ def train(
     """
     if int(os.environ.get("RANK", "0")) != 0:
         return _train(base, data, out, cfg, resume=resume, merge=merge, callbacks=callbacks)
-    with exclusive_lock(out, "tune output folder"):
-        return _train(base, data, out, cfg, resume=resume, merge=merge, callbacks=callbacks)
+    out = Path(out)
+    created = not out.exists()
+    try:
+        with exclusive_lock(out, "tune output folder"):
+            return _train(base, data, out, cfg, resume=resume, merge=merge, callbacks=callbacks)
+    except BaseException:
+        # A run that fails before writing anything leaves no folder behind (the lock made it).
+        if created and out.is_dir() and [p.name for p in out.iterdir()] == [LOCK_NAME]:
+            (out / LOCK_NAME).unlink(missing_ok=True)
+            out.rmdir()
+        raise
 
 
 def _train(
