@@ -156,12 +156,12 @@ def cjk_report(tasks: Path, sample: int) -> None:
             for cname, cfg in configs.items():
                 hits, reasons = flagged(train, tests, cfg)
                 print(f"{name}, {cname}: {len(hits)}/{len(train)} flagged = {100 * len(hits) / len(train):.1f}% {reasons}")
-            rng = random.Random(1)
-            for i in rng.sample(hits, min(sample, len(hits))):
-                text = train[i].input
-                best = max(test_inputs, key=lambda x: difflib.SequenceMatcher(None, text, x, autojunk=False).find_longest_match().size)
-                m = difflib.SequenceMatcher(None, text, best, autojunk=False).find_longest_match()
-                print(f"  - {train[i].id}: shares {m.size} chars: {text[m.a:m.a + m.size]!r}")
+                rng = random.Random(1)
+                for i in rng.sample(hits, min(sample, len(hits))):
+                    text = train[i].input
+                    best = max(test_inputs, key=lambda x: difflib.SequenceMatcher(None, text, x, autojunk=False).find_longest_match().size)
+                    m = difflib.SequenceMatcher(None, text, best, autojunk=False).find_longest_match()
+                    print(f"  - {train[i].id}: longest text shared with a test input ({m.size} chars): {text[m.a:m.a + m.size]!r}")
 
 
 def main() -> None:
