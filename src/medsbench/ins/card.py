@@ -152,7 +152,7 @@ def render_card(stats: dict[str, Any]) -> str:
     add(f"Checked against {dec['test_instances']} test instance(s) of {len(dec['test_tasks'])} benchmark task(s): "
         f"exact normalised input, shared {dec['ngram']}-gram"
         + (f" ({dec['ngram_han']} characters for Han-script inputs, {dec['ngram_kana']} for inputs with kana or Hangul; "
-           f"{dec.get('cjk_test_instances', 0)} CJK test input(s))" if "ngram_han" in dec else "")
+           f"{dec.get('cjk_test_instances', 0)} test input(s) with CJK characters)" if "ngram_han" in dec else "")
         + ", and "
         + (f"MinHash near-duplicate at Jaccard {dec['threshold']}" if dec["near"] else "no near-duplicate search")
         + f". {dec['ignored_boilerplate_ngrams']} boilerplate n-gram(s) shared by more than "

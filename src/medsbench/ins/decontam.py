@@ -10,9 +10,9 @@ n-grams are script-aware (``dedupe.script_class``). Inputs mostly in CJK script
 (tokens are single characters there) use longer n-grams: ``ngram_han`` characters
 for Han-only text (Chinese), ``ngram_kana`` for text with kana or Hangul
 (Japanese, Korean). A CJK training input is checked with its class's size against
-the CJK test inputs (indexed at both sizes) and with ``ngram`` against the
-``ngram``-grams of Latin-script test inputs only (an English passage copied into
-it is still caught). A Latin-script training input is checked exactly as before
+the test inputs that contain CJK characters (indexed at both sizes) and with
+``ngram`` against the ``ngram``-grams of test inputs without any CJK character
+(an English passage copied into it is still caught). A Latin-script training input is checked exactly as before
 the CJK sizes existed: ``ngram``-grams against every test input.
 
 The index is sized by the test sets only (never by the training data): per test
@@ -38,6 +38,7 @@ from medsbench.ins.dedupe import (
     Bander,
     Signer,
     digests,
+    has_cjk,
     normalise,
     rolling,
     script_classes,
@@ -95,14 +96,14 @@ class TestIndex:
     input_task: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))
     ngram_keys: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
     ngram_task: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))
-    ngram_latin: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # key occurs in a Latin-script test input
-    cjk_keys: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))  # CJK test inputs, both CJK sizes
+    ngram_latin: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # key occurs in a test input without CJK
+    cjk_keys: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))  # test inputs with CJK, both CJK sizes
     cjk_task: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))
     band_keys: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
     band_task: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))
     ignored_ngrams: int = 0
     ignored_cjk_ngrams: int = 0
-    cjk_instances: int = 0  # test inputs in CJK script (indexed at the CJK sizes too)
+    cjk_instances: int = 0  # test inputs with any CJK character (indexed at the CJK sizes too)
     signer: Signer | None = None
     bander: Bander | None = None
 
@@ -152,13 +153,14 @@ class TestIndex:
         toks = [tokens(x) for x in texts]
         lengths = np.fromiter((len(x) for x in toks), dtype=np.int64, count=n)
         th = token_hashes([w for x in toks for w in x])
-        classes = script_classes(texts, toks)
+        # Test inputs with any CJK character are indexed at the CJK sizes too; only n-grams of inputs
+        # without one count for a CJK training input's ``ngram``-grams.
+        cjk = np.fromiter((has_cjk(x) for x in texts), dtype=bool, count=n)
         h, own = rolling(th, lengths, self.cfg.ngram)
         pair = _per_instance(h, own)
         acc["ng_v"].append(pair[:, 1])
         acc["ng_o"].append(np.full(len(pair), t, np.uint32))
-        acc["latin"].append(pair[classes[pair[:, 0].astype(np.int64)] == LATIN, 1])
-        cjk = classes != LATIN
+        acc["latin"].append(pair[~cjk[pair[:, 0].astype(np.int64)], 1])
         self.cjk_instances += int(cjk.sum())
         if cjk.any():
             sth, slen, _ = subset(th, lengths, cjk)
@@ -193,7 +195,7 @@ class TestIndex:
         pos = np.searchsorted(self.ngram_keys, h) if len(self.ngram_keys) else np.zeros(len(h), np.int64)
         pos[pos == len(self.ngram_keys)] = 0
         hit = (self.ngram_keys[pos] == h) if len(self.ngram_keys) else np.zeros(len(h), bool)
-        # A CJK item's ``ngram``-grams count only where they occur in a Latin-script test input.
+        # A CJK item's ``ngram``-grams count only where they occur in a test input without CJK characters.
         hit &= (classes[own] == LATIN) | (self.ngram_latin[pos] if len(self.ngram_latin) else False)
         pay = self.ngram_task[pos] if len(self.ngram_task) else np.zeros(len(h), np.uint32)
         self._mark(reason, task, hit, pay, own)

@@ -69,6 +69,10 @@ def script_class(text: str, toks: Sequence[str]) -> int:
     return KANA if _KANA_RE.search(text) else HAN
 
 
+def has_cjk(text: str) -> bool:
+    return _CJK_CHAR_RE.search(text) is not None
+
+
 def script_classes(texts: Sequence[str], toks: Sequence[Sequence[str]]) -> np.ndarray:
     return np.fromiter((script_class(x, t) for x, t in zip(texts, toks)), dtype=np.int8, count=len(texts))
 
