@@ -126,12 +126,16 @@ def stats_cmd(
     for k, v in t.items():
         table.add_row(k.replace("_", " "), str(v))
     console.print(table)
+    before_all = stats.get("shares_before_balancing", {})
     for key in ("category", "language", "source", "task"):
-        tb = Table(title=f"{key} share")
-        for col in (key, "examples", "share"):
-            tb.add_column(col)
+        before = before_all.get(key, {})
+        tb = Table(title=f"{key} share" + (" (before: clean instances, after: examples written)" if before else ""))
+        for col in (key, *(("before", "share") if before else ()), "examples", "share"):
+            tb.add_column(col, overflow="fold")
         for name, v in stats["shares"][key].items():
-            tb.add_row(name, str(v["n"]), f"{100 * v['share']:.2f}%")
+            b = before.get(name)
+            cells = (str(b["n"]), f"{100 * b['share']:.2f}%") if b else ("-", "-")
+            tb.add_row(name, *(cells if before else ()), str(v["n"]), f"{100 * v['share']:.2f}%")
         console.print(tb)
     console.print("shots: " + ", ".join(f"{k}-shot {v}" for k, v in stats["shots"].items()))
     ins = stats["instructions"]
