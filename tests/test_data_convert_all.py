@@ -13,7 +13,7 @@ from medsbench.tasks import find_task_files, iter_instances, validate_file
 
 runner = CliRunner()
 REQUIRED = ["task57", "task58", "task59", "task60", "task61", "task122", "task123", "task129", "task114",
-            "task1", "task2", "task3", "task106", "task12", "task126", "task127", "task128"]
+            "task1", "task2", "task3", "task106", "task12", "task126", "task127", "task128", "task29", "task46"]
 
 
 @pytest.fixture(scope="module")

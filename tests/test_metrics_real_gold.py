@@ -39,7 +39,7 @@ def _official_reachable(rows, task_id):
 
 
 def test_gold_scores_100(gold_rows):
-    results = score_predictions(gold_rows, bootstrap=0)
+    results = score_predictions(gold_rows, bootstrap=0).model_dump(mode="json")
     tasks = results["tasks"]
     assert {"task57", "task59", "task60", "task61", "task123", "task12", "task106", "task127", "task128",
             "task1", "task2", "task3", "task114"} <= set(tasks)

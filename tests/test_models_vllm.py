@@ -19,7 +19,7 @@ def test_missing_vllm_gives_the_install_hint(monkeypatch):
         load_backend("vllm:/models/x")
 
 
-def test_vllm_backend_with_a_stub_module(monkeypatch, tiny_model_dir):
+def test_vllm_backend_with_a_stub_module(monkeypatch, tiny_model_dir, tmp_path):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
@@ -48,8 +48,10 @@ def test_vllm_backend_with_a_stub_module(monkeypatch, tiny_model_dir):
             ]
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams))
-    backend = load_backend("vllm:/models/x,tensor_parallel_size=2")
-    assert seen["init"] == {"model": "/models/x", "trust_remote_code": False, "tensor_parallel_size": 2}
+    monkeypatch.setenv("MEDSBENCH_FINGERPRINT_CACHE", str(tmp_path / "fp.sqlite"))
+    backend = load_backend(f"vllm:{tiny_model_dir},tensor_parallel_size=2,gpu_memory_utilization=0.5")
+    assert seen["init"] == {"model": str(tiny_model_dir), "trust_remote_code": False, "tensor_parallel_size": 2,
+                            "gpu_memory_utilization": 0.5}
     assert backend.context_length == 4096
     prompt = Prompt("sys", "Input:\nq\nOutput:\n")
     text = backend.render(prompt).text
@@ -60,4 +62,17 @@ def test_vllm_backend_with_a_stub_module(monkeypatch, tiny_model_dir):
     assert [p.kw["max_tokens"] for p in seen["params"]] == [7, 9]
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert seen["prompts"][0]["prompt_token_ids"] == ids == seen["prompts"][1]["prompt_token_ids"]
-    assert backend.identity()["model"] == "/models/x"
+    from medsbench.models.fingerprint import folder_fingerprint
+
+    ident = backend.identity()
+    assert ident["model"] == str(tiny_model_dir) and ident["fingerprint_kind"] == "content"
+    assert ident["fingerprint"] == folder_fingerprint(tiny_model_dir).value
+    assert ident["engine"] == {"tensor_parallel_size": "2", "gpu_memory_utilization": "0.5"}
+
+
+def test_vllm_options_are_checked_before_vllm_loads(monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)  # never reached: the options fail first
+    with pytest.raises(MedsbenchError, match=r"unknown option 'swap_space' for the vllm backend \(known: .*tensor_parallel_size"):
+        load_backend("vllm:/models/x,swap_space=4")
+    with pytest.raises(MedsbenchError, match="option 'tensor_parallel_size'"):
+        load_backend("vllm:/models/x,tensor_parallel_size=0")

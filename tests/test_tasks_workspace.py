@@ -84,7 +84,7 @@ def test_load_definitions_reads_original_def(tmp_path):
     assert load_definitions(path) == {"task57": "Pick one.", "task1": "A list."}
     assert load_definitions(None) == {}
     path.write_text("[1, 2]")
-    with pytest.raises(MedsbenchError, match="must map task ids"):
+    with pytest.raises(MedsbenchError, match="must be one JSON object"):
         load_definitions(path)
 
 
@@ -157,3 +157,14 @@ def test_workspace_tasks_outside_the_catalog_are_selectable_by_their_category(tm
     assert "task999" in [e.id for e in resolve_tasks("all", tasks)[0]]
     assert "task999" in [e.id for e in resolve_tasks("available", tasks)[0]]
     assert resolve_tasks("task999", tasks)[0][0].slug == "rare"
+
+
+def test_quick_selects_the_first_available_task_of_each_category(tmp_path):
+    tasks = _workspace(tmp_path)
+    write_task(tasks / "task58_medqa_zh.test.json", {"Definition": DEF}, _mcqa())
+    write_task(tasks / "task127_bc5cdr_disease.test.json", {"Definition": ["Find diseases."]},
+               [Instance("0", "fever helps.", ["fever."])])
+    entries, _files, _skipped = resolve_tasks("quick", tasks)
+    # mcqa: task57 before task58; ner: task126 before task127; catalog tasks only (task10 is local)
+    assert [e.id for e in entries] == ["task57", "task126"]
+    assert {e.category for e in entries} == {"mcqa", "ner"}

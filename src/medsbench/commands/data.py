@@ -60,19 +60,24 @@ def convert_cmd(
     task_name: str = typer.Option(None, "--name", help="Generic converters: short name (slug) of the new task."),
     entity: str = typer.Option(None, "--entity", help="Generic NER converters: entity type to extract (default: all)."),
     sample: int = typer.Option(None, "--sample", help="Converters that support it: seeded sample of N test items (the paper samples 1,500 for NER and DDXPlus)."),
+    definitions: Path = typer.Option(None, "--definitions", help="RewriteDefinitions.json-shaped file: write its original_def as the Definition of every task id it has (ours otherwise)."),
 ) -> None:
     """Convert raw public releases into task files."""
     from medsbench.errors import MedsbenchError
     from medsbench.sources import convert
+    from medsbench.sources.definitions import load_official_definitions
 
     console = Console()
     if all_sources == (name is not None):
         raise MedsbenchError("give either a converter NAME or --all")
+    official = load_official_definitions(definitions) if definitions is not None else None
+    if official is not None:
+        console.print(f"definitions: {len(official)} task id(s) from {definitions}")
     if not all_sources:
         options = {
             k: v for k, v in (("task_id", task_id), ("name", task_name), ("entity", entity), ("sample", sample)) if v is not None
         }
-        written = convert(name, raw, out, **options)
+        written = convert(name, raw, out, definitions=official, **options)
         for path in written:
             typer.echo(f"wrote {path}")  # plain echo: rich would wrap long paths
         return
@@ -84,7 +89,7 @@ def convert_cmd(
         else:
             console.print(f"{source}: {len(files)} file(s)")
 
-    report = convert_all(raw, out, on_source=progress)
+    report = convert_all(raw, out, on_source=progress, definitions=official)
     console.print(f"wrote {len(report.files)} task file(s) to {out}; skipped {len(report.skipped)} source(s)")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from medsbench.errors import require
+from medsbench.errors import MedsbenchError, require
 from medsbench.models.base import BaseBackend, Rendered, Request, Response
 from medsbench.prompts import Prompt, has_chat_template, render_chat
 
@@ -15,19 +15,36 @@ class VLLMBackend(BaseBackend):
     chunk_size = 256  # vLLM schedules continuously inside one call; chunks only bound what a crash loses
 
     def __init__(self, model: str, *, trust_remote_code: bool = False, **engine_args: Any):
+        """``engine_args``: the typed engine options of :class:`medsbench.models.spec.VLLMOptions`."""
+        from medsbench.models.spec import VLLMOptions
+
+        unknown = sorted(set(engine_args) - set(VLLMOptions.known()))
+        if unknown:
+            raise MedsbenchError(
+                f"unknown vllm option(s) {', '.join(unknown)} (known: {', '.join(VLLMOptions.known())})"
+            )
         vllm = require("vllm", "vllm", "the vllm backend")
         self._vllm = vllm
         self.model_name = model
-        self.engine_args = dict(engine_args)
-        for key in ("tensor_parallel_size", "data_parallel_size", "pipeline_parallel_size", "max_model_len"):
-            if key in self.engine_args:
-                self.engine_args[key] = int(self.engine_args[key])
+        self.engine_args = {k: v for k, v in engine_args.items() if v is not None}
+        self.revision = self.engine_args.get("revision")
+        self._fingerprint: dict[str, str | None] | None = None
         self.llm = vllm.LLM(model=model, trust_remote_code=trust_remote_code, **self.engine_args)
         self.tokenizer = self.llm.get_tokenizer()
         self.chat = has_chat_template(self.tokenizer)
 
     def identity(self) -> dict[str, Any]:
-        return {"backend": "vllm", "model": self.model_name, "engine": {k: str(v) for k, v in self.engine_args.items()}}
+        """Backend, model, weights fingerprint (:mod:`medsbench.models.fingerprint`) and engine options."""
+        if self._fingerprint is None:
+            from medsbench.models.fingerprint import identity_fields
+
+            self._fingerprint = identity_fields(self.model_name, self.revision)
+        return {
+            "backend": "vllm",
+            "model": self.model_name,
+            **self._fingerprint,
+            "engine": {k: str(v) for k, v in self.engine_args.items()},
+        }
 
     def render(self, prompt: Prompt) -> Rendered:
         text = render_chat(self.tokenizer, prompt)

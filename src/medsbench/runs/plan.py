@@ -33,6 +33,7 @@ class Item:
     max_new_tokens: int
     key: str = ""
     error: str | None = None  # set when even the bare query does not fit the context: never sent
+    stop: tuple[str, ...] = ()  # the protocol's stop strings (part of the generation config)
 
 
 @dataclass
@@ -128,6 +129,7 @@ def plan_task(
                 truncated=fitted.truncated,
                 max_new_tokens=room,
                 error=error,
+                stop=proto.stop,
             )
         )
     return TaskPlan(entry, files, definition, n_total, items, new_tokens, protocol=proto.name, shots=k)

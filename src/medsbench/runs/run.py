@@ -102,7 +102,7 @@ def score(pred_path: Path, run_dir: Path, log: Callable[[str], None]) -> dict[st
         log(f"[yellow]warning: scoring failed, results.json not written: {exc}[/yellow]")
         return None
     write_results(results, run_dir / "results.json")
-    return results
+    return results.model_dump(mode="json")
 
 
 def run_eval(

@@ -61,6 +61,7 @@ class Category:
     metric: str
     shots: int
     max_new_tokens: int
+    scorer: str | None = None  # the default scorer of the category's tasks (medsbench.metrics.registry)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class CatalogEntry:
     max_new_tokens: int
     source: str | None = None
     note: str | None = None
+    scorer: str | None = None  # the registered scorer (medsbench.metrics.registry); default: the category's
 
     def file_name(self, split: str = "test") -> str:
         """The workspace file name of this task's split, e.g. ``task57_medqa_en.test.json``."""
@@ -120,7 +122,7 @@ class Catalog:
                 chosen[item] = self.tasks[item]
             else:
                 raise MedsbenchError(
-                    f"unknown task or category '{item}' (task ids like task57, categories: {', '.join(self.categories)}, or all)"
+                    f"unknown task or category '{item}' (task ids like task57, categories: {', '.join(self.categories)}, all, available or quick)"
                 )
         from medsbench.tasks.workspace import task_order
 
@@ -140,6 +142,7 @@ def load_catalog() -> Catalog:
         row["metric"] = row["metric"] or cat.metric
         row.setdefault("shots", cat.shots)
         row.setdefault("max_new_tokens", cat.max_new_tokens)
+        row["scorer"] = row.get("scorer") or cat.scorer
         tasks[row["id"]] = CatalogEntry(**row)
     return Catalog(version=int(data["version"]), categories=cats, tasks=tasks)
 

@@ -20,6 +20,73 @@ HALLMARKS: tuple[str, ...] = (
 )
 
 
+# The 49 DDXPlus conditions (task130), English names as in the release's
+# release_conditions.json (``cond-name-eng``, spelling kept, e.g. 'Larygospasm'). The DDXPlus
+# converter writes them lower-cased; strict diagnosis scoring matches them case-insensitively.
+DDXPLUS_CONDITIONS: tuple[str, ...] = (
+    'Acute COPD exacerbation / infection',
+    'Acute dystonic reactions',
+    'Acute laryngitis',
+    'Acute otitis media',
+    'Acute pulmonary edema',
+    'Acute rhinosinusitis',
+    'Allergic sinusitis',
+    'Anaphylaxis',
+    'Anemia',
+    'Atrial fibrillation',
+    'Boerhaave',
+    'Bronchiectasis',
+    'Bronchiolitis',
+    'Bronchitis',
+    'Bronchospasm / acute asthma exacerbation',
+    'Chagas',
+    'Chronic rhinosinusitis',
+    'Cluster headache',
+    'Croup',
+    'Ebola',
+    'Epiglottitis',
+    'GERD',
+    'Guillain-Barré syndrome',
+    'HIV (initial infection)',
+    'Influenza',
+    'Inguinal hernia',
+    'Larygospasm',
+    'Localized edema',
+    'Myasthenia gravis',
+    'Myocarditis',
+    'PSVT',
+    'Pancreatic neoplasm',
+    'Panic attack',
+    'Pericarditis',
+    'Pneumonia',
+    'Possible NSTEMI / STEMI',
+    'Pulmonary embolism',
+    'Pulmonary neoplasm',
+    'SLE',
+    'Sarcoidosis',
+    'Scombroid food poisoning',
+    'Spontaneous pneumothorax',
+    'Spontaneous rib fracture',
+    'Stable angina',
+    'Tuberculosis',
+    'URTI',
+    'Unstable angina',
+    'Viral pharyngitis',
+    'Whooping cough',
+)
+
+# The 7 'Radiation sequence with surgery' options of SEER (task131), as the SEER converter writes them.
+SEER_OPTIONS: tuple[str, ...] = (
+    "Intraoperative rad with other rad before/after surgery",
+    "Intraoperative radiation",
+    "No radiation and/or cancer-directed surgery",
+    "Radiation after surgery",
+    "Radiation before and after surgery",
+    "Radiation prior to surgery",
+    "Surgery both before and after radiation",
+)
+
+
 # ------------------------------------------------------------------ label statistics
 # Pure functions over the gold labels of a closed-label task (one label string
 # per instance). ``medsbench data audit`` and the scorer share them.

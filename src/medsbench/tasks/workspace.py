@@ -29,7 +29,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from medsbench.errors import MedsbenchError
-from medsbench.fileio import read_json
 from medsbench.tasks.catalog import CatalogEntry, catalog
 from medsbench.tasks.format import Task, read_meta, read_task, split_of, task_id_of
 
@@ -82,17 +81,9 @@ def load_definitions(path: str | os.PathLike | None) -> dict[str, str]:
     """Official definitions by task id (RewriteDefinitions.json: {task: {original_def, ...}})."""
     if path is None:
         return {}
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise MedsbenchError("definitions file must map task ids to objects", where=str(path))
-    out: dict[str, str] = {}
-    for tid, value in data.items():
-        text = value.get("original_def") if isinstance(value, dict) else value
-        if isinstance(text, list):
-            text = text[0] if text else None
-        if isinstance(text, str):
-            out[tid] = text
-    return out
+    from medsbench.tasks.definitions import read_definitions_file
+
+    return read_definitions_file(path).originals()
 
 
 def task_source(path: str | os.PathLike) -> dict | None:
@@ -168,7 +159,10 @@ def _workspace_entry(task_id: str, splits: dict[str, Path]) -> CatalogEntry | No
 def resolve_tasks(
     selection: str, tasks_dir: Path, *, validate: bool = True
 ) -> tuple[list[CatalogEntry], dict[str, dict[str, Path]], list[str]]:
-    """Resolve ``--tasks`` (ids, category keys, ``all``, ``available``) against the catalog and a task folder.
+    """Resolve ``--tasks`` (ids, category keys, ``all``, ``available``, ``quick``) against the catalog and a task folder.
+
+    ``quick`` is one available benchmark task per category (the first in catalog order): a
+    smoke test of every category, as the main job runs it.
 
     Returns (entries in task order, every task's files, selected ids skipped
     for lack of a test file). Explicit ids without a test file are an error;
@@ -195,6 +189,13 @@ def resolve_tasks(
         if item == "available":
             chosen.update({tid: cat.tasks[tid] for tid, sp in files.items() if tid in cat.tasks and "test" in sp})
             chosen.update(extra)
+            continue
+        if item == "quick":
+            firsts: dict[str, CatalogEntry] = {}
+            for e in cat.tasks.values():
+                if "test" in files.get(e.id, {}):
+                    firsts.setdefault(e.category, e)
+            chosen.update({e.id: e for e in firsts.values()})
             continue
         if item in extra:
             chosen[item] = extra[item]

@@ -55,11 +55,24 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def resolve_base(spec: str) -> str:
-    """``default`` | ``hf:PATH[,opts]`` | PATH -> a local folder (or a Hub id, loaded from the cache)."""
+    """``default`` | ``hf:PATH_OR_NAME[,opts]`` | PATH -> a local folder (or a Hub id, loaded from the cache).
+
+    Model specs are parsed by :class:`medsbench.models.spec.ModelSpec`; a string that does not start
+    with a spec kind is taken as a plain path or Hub id.
+    """
+    from medsbench.models.spec import KINDS, ModelSpec
+
     spec = spec.strip()
-    if spec == "default":
-        return str(_default_model_dir())
-    target = spec[3:].split(",", 1)[0] if spec.startswith("hf:") else spec
+    head = spec.split(",", 1)[0].split(":", 1)[0]
+    if head in KINDS:
+        parsed = ModelSpec.parse(spec)
+        if parsed.kind == "default":
+            return str(_default_model_dir())
+        if parsed.kind != "hf":
+            raise MedsbenchError(f"tune needs a local base model (default, hf:PATH or PATH), not '{parsed.redacted()}'")
+        target = parsed.target
+    else:
+        target = spec
     path = Path(target).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
