@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import RAW
+
 from medsbench.errors import MedsbenchError
 from medsbench.ins import InsConfig, build_mixture
 from medsbench.ins.stats import check_shards
@@ -113,9 +113,12 @@ def _rows(out: Path) -> list[dict]:
     return rows
 
 
+NATURAL = {"balance.cap": None, "balance.temperature": 1.0, "balance.max_repeats": 1}  # every clean instance once
+
+
 def test_build_end_to_end(workspace, tmp_path):
     out = tmp_path / "mix"
-    cfg = InsConfig(seed=3).updated(**{"export.shard_rows": 100})
+    cfg = InsConfig(seed=3).updated(**{"export.shard_rows": 100, **NATURAL})
     stats = build_mixture([workspace["tasks"]], out, cfg, ins_files=[workspace["official"]], bench_tasks=[workspace["tasks"]])
     t57, t126, t131 = (stats["tasks"][k] for k in ("task57", "task126", "task131"))
     # Planted problems dropped and reported with their reason.
@@ -265,6 +268,7 @@ def test_bad_input_one_line(workspace, tmp_path, capsys, case):
     errors = [line for line in err if line.startswith("error: ")]
     assert len(errors) == 1 and err[-1] == errors[0] and expect in errors[0], err
     assert not any("Traceback" in line for line in err)
+    assert not (tmp_path / "m").exists()  # a failed build leaves no folder (nor its lock file) behind
 
 
 def test_real_train_splits(tmp_path):
