@@ -222,7 +222,16 @@ class HFBackend(BaseBackend):
             return_dict_in_generate=True,
         )
 
-    def _run_batch(self, batch: list[tuple[Request, list[int]]]) -> list[Response]:
+    def _response(self, req: Request, n_prompt: int, tokens: list[int], ended: bool, seconds: float) -> Response:
+        toks = tokens[: req.max_new_tokens]
+        text = self.tokenizer.decode(toks, skip_special_tokens=True)
+        text, cut = cut_at_stop(text, tuple(s for s in req.stop if s))
+        finish = "stop" if ended or cut or len(toks) < req.max_new_tokens else "length"
+        return Response(req.id, text, n_prompt, len(toks), seconds, None, finish)
+
+    def _run_batch(self, batch: list[tuple[Request, list[int]]]) -> Iterator[Response]:
+        """Generate one static batch; each row's response is yielded as soon as the row is done
+        (at the pruning point after its end), so callers can persist and count it at once."""
         import torch
 
         self.calls += 1
@@ -234,7 +243,6 @@ class HFBackend(BaseBackend):
         n = len(batch)
         new_tokens: list[list[int]] = [[] for _ in range(n)]
         stops = [tuple(s for s in r.stop if s) for r, _ in batch]
-        ended = [False] * n  # an end-of-turn token or a stop string was generated
         seconds = [0.0] * n
         active = list(range(n))  # batch rows still generating, in the order of the current tensors
         done_steps = 0
@@ -270,11 +278,13 @@ class HFBackend(BaseBackend):
                 if not stopped and stops[row]:  # stop strings: checked on the decoded text once per chunk
                     text = self.tokenizer.decode(new_tokens[row], skip_special_tokens=True)
                     stopped = cut_at_stop(text, stops[row])[1]
-                ended[row] = stopped
-                if not stopped:
+                req, ids = batch[row]
+                if stopped or len(new_tokens[row]) >= req.max_new_tokens or done_steps + step >= limit:
+                    yield self._response(req, len(ids), new_tokens[row], stopped, seconds[row])
+                else:
                     still.append(pos)
             done_steps += step
-            if not still or done_steps >= limit:
+            if not still:
                 break
             # Keep unfinished rows only, in the batch tensors and in the KV cache.
             keep = torch.tensor(still, device=self.device)
@@ -284,14 +294,6 @@ class HFBackend(BaseBackend):
             grown = input_ids.shape[1] - mask.shape[1]
             mask = torch.cat([mask[keep], torch.ones((len(still), grown), dtype=mask.dtype, device=self.device)], 1)
             active = [active[p] for p in still]
-        responses = []
-        for row, (req, ids) in enumerate(batch):
-            toks = new_tokens[row][: req.max_new_tokens]
-            text = self.tokenizer.decode(toks, skip_special_tokens=True)
-            text, cut = cut_at_stop(text, stops[row])
-            finish = "stop" if ended[row] or cut or len(toks) < req.max_new_tokens else "length"
-            responses.append(Response(req.id, text, len(ids), len(toks), seconds[row], None, finish))
-        return responses
 
     def close(self) -> None:
         self.model = None  # type: ignore[assignment]
