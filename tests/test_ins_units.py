@@ -101,11 +101,11 @@ def test_sidecar_import_and_errors(tmp_path):
 
 
 def test_real_sidecar_import():
-    from conftest import RAW
+    from conftest import RAW, missing
 
     path = RAW / "meds_ins_definitions" / "RewriteDefinitions.json"
     if not path.exists():
-        pytest.skip("RewriteDefinitions.json not present")
+        missing("RewriteDefinitions.json not present")
     defs = load_sidecar(path)
     assert len(defs) == 122
     assert defs["task57"].original.startswith("Given a question and a list of options")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import RAW
+from conftest import RAW, missing
 from medsbench.metrics import score_predictions
 from medsbench.sources import convert
 from medsbench.tasks import catalog, find_task_files, iter_instances
@@ -19,7 +19,7 @@ SOURCES = {"medqa_usmle": "medqa_usmle", "igakuqa": "igakuqa", "frenchmedmcqa": 
 @pytest.fixture(scope="module")
 def gold_rows(tmp_path_factory):
     if not RAW.is_dir():
-        pytest.skip(f"{RAW} not present")
+        missing(f"{RAW} not present")
     out = tmp_path_factory.mktemp("gold") / "tasks"
     for name, folder in SOURCES.items():
         convert(name, RAW / folder, out)

