@@ -73,7 +73,7 @@ from medsbench.tasks.workspace import task_source
 logger = logging.getLogger(__name__)
 
 DEFAULT_WORKSPACE = Path("medsbench-work")
-RUN_ARGS = ("tasks", "limit", "shots", "seed", "max_new_tokens", "prompt_style", "definitions", "protocol")
+RUN_ARGS = ("tasks", "limit", "shots", "seed", "max_new_tokens", "prompt_style", "definitions", "protocol", "shard")
 NOT_MEASURED = frozenset({"api_key_env"})  # backend options a --resume may change
 MAX_ERRORS_SHOWN = 3  # distinct error messages kept per task for the summary
 
@@ -114,12 +114,35 @@ class Settings:
     prompt_style: str = "official"
     definitions: str | None = None
     protocol: str = DEFAULT_PROTOCOL
+    shard: str | None = None  # "I/N": this run answers the items at positions I, I+N, ... of each task
     backend_options: dict[str, Any] = field(default_factory=dict)
 
     def args(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in RUN_ARGS}
         out["backend_options"] = dict(self.backend_options)
         return out
+
+
+def parse_shard(spec: str | None) -> tuple[int, int] | None:
+    """``"I/N"`` (0 <= I < N) -> (I, N). Shard I answers the items at positions I, I+N, I+2N, ... of
+    every task (after ``--limit``), so ``medsbench runs merge`` can interleave shards back into the
+    unsharded order; prompts and demos depend only on (seed, task, item), never on the shard."""
+    if spec is None:
+        return None
+    index, sep, count = spec.strip().partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i, n = -1, 0
+    if not sep or n < 1 or not 0 <= i < n:
+        raise MedsbenchError(f"--shard must be I/N with 0 <= I < N (e.g. 0/2), got '{spec}'")
+    return i, n
+
+
+def shard_setting(spec: str | None) -> str | None:
+    """The normalised ``I/N`` form of a ``--shard`` value (None stays None)."""
+    parsed = parse_shard(spec)
+    return None if parsed is None else f"{parsed[0]}/{parsed[1]}"
 
 
 def generation_config(max_new_tokens: int, stop: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
@@ -177,6 +200,9 @@ def score(pred_path: Path, run_dir: Path, log: Callable[[str], None]) -> Any:
     except MedsbenchError as exc:  # the predictions stay; `medsbench eval --resume` re-scores after a fix
         log(f"[yellow]warning: scoring failed, results.json not written: {exc}[/yellow]")
         return None
+    for source in results.inputs:
+        if Path(source.path).resolve().parent == run_dir.resolve():
+            source.path = Path(source.path).name  # relative to the run folder, which may move
     write_results(results, run_dir / "results.json")
     return results.model_dump(mode="json")
 
@@ -193,12 +219,13 @@ def _resume_settings(prev: RunManifest, run_dir: Path, given: dict[str, Any]) ->
         prompt_style=saved.get("prompt_style", "official"),
         definitions=saved.get("definitions"),
         protocol=saved.get("protocol", prev.protocol),
+        shard=saved.get("shard"),
         backend_options=dict(saved.get("backend_options") or {}),
     )
     flags = {
         "tasks": "--tasks", "limit": "--limit", "shots": "--shots", "seed": "--seed",
         "max_new_tokens": "--max-new-tokens", "prompt_style": "--prompt-style", "definitions": "--definitions",
-        "protocol": "--protocol",
+        "protocol": "--protocol", "shard": "--shard",
     }
     for key, flag in flags.items():
         value = given.get(key)
@@ -286,6 +313,7 @@ def run_eval(
     prompt_style: str | None = None,
     definitions: str | Path | None = None,
     protocol: str | None = None,
+    shard: str | None = None,
     resume: bool = False,
     build_from: str | Path | None = None,
     cache: str | Path | None = None,
@@ -321,6 +349,7 @@ def run_eval(
         given = {
             "tasks": tasks, "limit": limit, "shots": shots, "seed": seed, "max_new_tokens": max_new_tokens,
             "prompt_style": prompt_style, "definitions": definitions, "protocol": protocol,
+            "shard": shard_setting(shard),
             "backend_options": given_options, "workspace": workspace, "cache": cache, "build_from": build_from,
             "model": model,
         }
@@ -342,7 +371,8 @@ def run_eval(
             tasks=tasks or "available", limit=limit, shots=shots, seed=0 if seed is None else seed,
             max_new_tokens=max_new_tokens, prompt_style=prompt_style or "official",
             definitions=str(Path(definitions).resolve()) if definitions is not None else None,
-            protocol=protocol or DEFAULT_PROTOCOL, backend_options=given_options,
+            protocol=protocol or DEFAULT_PROTOCOL, shard=shard_setting(shard),
+            backend_options=given_options,
         )
         ws = Path(workspace or DEFAULT_WORKSPACE)
         cache_path = Path(cache) if cache is not None else ws / "cache.sqlite"
@@ -562,6 +592,9 @@ def _run_locked(
             max_new_tokens=settings.max_new_tokens, style=settings.prompt_style, definitions=defs,
             protocol=settings.protocol,
         )
+        if settings.shard:
+            index, count = parse_shard(settings.shard) or (0, 1)
+            plan.items = [item for pos, item in enumerate(plan.items) if pos % count == index]
         for item in plan.items:
             item.key = cache_key(identity, item.text, generation_config(item.max_new_tokens, item.stop))
         plans.append(plan)
