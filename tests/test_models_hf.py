@@ -190,7 +190,7 @@ def test_pruned_generation_emits_no_per_step_warnings(tiny_model_dir, cache_name
     assert backend.calls == 2 and all(r.error is None for r in out)
     assert not [w for w in recwarn if "past_key_values" in str(w.message)]
     with pytest.warns(FutureWarning, match="unrelated"):  # the filter is scoped to generate, not global
-        warnings.warn("unrelated future change", FutureWarning)
+        warnings.warn("unrelated future change", FutureWarning, stacklevel=1)
 
 
 def test_stop_strings_cut_outputs_per_row_and_leave_other_rows_alone(lively_dir):

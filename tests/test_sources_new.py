@@ -8,7 +8,6 @@ import csv
 import gzip
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 from conftest import RAW, raw_dir

@@ -158,7 +158,7 @@ def _cell(data: dict[str, Any], run: str, category: dict[str, Any], mode: str) -
         return {"text": "–", "sort": "", "ci": "", "n_tasks": None, "derived": False, "title": "", "notes": notes,
                 "warn": warn}
     parts, cis, n_tasks, derived = [], [], None, False
-    for key, v in zip(category["headline"], values):
+    for _key, v in zip(category["headline"], values):
         parts.append("–" if v is None else f"{v['value']:.2f}")
         if v is not None:
             n_tasks = v["n_tasks"] if v["n_tasks"] is not None else n_tasks

@@ -77,7 +77,8 @@ def compare_predictions(
         for mode, triples in modes.items():
             keysets = [set(fn(sa.sum(axis=0))) for sa, _, fn in triples]
             shared = set.intersection(*keysets)
-            fns = [(lambda f: (lambda s: {k: v for k, v in f(s).items() if k in shared}))(fn) for _, _, fn in triples]
+            fns = [(lambda f, keep=frozenset(shared): (lambda s: {k: v for k, v in f(s).items() if k in keep}))(fn)
+                   for _, _, fn in triples]
             res = paired_test_groups([(sa, sb) for sa, sb, _ in triples], fns, resamples=resamples,
                                      seed=f"{seed}:{cat}:{mode}", method=method)
             out[mode] = {k: _r(v) for k, v in res.items()}
