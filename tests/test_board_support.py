@@ -189,7 +189,7 @@ def score(predictions: Path, results: Path) -> None:
 
 def eval_run(model_dir: Path, root: Path, name: str, **kwargs: Any) -> Path:
     """A run made by the real runner (`medsbench eval`'s library entry), scored by it."""
-    from medsbench.runs import run_eval
+    from medsbench.pipeline import run_eval
 
     res = run_eval(f"hf:{model_dir}", "task57,task114", workspace=root, out=root / "runs" / name,
                    max_new_tokens=12, progress=False, **kwargs)

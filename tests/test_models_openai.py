@@ -173,7 +173,7 @@ def test_missing_key_is_one_line(monkeypatch):
 
 def test_eval_run_over_a_flaky_api_completes(server, monkeypatch, tmp_path, capsys):
     """A whole run: every item answered or explicitly failed; the key appears nowhere on disk or in logs."""
-    from medsbench.runs import run_eval
+    from medsbench.pipeline import run_eval
     from medsbench.tasks.format import Instance, write_task
 
     tasks = tmp_path / "ws" / "tasks"
@@ -276,7 +276,7 @@ def test_server_going_down_mid_run_fails_the_rest_at_once(server, monkeypatch):
 
 
 def test_eval_run_against_a_refused_server_fails_every_item(monkeypatch, tmp_path):
-    from medsbench.runs import run_eval
+    from medsbench.pipeline import run_eval
     from medsbench.tasks.format import Instance, write_task
 
     url, _ = _refused_url()

@@ -325,7 +325,7 @@ def test_run_cache_never_serves_a_retrained_models_old_outputs(tiny_model_dir, t
     import torch
     from transformers import AutoModelForCausalLM
 
-    from medsbench.runs import run_eval
+    from medsbench.pipeline import run_eval
     from medsbench.tasks.format import Instance, write_task
 
     folder = tmp_path / "model"

@@ -92,7 +92,8 @@ def without_timing(rows: list[dict]) -> list[dict]:
 
 
 def test_run_folder_contents(tmp_path):
-    from medsbench.runs import RunManifest, run_eval
+    from medsbench.pipeline import run_eval
+    from medsbench.runs import RunManifest
 
     ws = make_workspace(tmp_path / "ws")
     res = run_eval(CountingBackend(), "task57,ner", workspace=ws, out=tmp_path / "run", progress=False)
@@ -122,7 +123,7 @@ def test_run_folder_contents(tmp_path):
 
 
 def test_demos_do_not_depend_on_batch_size_or_limit(tmp_path):
-    from medsbench.runs import run_eval
+    from medsbench.pipeline import run_eval
 
     ws = make_workspace(tmp_path / "ws")
     run_eval(CountingBackend(chunk_size=1), "task126", workspace=ws, out=tmp_path / "a", progress=False, cache=tmp_path / "c1.sqlite")
@@ -137,7 +138,7 @@ def test_demos_do_not_depend_on_batch_size_or_limit(tmp_path):
 
 
 def test_demos_come_from_test_split_without_the_item_when_no_train(tmp_path):
-    from medsbench.runs import run_eval
+    from medsbench.pipeline import run_eval
 
     ws = make_workspace(tmp_path / "ws")
     (ws / "tasks" / "task126_bc5cdr_chem.train.json").unlink()
@@ -148,7 +149,7 @@ def test_demos_come_from_test_split_without_the_item_when_no_train(tmp_path):
 
 
 def test_truncation_is_counted_and_keeps_the_query(tmp_path):
-    from medsbench.runs import run_eval
+    from medsbench.pipeline import run_eval
 
     ws = make_workspace(tmp_path / "ws")
     res = run_eval(CountingBackend(context=60), "task126", workspace=ws, out=tmp_path / "r", progress=False,
@@ -163,7 +164,7 @@ def test_truncation_is_counted_and_keeps_the_query(tmp_path):
 
 
 def test_rerun_uses_the_cache_with_zero_calls(tmp_path):
-    from medsbench.runs import run_eval
+    from medsbench.pipeline import run_eval
 
     ws = make_workspace(tmp_path / "ws")
     first = CountingBackend()
@@ -176,7 +177,8 @@ def test_rerun_uses_the_cache_with_zero_calls(tmp_path):
 
 
 def test_ctrl_c_stops_cleanly_and_resume_finishes_without_repeats(tmp_path, capsys):
-    from medsbench.runs import RunManifest, run_eval
+    from medsbench.pipeline import run_eval
+    from medsbench.runs import RunManifest
 
     ws = make_workspace(tmp_path / "ws")
     run_eval(CountingBackend(), "all", workspace=ws, out=tmp_path / "whole", progress=False, cache=tmp_path / "other.sqlite")
@@ -195,7 +197,7 @@ SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
 from test_runs import CountingBackend
-from medsbench.runs import run_eval
+from medsbench.pipeline import run_eval
 run_eval(CountingBackend(chunk_size=1, sleep=0.03, log={log!r}), "all", workspace={ws!r}, out={out!r}, progress=False)
 """
 
@@ -210,7 +212,7 @@ def _cached_keys(db: Path) -> set[str]:
 def test_sigkill_at_any_moment_resumes_to_identical_predictions(tmp_path):
     """Kill a real run with SIGKILL repeatedly; each restart never re-sends a finished item; the end result matches."""
     from medsbench.prompts.protocols import get_protocol
-    from medsbench.runs import run_eval
+    from medsbench.pipeline import run_eval
     from medsbench.runs.cache import cache_key
     from medsbench.runs.run import generation_config
 
@@ -259,7 +261,7 @@ def _max_new(prompt: str) -> int:
 
 
 def test_bad_inputs_are_one_clear_line(tmp_path, monkeypatch):
-    from medsbench.runs import run_eval
+    from medsbench.pipeline import run_eval
 
     empty = tmp_path / "empty"
     with pytest.raises(MedsbenchError, match=r"no task files in .*medsbench data convert --all --raw ../shared/data/raw"):
@@ -305,7 +307,7 @@ def test_cli_empty_workspace_names_the_build_command(tmp_path):
 
 
 def test_definitions_file_gives_the_papers_wording(tmp_path):
-    from medsbench.runs import run_eval
+    from medsbench.pipeline import run_eval
 
     ws = make_workspace(tmp_path / "ws")
     defs = tmp_path / "RewriteDefinitions.json"
@@ -315,7 +317,7 @@ def test_definitions_file_gives_the_papers_wording(tmp_path):
 
 
 def test_query_longer_than_the_context_fails_explicitly_without_a_call(tmp_path):
-    from medsbench.runs import run_eval
+    from medsbench.pipeline import run_eval
 
     ws = make_workspace(tmp_path / "ws")
     write_task(ws / "tasks" / "task57_medqa_en.test.json", {"Definition": ["Answer."]},

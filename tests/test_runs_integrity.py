@@ -52,7 +52,8 @@ class NoCalls(CountingBackend):
 
 def test_failed_items_are_missing_and_resume_retries_only_them(tmp_path):
     from medsbench.records import read_predictions
-    from medsbench.runs import RunManifest, run_eval
+    from medsbench.pipeline import run_eval
+    from medsbench.runs import RunManifest
     from medsbench.runs.report import failure_lines
 
     ws = make_workspace(tmp_path / "ws")
@@ -84,7 +85,8 @@ def test_failed_items_are_missing_and_resume_retries_only_them(tmp_path):
 
 
 def test_a_limited_run_is_a_sample_not_a_failure(tmp_path):
-    from medsbench.runs import RunManifest, run_eval
+    from medsbench.pipeline import run_eval
+    from medsbench.runs import RunManifest
     from medsbench.runs.report import failure_lines, title
 
     ws = make_workspace(tmp_path / "ws")
@@ -121,7 +123,7 @@ def test_cli_run_against_a_dead_server_exits_1_and_keeps_credentials_out(tmp_pat
 # -- resume cannot change what is measured --------------------------------------------------
 
 def _interrupted_run(tmp_path: Path, **kw) -> tuple[Path, Path, CountingBackend]:
-    from medsbench.runs import run_eval
+    from medsbench.pipeline import run_eval
 
     ws = make_workspace(tmp_path / "ws")
     run = tmp_path / "run"
@@ -132,7 +134,8 @@ def _interrupted_run(tmp_path: Path, **kw) -> tuple[Path, Path, CountingBackend]
 
 
 def test_resume_takes_everything_from_the_manifest(tmp_path, monkeypatch):
-    from medsbench.runs import RunManifest, run_eval
+    from medsbench.pipeline import run_eval
+    from medsbench.runs import RunManifest
 
     ws, run, broken = _interrupted_run(tmp_path, limit=5, seed=3, cache=tmp_path / "c" / "cache.sqlite")
     manifest = RunManifest.load(run)
@@ -163,7 +166,7 @@ def test_resume_takes_everything_from_the_manifest(tmp_path, monkeypatch):
     ],
 )
 def test_resume_refuses_a_conflicting_flag_in_one_line(tmp_path, flags, message):
-    from medsbench.runs import run_eval
+    from medsbench.pipeline import run_eval
 
     ws, run, _ = _interrupted_run(tmp_path, limit=5)
     with pytest.raises(MedsbenchError, match=message.replace("(", r"\(")) as err:
@@ -176,7 +179,7 @@ def test_resume_refuses_a_conflicting_flag_in_one_line(tmp_path, flags, message)
 
 
 def test_resume_refuses_a_changed_or_missing_task_file(tmp_path):
-    from medsbench.runs import run_eval
+    from medsbench.pipeline import run_eval
 
     ws, run, _ = _interrupted_run(tmp_path)
     test_file = ws / "tasks" / "task57_medqa_en.test.json"
@@ -192,7 +195,7 @@ def test_resume_refuses_a_changed_or_missing_task_file(tmp_path):
 
 
 def test_resume_refuses_another_model(tmp_path):
-    from medsbench.runs import run_eval
+    from medsbench.pipeline import run_eval
 
     _, run, _ = _interrupted_run(tmp_path)
 
@@ -209,7 +212,7 @@ import os, signal, sys
 sys.path.insert(0, {tests!r})
 import medsbench.metrics
 from test_runs import CountingBackend
-from medsbench.runs import run_eval
+from medsbench.pipeline import run_eval
 def die(*a, **k):
     os.kill(os.getpid(), signal.SIGKILL)
 medsbench.metrics.score_predictions = die
@@ -218,7 +221,8 @@ run_eval(CountingBackend(), "all", workspace={ws!r}, out={out!r}, progress=False
 
 
 def test_kill_during_scoring_leaves_a_run_resume_completes_without_the_model(tmp_path):
-    from medsbench.runs import RunManifest, run_eval
+    from medsbench.pipeline import run_eval
+    from medsbench.runs import RunManifest
 
     ws = make_workspace(tmp_path / "ws")
     run = tmp_path / "run"
@@ -237,7 +241,7 @@ def test_kill_during_scoring_leaves_a_run_resume_completes_without_the_model(tmp
 
 
 def test_resume_reuses_answers_written_before_a_kill_even_without_the_cache(tmp_path):
-    from medsbench.runs import run_eval
+    from medsbench.pipeline import run_eval
 
     ws, run, broken = _interrupted_run(tmp_path)
     whole = tmp_path / "whole"
@@ -259,7 +263,7 @@ SLOW_RUN = """
 import sys
 sys.path.insert(0, {tests!r})
 from test_runs import CountingBackend
-from medsbench.runs import run_eval
+from medsbench.pipeline import run_eval
 run_eval(CountingBackend(chunk_size=1, sleep=0.4, log={log!r}), "all", workspace={ws!r}, out={out!r}, progress=False)
 """
 
@@ -304,7 +308,7 @@ def test_second_eval_on_the_same_run_folder_exits_1_naming_the_holder(tmp_path):
 )
 def test_bad_task_files_are_refused_before_the_model_loads(tmp_path, monkeypatch, instances, meta, message):
     import medsbench.models
-    from medsbench.runs import run_eval
+    from medsbench.pipeline import run_eval
 
     ws = make_workspace(tmp_path / "ws")
     path = ws / "tasks" / "task57_medqa_en.test.json"
@@ -385,7 +389,7 @@ import os, sys
 os.umask(0o022)
 sys.path.insert(0, {str(TESTS)!r})
 from test_runs import CountingBackend, make_workspace
-from medsbench.runs import run_eval
+from medsbench.pipeline import run_eval
 ws = make_workspace(__import__("pathlib").Path({str(tmp_path / "ws")!r}))
 run_eval(CountingBackend(), "all", workspace=ws, out={str(tmp_path / "run")!r}, progress=False)
 os.umask(0o027)
@@ -436,7 +440,8 @@ def test_cli_resume_with_only_out_from_another_folder(tmp_path, tiny_model_dir):
 
 
 def test_resume_asks_again_for_a_spec_whose_credentials_were_redacted(tmp_path):
-    from medsbench.runs import RunManifest, run_eval
+    from medsbench.pipeline import run_eval
+    from medsbench.runs import RunManifest
 
     _, run, _ = _interrupted_run(tmp_path)
     manifest = RunManifest.load(run)

@@ -68,7 +68,7 @@ def test_heartbeat_thread_speaks_during_a_long_batch():
 def test_log_mode_run_prints_start_task_and_end_lines(tmp_path):
     from rich.console import Console
 
-    from medsbench.runs import run_eval
+    from medsbench.pipeline import run_eval
 
     ws = make_workspace(tmp_path / "ws")
     buf = io.StringIO()
@@ -93,7 +93,7 @@ def test_log_mode_run_prints_start_task_and_end_lines(tmp_path):
 def test_summary_table_keeps_task_ids_whole_at_80_columns(tmp_path):
     from rich.console import Console
 
-    from medsbench.runs import run_eval
+    from medsbench.pipeline import run_eval
     from medsbench.runs.report import summary_table
 
     ws = make_workspace(tmp_path / "ws")
@@ -119,7 +119,8 @@ def test_summary_table_keeps_task_ids_whole_at_80_columns(tmp_path):
 
 
 def test_protocol_is_recorded_with_its_deviations(tmp_path):
-    from medsbench.runs import RunManifest, run_eval
+    from medsbench.pipeline import run_eval
+    from medsbench.runs import RunManifest
     from medsbench.runs.run import protocol_deviations
 
     ws = make_workspace(tmp_path / "ws")
@@ -140,7 +141,8 @@ def test_protocol_is_recorded_with_its_deviations(tmp_path):
 
 def test_protocol_stop_strings_reach_the_backend_and_the_cache_key(tmp_path):
     from medsbench.prompts.protocols import get_protocol
-    from medsbench.runs import RunManifest, run_eval
+    from medsbench.pipeline import run_eval
+    from medsbench.runs import RunManifest
 
     class Recording(CountingBackend):
         def __init__(self):

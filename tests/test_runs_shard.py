@@ -75,8 +75,8 @@ def test_two_shard_processes_merge_into_the_unsharded_run(tmp_path, tiny_model_d
 
 
 def test_merge_refuses_gaps_duplicates_and_mismatches(tmp_path):
-    from medsbench.runs import run_eval
-    from medsbench.runs.merge import merge_runs
+    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import merge_runs
     from test_runs import CountingBackend
 
     ws = make_workspace(tmp_path / "ws", n_mcqa=5, n_ner=3)

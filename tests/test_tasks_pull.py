@@ -341,7 +341,7 @@ def test_cli_pull_through_hf_home_offline(release, tmp_path):
 
 def test_eval_runs_on_the_imported_release(release, tmp_path, capsys, tiny_model_dir):
     """`eval --tasks all --limit 1` on the imported files, with the tiny random model."""
-    from medsbench.runs import run_eval
+    from medsbench.pipeline import run_eval
 
     code, _, err = run_cli(capsys, "data", "pull", "--from", str(release), "--workspace", str(tmp_path / "ws"))
     assert code == 0, err

@@ -402,7 +402,7 @@ def test_two_process_cpu_ddp(tiny_model_dir, mixture, tmp_path):
 
 
 def test_demo_comparison_uses_one_metric_per_category():
-    from medsbench.tune.demo import compare, comparison_markdown
+    from medsbench.pipeline.demo import compare, comparison_markdown
 
     base = {"categories": {
         "mcqa": {"n_tasks": 2, "metrics": {"accuracy": 25.0}},

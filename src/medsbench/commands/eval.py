@@ -1,4 +1,4 @@
-"""`medsbench eval`: evaluate a model on MedS-Bench tasks (a thin layer over medsbench.runs.run_eval)."""
+"""`medsbench eval`: evaluate a model on MedS-Bench tasks (a thin layer over medsbench.pipeline.run_eval)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def eval_cmd(
     from rich.console import Console
 
     from medsbench.models.spec import ModelSpec
-    from medsbench.runs import run_eval
+    from medsbench.pipeline import run_eval
     from medsbench.runs.report import failure_lines, summary_table
 
     console = Console(stderr=True)

@@ -18,10 +18,10 @@ def merge_cmd(
     """Merge shards into the run an unsharded eval writes (predictions, official CSV, results.json)."""
     from rich.console import Console
 
-    from medsbench.runs.merge import merge_runs
+    from medsbench.pipeline import merge_runs
 
     console = Console(stderr=True)
-    manifest = merge_runs(shards, out, log=lambda s: console.print(s, markup=False, highlight=False), do_score=not no_score)
+    manifest = merge_runs(shards, out, log=lambda s: console.print(s, markup=False, highlight=False), score=not no_score)
     console.print(f"run folder: {out} ({manifest.status})", markup=False, highlight=False)
 
 

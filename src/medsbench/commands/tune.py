@@ -108,7 +108,7 @@ def demo_cmd(
     shots: int = typer.Option(0, "--shots", help="Demos per evaluation prompt (the catalog's paper setting: -1)."),
 ) -> None:
     """The paper in miniature, offline: convert data, build a mixture, LoRA-tune SmolLM2, evaluate base vs tuned."""
-    from medsbench.tune.demo import run_demo
+    from medsbench.pipeline.demo import run_demo
 
     run_demo(work=work, raw=raw, steps=steps, items=items, tasks=tasks, per_task=per_task,
              shots=None if shots < 0 else shots)

@@ -19,7 +19,7 @@ from medsbench.fileio import exclusive_lock
 from medsbench.models.spec import redact_text
 from medsbench.records import PredictionRow, read_predictions, write_official_csv, write_predictions
 from medsbench.records.manifest import RunManifest, now
-from medsbench.runs.run import parse_shard, score
+from medsbench.runs.run import Scorer, parse_shard, score
 
 # What may differ between shards of one run: their own item counts, timings, command lines, and the
 # places they ran in (shards may run on different machines: task files are compared by content).
@@ -39,8 +39,9 @@ def _measured(m: RunManifest) -> dict[str, Any]:
 
 
 def merge_runs(shards: Sequence[str | Path], out: str | Path, *, log: Callable[[str], None] = lambda s: None,
-               do_score: bool = True) -> RunManifest:
-    """Merge the run folders of every shard of one sharded eval into ``out``; returns its manifest."""
+               scorer: Scorer | None = None) -> RunManifest:
+    """Merge the run folders of every shard of one sharded eval into ``out``; returns its manifest
+    (results.json too when a ``scorer`` is given: :func:`medsbench.pipeline.merge_runs` passes it)."""
     if not shards:
         raise MedsbenchError("runs merge needs the run folders of the shards")
     dirs = [Path(s) for s in shards]
@@ -99,14 +100,14 @@ def merge_runs(shards: Sequence[str | Path], out: str | Path, *, log: Callable[[
         manifest.started = min(m.started for m in manifests)
         manifest.command = [redact_text(a) for a in sys.argv]
         manifest.merged_from = [str(dirs[k].resolve()) for k in order]
-        manifest.status = "scoring" if do_score else "finished"
+        manifest.status = "scoring" if scorer is not None else "finished"
         manifest.finished = None
         manifest.save(out)
         pred_path = out / "predictions.jsonl"
         write_predictions(pred_path, rows)
         write_official_csv(out / "predictions.csv", rows)
         log(f"merged {len(dirs)} shards: {len(rows)} predictions in {out}")
-        if do_score and score(pred_path, out, log) is None:
+        if scorer is not None and score(pred_path, out, log, scorer) is None:
             return manifest  # left at "scoring": `medsbench eval --resume --out OUT` scores again
         manifest.status = "finished"
         manifest.finished = now()

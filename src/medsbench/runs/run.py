@@ -40,6 +40,7 @@ from medsbench.records.manifest import (
     TaskFile,
     now,
 )
+from medsbench.records.results import Results
 from medsbench.records.predictions import (
     PredictionRow,
     encode_prediction,
@@ -191,19 +192,20 @@ def prediction_row(item: Item, resp: Response) -> PredictionRow:
     )
 
 
-def score(pred_path: Path, run_dir: Path, log: Callable[[str], None]) -> Any:
-    """results.json via medsbench.metrics; None (with a warning) if scoring refused the predictions."""
-    from medsbench.metrics import score_predictions, write_results
+Scorer = Callable[[Path], Results]  # predictions.jsonl -> results (medsbench.pipeline passes the metrics scorer)
 
+
+def score(pred_path: Path, run_dir: Path, log: Callable[[str], None], scorer: Scorer) -> Any:
+    """results.json from ``scorer``; None (with a warning) if scoring refused the predictions."""
     try:
-        results = score_predictions(pred_path)
+        results = scorer(pred_path)
     except MedsbenchError as exc:  # the predictions stay; `medsbench eval --resume` re-scores after a fix
         log(f"[yellow]warning: scoring failed, results.json not written: {exc}[/yellow]")
         return None
     for source in results.inputs:
         if Path(source.path).resolve().parent == run_dir.resolve():
             source.path = Path(source.path).name  # relative to the run folder, which may move
-    write_results(results, run_dir / "results.json")
+    results.save(run_dir / "results.json")
     return results.model_dump(mode="json")
 
 
@@ -245,8 +247,6 @@ def _resume_settings(prev: RunManifest, run_dir: Path, given: dict[str, Any]) ->
         value = given.get(key)
         if value is not None and saved_path is not None and Path(value).resolve() != Path(saved_path):
             _conflict(run_dir, flag, value, saved_path)
-    if given.get("build_from") is not None:
-        raise MedsbenchError(f"--resume continues {run_dir} on its recorded task files; --build-from cannot be used with it")
     model = given.get("model")
     if isinstance(model, str) and ModelSpec.parse(model).redacted() != prev.model:
         _conflict(run_dir, "--model", ModelSpec.parse(model).redacted(), prev.model)
@@ -315,12 +315,11 @@ def run_eval(
     protocol: str | None = None,
     shard: str | None = None,
     resume: bool = False,
-    build_from: str | Path | None = None,
     cache: str | Path | None = None,
     backend_options: dict[str, Any] | None = None,
     progress: bool | str = True,
     console: Any = None,
-    do_score: bool = True,
+    scorer: Scorer | None = None,
     heartbeat: float = HEARTBEAT_SECONDS,
 ) -> RunResult:
     """Evaluate ``model`` (a spec such as ``default`` or a Backend) on ``tasks``; returns the run summary.
@@ -350,7 +349,7 @@ def run_eval(
             "tasks": tasks, "limit": limit, "shots": shots, "seed": seed, "max_new_tokens": max_new_tokens,
             "prompt_style": prompt_style, "definitions": definitions, "protocol": protocol,
             "shard": shard_setting(shard),
-            "backend_options": given_options, "workspace": workspace, "cache": cache, "build_from": build_from,
+            "backend_options": given_options, "workspace": workspace, "cache": cache,
             "model": model,
         }
         settings = _resume_settings(prev, run_dir, given)
@@ -389,12 +388,9 @@ def run_eval(
 
         check_spec(model, **settings.backend_options)
 
-    # -- a new run: task files (built first with --build-from), then the selection ---------------
+    # -- a new run: the selection (medsbench.pipeline builds task files first with --build-from) ----
     selected = None
     if prev is None:
-        if build_from is not None:
-            ensure_writable(ws / "tasks", "task folder")
-            _build_tasks(Path(build_from), ws / "tasks", log)
         selected = _select_tasks(settings.tasks, ws / "tasks", log)
 
     # -- places: writable, then ours alone ---------------------------------------------------
@@ -406,25 +402,12 @@ def run_eval(
             prev = RunManifest.load(run_dir)  # re-read under the lock
             verify_task_files(prev)
             if _all_predictions_present(run_dir, prev):
-                return _rescore(run_dir, prev, settings, log, do_score)
+                return _rescore(run_dir, prev, settings, log, scorer)
         return _run_locked(
             model, settings, prev=prev, ws=ws, run_dir=run_dir, cache_path=cache_path, spec_name=spec_name,
             deviations=deviations, batch_size=batch_size, selected=selected, progress=progress,
-            console=console, do_score=do_score, heartbeat=heartbeat,
+            console=console, scorer=scorer, heartbeat=heartbeat,
         )
-
-
-def _build_tasks(raw: Path, tasks_dir: Path, log: Callable[..., None]) -> None:
-    from medsbench.sources import convert_all
-
-    def on_source(name: str, written: list[Path] | None, skipped: str | None) -> None:
-        if written is not None:
-            log(f"{name}: {len(written)} file(s)")
-        elif skipped and not skipped.endswith("not present"):  # absent datasets are normal; say why others failed
-            log(f"[dim]skip {name}: {skipped}[/dim]")
-
-    report = convert_all(raw, tasks_dir, on_source)
-    log(f"built {len(report.files)} task file(s) in {tasks_dir}")
 
 
 def _select_tasks(selection: str, tasks_dir: Path, log: Callable[..., None]) -> tuple[list[CatalogEntry], dict[str, dict[str, Path]]]:
@@ -456,7 +439,8 @@ def _recorded_tasks(prev: RunManifest) -> tuple[list[CatalogEntry], dict[str, di
     return entries, files
 
 
-def _rescore(run_dir: Path, manifest: RunManifest, settings: Settings, log: Callable[[str], None], do_score: bool) -> RunResult:
+def _rescore(run_dir: Path, manifest: RunManifest, settings: Settings, log: Callable[[str], None],
+             scorer: Scorer | None) -> RunResult:
     """Every prediction is there (a run killed while scoring): score again, no model needed."""
     rows = read_predictions(run_dir / "predictions.jsonl", format="jsonl")
     result = RunResult(run_dir, manifest, limit=settings.limit, rescored_only=True)
@@ -470,18 +454,21 @@ def _rescore(run_dir: Path, manifest: RunManifest, settings: Settings, log: Call
     result.n_items = result.n_cached = len(rows)
     result.n_truncated = sum(r.truncated for r in rows)
     log(f"all {len(rows)} predictions are in {run_dir}: scoring again without the model")
-    _finish(result, run_dir / "predictions.jsonl", log, do_score)
+    _finish(result, run_dir / "predictions.jsonl", log, scorer)
     return result
 
 
-def _finish(result: RunResult, pred_path: Path, log: Callable[[str], None], do_score: bool) -> None:
-    """status "scoring" -> results.json -> status "finished" (or "failed" when items failed)."""
+def _finish(result: RunResult, pred_path: Path, log: Callable[[str], None], scorer: Scorer | None) -> None:
+    """status "scoring" -> results.json -> status "finished" (or "failed" when items failed).
+
+    Without a scorer (``medsbench.runs`` alone does not score) the run ends with its predictions.
+    """
     manifest, run_dir = result.manifest, result.run_dir
     end_status: Literal["failed", "finished"] = "failed" if result.n_failed else "finished"
-    if do_score:
+    if scorer is not None:
         manifest.status = "scoring"
         manifest.save(run_dir)
-        result.results = score(pred_path, run_dir, log)
+        result.results = score(pred_path, run_dir, log, scorer)
         if result.results is None:  # left at "scoring": --resume scores again
             return
     manifest.status = end_status
@@ -554,7 +541,7 @@ def _run_locked(
     selected: tuple[list[CatalogEntry], dict[str, dict[str, Path]]] | None,
     progress: bool | str,
     console: Any,
-    do_score: bool,
+    scorer: Scorer | None,
     heartbeat: float,
 ) -> RunResult:
     log = console.print
@@ -652,9 +639,9 @@ def _run_locked(
             soft_wrap=True,
         )
         raise KeyboardInterrupt
-    if mode != "off" and do_score and rows:
+    if mode != "off" and scorer is not None and rows:
         log(f"scoring {len(rows)} predictions ...", markup=False, highlight=False, soft_wrap=True)
-    _finish(result, pred_path, log, do_score and bool(rows))
+    _finish(result, pred_path, log, scorer if rows else None)
     return result
 
 

@@ -139,7 +139,7 @@ def run_demo(
     timings["tune"] = time.time() - t0
 
     # 4. evaluate base and tuned on the same items (same seed, limit, prompts)
-    from medsbench.runs import run_eval
+    from medsbench.pipeline import run_eval
 
     t0 = time.time()
     selection = tasks or DEMO_TASKS
