@@ -16,7 +16,7 @@ import typer
 from medsbench import __version__
 from medsbench.errors import MedsbenchError
 
-GROUPS = ("data", "score", "eval", "board", "ins", "tune")
+GROUPS = ("data", "score", "eval", "board", "ins", "tune", "judge")
 
 app = typer.Typer(
     name="medsbench",
