@@ -70,8 +70,10 @@ def _meqsum(tmp_path: Path, n: int) -> list[tuple[str, str, str]]:
 
 
 def _disease_ontology(n: int) -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = []
+    if n <= 0:
+        return rows
     path = raw_dir("disease_ontology") / "doid_2024-01-31_terms.tsv"
-    rows = []
     with open(path, encoding="utf-8", newline="") as fh:
         for row in csv.DictReader(fh, delimiter="\t"):
             if row["definition"] and len(row["definition"].split()) >= 8:
@@ -156,6 +158,7 @@ def test_jury_end_to_end_probes_agreement_and_resume(tmp_path, server):
         assert s.ci95[0] <= s.mean <= s.ci95[1] and s.parse_failures == 0 and s.parse_failure_rate == 0
     jury = [(real[("overlap", i)]["score"] + real[("recall", i)]["score"]) / 2 for i in ids]
     assert t.jury.mean == pytest.approx(sum(jury) / 12, abs=1e-4)
+    assert res.categories["summarization"].means["jury"] == t.jury.mean and res.categories["explanation"].tasks == ["task46"]
     # Agreement: two differently calibrated judges agree strongly but not perfectly.
     assert t.agreement.n_items == 12 and t.agreement.cohen_kappa is not None and t.agreement.krippendorff_alpha is not None
     assert 0.5 < t.agreement.krippendorff_alpha <= 1 and 0 < t.agreement.within_one <= 1
@@ -316,15 +319,19 @@ def test_agreement_and_spearman_units():
 
 @pytest.mark.slow
 def test_default_model_as_judge(tmp_path):
-    """SmolLM2 as a judge on 3 items: its scores may be poor, but each is parsed or counted as a failure."""
+    """SmolLM2 as a judge on 2 items: its scores may be poor, but each is parsed or counted as a failure.
+
+    (Measured: SmolLM2-135M-Instruct restates the rubric instead of ending with a score line, so
+    its replies are parse failures even after the format reminder; the path still runs end to end.)
+    """
     from medsbench.judge import judge_run
 
-    run = build_run(tmp_path, n_summ=3, n_expl=0)
-    res = judge_run(run, ["default"], probes=False, bootstrap=0, max_tokens=80)
+    run = build_run(tmp_path, n_summ=2, n_expl=0)
+    res = judge_run(run, ["default"], probes=False, bootstrap=0, max_tokens=48)
     t = res.tasks["task114"].judges["SmolLM2-135M-Instruct"]
     lines = [json.loads(x) for x in (run / "judgements.jsonl").read_text().splitlines()]
-    assert len(lines) == 3 and t.n == 3 and t.errors == 0
-    assert t.n_scored + t.parse_failures == 3
+    assert len(lines) == 2 and t.n == 2 and t.errors == 0
+    assert t.n_scored + t.parse_failures == 2
     for r in lines:
         assert r["reply"] and (r["score"] in {1, 2, 3, 4, 5} if r["status"] == "ok" else r["score"] is None)
-    assert res.judges[0].identity["backend"] == "hf" and res.judges[0].requests == 3 + sum(r["retried"] for r in lines)
+    assert res.judges[0].identity["backend"] == "hf" and res.judges[0].requests == 2 + sum(r["retried"] for r in lines)

@@ -32,6 +32,7 @@ from medsbench.models.base import Backend, Request, Response
 from medsbench.records import read_predictions
 from medsbench.records.judged import (
     Agreement,
+    CategoryJudged,
     JudgedResults,
     JudgeInfo,
     ProbeSummary,
@@ -428,6 +429,16 @@ def judge_run(
             new_output_tokens=j.new_output_tokens, cost_usd=cost,
         ))
 
+    categories: dict[str, CategoryJudged] = {}
+    for cat in dict.fromkeys(t.category or "other" for t in tasks_out.values()):
+        members = {tid: t for tid, t in tasks_out.items() if (t.category or "other") == cat}
+        means: dict[str, float | None] = {}
+        for name in [j.name for j in loaded] + ([JURY] if len(loaded) > 1 else []):
+            vals = [(t.jury if name == JURY else t.judges[name]).mean for t in members.values()]
+            vals = [v for v in vals if v is not None]
+            means[name] = round(float(np.mean(vals)), 4) if vals else None
+        categories[cat] = CategoryJudged(tasks=list(members), n=sum(t.n for t in members.values()), means=means)
+
     result = JudgedResults(
         run=str(run_dir),
         model=manifest.model if manifest else None,
@@ -438,6 +449,7 @@ def judge_run(
         scale=list(scale),
         judges=infos,
         tasks=tasks_out,
+        categories=categories,
         probe_totals={name: _merge_probe_tables(tables) for name, tables in all_probe_tables.items()},
         cache=str(cache_path),
         notes=list(NOTES),

@@ -76,6 +76,14 @@ class TaskJudged(Record):
     probes: dict[str, dict[str, ProbeSummary]] = Field(default_factory=dict)  # judge or "jury" -> kind -> summary
 
 
+class CategoryJudged(Record):
+    """Macro average over the category's tasks (as results.json averages categories)."""
+
+    tasks: list[str]
+    n: int  # items judged over those tasks
+    means: dict[str, float | None]  # judge or "jury" -> mean of the task means (tasks without a score left out)
+
+
 class JudgedResults(Record):
     schema_version: int = SCHEMA_VERSION
     run: str
@@ -87,6 +95,7 @@ class JudgedResults(Record):
     scale: list[int] = Field(default_factory=lambda: [1, 5])
     judges: list[JudgeInfo]
     tasks: dict[str, TaskJudged]
+    categories: dict[str, CategoryJudged] = Field(default_factory=dict)
     probe_totals: dict[str, dict[str, ProbeSummary]] = Field(default_factory=dict)  # over all tasks
     cache: str | None = None
     notes: list[str] = Field(default_factory=list)
