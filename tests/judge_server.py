@@ -26,9 +26,9 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-STOP = set(
-    "a an the and or of to in on at for with by from is are was were be been has have had it its this that these "
-    "those as not no can i my me you your what which who how do does did there their they he she his her".split()
+STOP = frozenset(
+    "a an the and or of to in on at for with by from is are was were be been has have had it its this "
+    "that these those as not no can i my me you your what which who how do does did there their they he she his her".split()
 )
 
 
@@ -37,7 +37,7 @@ def content_words(text: str) -> set[str]:
 
 
 def between(text: str, tag: str) -> str:
-    m = re.search(rf"<{tag}>\n(.*?)\n</{tag}>", text, re.S)
+    m = re.search(rf"<{tag}>\n(.*?)\n</{tag}>", text, re.DOTALL)
     return m.group(1) if m else ""
 
 

@@ -189,9 +189,9 @@ def test_jury_end_to_end_probes_agreement_and_resume(tmp_path, server):
     assert again.tasks == res.tasks
     assert again.judges[0].cost_usd == pytest.approx((info.prompt_tokens * 2.5 + info.output_tokens * 10) / 1e6, abs=1e-6)
     # A new rubric version would be a new key: the judge identity and rubric are part of it.
+    from medsbench.judge.reliability import JudgeItem
     from medsbench.judge.rubric import load_rubrics
     from medsbench.judge.run import judgement_key
-    from medsbench.judge.reliability import JudgeItem
 
     rubrics, template, _ = load_rubrics()
     item = JudgeItem("task114", "1", "summarization", "en", "q", "out", "ref")

@@ -26,7 +26,14 @@ import numpy as np
 
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import write_jsonl
-from medsbench.judge.reliability import PROBE_KINDS, JudgeItem, agreement, build_probes, probe_passes, spearman
+from medsbench.judge.reliability import (
+    PROBE_KINDS,
+    JudgeItem,
+    agreement,
+    build_probes,
+    probe_passes,
+    spearman,
+)
 from medsbench.judge.rubric import PromptTemplate, Rubric, load_rubrics, rubric_for
 from medsbench.models.base import Backend, Request, Response
 from medsbench.records import read_predictions
@@ -47,10 +54,14 @@ log = logging.getLogger(__name__)
 JUDGEMENTS = "judgements.jsonl"
 JURY = "jury"
 NOTES = [
-    "Judged scores are model-graded (1-5 rubric scale) and form their own scoring mode; they are not comparable "
-    "with, and never mixed into, the reference or strict metrics of results.json.",
-    "A judgement whose reply did not end with a parseable score line (after one retry), or whose request failed, "
-    "is missing from the means.",
+    (
+        "Judged scores are model-graded (1-5 rubric scale) and form their own scoring mode; they are not comparable "
+        "with, and never mixed into, the reference or strict metrics of results.json."
+    ),
+    (
+        "A judgement whose reply did not end with a parseable score line (after one retry), or whose request failed, "
+        "is missing from the means."
+    ),
     "The jury score of an item is the mean of the scores of the judges that scored it.",
 ]
 
@@ -122,8 +133,7 @@ def _ask(judge: _Judge, store: ResultCache, asks: dict[str, list[dict[str, str]]
         return out
     progress(f"{judge.name}: {len(missing)} request(s) to send, {len(found)} cached")
     requests = [Request(id=k, messages=asks[k], max_new_tokens=max_tokens) for k in missing]
-    done = 0
-    for resp in judge.backend.iter_generate(requests):
+    for done, resp in enumerate(judge.backend.iter_generate(requests), start=1):
         store.put_many([(resp.id, resp)])  # durable at once; errors are not cached, so retried next run
         judge.requests += 1
         if resp.error is not None:
@@ -131,7 +141,6 @@ def _ask(judge: _Judge, store: ResultCache, asks: dict[str, list[dict[str, str]]
         judge.new_prompt_tokens = _add(judge.new_prompt_tokens, resp.prompt_tokens)
         judge.new_output_tokens = _add(judge.new_output_tokens, resp.output_tokens)
         out[resp.id] = (resp, True)
-        done += 1
         if done % 50 == 0:
             progress(f"{judge.name}: {done}/{len(missing)}")
     return out
@@ -434,8 +443,8 @@ def judge_run(
         members = {tid: t for tid, t in tasks_out.items() if (t.category or "other") == cat}
         means: dict[str, float | None] = {}
         for name in [j.name for j in loaded] + ([JURY] if len(loaded) > 1 else []):
-            vals = [(t.jury if name == JURY else t.judges[name]).mean for t in members.values()]
-            vals = [v for v in vals if v is not None]
+            task_means = [(t.jury if name == JURY else t.judges[name]).mean for t in members.values()]
+            vals = [v for v in task_means if v is not None]
             means[name] = round(float(np.mean(vals)), 4) if vals else None
         categories[cat] = CategoryJudged(tasks=list(members), n=sum(t.n for t in members.values()), means=means)
 
