@@ -335,3 +335,22 @@ def test_default_model_as_judge(tmp_path):
     for r in lines:
         assert r["reply"] and (r["score"] in {1, 2, 3, 4, 5} if r["status"] == "ok" else r["score"] is None)
     assert res.judges[0].identity["backend"] == "hf" and res.judges[0].requests == 2 + sum(r["retried"] for r in lines)
+
+
+def test_unreachable_judge_is_missing_not_zero_and_asked_again(tmp_path, server, monkeypatch):
+    """Failed requests are errors (missing from the means, never cached); the next run asks again."""
+    import socket
+
+    from medsbench.judge import judge_run
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    run = build_run(tmp_path, n_summ=4, n_expl=0)
+    spec = f"openai:overlap,base_url=http://127.0.0.1:{dead}/v1,api_key_env={KEY_ENV},max_attempts=1,timeout=2"
+    res = judge_run(run, [spec], probes=False, bootstrap=0)
+    t = res.tasks["task114"].judges["overlap"]
+    assert t.n == 4 and t.n_scored == 0 and t.errors == 4 and t.mean is None and t.parse_failure_rate is None
+    assert res.judges[0].errors == 4
+    again = judge_run(run, [spec], probes=False, bootstrap=0)
+    assert again.judges[0].requests == 4 and again.judges[0].cached == 0
