@@ -82,7 +82,7 @@ class TaskItems:
 # ------------------------------------------------------------------ text metrics
 
 
-class _TextScorer:
+class TextScorer:
     """BLEU-1 / ROUGE-L for many (hyp, ref, language) pairs, tokenising each distinct text once."""
 
     def __init__(self) -> None:
@@ -178,7 +178,7 @@ def score_items(
     if unknown and strict_ids:
         raise MedsbenchError(f"task ids not in the catalog: {', '.join(unknown)} (drop --strict-ids to score the rest)")
     warnings: list[str] = []
-    text = _TextScorer()
+    text = TextScorer()
     pending: list[tuple[TaskItems, list[Any], list[Any]]] = []
     result: dict[str, TaskItems] = {}
     for task_id, task_rows in by_task.items():
@@ -228,7 +228,7 @@ def _score_task(
     category: str,
     language: str,
     rows: list[PredictionRow],
-    text: _TextScorer,
+    text: TextScorer,
     pending: list,
     warnings: list[str],
 ) -> TaskItems:

@@ -5,6 +5,8 @@
   :mod:`medsbench.board`.
 - :mod:`medsbench.records.manifest`: ``RunManifest`` (``manifest.json``), written and read by
   :mod:`medsbench.runs`, read by :mod:`medsbench.board`.
+- :mod:`medsbench.records.judged`: ``JudgedResults`` (``judged.json``), written by
+  :mod:`medsbench.judge`, read by :mod:`medsbench.board`.
 - :mod:`medsbench.records.results`: ``Results`` (``results.json``), written by
   :mod:`medsbench.metrics`, read by :mod:`medsbench.board` and ``medsbench compare``.
 
@@ -13,6 +15,7 @@ line naming the file (see :func:`medsbench.records.base.load_model`).
 """
 
 from medsbench.records.base import SCHEMA_VERSION, Record
+from medsbench.records.judged import JudgedResults
 from medsbench.records.predictions import (
     CSV_COLUMNS,
     PredictionRow,
@@ -23,6 +26,7 @@ from medsbench.records.predictions import (
 
 __all__ = [
     "CSV_COLUMNS",
+    "JudgedResults",
     "SCHEMA_VERSION",
     "PredictionRow",
     "Record",

@@ -1,0 +1,476 @@
+"""``judge_run``: grade a run's free-text predictions with one judge model or a jury.
+
+For each prediction of a task whose catalog metric is ``bleu_rouge`` (summarization, explanation,
+rationale, task100, task42, ...), each judge is asked, with the task's rubric, for a short
+justification and a final ``SCORE: n`` line. A reply that does not parse is retried once with a
+format reminder, then counted as a parse failure (missing, never a score). Failed predictions
+(``error`` set) are not judged.
+
+Every judge reply is stored in the run's SQLite result cache (:class:`medsbench.runs.cache.ResultCache`)
+under a key of (judge identity, rubric id@version, template id@version, task id, item id, output,
+reference, attempt, max tokens), committed as each backend chunk returns: a killed judge run
+resumes without asking again. Results go to ``RUN/judged.json`` (:class:`JudgedResults`) and the
+replies to ``RUN/judgements.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medsbench.errors import MedsbenchError
+from medsbench.fileio import write_jsonl
+from medsbench.judge.reliability import (
+    PROBE_KINDS,
+    JudgeItem,
+    agreement,
+    build_probes,
+    probe_passes,
+    spearman,
+)
+from medsbench.judge.rubric import PromptTemplate, Rubric, load_rubrics, rubric_for
+from medsbench.models.base import Backend, Request, Response
+from medsbench.records import read_predictions
+from medsbench.records.judged import (
+    Agreement,
+    CategoryJudged,
+    JudgedResults,
+    JudgeInfo,
+    ProbeSummary,
+    ScoreSummary,
+    TaskJudged,
+)
+from medsbench.records.manifest import now
+from medsbench.runs.cache import ResultCache, cache_key
+
+log = logging.getLogger(__name__)
+
+JUDGEMENTS = "judgements.jsonl"
+JURY = "jury"
+NOTES = [
+    (
+        "Judged scores are model-graded (1-5 rubric scale) and form their own scoring mode; they are not comparable "
+        "with, and never mixed into, the reference or strict metrics of results.json."
+    ),
+    (
+        "A judgement whose reply did not end with a parseable score line (after one retry), or whose request failed, "
+        "is missing from the means."
+    ),
+    "The jury score of an item is the mean of the scores of the judges that scored it.",
+]
+
+
+@dataclass
+class Verdict:
+    score: int | None
+    status: str  # ok | parse_failure | error
+    reply: str = ""
+    retried: bool = False
+    error: str | None = None
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+@dataclass
+class _Judge:
+    name: str
+    spec: str
+    backend: Backend
+    identity: dict[str, Any]
+    requests: int = 0
+    cached: int = 0
+    errors: int = 0
+    new_prompt_tokens: int | None = None
+    new_output_tokens: int | None = None
+    verdicts: list[Verdict] = field(default_factory=list)
+
+
+def _add(total: int | None, value: int | None) -> int | None:
+    if value is None:
+        return total
+    return (total or 0) + value
+
+
+def resolve_cache(run_dir: Path, manifest: Any | None) -> Path:
+    """The run's result cache: the manifest's, else WORKSPACE/cache.sqlite, else RUN/cache.sqlite."""
+    if manifest is not None and getattr(manifest, "cache", None):
+        return Path(manifest.cache)
+    if manifest is not None and getattr(manifest, "workspace", None):
+        return Path(manifest.workspace) / "cache.sqlite"
+    if run_dir.parent.name == "runs":  # WORKSPACE/runs/<run>: the cache `medsbench eval` used
+        return run_dir.parent.parent / "cache.sqlite"
+    return run_dir / "cache.sqlite"
+
+
+def judgement_key(
+    identity: dict[str, Any], rubric: Rubric, template: PromptTemplate, item: JudgeItem,
+    messages: list[dict[str, str]], attempt: int, max_tokens: int,
+) -> str:
+    """Cache key of one judge request: judge identity, rubric and template versions, the item, the prompt."""
+    text = json.dumps(
+        {"task_id": item.task_id, "id": item.id, "output": item.output, "reference": item.reference, "messages": messages},
+        sort_keys=True, ensure_ascii=False,
+    )
+    who = {"judge": identity, "rubric": rubric.ref, "template": template.ref}
+    return cache_key(who, text, {"max_new_tokens": max_tokens, "greedy": True, "attempt": attempt})
+
+
+def _ask(judge: _Judge, store: ResultCache, asks: dict[str, list[dict[str, str]]], max_tokens: int,
+         progress: Callable[[str], None]) -> dict[str, tuple[Response, bool]]:
+    """Key -> (response, fresh): cache hits first, then the backend; each reply committed as it returns."""
+    keys = list(asks)
+    found = store.get_many(keys)
+    out: dict[str, tuple[Response, bool]] = {k: (r, False) for k, r in found.items()}
+    missing = [k for k in keys if k not in found]
+    judge.cached += len(found)
+    if not missing:
+        return out
+    progress(f"{judge.name}: {len(missing)} request(s) to send, {len(found)} cached")
+    requests = [Request(id=k, messages=asks[k], max_new_tokens=max_tokens) for k in missing]
+    for done, resp in enumerate(judge.backend.iter_generate(requests), start=1):
+        store.put_many([(resp.id, resp)])  # durable at once; errors are not cached, so retried next run
+        judge.requests += 1
+        if resp.error is not None:
+            judge.errors += 1
+        judge.new_prompt_tokens = _add(judge.new_prompt_tokens, resp.prompt_tokens)
+        judge.new_output_tokens = _add(judge.new_output_tokens, resp.output_tokens)
+        out[resp.id] = (resp, True)
+        if done % 50 == 0:
+            progress(f"{judge.name}: {done}/{len(missing)}")
+    return out
+
+
+def judge_items(judge: _Judge, items: Sequence[JudgeItem], rubrics: Sequence[Rubric], template: PromptTemplate,
+                store: ResultCache, max_tokens: int, progress: Callable[[str], None]) -> list[Verdict]:
+    """One verdict per item from one judge: first attempt, then one format-reminder retry where unparseable."""
+    first = [template.messages(r, input=it.input, reference=it.reference, answer=it.output) for it, r in zip(items, rubrics)]
+    keys = [judgement_key(judge.identity, r, template, it, m, 1, max_tokens) for it, r, m in zip(items, rubrics, first)]
+    got = _ask(judge, store, dict(zip(keys, first)), max_tokens, progress)
+    verdicts: list[Verdict] = []
+    retry: dict[int, tuple[str, list[dict[str, str]]]] = {}
+    for i, key in enumerate(keys):
+        resp, _ = got[key]
+        v = Verdict(None, "error", resp.text, error=resp.error, prompt_tokens=resp.prompt_tokens, output_tokens=resp.output_tokens)
+        if resp.error is None:
+            v.score = template.parse(resp.text)
+            v.status = "ok" if v.score is not None else "parse_failure"
+            if v.score is None:
+                msgs = template.retry_messages(first[i], resp.text)
+                retry[i] = (judgement_key(judge.identity, rubrics[i], template, items[i], msgs, 2, max_tokens), msgs)
+        verdicts.append(v)
+    if retry:
+        again = _ask(judge, store, {k: m for k, m in retry.values()}, max_tokens, progress)
+        for i, (key, _) in retry.items():
+            resp, _ = again[key]
+            v = verdicts[i]
+            v.retried = True
+            v.prompt_tokens = _add(v.prompt_tokens, resp.prompt_tokens)
+            v.output_tokens = _add(v.output_tokens, resp.output_tokens)
+            if resp.error is not None:
+                v.status, v.error = "error", resp.error  # the retry could not be asked: missing, asked again next run
+                continue
+            v.reply = f"{v.reply}\n--- retry ---\n{resp.text}"
+            v.score = template.parse(resp.text)
+            v.status = "ok" if v.score is not None else "parse_failure"
+    return verdicts
+
+
+def _summary(verdicts: Sequence[Verdict], scores: Sequence[float | None], seed: str, bootstrap: int) -> ScoreSummary:
+    from medsbench.metrics import bootstrap_ci
+
+    n = len(scores)
+    vals = [s for s in scores if s is not None]
+    errors = sum(v.status == "error" for v in verdicts)
+    failures = sum(v.status == "parse_failure" for v in verdicts)
+    answered = len(verdicts) - errors
+    ci = None
+    if vals and bootstrap > 0:
+        k = len(vals)
+        ci = bootstrap_ci(np.array(vals, dtype=float)[:, None], lambda s: {"mean": s[:, 0] / k}, resamples=bootstrap, seed=seed).get("mean")
+    dist: dict[str, int] = {}
+    for s in vals:
+        key = f"{s:g}"
+        dist[key] = dist.get(key, 0) + 1
+    return ScoreSummary(
+        n=n, n_scored=len(vals),
+        mean=round(float(np.mean(vals)), 4) if vals else None,
+        ci95=[round(c, 4) for c in ci] if ci else None,
+        parse_failures=failures,
+        parse_failure_rate=round(failures / answered, 4) if answered else None,
+        errors=errors,
+        retried=sum(v.retried for v in verdicts),
+        distribution=dict(sorted(dist.items())),
+    )
+
+
+def _jury_scores(per_judge: Sequence[Sequence[int | None]]) -> list[float | None]:
+    out: list[float | None] = []
+    for col in zip(*per_judge):
+        got = [s for s in col if s is not None]
+        out.append(float(np.mean(got)) if got else None)
+    return out
+
+
+def _probe_table(probes: Sequence[JudgeItem], scores: Sequence[float | None], settings: Any) -> dict[str, ProbeSummary]:
+    ref_score: dict[int | None, float | None] = {p.source: s for p, s in zip(probes, scores) if p.probe == "reference"}
+    table: dict[str, ProbeSummary] = {}
+    for kind in PROBE_KINDS:
+        rows = [(p, s) for p, s in zip(probes, scores) if p.probe == kind]
+        if not rows:
+            continue
+        checks = [probe_passes(kind, s, ref_score.get(p.source), settings) for p, s in rows]
+        decided = [c for c in checks if c is not None]
+        vals = [s for _, s in rows if s is not None]
+        table[kind] = ProbeSummary(
+            n=len(rows), n_scored=len(decided), passed=sum(decided),
+            pass_rate=round(sum(decided) / len(decided), 4) if decided else None,
+            mean_score=round(float(np.mean(vals)), 4) if vals else None,
+        )
+    return table
+
+
+def _merge_probe_tables(tables: Sequence[dict[str, ProbeSummary]]) -> dict[str, ProbeSummary]:
+    out: dict[str, ProbeSummary] = {}
+    for kind in PROBE_KINDS:
+        rows = [t[kind] for t in tables if kind in t]
+        if not rows:
+            continue
+        n_scored = sum(r.n_scored for r in rows)
+        passed = sum(r.passed for r in rows)
+        out[kind] = ProbeSummary(
+            n=sum(r.n for r in rows), n_scored=n_scored, passed=passed,
+            pass_rate=round(passed / n_scored, 4) if n_scored else None,
+        )
+    return out
+
+
+def select_items(pred_path: Path, tasks: str | None = None, limit: int | None = None) -> tuple[dict[str, list[JudgeItem]], dict[str, int]]:
+    """Free-text items per task (catalog metric ``bleu_rouge``) and the failed-prediction count per task."""
+    from medsbench.tasks.catalog import catalog
+
+    cat = catalog()
+    wanted = {e.id for e in cat.select(tasks)} if tasks else None
+    rows = read_predictions(pred_path)
+    items: dict[str, list[JudgeItem]] = {}
+    failed: dict[str, int] = {}
+    skipped_ref = 0
+    for row in rows:
+        entry = cat.get(row.task_id)
+        category = entry.category if entry else row.category
+        metric = entry.metric if entry else (cat.categories[category].metric if category in cat.categories else None)
+        if metric != "bleu_rouge" or (wanted is not None and row.task_id not in wanted):
+            continue
+        if row.failed:
+            failed[row.task_id] = failed.get(row.task_id, 0) + 1
+            items.setdefault(row.task_id, [])
+            continue
+        if not (row.reference or "").strip():
+            skipped_ref += 1
+            continue
+        bucket = items.setdefault(row.task_id, [])
+        if limit is not None and len(bucket) >= limit:
+            continue
+        bucket.append(JudgeItem(
+            row.task_id, row.id, category, row.language or (entry.language if entry else None),
+            row.input, row.output or "", row.reference or "",
+        ))
+    if skipped_ref:
+        log.warning("%d free-text prediction(s) without a reference were not judged", skipped_ref)
+    return {t: v for t, v in items.items() if v or failed.get(t)}, failed
+
+
+def _rouge_l(items: Sequence[JudgeItem]) -> list[float]:
+    """Per-item ROUGE-L F as results.json computes it (the scorer's per-language tokenisation)."""
+    from medsbench.metrics.score import TextScorer
+
+    scorer = TextScorer()
+    keys = [scorer.add(it.output, it.reference, it.language or "en") for it in items]
+    done = scorer.run()
+    return [done[k][1] for k in keys]
+
+
+def load_judges(specs: Sequence[str | Backend]) -> list[_Judge]:
+    """Backends for the judge specs (``openai:MODEL,base_url=..``, ``hf:PATH``, ``vllm:PATH``, ``default``)."""
+    from medsbench.models import check_spec, load_backend
+    from medsbench.models.spec import ModelSpec
+
+    judges: list[_Judge] = []
+    names: set[str] = set()
+    for spec in specs:
+        if isinstance(spec, str):
+            parsed = ModelSpec.parse(spec)
+            check_spec(spec)
+            backend = load_backend(spec)
+            name, shown = parsed.display_name, parsed.redacted()
+        else:
+            backend = spec
+            name = shown = f"{getattr(spec, 'name', 'backend')}"
+        base, k = name, 2
+        while name in names:
+            name, k = f"{base}-{k}", k + 1
+        names.add(name)
+        judges.append(_Judge(name, shown, backend, backend.identity()))
+    return judges
+
+
+def judge_run(
+    run_dir: str | Path,
+    judges: Sequence[str | Backend],
+    *,
+    tasks: str | None = None,
+    limit: int | None = None,
+    cache: str | Path | None = None,
+    max_tokens: int = 300,
+    probes: bool = True,
+    probe_sample: int | None = None,
+    seed: int = 0,
+    bootstrap: int = 1000,
+    price: tuple[float, float] | None = None,
+    rubrics_dir: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> JudgedResults:
+    """Judge ``run_dir``'s free-text predictions; writes ``judged.json`` and ``judgements.jsonl`` there.
+
+    ``price``: USD per million (prompt, output) tokens, applied where the judge reports usage.
+    """
+    from medsbench.records.manifest import RunManifest
+
+    run_dir = Path(run_dir)
+    say = progress or log.info
+    if not judges:
+        raise MedsbenchError("no judge given (--judge SPEC, e.g. openai:gpt-4o or default)")
+    pred_path = run_dir / "predictions.jsonl"
+    if not pred_path.is_file():
+        raise MedsbenchError("no predictions.jsonl in the run folder", where=str(run_dir))
+    manifest = RunManifest.load(run_dir) if (run_dir / "manifest.json").is_file() else None
+    rubric_set, template, settings = load_rubrics(rubrics_dir)
+    by_task, failed = select_items(pred_path, tasks, limit)
+    if not by_task:
+        raise MedsbenchError(
+            "no free-text predictions to judge (only tasks scored with BLEU/ROUGE are judged: summarization, "
+            "explanation, rationale, task100, task42)", where=str(pred_path),
+        )
+    rubric_of = {t: rubric_for(t, v[0].category if v else None, rubric_set) for t, v in by_task.items()}
+    probe_items: dict[str, list[JudgeItem]] = {
+        t: (build_probes(v, settings, seed, probe_sample) if probes and v else []) for t, v in by_task.items()
+    }
+    # One flat list per judge: real items, then probes, so each backend sees one long request stream.
+    flat: list[JudgeItem] = [it for t in by_task for it in by_task[t]] + [p for t in by_task for p in probe_items[t]]
+    flat_rubrics = [rubric_of[it.task_id] for it in flat]
+    cache_path = Path(cache) if cache is not None else resolve_cache(run_dir, manifest)
+    loaded = load_judges(judges)
+    store = ResultCache(cache_path)
+    try:
+        for judge in loaded:
+            say(f"judge {judge.name}: {len(flat)} judgement(s) ({sum(len(v) for v in by_task.values())} items, "
+                f"{len(flat) - sum(len(v) for v in by_task.values())} probes)")
+            judge.verdicts = judge_items(judge, flat, flat_rubrics, template, store, max_tokens, say)
+    finally:
+        store.close()
+        for judge in loaded:
+            judge.backend.close()
+
+    scale = (template.scale_min, template.scale_max)
+    index = {id(it): i for i, it in enumerate(flat)}
+    tasks_out: dict[str, TaskJudged] = {}
+    all_probe_tables: dict[str, list[dict[str, ProbeSummary]]] = {}
+    for tid, items in by_task.items():
+        pos = [index[id(it)] for it in items]
+        per_judge = {j.name: [j.verdicts[p].score for p in pos] for j in loaded}
+        jury = _jury_scores(list(per_judge.values()))
+        verdicts_all = [j.verdicts[p] for j in loaded for p in pos]
+        summaries = {
+            j.name: _summary([j.verdicts[p] for p in pos], per_judge[j.name], f"judge:{tid}:{j.name}", bootstrap)
+            for j in loaded
+        }
+        jury_summary = _summary(verdicts_all, jury, f"judge:{tid}:{JURY}", bootstrap)
+        agree = None
+        if len(loaded) >= 2 and items:
+            matrix = np.array([[np.nan if s is None else s for s in per_judge[j.name]] for j in loaded], dtype=float)
+            agree = Agreement(**agreement(matrix, scale))
+        rho: dict[str, float | None] = {}
+        if items:
+            rouge = _rouge_l(items)
+            rho = {name: spearman(scores, rouge) for name, scores in per_judge.items()}
+            rho[JURY] = spearman(jury, rouge)
+        probe_tables: dict[str, dict[str, ProbeSummary]] = {}
+        plist = probe_items[tid]
+        if plist:
+            ppos = [index[id(p)] for p in plist]
+            pj = {j.name: [j.verdicts[p].score for p in ppos] for j in loaded}
+            for name, scores in pj.items():
+                probe_tables[name] = _probe_table(plist, scores, settings)
+            if len(loaded) > 1:
+                probe_tables[JURY] = _probe_table(plist, _jury_scores(list(pj.values())), settings)
+            for name, table in probe_tables.items():
+                all_probe_tables.setdefault(name, []).append(table)
+        first = items[0] if items else None
+        tasks_out[tid] = TaskJudged(
+            category=first.category if first else None,
+            language=first.language if first else None,
+            rubric=rubric_of[tid].ref,
+            n=len(items),
+            n_failed_predictions=failed.get(tid, 0),
+            judges=summaries,
+            jury=jury_summary,
+            agreement=agree,
+            rouge_l_spearman=rho,
+            probes=probe_tables,
+        )
+
+    infos: list[JudgeInfo] = []
+    for j in loaded:
+        pt = ot = None
+        for v in j.verdicts:
+            pt, ot = _add(pt, v.prompt_tokens), _add(ot, v.output_tokens)
+        cost = None
+        if price is not None and pt is not None and ot is not None:
+            cost = round((pt * price[0] + ot * price[1]) / 1e6, 6)
+        infos.append(JudgeInfo(
+            name=j.name, spec=j.spec, identity=j.identity, requests=j.requests, cached=j.cached, errors=j.errors,
+            prompt_tokens=pt, output_tokens=ot, new_prompt_tokens=j.new_prompt_tokens,
+            new_output_tokens=j.new_output_tokens, cost_usd=cost,
+        ))
+
+    categories: dict[str, CategoryJudged] = {}
+    for cat in dict.fromkeys(t.category or "other" for t in tasks_out.values()):
+        members = {tid: t for tid, t in tasks_out.items() if (t.category or "other") == cat}
+        means: dict[str, float | None] = {}
+        for name in [j.name for j in loaded] + ([JURY] if len(loaded) > 1 else []):
+            task_means = [(t.jury if name == JURY else t.judges[name]).mean for t in members.values()]
+            vals = [v for v in task_means if v is not None]
+            means[name] = round(float(np.mean(vals)), 4) if vals else None
+        categories[cat] = CategoryJudged(tasks=list(members), n=sum(t.n for t in members.values()), means=means)
+
+    result = JudgedResults(
+        run=str(run_dir),
+        model=manifest.model if manifest else None,
+        created=now(),
+        template=template.ref,
+        rubrics={r.id: r.ref for r in {id(r): r for r in rubric_of.values()}.values()},
+        probes_version=settings.version if probes else None,
+        scale=list(scale),
+        judges=infos,
+        tasks=tasks_out,
+        categories=categories,
+        probe_totals={name: _merge_probe_tables(tables) for name, tables in all_probe_tables.items()},
+        cache=str(cache_path),
+        notes=list(NOTES),
+    )
+    result.save(run_dir / "judged.json")
+    rows = []
+    for j in loaded:
+        for it, v in zip(flat, j.verdicts):
+            rows.append({
+                "task_id": it.task_id, "id": it.id, "probe": it.probe, "judge": j.name,
+                "rubric": rubric_of[it.task_id].ref, "score": v.score, "status": v.status, "retried": v.retried,
+                "error": v.error, "reply": v.reply, "prompt_tokens": v.prompt_tokens, "output_tokens": v.output_tokens,
+            })
+    write_jsonl(run_dir / JUDGEMENTS, rows)
+    return result
