@@ -117,6 +117,14 @@ def test_truncation_drops_demos_first_then_cuts_instruction_never_the_query():
     assert hopeless.over_budget and hopeless.prompt.user.endswith(item.input + "\nOutput:\n")
 
 
+def test_a_backend_that_cannot_count_tokens_is_not_truncated():
+    # ModelBackend.count_tokens may return None (BaseBackend does): the prompt is kept whole, as with no budget.
+    item = Instance("q", "the query " * 50, ["x"])
+    demos = [Instance(str(i), "words " * 50, ["out"]) for i in range(3)]
+    fitted = fit_prompt(DEFINITION, item, demos, count=lambda p: None, budget=5)
+    assert not fitted.truncated and fitted.tokens is None and fitted.prompt.demo_ids == ("0", "1", "2")
+
+
 def test_truncation_with_a_real_tokenizer_keeps_the_query(tiny_model_dir):
     from transformers import AutoTokenizer
 

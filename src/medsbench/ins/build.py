@@ -102,7 +102,8 @@ def _language_code(name: str | None) -> str:
 
 def describe(path: Path, origin: str) -> InputFile:
     meta = read_meta(path)
-    ours = meta.get("medsbench") if isinstance(meta.get("medsbench"), dict) else {}
+    raw_ours = meta.get("medsbench")
+    ours = raw_ours if isinstance(raw_ours, dict) else {}
     cats = meta.get("Categories") or []
     cats = [cats] if isinstance(cats, str) else cats
     definition = _first(meta.get("Definition"))
@@ -217,8 +218,8 @@ class Screener:
 
     def screen(self, state: TaskState, f: InputFile, chunk: list[Instance], offset: int) -> np.ndarray:
         n = len(chunk)
-        for j, inst in enumerate(chunk):
-            _check_instance(inst, offset + j, f.path)
+        for pos, inst in enumerate(chunk):
+            _check_instance(inst, offset + pos, f.path)
         c = state.counts
         c["input"] += n
         keep = np.ones(n, dtype=bool)
@@ -233,7 +234,8 @@ class Screener:
             toks = [tokens(i.input) for i in sub]
             lengths = np.fromiter((len(t) for t in toks), dtype=np.int64, count=len(sub))
             th = token_hashes([w for t in toks for w in t])
-            sigs = active = None
+            sigs: np.ndarray | None = None
+            active: np.ndarray | None = None  # set together with sigs
             if self.signer is not None:
                 sigs, active = self.signer.signatures(th, lengths)
             if self.test is not None and self.test.n_instances:
@@ -250,9 +252,11 @@ class Screener:
                 keep[idx[bad]] = False
                 sel = ~bad
                 idx, sub = idx[sel], [s for s, ok in zip(sub, sel) if ok]
-                if sigs is not None:
+                if sigs is not None and active is not None:
                     sigs, active = sigs[sel], active[sel]
             if self.near is not None and len(idx):
+                # near dedupe on: build() made a signer, so sigs and active are set
+                assert self.signer is not None and self.bander is not None and sigs is not None and active is not None
                 if self.cfg.dedupe.key != "input":
                     otoks = [tokens(i.target) for i in sub]
                     olen = np.fromiter((len(t) for t in otoks), dtype=np.int64, count=len(sub))
@@ -311,9 +315,9 @@ def build_mixture(
         st = states.setdefault(f.task_id, TaskState(f.task_id))
         st.files.append(f)
     for tid, st in states.items():
-        v = sidecar.get(tid)
-        st.original = v.original if v and cfg.instructions.sidecar_original else st.files[0].definition
-        st.paraphrases = list(v.paraphrases) if v else []
+        side = sidecar.get(tid)
+        st.original = side.original if side and cfg.instructions.sidecar_original else st.files[0].definition
+        st.paraphrases = list(side.paraphrases) if side else []
         st.pool = Reservoir(cfg.shots.demo_pool, stable_seed(cfg.seed, "pool", tid))
 
     signer = Signer(num_perm=cfg.dedupe.num_perm, shingle=cfg.dedupe.shingle) if (cfg.dedupe.near or cfg.decontam.near) else None
@@ -327,16 +331,18 @@ def build_mixture(
     screener = Screener(cfg, test_index, signer)
     max_demo = cfg.shots.max_demo_chars
     for st in states.values():
+        assert st.pool is not None  # made for every task above
         for f in st.files:
-            flags, offset = [], 0
+            chunk_flags: list[np.ndarray] = []
+            offset = 0
             for chunk in _chunks(f.path):
                 keep = screener.screen(st, f, chunk, offset)
                 offset += len(chunk)
-                flags.append(keep)
+                chunk_flags.append(keep)
                 for inst, ok in zip(chunk, keep):
                     if ok and (max_demo is None or len(inst.input) + len(inst.target) <= max_demo):
                         st.pool.offer(Instance(inst.id, inst.input, [inst.target]))
-            st.keep[f.path] = np.concatenate(flags) if flags else np.zeros(0, dtype=bool)
+            st.keep[f.path] = np.concatenate(chunk_flags) if chunk_flags else np.zeros(0, dtype=bool)
     n_contam = sum(st.counts["contaminated"] for st in states.values())
     say(f"screened {sum(st.counts['input'] for st in states.values())} instance(s): {n_contam} contaminated")
     if n_contam and cfg.decontam.fail:
@@ -363,6 +369,7 @@ def build_mixture(
     try:
         for tid, st in states.items():
             sel = Selector(st.counts["clean"], targets[tid], stable_seed(cfg.seed, "select", tid))
+            assert st.pool is not None
             pool = st.pool.sample()
             for f in st.files:
                 flags = st.keep[f.path]
@@ -417,9 +424,9 @@ def _share(counter: Counter) -> dict[str, dict[str, float]]:
 
 
 def _stats(cfg, out, states, targets, files, skipped, test_files, test_index, screener, shard_files, hist_prompt, hist_target, paraphrased, warnings, version) -> dict[str, Any]:
-    by = {k: Counter() for k in ("task", "category", "source", "language")}
+    by: dict[str, Counter[str]] = {k: Counter() for k in ("task", "category", "source", "language")}
     # The same shares over the clean instances, i.e. before balancing (caps, temperature, repeats).
-    before = {k: Counter() for k in ("task", "category", "source", "language")}
+    before: dict[str, Counter[str]] = {k: Counter() for k in ("task", "category", "source", "language")}
     licenses: dict[str, list[str]] = defaultdict(list)
     tasks: dict[str, Any] = {}
     shots: Counter = Counter()

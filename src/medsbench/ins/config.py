@@ -32,6 +32,7 @@ field (``extra="forbid"``), so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -206,7 +207,10 @@ def load_config(path: str | os.PathLike | None) -> InsConfig:
     except FileNotFoundError:
         raise MedsbenchError("config file not found", where=str(path)) from None
     if path.suffix == ".toml":
-        import tomllib
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # tomllib is new in Python 3.11; tomli is the same parser as a package
+            import tomli as tomllib
 
         try:
             data = tomllib.loads(text)

@@ -119,7 +119,7 @@ class TestIndex:
     def build(cls, files: Sequence[str | os.PathLike], cfg: DecontamConfig, signer: Signer | None) -> TestIndex:
         idx = cls(cfg=cfg, signer=signer if cfg.near else None)
         if idx.signer is not None:
-            idx.bander = Bander(threshold=cfg.threshold, num_perm=signer.num_perm)
+            idx.bander = Bander(threshold=cfg.threshold, num_perm=idx.signer.num_perm)
         task_pos: dict[str, int] = {}
         acc: dict[str, list[np.ndarray]] = defaultdict(list)  # per-chunk arrays, concatenated at the end
         for f in files:
@@ -169,6 +169,7 @@ class TestIndex:
                 acc["cj_v"].append(pair[:, 1])
                 acc["cj_o"].append(np.full(len(pair), t, np.uint32))
         if self.signer is not None:
+            assert self.bander is not None  # build() sets the bander together with the signer
             sigs, active = self.signer.signatures(th, lengths)
             bands = self.bander.bands(sigs[active]).ravel()
             acc["bd_v"].append(bands)
@@ -209,7 +210,7 @@ class TestIndex:
                 h, own = rolling(cth, clen, self.cjk_size(int(cls)))
                 hit, pay = _lookup(self.cjk_keys, self.cjk_task, h)
                 self._mark(reason, task, hit, pay, back[cback[own]])
-        if self.bander is not None and sigs is not None and len(self.band_keys):
+        if self.bander is not None and sigs is not None and active is not None and len(self.band_keys):
             todo = np.nonzero((reason < 0) & active)[0]
             if len(todo):
                 bands = self.bander.bands(sigs[todo])

@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 
@@ -60,7 +61,7 @@ class ShardWriter:
         self.written = 0
         self.files: list[dict] = []
         self._pq_writer = None
-        self._jsonl = None
+        self._jsonl: BinaryIO | None = None
         self._reset()
         self._open_next()
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from medsbench.errors import MedsbenchError
 from medsbench.metrics.score import TaskItems, score_items
-from medsbench.metrics.stats import paired_test_groups
+from medsbench.metrics.stats import MetricFn, paired_test_groups
 from medsbench.records.predictions import PredictionRow, read_predictions
 from medsbench.tasks.workspace import task_order as _task_order
 
@@ -77,8 +77,7 @@ def compare_predictions(
         for mode, triples in modes.items():
             keysets = [set(fn(sa.sum(axis=0))) for sa, _, fn in triples]
             shared = set.intersection(*keysets)
-            fns = [(lambda f, keep=frozenset(shared): (lambda s: {k: v for k, v in f(s).items() if k in keep}))(fn)
-                   for _, _, fn in triples]
+            fns = [_only_keys(fn, frozenset(shared)) for _, _, fn in triples]
             res = paired_test_groups([(sa, sb) for sa, sb, _ in triples], fns, resamples=resamples,
                                      seed=f"{seed}:{cat}:{mode}", method=method)
             out[mode] = {k: _r(v) for k, v in res.items()}
@@ -92,6 +91,11 @@ def compare_predictions(
         "tasks": tasks,
         "categories": categories,
     }
+
+
+def _only_keys(fn: MetricFn, keep: frozenset[str]) -> MetricFn:
+    """``fn`` restricted to the metric names in ``keep``."""
+    return lambda s: {k: v for k, v in fn(s).items() if k in keep}
 
 
 def _mode_stats(a: TaskItems, b: TaskItems, ia: np.ndarray, ib: np.ndarray, mode: str):

@@ -163,15 +163,14 @@ def as_rows(rows: Iterable[PredictionRow | dict[str, Any]]) -> list[PredictionRo
 
 
 def score_items(
-    rows: Sequence[PredictionRow], *, strict_ids: bool = False
+    rows: Sequence[PredictionRow | dict[str, Any]], *, strict_ids: bool = False
 ) -> tuple[dict[str, TaskItems], list[str], list[str]]:
     """Per-item statistics of every task: ({task_id: TaskItems}, unknown task ids, warnings).
 
     A task whose rows all failed is present with zero scored rows (``n_failed`` > 0).
     """
-    rows = as_rows(rows)
     by_task: dict[str, list[PredictionRow]] = {}
-    for r in rows:
+    for r in as_rows(rows):
         by_task.setdefault(r.task_id, []).append(r)
     cat = catalog()
     unknown = sorted(t for t in by_task if t not in cat)
@@ -404,9 +403,9 @@ def score_predictions(
             reference=_macro(t.reference for t in scored.values()),
         )
     pooled: dict[str, PooledResult] = {}
-    for name, (members, ref_rows, strict_rows) in pooled_rows(per_task).items():
+    for name, (pool_tasks, ref_rows, strict_rows) in pooled_rows(per_task).items():
         pooled[name] = PooledResult(
-            tasks=members,
+            tasks=pool_tasks,
             n=int(strict_rows.shape[0]),
             metrics=_round(metrics_from_sums(POOLED_KIND, strict_rows.sum(axis=0), present_labels_only=True)),
             reference=_round(metrics_from_sums(POOLED_KIND, ref_rows.sum(axis=0))),

@@ -38,8 +38,12 @@ import re
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from medsbench.errors import MedsbenchError, require
+
+if TYPE_CHECKING:
+    import regex
 
 SEP = "\ue000"  # private use: not \w, \s or \d, never produced by the regexes
 _LOCK = threading.Lock()
@@ -216,7 +220,7 @@ class _BatchTreebank:
             None,  # pad every sentence with spaces here
             list(w.ENDING_QUOTES),
         )
-        self.steps: list[tuple[_Guarded | re.Pattern[str], str] | None] = []
+        self.steps: list[tuple[_Guarded | re.Pattern[str] | regex.Pattern[str], str] | None] = []
         for stage in stages:
             if stage is None:
                 self.steps.append(None)

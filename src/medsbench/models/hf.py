@@ -296,4 +296,4 @@ class HFBackend(BaseBackend):
             active = [active[p] for p in still]
 
     def close(self) -> None:
-        self.model = None  # type: ignore[assignment]
+        self.model = None

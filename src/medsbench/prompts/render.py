@@ -47,7 +47,7 @@ def fit_prompt(
     instance: Instance,
     demos: Sequence[Instance],
     *,
-    count: Callable[[Prompt], int] | None,
+    count: Callable[[Prompt], int | None] | None,
     budget: int | None,
     style: str = "official",
     frame: bool = True,
@@ -59,14 +59,24 @@ def fit_prompt(
     prompt = build_prompt(definition, instance, demos, style=style, frame=frame)
     if count is None or budget is None:
         return Fitted(prompt, None, False)
-    n = count(prompt)
+    first = count(prompt)
+    if first is None:  # the backend cannot count tokens: nothing is cut, as without a budget
+        return Fitted(prompt, None, False)
+    n = first
+
+    def tokens(cand: Prompt) -> int:
+        m = count(cand)
+        if m is None:  # the same backend counted the full prompt above
+            raise RuntimeError("count_tokens returned None for a shortened prompt")
+        return m
+
     if n <= budget:
         return Fitted(prompt, n, False)
     kept = list(demos)
     while kept:
         kept.pop()
         prompt = build_prompt(definition, instance, kept, style=style, frame=frame)
-        n = count(prompt)
+        n = tokens(prompt)
         if n <= budget:
             return Fitted(prompt, n, True, demos_dropped=len(demos) - len(kept))
     # No demos left: cut the definition from its end (binary search on characters).
@@ -76,7 +86,7 @@ def fit_prompt(
     while lo <= hi:
         mid = (lo + hi) // 2
         cand = build_prompt(definition[:mid], instance, (), style=style, frame=frame)
-        m = count(cand)
+        m = tokens(cand)
         if m <= budget:
             best = (cand, m)
             lo = mid + 1
@@ -85,4 +95,4 @@ def fit_prompt(
     if best is not None:
         return Fitted(best[0], best[1], True, demos_dropped=dropped, instruction_cut=True)
     bare = build_prompt("", instance, (), style=style, frame=frame)
-    return Fitted(bare, count(bare), True, demos_dropped=dropped, instruction_cut=True, over_budget=True)
+    return Fitted(bare, tokens(bare), True, demos_dropped=dropped, instruction_cut=True, over_budget=True)

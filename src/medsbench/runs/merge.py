@@ -58,7 +58,7 @@ def merge_runs(shards: Sequence[str | Path], out: str | Path, *, log: Callable[[
     count = parsed[0][1]
     if any(n != count for _, n in parsed):
         raise MedsbenchError(f"shards of different splits: {', '.join(m.args['shard'] for m in manifests)}")
-    by_index = {}
+    by_index: dict[int, Path] = {}
     for d, (i, _n) in zip(dirs, parsed, strict=True):
         if i in by_index:
             raise MedsbenchError(f"shard {i}/{count} given twice: {by_index[i]} and {d}")

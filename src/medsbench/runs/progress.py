@@ -10,7 +10,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # typing.Self is new in Python 3.11
+    from typing_extensions import Self
 
 HEARTBEAT_SECONDS = 30.0
 

@@ -88,6 +88,7 @@ class Instance:
             raise MedsbenchError(f"instance must be an object, got {type(obj).__name__}", where=f"{where}:{index}")
         raw_id = obj.get("id")
         out = obj.get("output")
+        outputs: Any  # raw JSON: a non-list is kept as-is and reported by validate()
         if isinstance(out, str):
             outputs, was_str = [out], True
         elif isinstance(out, list):
@@ -98,7 +99,7 @@ class Instance:
         return cls(
             id=str(index) if raw_id is None else str(raw_id),
             input=obj.get("input"),  # type: ignore[arg-type]
-            output=outputs,  # type: ignore[arg-type]
+            output=outputs,
             output_was_str=was_str,
             id_was_int=isinstance(raw_id, int) and not isinstance(raw_id, bool),
             id_generated=raw_id is None,

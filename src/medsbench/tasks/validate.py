@@ -127,9 +127,10 @@ def _check_instances(path: str, meta: dict[str, Any], instances: Iterable) -> It
     ids = array("Q")
     inputs = array("Q")
     labels: Counter[str] = Counter()
+    raw_positives = meta.get("Positive Examples")
     positives = {
         _digest_int(ex["input"])
-        for ex in (meta.get("Positive Examples") if isinstance(meta.get("Positive Examples"), list) else [])
+        for ex in (raw_positives if isinstance(raw_positives, list) else [])
         if isinstance(ex, dict) and isinstance(ex.get("input"), str)
     }
     n = 0

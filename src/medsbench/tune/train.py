@@ -378,7 +378,8 @@ def _train(
         tokenizer.save_pretrained(str(weights_dir))
         if peft_config is not None and merge:
             # Merged weights in --out make it a plain HF folder that `hf:PATH` (eval) loads without PEFT.
-            merged = trainer.model.merge_and_unload()
+            # With a peft_config the trainer holds a peft PeftModel; transformers types trainer.model as a PreTrainedModel.
+            merged = trainer.model.merge_and_unload()  # type: ignore[union-attr,operator]
             merged.save_pretrained(str(out))
             tokenizer.save_pretrained(str(out))
         write_metrics_csv(out)

@@ -19,6 +19,7 @@ one abstract never straddles train and test). Gold format: see ``_ner.py``.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,7 +101,7 @@ def read_brat_folder(folder: Path) -> list[BratDoc]:
     return docs
 
 
-def split_sentences(text: str, protected: list[tuple[int, int]] = ()) -> list[tuple[int, int]]:
+def split_sentences(text: str, protected: Sequence[tuple[int, int]] = ()) -> list[tuple[int, int]]:
     """Character spans of the sentences of ``text`` (rule in the module docstring)."""
     spans: list[tuple[int, int]] = []
     start = 0
@@ -175,10 +176,11 @@ def convert_brat_folder(
         if roles is None:
             role = hash_split(doc.id, salt=task.task_id)
         else:
-            role = roles.get(doc.id)
-            if role is None:
+            listed = roles.get(doc.id)
+            if listed is None:
                 unlisted += 1
                 continue
+            role = listed
         (test if role == "test" else train).extend(doc_items(doc, set(types), task.task_id))
     train, test = split_train_test(train, test)
     if roles is None:

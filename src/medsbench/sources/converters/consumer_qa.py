@@ -81,7 +81,7 @@ def liveqa_questions(raw_dir: Path) -> list[dict[str, Any]]:
     questions = root.findall(".//NLM-QUESTION")
     if not questions:
         raise MedsbenchError("no <NLM-QUESTION> elements", where=str(path))
-    out = []
+    out: list[dict[str, Any]] = []
     for q in questions:
         subject = _text(q.find("Original-Question/SUBJECT"))
         message = _text(q.find("Original-Question/MESSAGE"))

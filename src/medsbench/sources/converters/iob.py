@@ -62,7 +62,7 @@ def read_iob(path: Path) -> list[IobSentence]:
     def close() -> None:
         nonlocal open_span
         if open_span is not None:
-            spans.append(tuple(open_span))  # type: ignore[arg-type]
+            spans.append(tuple(open_span))
             open_span = None
 
     def flush() -> None:

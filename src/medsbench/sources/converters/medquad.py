@@ -66,8 +66,10 @@ def read_pairs(raw_dir: Path) -> Iterator[tuple[str, str, str]]:
             raise MedsbenchError(f"invalid XML: {exc}", where=f"{raw_dir}:{doc}.xml") from None
         for pair in root.iter("QAPair"):
             question, answer = pair.find("Question"), pair.find("Answer")
-            q = norm_space("".join(question.itertext())) if question is not None else ""
-            a = norm_space("".join(answer.itertext())) if answer is not None else ""
+            if question is None or answer is None:
+                continue
+            q = norm_space("".join(question.itertext()))
+            a = norm_space("".join(answer.itertext()))
             if q and a:
                 yield f"{doc}#{question.get('qid') or pair.get('pid')}", q, a
 

@@ -79,10 +79,10 @@ def _generative(paths: list[Path]) -> list[Instance]:
 def mednli(raw_dir: Path, out_dir: Path, **_: object) -> list[Path]:
     paths = {split: [require_file(raw_dir, name) for name in names] for split, names in FILES.items()}
     method = "official split: test = mli_test_v1.jsonl, train = mli_train_v1 + mli_dev_v1 minus inputs in test"
-    common = dict(source="MedNLI", url=URL, license=LICENSE, split_method=method)
     return [
         *write_splits(out_dir, entry("task41"), test=_discriminative(paths["test"]),
-                      train=_discriminative(paths["train"]), definition=DEF41, **common),
+                      train=_discriminative(paths["train"]), definition=DEF41,
+                      source="MedNLI", url=URL, license=LICENSE, split_method=method),
         *write_splits(out_dir, entry("task42"), test=_generative(paths["test"]), train=_generative(paths["train"]),
-                      definition=DEF42, **common),
+                      definition=DEF42, source="MedNLI", url=URL, license=LICENSE, split_method=method),
     ]

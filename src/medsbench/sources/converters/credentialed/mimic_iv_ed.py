@@ -151,6 +151,7 @@ def _instances(paths: list[Path], task_id: str, split: str | None) -> Iterator[I
                  raw_folder="mimic-iv-ed", tasks=list(OUTCOMES))
 def mimic_iv_ed(raw_dir: Path, out_dir: Path, **_: object) -> list[Path]:
     train_csv, test_csv = find_file(raw_dir, "train"), find_file(raw_dir, "test")
+    splits: dict[str, tuple[list[Path], str | None]]  # split -> (csv files, split column value to keep)
     if train_csv and test_csv:
         splits = {"test": ([test_csv], None), "train": ([train_csv], None)}
         method = "official mimic4ed-benchmark split (data_general_processing.py: train.csv / test.csv)"

@@ -175,7 +175,7 @@ def _definition(task_id: str) -> str:
 
 @register_source("mimic_iv_note", description="MIMIC-IV-Note radiology reports -> task78, task83-94 (credentialed)",
                  raw_folder="mimic-iv-note", tasks=sorted(set(TASK_OF.values()), key=lambda t: int(t[4:])))
-def mimic_iv_note(raw_dir: Path, out_dir: Path, **_: object) -> list[Path]:
+def mimic_iv_note(raw_dir: Path, out_dir: Path, **_options: object) -> list[Path]:
     reports = find_file(raw_dir, "radiology")
     if reports is None:
         raise MedsbenchError("expected note/radiology.csv(.gz) of MIMIC-IV-Note here", where=str(raw_dir))
@@ -190,7 +190,9 @@ def mimic_iv_note(raw_dir: Path, out_dir: Path, **_: object) -> list[Path]:
         text = row["text"] or ""
         exam = exams.get(row["note_id"]) or sections(text).get("EXAMINATION", "")
         task_id = classify_exam(exam) if exam else None
-        pair = findings_impression(text) if task_id else None
+        if task_id is None:
+            continue
+        pair = findings_impression(text)
         if pair is None:
             continue
         split = hash_split(row["subject_id"], salt=task_id)
