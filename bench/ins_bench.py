@@ -12,6 +12,17 @@ then runs in its own subprocess, which reports wall time and peak RSS
 * ``near``:  ngram + MinHash near-dup dedupe and near-dup decontamination.
 
 Instances/s counts input instances per second of one process (one core).
+Builds use the natural mix (every clean instance once), not the balanced default.
+
+    python bench/ins_bench.py --cjk TASKS [--sample 12]
+
+Decontamination false positives in Chinese and Japanese on converted real task
+files (``medsbench data convert --all --out TASKS``): share of IgakuQA train items
+(task59, ja) flagged against the IgakuQA test split, and of one seeded half of the
+MedQA-MCMLE zh test split (task58; no train split exists) flagged against the
+other half, for the pre-CJK behaviour (13-grams over single characters) and the
+script-aware defaults, by reason, with a seeded sample of flagged items and the
+longest text they share with a test input, to judge by eye.
 """
 
 from __future__ import annotations
@@ -73,7 +84,8 @@ import json, resource, sys, time
 from medsbench.ins import InsConfig, build_mixture
 import medsbench.ins.build, pyarrow, datasketch, numpy, matplotlib  # import cost outside the timing
 tasks, bench, out, mode = sys.argv[1:5]
-cfg = InsConfig().updated(**{"dedupe.near": mode == "near", "decontam.near": mode == "near"})
+cfg = InsConfig().updated(**{"dedupe.near": mode == "near", "decontam.near": mode == "near",
+                             "balance.cap": None, "balance.temperature": 1.0, "balance.max_repeats": 1})
 base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 s = build_mixture([tasks], out, cfg, bench_tasks=[bench] if mode != "base" else [])
@@ -93,12 +105,76 @@ def run(tasks: Path, bench: Path, out: Path, mode: str) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def flagged(train: list, test_files: list[Path], cfg) -> tuple[list[int], dict[str, int]]:
+    """Indexes of ``train`` instances the decontamination of ``cfg`` drops, and counts by reason."""
+    from collections import Counter
+
+    import numpy as np
+
+    from medsbench.ins.decontam import REASONS, TestIndex
+    from medsbench.ins.dedupe import Signer
+
+    index = TestIndex.build(test_files, cfg, Signer(num_perm=128, shingle=5) if cfg.near else None)
+    reason, _ = index.check_texts([i.input for i in train])
+    hits = [int(i) for i in np.nonzero(reason >= 0)[0]]
+    return hits, dict(Counter(REASONS[reason[i]] for i in hits))
+
+
+def cjk_report(tasks: Path, sample: int) -> None:
+    import difflib
+
+    from medsbench.ins.config import DecontamConfig
+    from medsbench.sources.registry import task_meta
+    from medsbench.tasks.format import iter_instances, read_meta, write_task
+
+    def one(path: Path) -> Path:
+        found = sorted(tasks.glob(path.name))
+        if not found:
+            raise SystemExit(f"{tasks / path.name} not found: run medsbench data convert --all --out {tasks}")
+        return found[0]
+
+    with tempfile.TemporaryDirectory(prefix="ins-cjk-") as tmp:
+        tmp = Path(tmp)
+        ja_train = list(iter_instances(one(Path("task59_*.train.json"))))
+        ja_test = one(Path("task59_*.test.json"))
+        zh = one(Path("task58_*.test.json"))
+        items = list(iter_instances(zh))
+        order = list(range(len(items)))
+        random.Random(0).shuffle(order)
+        half = len(order) // 2
+        meta = read_meta(zh)
+        zh_test = tmp / "task58_half.test.json"
+        write_task(zh_test, {**meta, **task_meta(None, split="test", definition=meta["Definition"][0], source="MedQA-MCMLE half B",
+                                                  url="-", split_method="seeded halves", license="MIT", task_id="task58", slug="half")},
+                   [{"id": items[i].id, "input": items[i].input, "output": items[i].output} for i in order[half:]])
+        cases = {"ja: IgakuQA train vs test": (ja_train, [ja_test]),
+                 "zh: MedQA-MCMLE half A vs half B": ([items[i] for i in order[:half]], [zh_test])}
+        configs = {"before (13-grams over characters)": DecontamConfig(ngram_han=13, ngram_kana=13),
+                   "after (script-aware defaults)": DecontamConfig()}
+        for name, (train, tests) in cases.items():
+            test_inputs = [i.input for p in tests for i in iter_instances(p)]
+            for cname, cfg in configs.items():
+                hits, reasons = flagged(train, tests, cfg)
+                print(f"{name}, {cname}: {len(hits)}/{len(train)} flagged = {100 * len(hits) / len(train):.1f}% {reasons}")
+                rng = random.Random(1)
+                for i in rng.sample(hits, min(sample, len(hits))):
+                    text = train[i].input
+                    best = max(test_inputs, key=lambda x: difflib.SequenceMatcher(None, text, x, autojunk=False).find_longest_match().size)
+                    m = difflib.SequenceMatcher(None, text, best, autojunk=False).find_longest_match()
+                    print(f"  - {train[i].id}: longest text shared with a test input ({m.size} chars): {text[m.a:m.a + m.size]!r}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--near-sizes", default="100000")
     ap.add_argument("--tasks", type=int, default=20)
+    ap.add_argument("--cjk", type=Path, help="converted task folder: measure zh/ja decontamination false positives")
+    ap.add_argument("--sample", type=int, default=12)
     args = ap.parse_args()
+    if args.cjk:
+        cjk_report(args.cjk, args.sample)
+        return
     sizes = [int(x) for x in args.sizes.split(",")]
     near = {int(x) for x in args.near_sizes.split(",") if x}
     results: dict[tuple[int, str], dict] = {}

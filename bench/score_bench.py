@@ -27,10 +27,9 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from medsbench.fileio import write_jsonl  # noqa: E402
-from medsbench.metrics import score_predictions  # noqa: E402
-from medsbench.metrics.families import HALLMARKS  # noqa: E402
-from medsbench.metrics.load import normalize_rows  # noqa: E402
-from medsbench.metrics.score import score_items  # noqa: E402
+from medsbench.metrics import get_scorer, score_predictions  # noqa: E402
+from medsbench.metrics.score import as_rows, score_items  # noqa: E402
+from medsbench.tasks.labels import HALLMARKS  # noqa: E402
 from medsbench.tasks.catalog import catalog  # noqa: E402
 
 EN = ("the patient was admitted with chest pain and shortness of breath ; ECG showed ST elevation in leads II , III "
@@ -170,11 +169,11 @@ def main() -> None:
         score_predictions(path, bootstrap=0)
         no_boot = time.perf_counter() - t0
         by_cat: dict[str, list[dict]] = defaultdict(list)
-        for r in normalize_rows(rows):
-            by_cat[r["category"]].append(r)
+        for r in as_rows(rows):
+            by_cat[r.category or ""].append(r)
         nltk_dir = Path(tmp) / "nltk_data"
         write_punkt_tab(nltk_dir)
-        print(f"{len(rows)} rows, {len(res['tasks'])} tasks, half of the outputs long")
+        print(f"{len(rows)} rows, {len(res.tasks)} tasks, half of the outputs long")
         print(f"{'category':24} {'rows':>6} {'batched rows/s':>15} {'naive rows/s':>13} {'official-libs rows/s':>21}")
         naive_total = 0.0
         official_total = 0.0
@@ -183,17 +182,18 @@ def main() -> None:
             score_items(cat_rows)
             dt = time.perf_counter() - t0
             sample = random.Random(1).sample(cat_rows, min(args.sample, len(cat_rows)))
-            sample = [dict(r, id=f"naive-{i}-{r['id']}") for i, r in enumerate(sample)]  # no cache hits across runs
+            sample = [r.model_copy(update={"id": f"naive-{i}-{r.id}"}) for i, r in enumerate(sample)]  # no cache hits
             t0 = time.perf_counter()
             for r in sample:
                 score_items([r])
             naive = (time.perf_counter() - t0) / len(sample)
             naive_total += naive * len(cat_rows)
             official = ""
-            if cat in ("summarization", "explanation", "rationale") or any(r["task_id"] in ("task100", "task42") for r in cat_rows):
-                text_rows = [r for r in sample if catalog()[r["task_id"]].metric == "bleu_rouge"]
+            is_text = [get_scorer(catalog()[r.task_id].scorer or "").is_text for r in cat_rows]
+            if any(is_text):
+                text_rows = [r.model_dump() for r in sample if get_scorer(catalog()[r.task_id].scorer or "").is_text]
                 sec = official_text_scores(text_rows, str(nltk_dir)) / max(1, len(text_rows))
-                frac = sum(catalog()[r["task_id"]].metric == "bleu_rouge" for r in cat_rows)
+                frac = sum(is_text)
                 official_total += sec * frac + naive * (len(cat_rows) - frac)
                 official = f"{1 / sec:21.0f}"
             else:

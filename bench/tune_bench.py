@@ -33,7 +33,6 @@ def main() -> None:
     a = ap.parse_args()
 
     import torch
-    from datasets import Dataset
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl.data_utils import pack_dataset

@@ -15,6 +15,7 @@ from test_board_support import HOSTILE_INPUT_TAIL, HOSTILE_MODEL, HOSTILE_OUTPUT
 
 from medsbench.board import Store, build_site
 from medsbench.board.site import script_json
+from medsbench.metrics import primary_metric
 from medsbench.board.store import load_seed, slugify
 from medsbench.errors import MedsbenchError
 from medsbench.tasks.catalog import catalog
@@ -84,31 +85,62 @@ def site(tmp_path, board_ws):
 
 
 def test_seed_rows_match_the_published_numbers(tmp_path):
+    """Every seeded number is stored exactly as the seed file gives it, under the metric it reports."""
+    seed = load_seed()
+    cat = catalog()
     with Store(tmp_path / "b.sqlite") as store:
         runs = {r.name: r for r in store.runs()}
-        assert {r.model for r in runs.values()} == {"GPT-4", "Claude-3.5", "MEDITRON", "Llama 3 (8B)", "MMedIns-Llama 3"}
+        assert {r.model for r in runs.values()} == {m["name"] for m in seed["models"]}
         assert all(r.kind == "reported" for r in runs.values())
-        cats = {(c["category"], c["metric"]): c for c in store.category_scores("reported:GPT-4")}
-        assert cats[("mcqa", "accuracy")]["value"] == 75.3
-        assert (cats[("summarization", "bleu1")]["value"], cats[("summarization", "rougeL")]["value"]) == (24.46, 25.66)
-        assert cats[("text_classification", "f1")]["value"] == 68.06
-        assert ("rationale", "bleu1") not in cats  # GPT-4 has no published rationale score
-        claude = {(c["category"], c["metric"]): c["value"] for c in store.category_scores("reported:Claude-3.5")}
-        assert claude[("rationale", "bleu1")] == 46.26 and claude[("rationale", "rougeL")] == 36.97
-        # Per-task sources: values as quoted, category cells derived and flagged so.
-        med = {(s["task_id"], s["metric"]): s["value"] for s in store.task_scores("reported:MEDITRON")}
-        llama = {(s["task_id"], s["metric"]): s["value"] for s in store.task_scores("reported:Llama 3 (8B)")}
-        assert med[("task127", "f1")] == 1.4 and llama[("task127", "f1")] == 25.3
-        assert med[("task57", "accuracy")] == 47.9 and llama[("task57", "accuracy")] == 60.9
-        assert (med[("pooled:CT", "bleu1")], med[("pooled:CT", "rougeL")]) == (16.3, 23.9)
-        assert (llama[("task42", "bleu1")], llama[("task42", "rougeL")]) == (21.3, 22.8)
-        derived = {(c["category"], c["metric"]): c for c in store.category_scores("reported:MEDITRON")}
-        ie = derived[("information_extraction", "accuracy")]
-        assert ie["derived"] == 1 and ie["n_tasks"] == 5
-        assert ie["value"] == pytest.approx((72.2 + 72.1 + 46.6 + 51.2 + 95.7) / 5, abs=1e-3)
-        mmed = {(s["task_id"], s["metric"]): s["value"] for s in store.task_scores("reported:MMedIns-Llama 3")}
-        assert mmed == {("task57", "accuracy"): 63.6}
-        assert json.loads(json.dumps(runs["reported:MMedIns-Llama 3"].manifest))["label"].endswith("(third-party transcription)")
+        for m in seed["models"]:
+            run = f"reported:{m['name']}"
+            assert runs[run].manifest["label"] == seed["sources"][m["source"]]["label"]
+            cats = {(c["category"], c["metric"]): c for c in store.category_scores(run)}
+            for key, metrics in m.get("categories", {}).items():
+                for metric, value in metrics.items():
+                    assert cats[(key, metric)]["value"] == value and cats[(key, metric)]["derived"] == 0
+            tasks = {(s["task_id"], s["metric"]): s["value"] for s in store.task_scores(run)}
+            expected = {(tid, k): v for tid, ms in m.get("tasks", {}).items() for k, v in ms.items()}
+            expected |= {(f"pooled:{g}", k): v for g, ms in m.get("pooled", {}).items() for k, v in ms.items()}
+            assert tasks == expected
+            infos = {i["task_id"]: i for i in store.task_info(run)}
+            for tid, ms in m.get("tasks", {}).items():
+                # The stored primary metric is the one the scorer uses, and the seed reports it.
+                assert infos[tid]["metric"] == primary_metric(cat[tid]) and infos[tid]["metric"] in ms
+            for group in m.get("pooled", {}):
+                assert infos[f"pooled:{group}"]["metric"] == "rougeL" in m["pooled"][group]
+            # Categories of per-task sources are derived means of the seeded tasks, flagged as such.
+            own = {k for k in m.get("categories", {})}
+            by_cat: dict[tuple[str, str], list[float]] = {}
+            for tid, ms in m.get("tasks", {}).items():
+                for k, v in ms.items():
+                    by_cat.setdefault((cat[tid].category, k), []).append(v)
+            for (key, metric), values in by_cat.items():
+                if key in own:
+                    continue
+                c = cats[(key, metric)]
+                assert c["derived"] == 1 and c["n_tasks"] == len(values)
+                assert c["value"] == pytest.approx(sum(values) / len(values), abs=1e-3)
+
+
+def test_primary_metric_is_one_function():
+    """Text tasks are ranked by ROUGE-L (the paper's leaderboard reports ROUGE), as results.json says."""
+    from medsbench.metrics import scorer_for
+
+    cat = catalog()
+    for entry in cat.tasks.values():
+        assert primary_metric(entry) == scorer_for(entry).primary
+    assert primary_metric(cat["task114"]) == "rougeL" and primary_metric(cat["task57"]) == "accuracy"
+    assert primary_metric(cat.categories["summarization"]) == "rougeL"
+
+
+def test_mmedins_link_is_the_released_model(site):
+    _, out = site
+    seed = {m["name"]: m for m in load_seed()["models"]}
+    link = "https://huggingface.co/Henrychur/MMedS-Llama-3-8B"
+    assert seed["MMedIns-Llama 3"]["link"] == link
+    page = (out / "models" / f"{slugify('MMedIns-Llama 3')}.html").read_text()
+    assert f'href="{link}"' in page and "MMedIns-Llama-3-8B" not in page
 
 
 def test_seed_file_is_consistent_with_the_catalog():
@@ -159,11 +191,25 @@ def test_add_refuses_bad_runs_and_reported_names(tmp_path, board_ws):
 
 
 def test_manifest_spec_becomes_a_path_free_name(tmp_path, board_ws, tiny_model_dir):
+    from medsbench.records.manifest import RunManifest
+
+    run = board_ws["runs"][0]
+    spec = RunManifest.load(run).model  # written by run_eval: "hf:/.../model"
+    assert spec.startswith("hf:/") and spec.endswith("/" + tiny_model_dir.name)
     with Store(tmp_path / "b.sqlite") as store:
-        store.add_run(board_ws["runs"][0])  # manifest written by run_eval: {"model": "hf:/.../model", ...}
+        store.add_run(run)
         assert [r.model for r in store.runs() if r.kind == "measured"] == [tiny_model_dir.name]
-        store.add_run(board_ws["runs"][1])  # ours: {"model": {"spec": "hf:/...", "name": "tiny-qwen"}}
-        assert sorted(r.model for r in store.runs() if r.kind == "measured") == sorted([tiny_model_dir.name, "tiny-qwen"])
+        # A foreign manifest (the old {"model": {"spec": ..., "name": ...}} shape) is refused in one line.
+        old = tmp_path / "runs" / "old"
+        import shutil
+
+        shutil.copytree(run, old)
+        data = json.loads((old / "manifest.json").read_text())
+        data["model"] = {"spec": spec, "name": "tiny"}
+        (old / "manifest.json").write_text(json.dumps(data))
+        with pytest.raises(MedsbenchError, match=r"manifest.json: not a medsbench run manifest: model") as exc:
+            store.add_run(old)
+        assert "\n" not in str(exc.value)
 
 
 def test_unfinished_runs_are_refused(tmp_path, board_ws):
@@ -171,11 +217,20 @@ def test_unfinished_runs_are_refused(tmp_path, board_ws):
 
     run = tmp_path / "runs" / "half"
     shutil.copytree(board_ws["runs"][0], run)
-    manifest = json.loads((run / "manifest.json").read_text())
-    manifest["status"] = "interrupted"
-    (run / "manifest.json").write_text(json.dumps(manifest))
-    with Store(tmp_path / "b.sqlite") as store, pytest.raises(MedsbenchError, match="interrupted.*--resume"):
-        store.add_run(run)
+    from medsbench.records.manifest import RunManifest
+
+    manifest = RunManifest.load(run)
+    manifest.status = "interrupted"
+    manifest.save(run)
+    with Store(tmp_path / "b.sqlite") as store:
+        with pytest.raises(MedsbenchError, match="interrupted.*--resume.*--allow-partial"):
+            store.add_run(run)
+        assert store.add_run(run, allow_partial=True) == "added"
+        assert [r.partial for r in store.runs() if r.name == "half"] == [True]
+        manifest.status = "running"
+        manifest.save(run)
+        with pytest.raises(MedsbenchError, match="run is running.*--resume"):
+            store.add_run(run, allow_partial=True)
 
 
 # -- site -------------------------------------------------------------------------------------
@@ -183,25 +238,35 @@ def test_unfinished_runs_are_refused(tmp_path, board_ws):
 
 def test_overview_structure(site):
     store, out = site
+    seed = load_seed()
+    cat = catalog()
     page = Page((out / "index.html").read_text())
     tables = {t["id"]: t for t in page.tables}
     ref, strict = tables["table-reference"], tables["table-strict"]
-    n_cats = len(catalog().categories)
+    categories = list(cat.categories)
     head = ref["head"][0]
-    assert len(head) == 2 + n_cats
-    assert head[2].startswith("Multiple-choice QA") and head[2].endswith("accuracy")
-    assert "BLEU-1 / ROUGE-L" in head[3]
+    assert head[:3] == ["Model", "Kind", "Protocol"] and len(head) == 3 + len(categories)
+    assert head[3].startswith(cat.categories["mcqa"].title) and head[3].endswith("accuracy")
+    assert "BLEU-1 / ROUGE-L" in head[3 + categories.index("summarization")]
     models = [r[0] for r in ref["rows"]]
-    assert len(models) == 7  # 5 reported + 2 measured, one row per model
+    assert len(models) == len(seed["models"]) + 2  # every reported model + 2 measured, one row per model
     assert any(HOSTILE_MODEL in m for m in models) and any("tiny-llama (random)" in m for m in models)
-    kinds = {r[0].split("\n")[0]: r[1] for r in ref["rows"]}
-    assert sum(1 for k in kinds.values() if k == "reported") == 5
-    assert sum(1 for k in kinds.values() if k == "measured") == 2
+    kinds = [r[1] for r in ref["rows"]]
+    assert kinds.count("reported") == len(seed["models"]) and kinds.count("measured") == 2
+    protocols = {r[1]: {row[2] for row in ref["rows"] if row[1] == r[1]} for r in ref["rows"]}
+    assert protocols["reported"] == {"as published"} and protocols["measured"] == {"medsbench"}
     # Strict mode has only the rows scored here, each with a CI in small print.
     assert len(strict["rows"]) == 2
-    assert all("95% CI" in r[2] for r in strict["rows"])
-    gpt4 = next(r for r in ref["rows"] if r[0].startswith("GPT-4"))
-    assert gpt4[2] == "75.30" and gpt4[3] == "24.46 / 25.66" and gpt4[6] == "–"
+    assert all("95% CI" in r[3] for r in strict["rows"])
+    # Published category numbers are shown exactly as the seed file gives them.
+    for m in seed["models"]:
+        row = next(r for r in ref["rows"] if r[0].split("\n")[0].startswith(m["name"]) and r[1] == "reported")
+        for key, metrics in m.get("categories", {}).items():
+            headline = [k for k in ("accuracy", "bleu1", "rougeL", "f1") if k in metrics]
+            assert row[3 + categories.index(key)] == " / ".join(f"{metrics[k]:.2f}" for k in headline), (m["name"], key)
+        if m.get("categories") and not m.get("tasks"):
+            for key in set(categories) - set(m["categories"]):
+                assert row[3 + categories.index(key)] == "–", (m["name"], key)
     # Every score cell carries a numeric sort key; both tables are sortable (clicked for real in test_board_browser).
     cells = [a for t, a in page.tags if t == "td" and "num" in (a.get("class") or "")]
     assert cells and all(a.get("data-sort") == "" or re.fullmatch(r"-?\d+\.\d{4}", a["data-sort"]) for a in cells)
@@ -246,20 +311,26 @@ def test_charts_present_and_valid_svg(site):
         assert name in "".join(root.itertext())
         model_page = (out / "models" / f"{slugify(name)}.html").read_text()
         assert f'src="../charts/{slugify(name)}.svg"' in model_page
-    gpt4 = (out / "charts" / f"{slugify('GPT-4')}.svg").read_text()
-    assert gpt4.count("<rect x=\"230\"") == 9  # nine categories published for GPT-4
+    gpt4 = next(m for m in load_seed()["models"] if m["name"] == "GPT-4")
+    svg = (out / "charts" / f"{slugify('GPT-4')}.svg").read_text()
+    assert svg.count("<rect x=\"230\"") == len(gpt4["categories"])  # one bar per published category
+    # Text categories are charted by their primary metric, ROUGE-L.
+    assert f"ROUGE-L (official scoring (reference)): {gpt4['categories']['summarization']['rougeL']:.1f}" in svg
 
 
 def test_task_pages_list_every_model_with_scores(site):
     _, out = site
     page = Page((out / "tasks" / "task57.html").read_text())
     table = page.tables[0]
+    head = table["head"][0]
     names = [r[0] for r in table["rows"]]
-    # measured: both runs; reported: MEDITRON, Llama 3, MMedIns-Llama 3 have task57 numbers
-    assert len(names) == 5
-    assert any(n.startswith("MEDITRON") for n in names) and any(n.startswith(HOSTILE_MODEL) for n in names)
-    meditron = next(r for r in table["rows"] if r[0].startswith("MEDITRON"))
-    assert meditron[3] == "47.90"
+    reported = {m["name"]: m["tasks"]["task57"] for m in load_seed()["models"] if "task57" in m.get("tasks", {})}
+    assert len(names) == 2 + len(reported)  # both measured runs and every model with a published task57 number
+    assert any(n.startswith(HOSTILE_MODEL) for n in names)
+    col = next(i for i, h in enumerate(head) if h.startswith("accuracy") and "official" in h)
+    for name, metrics in reported.items():
+        row = next(r for r in table["rows"] if r[0].startswith(name))
+        assert row[col] == f"{metrics['accuracy']:.2f}"
     assert (out / "tasks" / "pooled-CT.html").is_file()
     assert "task114" in (out / "tasks.html").read_text()
 

@@ -14,7 +14,7 @@ import pytest
 from test_board_support import HOSTILE_INPUT_TAIL, HOSTILE_MODEL, HOSTILE_OUTPUT, board_ws, fresh_store  # noqa: F401
 
 from medsbench.board import build_site
-from medsbench.board.store import slugify
+from medsbench.board.store import load_seed, slugify
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
@@ -87,18 +87,18 @@ def test_sort_navigate_and_escape(browser, served, tmp_path):
     page.goto(base + "index.html")
     page.wait_for_load_state("load")
 
-    # Sorting: click the MCQA header (column 2) of the official table.
+    # Sorting: click the MCQA header (column 3, after model, kind and protocol) of the official table.
     before = [r.split("\n")[0] for r in page.eval_on_selector_all("#table-reference tbody th", "e => e.map(x => x.textContent)")]
-    page.click("#table-reference thead th:nth-child(3)")
-    values = _column(page, "#table-reference", 2)
+    page.click("#table-reference thead th:nth-child(4)")
+    values = _column(page, "#table-reference", 3)
     nums = [float(v) for v in values if v]
     assert nums == sorted(nums, reverse=True) and len(nums) >= 5
     assert all(values[: len(nums)]) and not any(values[len(nums):])  # blanks last
-    assert page.get_attribute("#table-reference thead th:nth-child(3)", "aria-sort") == "descending"
+    assert page.get_attribute("#table-reference thead th:nth-child(4)", "aria-sort") == "descending"
     after = [r.split("\n")[0] for r in page.eval_on_selector_all("#table-reference tbody th", "e => e.map(x => x.textContent)")]
     assert after != before  # the order really changed
-    page.click("#table-reference thead th:nth-child(3)")
-    nums_up = [float(v) for v in _column(page, "#table-reference", 2) if v]
+    page.click("#table-reference thead th:nth-child(4)")
+    nums_up = [float(v) for v in _column(page, "#table-reference", 3) if v]
     assert nums_up == sorted(nums_up)
     page.click("#table-reference thead th:nth-child(1)")  # by name, A-Z
     names = page.eval_on_selector_all("#table-reference tbody th", "e => e.map(x => x.getAttribute('data-sort').toLowerCase())")
@@ -117,9 +117,11 @@ def test_sort_navigate_and_escape(browser, served, tmp_path):
     assert page.url.endswith("/tasks/task57.html")
     assert page.locator("h1").inner_text().startswith("task57")
     rows = page.locator("#task-table tbody tr").count()
-    assert rows == 5
-    page.click("#task-table thead th:nth-child(4)")  # official accuracy
-    acc = [float(v) for v in _column(page, "#task-table", 3) if v]
+    assert rows == 2 + sum(1 for m in load_seed()["models"] if "task57" in m.get("tasks", {}))
+    heads = page.eval_on_selector_all("#task-table thead th", "e => e.map(x => x.textContent)")
+    col = next(i for i, h in enumerate(heads) if h.startswith("accuracy") and "official" in h)
+    page.click(f"#task-table thead th:nth-child({col + 1})")  # official accuracy
+    acc = [float(v) for v in _column(page, "#task-table", col) if v]
     assert acc == sorted(acc, reverse=True)
 
     # A model page with its chart.
@@ -176,8 +178,8 @@ def test_site_works_from_file_urls(browser, tmp_path, board_ws):
     page = browser.new_page()
     watch = Watch(page)
     page.goto((out / "index.html").as_uri())
-    page.click("#table-strict thead th:nth-child(3)")
-    assert page.get_attribute("#table-strict thead th:nth-child(3)", "aria-sort") == "descending"
+    page.click("#table-strict thead th:nth-child(4)")
+    assert page.get_attribute("#table-strict thead th:nth-child(4)", "aria-sort") == "descending"
     page.goto((out / "runs" / f"{slugify('tiny-llama')}.html").as_uri())
     page.wait_for_selector("#pred-list article")
     assert page.locator("#pred-list article").count() == 10

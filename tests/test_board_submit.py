@@ -43,7 +43,7 @@ def test_valid_csv_passes_with_full_coverage(tmp_path, board_ws, rows):
     rep = validate_submission(_write(tmp_path / "ok.csv", rows), _tasks(board_ws))
     assert rep.ok, rep.describe()
     assert rep.rows == 10 and rep.coverage == {"task57": (6, 6), "task114": (4, 4)}
-    assert [p["id"] for p in rep.predictions if p["task_id"] == "task114"] == ["m0", "m1", "m2", "m3"]
+    assert [p.id for p in rep.predictions if p.task_id == "task114"] == ["m0", "m1", "m2", "m3"]
 
 
 def test_plain_inputs_and_full_prompts_both_match(tmp_path, board_ws, rows):
@@ -64,7 +64,7 @@ def test_valid_jsonl_passes(board_ws):
 
 def test_wrong_columns(tmp_path, board_ws, rows):
     rows[0] = ["task_id", "question", "GT", "output"]
-    with pytest.raises(MedsbenchError, match=r"wrong columns task_id,question,GT,output.*task_id,input,GT,output") as exc:
+    with pytest.raises(MedsbenchError, match=r"must have columns task_id,input,GT,output; missing input") as exc:
         validate_submission(_write(tmp_path / "cols.csv", rows), _tasks(board_ws))
     assert "cols.csv:1" in str(exc.value)
 
@@ -148,7 +148,7 @@ def test_not_utf8_and_broken_rows(tmp_path, board_ws, rows):
     with pytest.raises(MedsbenchError, match=r"latin.csv:2: not UTF-8"):
         validate_submission(bad, _tasks(board_ws))
     short = _write(tmp_path / "short.csv", [rows[0], ["task57", "only two"]])
-    with pytest.raises(MedsbenchError, match=r"short.csv:2: row has 2 cells, expected 4"):
+    with pytest.raises(MedsbenchError, match=r"short.csv:2: expected 4 fields, got 2"):
         validate_submission(short, _tasks(board_ws))
 
 
@@ -238,5 +238,106 @@ def test_jsonl_missing_reference_is_a_clear_error(tmp_path, board_ws):
         r.pop("references")
     path = tmp_path / "noref.jsonl"
     write_jsonl(path, rows)
-    with pytest.raises(MedsbenchError, match=r"noref.jsonl:1: missing field\(s\) reference"):
+    with pytest.raises(MedsbenchError, match=r"noref.jsonl:1: not a medsbench prediction row: .*missing 'reference'"):
         validate_submission(path, _tasks(board_ws))
+
+
+# -- suspicious submissions -------------------------------------------------------------------------
+
+
+def _flags(rep) -> dict[tuple[str, str], tuple[int, int]]:
+    return {(f.task_id, f.kind): (f.count, f.eligible) for f in rep.flags}
+
+
+def test_honest_runs_raise_no_flags(tmp_path, board_ws):
+    for run in board_ws["runs"]:
+        rep = validate_submission(run / "predictions.jsonl", _tasks(board_ws))
+        assert rep.ok and rep.flags == [], rep.describe()
+
+
+def test_outputs_copied_from_the_references_are_flagged(tmp_path, board_ws, rows):
+    """GT pasted into the output column (whitespace and case changed): flagged on both tasks, not rejected."""
+    copied = [rows[0]] + [[r[0], r[1], r[2], "  " + r[2].upper() + " "] for r in rows[1:]]
+    rep = validate_submission(_write(tmp_path / "copy.csv", copied), _tasks(board_ws))
+    assert rep.ok  # a flag is for the approver, never a rejection
+    n57 = sum(1 for r in rows[1:] if r[0] == "task57")
+    n114 = sum(1 for r in rows[1:] if r[0] == "task114" and len(r[2].split()) >= 4)
+    assert _flags(rep) == {("task57", "verbatim_closed"): (n57, n57), ("task114", "copies_reference"): (n114, n114)}
+    text = rep.describe()
+    assert f"FLAG [task114] {n114} of {n114} outputs are the reference verbatim (100%)" in text
+    assert "majority baseline" in text and "before `medsbench board approve`" in text
+
+
+def test_a_strong_honest_model_on_closed_labels_is_not_flagged(tmp_path, board_ws, rows):
+    """Every MCQA answer right, as a bare letter (what a strong model says): not a copy of the gold text."""
+    letters = [rows[0]] + [[r[0], r[1], r[2], r[2][0] if r[0] == "task57" else r[3]] for r in rows[1:]]
+    rep = validate_submission(_write(tmp_path / "letters.csv", letters), _tasks(board_ws))
+    assert rep.ok and rep.flags == []
+    # Half the free-text outputs copied: at the 50% threshold the task is flagged.
+    summ = [i for i, r in enumerate(letters) if r[0] == "task114"]
+    half = [list(r) for r in letters]
+    for i in summ[: len(summ) // 2]:
+        half[i][3] = half[i][2]
+    rep = validate_submission(_write(tmp_path / "half.csv", half), _tasks(board_ws))
+    assert _flags(rep) == {("task114", "copies_reference"): (len(summ) // 2, len(summ))}
+
+
+def test_outputs_copying_the_input_are_flagged(tmp_path, board_ws):
+    from medsbench.records import read_predictions, write_predictions
+
+    preds = read_predictions(board_ws["runs"][1] / "predictions.jsonl")  # plain item inputs
+    for p in preds:
+        p.output = p.input
+    path = tmp_path / "echo.jsonl"
+    write_predictions(path, preds)
+    rep = validate_submission(path, _tasks(board_ws))
+    assert _flags(rep) == {("task57", "copies_input"): (6, 6), ("task114", "copies_input"): (4, 4)}
+
+
+def test_flags_reach_the_pending_list_and_approval_stays_manual(tmp_path, board_ws, rows):
+    ws = tmp_path / "ws"
+    shutil.copytree(_tasks(board_ws), ws / "tasks")
+    copied = [rows[0]] + [[r[0], r[1], r[2], r[2]] for r in rows[1:]]
+    import subprocess
+    import sys
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "medsbench.cli", "board", *args, "--workspace", str(ws)],
+                              capture_output=True, text=True, timeout=300, check=False, env={**__import__("os").environ, "COLUMNS": "80"})
+
+    res = cli("submit", str(_write(tmp_path / "copied.csv", copied)), "--model-name", "Totally Honest Model 9000")
+    assert res.returncode == 0, res.stderr
+    assert "FLAG [task114]" in res.stdout and "(pending)" in res.stdout
+    res = cli("list", "--pending")
+    lines = res.stdout.splitlines()
+    run = f"submission-{slugify('Totally Honest Model 9000')}"
+    assert run in lines  # the full name, on its own line, at 80 columns
+    flags = [ln.strip() for ln in lines if ln.strip().startswith("FLAG")]
+    assert any("[task57]" in f and "closed answers are the reference verbatim" in f for f in flags)
+    assert any("[task114]" in f and "outputs are the reference verbatim" in f for f in flags)
+    with Store(ws / "board.sqlite") as store:
+        [pending] = [r for r in store.runs(include_pending=True) if r.name == run]
+        assert pending.status == "pending" and {f["kind"] for f in pending.flags} == {"verbatim_closed", "copies_reference"}
+    assert cli("approve", run).returncode == 0  # a person decides
+    assert cli("build").returncode == 0
+    page = (ws / "site" / "runs" / f"{slugify(run)}.html").read_text()
+    assert "Suspicion flags from validation" in page and "outputs are the reference verbatim" in page
+
+
+def test_failed_rows_are_not_answers(tmp_path, board_ws):
+    from medsbench.records import read_predictions, write_predictions
+
+    preds = read_predictions(board_ws["runs"][0] / "predictions.jsonl")
+    preds[0].output, preds[0].error = None, "APIConnectionError: Connection refused"
+    path = tmp_path / "failed.jsonl"
+    write_predictions(path, preds)
+    rep = validate_submission(path, _tasks(board_ws))
+    assert [(p.row, p.reason.split(" (")[0]) for p in rep.problems if p.row] == [(1, "failed item")]
+    rep = validate_submission(path, _tasks(board_ws), allow_partial=True)
+    assert rep.ok and rep.coverage["task57"] == (5, 6) and len(rep.predictions) == 9
+
+
+def test_pandas_index_column_is_ignored(tmp_path, board_ws, rows):
+    indexed = [["", *rows[0]]] + [[str(i), *r] for i, r in enumerate(rows[1:])]
+    rep = validate_submission(_write(tmp_path / "indexed.csv", indexed), _tasks(board_ws))
+    assert rep.ok and rep.rows == len(rows) - 1, rep.describe()

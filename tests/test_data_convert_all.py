@@ -7,19 +7,19 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import RAW
+from conftest import RAW, missing
 from medsbench.cli import app
 from medsbench.tasks import find_task_files, iter_instances, validate_file
 
 runner = CliRunner()
 REQUIRED = ["task57", "task58", "task59", "task60", "task61", "task122", "task123", "task129", "task114",
-            "task1", "task2", "task3", "task106", "task12", "task126", "task127", "task128"]
+            "task1", "task2", "task3", "task106", "task12", "task126", "task127", "task128", "task29", "task46"]
 
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory) -> Path:
     if not RAW.is_dir():
-        pytest.skip(f"{RAW} not present")
+        missing(f"{RAW} not present")
     out = tmp_path_factory.mktemp("work") / "tasks"
     result = runner.invoke(app, ["data", "convert", "--all", "--raw", str(RAW), "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -54,7 +54,7 @@ def test_no_test_input_in_matching_train_file(converted):
 def test_wrong_dataset_folder_is_one_line(tmp_path):
     meqsum = RAW / "meqsum"
     if not meqsum.is_dir():
-        pytest.skip("meqsum raw data not present")
+        missing("meqsum raw data not present")
     from medsbench.cli import main
 
     with pytest.raises(SystemExit) as exc:

@@ -15,18 +15,20 @@ from medsbench.ins.dedupe import U64Set, rolling, token_hashes, tokens
 from medsbench.ins.instructions import load_sidecar, load_sidecars, rewrite
 from medsbench.ins.mixer import Selector, allocate
 
+NATURAL = {"temperature": 1.0, "cap": None, "max_repeats": 1}  # every clean instance once
+
 
 def test_allocate_temperature_and_caps():
     sizes = {"a": 10_000, "b": 1_000, "c": 100}
-    assert allocate(sizes, BalanceConfig()) == sizes  # T=1, no cap: everything once
-    flat = allocate(sizes, BalanceConfig(temperature=1000.0, max_repeats=1000))
+    assert allocate(sizes, BalanceConfig(**NATURAL)) == sizes  # T=1, no cap: everything once
+    flat = allocate(sizes, BalanceConfig(**{**NATURAL, "temperature": 1000.0, "max_repeats": 1000}))
     assert sum(flat.values()) == 11_100 and max(flat.values()) - min(flat.values()) <= 30  # ~uniform
-    t2 = allocate(sizes, BalanceConfig(temperature=2.0))
+    t2 = allocate(sizes, BalanceConfig(**{**NATURAL, "temperature": 2.0}))
     # p ∝ sqrt(n), c cannot exceed its 100 items; the rest is redistributed and the total kept.
     assert sum(t2.values()) == 11_100 and t2["c"] == 100 and t2["b"] == 1_000
-    capped = allocate(sizes, BalanceConfig(cap=500, caps={"c": 50}))
+    capped = allocate(sizes, BalanceConfig(**{**NATURAL, "cap": 500, "caps": {"c": 50}}))
     assert capped == {"a": 500, "b": 500, "c": 50}
-    w = allocate(sizes, BalanceConfig(total=1000, weights={"a": 0.0}))
+    w = allocate(sizes, BalanceConfig(**{**NATURAL, "total": 1000, "weights": {"a": 0.0}}))
     assert w == {"a": 0, "b": 909, "c": 91}
 
 
@@ -99,11 +101,11 @@ def test_sidecar_import_and_errors(tmp_path):
 
 
 def test_real_sidecar_import():
-    from conftest import RAW
+    from conftest import RAW, missing
 
     path = RAW / "meds_ins_definitions" / "RewriteDefinitions.json"
     if not path.exists():
-        pytest.skip("RewriteDefinitions.json not present")
+        missing("RewriteDefinitions.json not present")
     defs = load_sidecar(path)
     assert len(defs) == 122
     assert defs["task57"].original.startswith("Given a question and a list of options")

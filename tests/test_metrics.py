@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from medsbench.errors import MedsbenchError
-from medsbench.metrics import load_predictions, score_predictions, write_results
+from medsbench.metrics import score_predictions, write_results
 from medsbench.metrics import reference as R
 from medsbench.metrics import strict as S
-from medsbench.metrics.families import HALLMARKS
+from medsbench.records import read_predictions
+from medsbench.records.results import Results
+from medsbench.tasks.labels import HALLMARKS
 
 MCQ = "Question: A 45-year-old man has chest pain. Which drug?\nOptions:\nA. heparin\nB. aspirin\nC. warfarin\nD. insulin"
 
@@ -26,7 +28,8 @@ row.n = 0
 
 
 def score(rows, **kw):
-    return score_predictions(rows, bootstrap=kw.pop("bootstrap", 0), **kw)
+    """results.json content as a plain dict (the record dumped as it is written)."""
+    return score_predictions(rows, bootstrap=kw.pop("bootstrap", 0), **kw).model_dump(mode="json")
 
 
 # realistic gold strings in the converters' formats, several per task
@@ -139,10 +142,10 @@ def test_closed_label_reference_and_strict():
     assert R.outcome("TRUE", "True") == [1.0, 1.0]
     assert R.diagnosis(None, "The diagnosis result is pneumonia.") == [0.0, 1.0]
     assert R.treatment("radiation after surgery", "The treatment planning is: Radiation after surgery") == [1.0, 1.0]
-    labels = S.task_labels("nli", ["entailment"])
+    labels = S.task_labels("nli", ["entailment"], known=("entailment", "contradiction", "neutral"))
     assert S.closed_label("nli", "The relation is contradiction.", "contradiction", labels) == ([1.0, 1.0], True)
     assert S.closed_label("nli", "I cannot tell.", "neutral", labels) == ([0.0, 1.0], False)
-    labels = S.task_labels("outcome", ["True"])
+    labels = S.task_labels("outcome", ["True"], known=("true", "false"))
     assert S.closed_label("outcome", "False. The patient is stable.", "False", labels) == ([1.0, 1.0], True)
 
 
@@ -200,8 +203,10 @@ def test_results_contract_and_categories(tmp_path):
     assert set(t) >= {"category", "language", "n", "metric", "metrics", "reference", "ci", "parse_failure_rate", "empty_rate"}
     assert res["categories"]["summarization"]["n_tasks"] == 3
     assert set(res["pooled"]) == {"CT", "MRI"} and res["pooled"]["CT"]["tasks"] == ["task83", "task84"]
-    out = write_results(res, tmp_path / "results.json")
+    out = write_results(score_predictions(rows, bootstrap=0), tmp_path / "results.json")
     assert json.loads(out.read_text())["tasks"]["task57"]["metric"] == "accuracy"
+    loaded = Results.load(out)  # the one reader takes what the one writer wrote
+    assert loaded.tasks["task83"].scorer == "text" and loaded.categories["summarization"].metric == "rougeL"
     with pytest.raises(MedsbenchError, match="task999"):
         score(rows, strict_ids=True)
 
@@ -228,10 +233,10 @@ def test_csv_with_quoting_multiline_and_nan(tmp_path):
         "task41,premise 2,neutral,NA\n",
         encoding="utf-8",
     )
-    rows = load_predictions(p)
-    assert [r["output"] for r in rows][1:] == [None, "NA"]
-    assert rows[0]["input"].endswith('B. "b"') and rows[0]["where"].endswith(":2")
-    res = score_predictions(p, bootstrap=0)
+    rows = read_predictions(p)
+    assert [r.output for r in rows][1:] == [None, "NA"]
+    assert rows[0].input.endswith('B. "b"') and rows[0].where.endswith(":2")
+    res = score_predictions(p, bootstrap=0).model_dump(mode="json")
     assert res["tasks"]["task57"]["reference"]["accuracy"] == 100
     assert res["tasks"]["task41"]["n"] == 2 and res["tasks"]["task41"]["empty_rate"] == 0.5
     assert any("missing" in w for w in res["warnings"])
@@ -253,7 +258,7 @@ def test_bad_csv_is_one_line_error(tmp_path, content, match):
     p = tmp_path / "bad.csv"
     p.write_bytes(content)
     with pytest.raises(MedsbenchError, match=match) as err:
-        load_predictions(p)
+        read_predictions(p)
     assert "\n" not in str(err.value) and str(p) in str(err.value)
 
 
@@ -261,10 +266,10 @@ def test_bad_jsonl_names_the_line(tmp_path):
     p = tmp_path / "pred.jsonl"
     p.write_text('{"task_id": "task57", "output": "B", "reference": "The right answer is B."}\n{"task_id": "task57"\n')
     with pytest.raises(MedsbenchError, match=r"pred.jsonl:2"):
-        load_predictions(p)
+        read_predictions(p)
     p.write_text('{"task_id": "task57", "reference": "x"}\n')
-    with pytest.raises(MedsbenchError, match=r":1: missing 'output'"):
-        load_predictions(p)
+    with pytest.raises(MedsbenchError, match=r":1: .*missing 'output'"):
+        read_predictions(p)
 
 
 def test_cli_score_and_compare(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import write_punkt_tab
 from medsbench.metrics.text import bleu1, rouge_l
 from medsbench.metrics.tokenize import ja_tokenize, tokenize_many, word_tokenize, word_tokenize_many, zh_tokenize
 
@@ -34,16 +35,7 @@ ja_text = st.lists(st.sampled_from(list(JA)) | st.sampled_from(["心筋梗塞", 
 @pytest.fixture(scope="module")
 def nltk_word_tokenize(tmp_path_factory):
     """nltk.word_tokenize itself, with a punkt_tab model written from the same parameters."""
-    from medsbench.metrics.tokenize import punkt_parameters
-
-    params = punkt_parameters()
-    root = tmp_path_factory.mktemp("nltk_data")
-    model = root / "tokenizers" / "punkt_tab" / "english"
-    model.mkdir(parents=True)
-    (model / "collocations.tab").write_text("".join(f"{a}\t{b}\n" for a, b in sorted(params.collocations)), encoding="utf-8")
-    (model / "sent_starters.txt").write_text("".join(f"{w}\n" for w in sorted(params.sent_starters)), encoding="utf-8")
-    (model / "abbrev_types.txt").write_text("".join(f"{w}\n" for w in sorted(params.abbrev_types)), encoding="utf-8")
-    (model / "ortho_context.tab").write_text("".join(f"{k}\t{v}\n" for k, v in sorted(params.ortho_context.items())), encoding="utf-8")
+    root = write_punkt_tab(tmp_path_factory.mktemp("nltk_data"))
     nltk.data.path.insert(0, str(root))
     import nltk.tokenize as tok
 
@@ -148,3 +140,64 @@ def test_rouge_long_multi_sentence_texts_equal_package():
 def test_tokenize_many_dispatches_by_language():
     assert tokenize_many(["阿司匹林治疗"], "zh") == [zh_tokenize("阿司匹林治疗")]
     assert tokenize_many(["Dr. Jones."], "fr") == [["Dr.", "Jones", "."]]  # fr/es/ru use word_tokenize like en
+
+
+# ------------------------------------------------- protection against pathological input
+
+
+def _rebuild_tokenizers():
+    from medsbench.metrics import tokenize as T
+
+    T._sentence_tokenizer.cache_clear()
+    T._batch_treebank.cache_clear()
+
+
+def test_every_tokenizer_regex_that_can_backtrack_runs_under_nltks_time_limit():
+    from nltk import redos
+
+    from medsbench.metrics import tokenize as T
+
+    w = T._nltk_word_tokenizer()
+    stages = (w.STARTING_QUOTES, w.PUNCTUATION, [w.PARENS_BRACKETS, w.DOUBLE_DASHES], w.ENDING_QUOTES)
+    nltk_patterns = [getattr(p, "_rx", p).pattern for stage in stages for p, _ in stage]  # the batch's order
+    steps = [s for s in T._batch_treebank().steps if s is not None]
+    assert len(steps) == len(nltk_patterns)
+    guarded = [p for (p, _), src in zip(steps, nltk_patterns) if src not in T.LINEAR_PATTERNS]
+    # the patterns where a repetition is followed by more pattern (`[...]*\s*$`) are among them
+    assert sum("\\s*" in p.pattern for p in guarded) == 2
+    lang = T._sentence_tokenizer()._lang_vars
+    for pattern in guarded + [lang._re_period_context, lang._re_word_tokenizer]:
+        assert isinstance(pattern, T._Guarded), pattern
+        assert pattern.sub.keywords == {"timeout": redos.DEFAULT_TIMEOUT}
+    assert T.regex_timeout() == redos.DEFAULT_TIMEOUT
+
+
+def test_pathological_text_stops_at_the_time_limit_instead_of_hanging(monkeypatch):
+    """Untrusted text cannot pin the scorer: every regex call is bounded by the limit (lowered to 0
+    here so the bounded input trips it at once; with NLTK's 5 s, a text that makes a pattern
+    backtrack stops after 5 s per call instead of running unbounded)."""
+    from nltk import redos
+
+    from medsbench.errors import MedsbenchError
+
+    # 200,000 characters of ". " is the slowest input shape found for these patterns
+    text = ". " * 100_000
+    monkeypatch.setattr(redos, "DEFAULT_TIMEOUT", 0.0)
+    _rebuild_tokenizers()
+    try:
+        with pytest.raises(MedsbenchError, match="time limit") as err:
+            word_tokenize_many([text])
+        assert "\n" not in str(err.value) and "200000 characters" in str(err.value)
+    finally:
+        monkeypatch.undo()
+        _rebuild_tokenizers()
+    assert word_tokenize("Dr. Smith arrived. He left.") == ["Dr.", "Smith", "arrived", ".", "He", "left", "."]
+
+
+def test_punkt_memo_keeps_only_short_contexts():
+    from medsbench.metrics import tokenize as T
+
+    tok = T._sentence_tokenizer()
+    long_word = "x" * (T.MEMO_MAX_CHARS * 4)
+    T.sent_tokenize(f"{long_word}. Then more. Fine.")
+    assert all(len(k) <= T.MEMO_MAX_CHARS for k in tok._decisions)

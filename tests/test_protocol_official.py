@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, raw_dir
+from conftest import REPO, missing, raw_dir
 
 from medsbench.models.base import BaseBackend, Rendered
 from medsbench.prompts import Prompt, render_chat
@@ -98,7 +98,7 @@ def _stub_modules() -> dict[str, types.ModuleType]:
 @pytest.fixture(scope="module")
 def official() -> types.ModuleType:
     if not EVAL_DATASET.is_file():
-        pytest.skip(f"official reference code not found at {EVAL_DATASET}")
+        missing(f"official reference code not found at {EVAL_DATASET}")
     spec = importlib.util.spec_from_file_location("meds_ins_official_evaldataset", EVAL_DATASET)
     module = importlib.util.module_from_spec(spec)
     with pytest.MonkeyPatch.context() as mp:

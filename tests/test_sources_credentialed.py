@@ -255,12 +255,12 @@ CXR_REPORT = """                                 FINAL REPORT
  COMPARISON:  None.
 
  FINDINGS:
- 
+
  Synthetic finding {n}: lungs are clear.  No pleural
  effusion.
 
  IMPRESSION:
- 
+
  No acute cardiopulmonary process {n}.
 
  NOTIFICATION:  None.

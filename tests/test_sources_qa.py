@@ -143,7 +143,7 @@ def test_pubmedqa_mcqa_and_verification(converted):
     v = converted["task12"]
     assert {i.id for i in v["test"].instances} == set(gt)
     ori = json.loads((RAW / "pubmedqa" / "ori_pqal.json").read_text())
-    for split, task in v.items():
+    for _split, task in v.items():
         pool = {" ".join(ori[i.id]["LONG_ANSWER"].split()) for i in task.instances}
         golds = collections.Counter(i.target for i in task.instances)
         assert set(golds) == {"yes", "no"} and 200 < golds["yes"] < 300
@@ -193,7 +193,7 @@ def test_ebm_pico_phrases(converted):
     for task_id in ("task1", "task2", "task3"):
         t = converted[task_id]
         assert t["test"].instances and t["train"].instances
-        for split, task in t.items():
+        for _split, task in t.items():
             for inst in task.instances:
                 for phrase in inst.target.split(", "):
                     assert phrase and phrase in inst.input, (task_id, inst.id, phrase)
@@ -237,8 +237,9 @@ def test_train_and_test_never_share_an_input(converted):
 
 
 def test_files_pass_validation(converted):
-    validate = pytest.importorskip("medsbench.tasks.validate")
-    for tid, splits in converted.items():
+    from medsbench.tasks import validate
+
+    for _tid, splits in converted.items():
         for task in splits.values():
             errors = [p for p in validate.validate_file(task.path) if p.level == "error"]
             assert not errors, errors[:3]

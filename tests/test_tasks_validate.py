@@ -108,7 +108,7 @@ def test_cli_empty_folder_and_missing_path(tmp_path):
     empty.mkdir()
     from medsbench.cli import main
 
-    for args, expected in ((["data", "validate", str(empty)], "no task files"),
+    for args, _expected in ((["data", "validate", str(empty)], "no task files"),
                            (["data", "validate", str(tmp_path / "nope")], "no such file"),
                            (["data", "stats", str(empty)], "no task files")):
         with pytest.raises(SystemExit) as exc:

@@ -3,7 +3,8 @@
 Each command group lives in ``medsbench.commands.<name>`` and exposes
 ``register(app)``; importing a group must stay cheap (no torch at import time).
 Every :class:`~medsbench.errors.MedsbenchError` becomes one ``error: ...`` line
-on stderr and exit code 1, never a traceback.
+on stderr and exit code 1, never a traceback; so does an ``OSError`` (a full disk,
+a read-only or missing place): ``error: PATH: reason (ENOSPC|EROFS|EACCES|...)``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import typer
 from medsbench import __version__
 from medsbench.errors import MedsbenchError
 
-GROUPS = ("data", "score", "eval", "board", "ins", "tune")
+GROUPS = ("data", "score", "eval", "runs", "board", "ins", "tune")
 
 app = typer.Typer(
     name="medsbench",
@@ -50,6 +51,11 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv, prog_name="medsbench", standalone_mode=True)
     except MedsbenchError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        from medsbench.fileio import os_error_line
+
+        typer.secho(f"error: {os_error_line(exc)}", fg="red", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         typer.secho("interrupted", fg="yellow", err=True)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -14,12 +16,40 @@ import orjson
 
 from medsbench.errors import MedsbenchError
 
+_UMASK: int | None = None
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read once: from /proc/self/status (no side effect), else by set-and-restore."""
+    global _UMASK
+    if _UMASK is None:
+        with _UMASK_LOCK:
+            if _UMASK is None:
+                mask = None
+                with contextlib.suppress(OSError, ValueError), open("/proc/self/status", encoding="ascii") as fh:
+                    for line in fh:
+                        if line.startswith("Umask:"):
+                            mask = int(line.split()[1], 8)
+                            break
+                if mask is None:  # not Linux: set-and-restore, under the lock
+                    mask = os.umask(0o022)
+                    os.umask(mask)
+                _UMASK = mask
+    return _UMASK
+
+
+def file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file: ``0o666 & ~umask`` (0644 under 022)."""
+    return 0o666 & ~current_umask()
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Write to a temp file beside ``path`` and rename it into place on success.
 
-    A crash mid-write leaves the old file (or nothing), never a half-written one.
+    A crash mid-write leaves the old file (or nothing), never a half-written one. The result has
+    the mode a plain ``open`` would give it (:func:`file_mode`), not the temp file's 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -29,6 +59,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
         with os.fdopen(fd, mode, encoding=None if binary else encoding, newline=None if binary else "") as fh:
             yield fh
             fh.flush()
+            os.fchmod(fh.fileno(), file_mode())
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -116,6 +147,43 @@ def stable_seed(*parts: Any) -> int:
     """
     key = "\x1f".join(str(p) for p in parts).encode("utf-8")
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
+
+
+def os_error_reason(exc: OSError) -> str:
+    """``reason (ENAME)``, e.g. ``Read-only file system (EROFS)``."""
+    name = errno.errorcode.get(exc.errno or 0)
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{reason} ({name})" if name else reason
+
+
+def os_error_line(exc: OSError) -> str:
+    """``PATH: reason (ENAME)`` for an OSError, e.g. ``/proc/foo: No such file or directory (ENOENT)``."""
+    if exc.filename is None:
+        return os_error_reason(exc)
+    return f"{os.fsdecode(exc.filename)}: {os_error_reason(exc)}"
+
+
+def ensure_writable(folder: str | os.PathLike, what: str = "folder") -> Path:
+    """Create ``folder`` if needed and prove a file can be written and removed there.
+
+    Raises :class:`MedsbenchError` naming the path and the reason (EACCES, EROFS, ENOSPC, ENOTDIR, ...),
+    so an unwritable place is one clear line before any compute is spent.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".medsbench-probe.", suffix=".tmp", dir=folder)
+        try:
+            os.write(fd, b"probe\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        if exc.filename is None or str(exc.filename).startswith(str(folder / ".medsbench-probe.")):
+            exc.filename = str(folder)
+        raise MedsbenchError(f"{what} is not writable: {os_error_reason(exc)}", where=os.fsdecode(exc.filename)) from None
+    return folder
 
 
 LOCK_NAME = ".medsbench.lock"

@@ -2,6 +2,12 @@
 
 from medsbench.board.site import build_site
 from medsbench.board.store import Store
-from medsbench.board.submit import SubmissionReport, validate_submission
+from medsbench.board.submit import (
+    SubmissionReport,
+    SuspicionFlag,
+    suspicion_flags,
+    validate_submission,
+)
 
-__all__ = ["Store", "SubmissionReport", "build_site", "validate_submission"]
+__all__ = ["Store", "SubmissionReport", "SuspicionFlag", "build_site", "suspicion_flags",
+           "validate_submission"]

@@ -24,14 +24,18 @@ from typing import Any
 
 from medsbench import __version__
 from medsbench.board.charts import category_bars
+from medsbench.metrics import primary_metric
+from medsbench.board.redact import redact_value
 from medsbench.board.store import REPORTED_PREFIX, Store, load_seed, slugify
 from medsbench.errors import MedsbenchError
+from medsbench.tasks.workspace import task_order as _task_order
 
 MARKER = ".medsbench-site"
 KIND_LABEL = {"reported": "reported", "measured": "measured", "submission": "submitted"}
 METRIC_LABEL = {"accuracy": "accuracy", "bleu1": "BLEU-1", "rougeL": "ROUGE-L", "f1": "F1", "precision": "precision", "recall": "recall"}
+# The columns shown per category (text tasks show both BLEU-1 and ROUGE-L, as the paper's leaderboard);
+# the one metric used for charts and sorting is medsbench.metrics.primary_metric.
 HEADLINE = {"accuracy": ["accuracy"], "bleu_rouge": ["bleu1", "rougeL"], "f1_micro": ["f1"], "f1_macro": ["f1"]}
-CHART_METRIC = {"accuracy": "accuracy", "bleu_rouge": "rougeL", "f1_micro": "f1", "f1_macro": "f1"}
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ def _env():
         keep_trailing_newline=True,
     )
     env.globals["kind_label"] = KIND_LABEL
+    env.globals["sample_text"] = sample_text
+    env.globals["coverage_text"] = coverage_text
     env.filters["num"] = _fmt
     env.filters["metric_label"] = lambda k: METRIC_LABEL.get(k, k)
     env.filters["pct"] = lambda v: "" if v is None else f"{100 * v:.1f}%"
@@ -130,7 +136,7 @@ def _collect(store: Store) -> dict[str, Any]:
 
     categories = [
         {"key": k, "title": c.title, "metric": c.metric, "headline": HEADLINE.get(c.metric, ["accuracy"]),
-         "shots": c.shots, "max_new_tokens": c.max_new_tokens}
+         "primary": primary_metric(c), "shots": c.shots, "max_new_tokens": c.max_new_tokens}
         for k, c in cat.categories.items()
     ]
     return {"cat": cat, "seed": seed, "runs": runs, "models": models, "categories": categories,
@@ -141,10 +147,18 @@ def _cell(data: dict[str, Any], run: str, category: dict[str, Any], mode: str) -
     """One overview cell: headline values, CI text, and a tooltip with the per-task numbers."""
     scores = data["cat_scores"][run]
     values = [scores.get((category["key"], mode, k)) for k in category["headline"]]
+    infos = data["task_infos"][run]
+    own = [tid for tid in sorted(infos, key=_task_order)
+           if infos[tid]["category"] == category["key"] and not tid.startswith("pooled:")]
     if all(v is None for v in values):
-        return None
+        notes, warn = _cell_notes([infos[tid] for tid in own], category)
+        if not notes:
+            return None
+        # Tasks were run but nothing was answered: say so instead of showing a score.
+        return {"text": "–", "sort": "", "ci": "", "n_tasks": None, "derived": False, "title": "", "notes": notes,
+                "warn": warn}
     parts, cis, n_tasks, derived = [], [], None, False
-    for key, v in zip(category["headline"], values):
+    for _key, v in zip(category["headline"], values):
         parts.append("–" if v is None else f"{v['value']:.2f}")
         if v is not None:
             n_tasks = v["n_tasks"] if v["n_tasks"] is not None else n_tasks
@@ -152,9 +166,6 @@ def _cell(data: dict[str, Any], run: str, category: dict[str, Any], mode: str) -
             if v["ci_lo"] is not None:
                 cis.append(f"{v['ci_lo']:.1f}–{v['ci_hi']:.1f}")
     tips = []
-    infos = data["task_infos"][run]
-    own = [tid for tid in sorted(infos, key=_task_order)
-           if infos[tid]["category"] == category["key"] and not tid.startswith("pooled:")]
     if not cis and len(own) == 1:
         # A one-task category: the task's CI is the category's CI.
         ms = data["task_scores"][run].get(own[0], {}).get(mode, {})
@@ -173,20 +184,54 @@ def _cell(data: dict[str, Any], run: str, category: dict[str, Any], mode: str) -
             tips.append(f"{tid}: {', '.join(shown)}{n}")
     if derived:
         tips.insert(0, f"mean of the {n_tasks} task(s) reported for this category")
+    notes, warn = _cell_notes([infos[tid] for tid in own], category)
     first = next(v for v in values if v is not None)
     return {"text": " / ".join(parts), "sort": f"{first['value']:.4f}", "ci": ("95% CI " + " / ".join(cis)) if cis else "",
-            "n_tasks": n_tasks, "derived": derived, "title": "\n".join(tips)}
+            "n_tasks": n_tasks, "derived": derived, "title": "\n".join(tips), "notes": notes, "warn": warn}
 
 
-def _task_order(task_id: str) -> tuple[int, str]:
-    digits = "".join(ch for ch in task_id if ch.isdigit())
-    return (int(digits) if digits and not task_id.startswith("pooled:") else 10**6, task_id)
+def coverage_text(info: Any) -> str:
+    """"coverage 67% (2 failed)" when items failed, "" otherwise."""
+    failed = info["n_failed"] or 0
+    if not failed:
+        return ""
+    return f"coverage {100 * (info['coverage'] or 0):.0f}% ({failed} failed)"
+
+
+def sample_text(info: Any) -> str:
+    """"n=5 of 1273 (sample)" for a run limited with --limit, "" for a whole task."""
+    planned, total = info["n_planned"], info["n_total"]
+    if planned is None or total is None or planned >= total:
+        return ""
+    return f"n={info['n'] or 0} of {total} (sample)"
+
+
+def _cell_notes(infos: list[Any], category: dict[str, Any]) -> tuple[list[str], bool]:
+    """Small print under an overview cell: coverage, sample size, majority baseline, degenerate tasks."""
+    notes: list[str] = []
+    measured = [i for i in infos if i["coverage"] is not None or i["n_planned"] is not None]
+    if not measured:
+        return notes, False
+    failed = sum(i["n_failed"] or 0 for i in measured)
+    answered = sum(i["n"] or 0 for i in measured)
+    if failed:
+        notes.append(f"coverage {100 * answered / (answered + failed):.0f}% ({failed} failed)")
+    if any(sample_text(i) for i in measured):
+        notes.append(f"n={answered} (sample)")
+    if category["primary"] == "accuracy":
+        baselines = [i["majority_baseline"] for i in measured]
+        if baselines and all(b is not None for b in baselines):
+            notes.append(f"majority baseline {sum(baselines) / len(baselines):.1f}")
+    degenerate = [i["task_id"] for i in measured if i["degenerate"]]
+    if degenerate:
+        notes.append("degenerate gold: " + ", ".join(degenerate))
+    return notes, bool(failed or degenerate)
 
 
 def _chart(data: dict[str, Any], model: _Model) -> str:
     rows = []
     for c in data["categories"]:
-        key = CHART_METRIC.get(c["metric"], "accuracy")
+        key = c["primary"]
         vals = {}
         for mode in ("reference", "strict"):
             s = data["cat_scores"][model.run.name].get((c["key"], mode, key))
@@ -216,6 +261,7 @@ def _predictions(store: Store, run: str, max_items_per_task: int, max_chars: int
 
 
 def _manifest_rows(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+    manifest = redact_value(manifest)  # stored redacted already; a page never shows a credential
     rows = []
     for key in sorted(manifest):
         value = manifest[key]
@@ -278,8 +324,8 @@ def build_site(
                               "info": data["task_infos"][r.name][tid], "scores": data["task_scores"][r.name].get(tid, {})})
             runs.append({"run": r, "slug": slugify(r.name), "tasks": tasks,
                          "source": data["seed"]["sources"].get(r.source or "") if r.kind == "reported" else None})
-        cells = {mode: [_cell(data, m.run.name, c, mode) for c in data["categories"]] for mode in ("reference", "strict")}
-        page(f"models/{m.slug}.html", "model.html", model=m, runs=runs, cells=cells)
+        model_cells = {mode: [_cell(data, m.run.name, c, mode) for c in data["categories"]] for mode in ("reference", "strict")}
+        page(f"models/{m.slug}.html", "model.html", model=m, runs=runs, cells=model_cells)
 
     # Tasks: every task with at least one score.
     task_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)

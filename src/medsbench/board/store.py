@@ -3,16 +3,22 @@
 Tables
 ------
 - ``models``: one row per model (name, kind = measured | submission | reported, size, link, description, source).
-- ``runs``: one row per ingested run (its manifest, input hashes, status pending | approved).
+- ``runs``: one row per ingested run: its manifest (credentials redacted, see :mod:`medsbench.board.redact`),
+  input hashes, status pending | approved, protocol, whether failed items were let in (``partial``) and the
+  suspicion flags of its outputs (:func:`medsbench.board.submit.suspicion_flags`).
   Seeded paper numbers are stored as one "run" per reported model, named ``reported:<model>``.
 - ``task_scores`` / ``category_scores``: every metric key in both modes (``strict``, ``reference``) with
-  its 95% CI when the scorer gave one.
-- ``task_info``: n, primary metric, parse-failure and empty rates per (run, task).
+  its 95% CI when the scorer gave one. A task none of whose items was answered has no score at all.
+- ``task_info``: n (items scored), items failed, coverage, items planned and in the test file (a run
+  limited with ``--limit`` is a sample), primary metric, majority baseline, degenerate flag,
+  parse-failure and empty rates per (run, task).
 - ``predictions``: the items of a run (input, output, reference, per-item verdict) for the browser.
 - ``meta``: schema version, seed version, and ``last_update`` (the only date the site shows).
 
-``add_run`` is idempotent: re-adding a run whose results and predictions hashes are unchanged is a
-no-op (the store, including ``last_update``, stays byte-for-byte the same in content).
+Run folders are read only through the typed stage records (:class:`medsbench.records.manifest.RunManifest`,
+:class:`medsbench.records.results.Results`, :func:`medsbench.records.read_predictions`); an old or foreign
+file is refused in one line naming it. ``add_run`` is idempotent: re-adding a run whose results and
+predictions hashes are unchanged is a no-op (the store, including ``last_update``, stays the same).
 """
 
 from __future__ import annotations
@@ -29,14 +35,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from medsbench.metrics import primary_metric
+from medsbench.board.redact import redact_value
 from medsbench.errors import MedsbenchError
-from medsbench.fileio import iter_jsonl, read_json, sha256_file
+from medsbench.fileio import sha256_file
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MODES = ("strict", "reference")
 KINDS = ("measured", "submission", "reported")
 STATUSES = ("pending", "approved")
 REPORTED_PREFIX = "reported:"
+REPORTED_PROTOCOL = "as published"  # seeded rows: the paper's own protocol, not re-run here
+POOLED_CATEGORY = "summarization"  # pooled groups (MIMIC-IV CT/MRI reports) are report summarization
 _NAME_MAX = 100
 # Control characters (except none) are never allowed in display names.
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
@@ -49,11 +59,13 @@ CREATE TABLE IF NOT EXISTS models (
 CREATE TABLE IF NOT EXISTS runs (
   name TEXT PRIMARY KEY, model TEXT NOT NULL REFERENCES models(name), kind TEXT NOT NULL,
   status TEXT NOT NULL, source TEXT, manifest TEXT NOT NULL, results_sha256 TEXT, predictions_sha256 TEXT,
-  added TEXT NOT NULL
+  added TEXT NOT NULL, protocol TEXT, partial INTEGER NOT NULL DEFAULT 0, flags TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE IF NOT EXISTS task_info (
   run TEXT NOT NULL REFERENCES runs(name) ON DELETE CASCADE, task_id TEXT NOT NULL, category TEXT,
   language TEXT, n INTEGER, metric TEXT, parse_failure_rate REAL, empty_rate REAL,
+  n_failed INTEGER, coverage REAL, n_planned INTEGER, n_total INTEGER, majority_baseline REAL,
+  degenerate INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (run, task_id)
 );
 CREATE TABLE IF NOT EXISTS task_scores (
@@ -73,6 +85,13 @@ CREATE TABLE IF NOT EXISTS predictions (
   PRIMARY KEY (run, seq)
 );
 """
+
+# Columns added by schema 2 (a schema-1 store is migrated in place: ALTER TABLE, manifests re-redacted).
+_V2_COLUMNS = {
+    "runs": ("protocol TEXT", "partial INTEGER NOT NULL DEFAULT 0", "flags TEXT NOT NULL DEFAULT '[]'"),
+    "task_info": ("n_failed INTEGER", "coverage REAL", "n_planned INTEGER", "n_total INTEGER",
+                  "majority_baseline REAL", "degenerate INTEGER NOT NULL DEFAULT 0"),
+}
 
 
 def check_display_name(name: str, what: str = "model name") -> str:
@@ -119,6 +138,9 @@ class RunRow:
     source: str | None
     manifest: dict[str, Any]
     added: str
+    protocol: str | None = None
+    partial: bool = False
+    flags: tuple[dict[str, Any], ...] = ()
 
 
 class Store:
@@ -128,15 +150,20 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.db = sqlite3.connect(self.path)
+            self.db = sqlite3.connect(self.path, timeout=60)
         except sqlite3.Error as exc:
             raise MedsbenchError(f"cannot open the board store: {exc}", where=str(self.path)) from None
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA foreign_keys = ON")
+        self.db.execute("PRAGMA secure_delete = ON")  # replaced rows (e.g. a manifest redacted again) leave no trace
         try:
             with self.db:
-                self.db.executescript(_SCHEMA)
-                self._set_default("schema_version", str(SCHEMA_VERSION))
+                fresh = self.db.execute("SELECT name FROM sqlite_master WHERE name = 'meta'").fetchone() is None
+                if fresh:
+                    self.db.executescript(_SCHEMA)
+                    self._set_default("schema_version", str(SCHEMA_VERSION))
+                elif (self.get_meta("schema_version") or "") == "1":
+                    self._migrate_v1()
         except sqlite3.DatabaseError as exc:
             raise MedsbenchError(f"not a board store ({exc})", where=str(self.path)) from None
         version = int(self.get_meta("schema_version") or 0)
@@ -162,6 +189,18 @@ class Store:
         with self.db:
             yield self.db
             self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('last_update', ?)", (_now(),))
+
+    def _migrate_v1(self) -> None:
+        """Schema 1 -> 2: the new columns (unknown for old rows) and manifests redacted again."""
+        for table, columns in _V2_COLUMNS.items():
+            have = {r["name"] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            for col in columns:
+                if col.split()[0] not in have:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {col}")
+        for r in self.db.execute("SELECT name, manifest FROM runs").fetchall():
+            self.db.execute("UPDATE runs SET manifest = ? WHERE name = ?",
+                            (_dump(redact_value(json.loads(r["manifest"]))), r["name"]))
+        self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def _set_default(self, key: str, value: str) -> None:
         self.db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", (key, value))
@@ -199,14 +238,14 @@ class Store:
                 run = REPORTED_PREFIX + m["name"]
                 manifest = {"reported": True, "source": m["source"], **src}
                 db.execute(
-                    "INSERT INTO runs(name, model, kind, status, source, manifest, added) VALUES (?,?,?,?,?,?,?)",
-                    (run, m["name"], "reported", "approved", m["source"], _dump(manifest), "seed"),
+                    "INSERT INTO runs(name, model, kind, status, source, manifest, added, protocol) VALUES (?,?,?,?,?,?,?,?)",
+                    (run, m["name"], "reported", "approved", m["source"], _dump(manifest), "seed", REPORTED_PROTOCOL),
                 )
                 for tid, metrics in m.get("tasks", {}).items():
                     entry = cat[tid]
                     db.execute(
                         "INSERT INTO task_info(run, task_id, category, language, metric) VALUES (?,?,?,?,?)",
-                        (run, tid, entry.category, entry.language, _primary_key(entry.metric)),
+                        (run, tid, entry.category, entry.language, primary_metric(entry)),
                     )
                     for key, value in metrics.items():
                         db.execute(
@@ -217,7 +256,7 @@ class Store:
                     tid = f"pooled:{group}"
                     db.execute(
                         "INSERT INTO task_info(run, task_id, category, metric) VALUES (?,?,?,?)",
-                        (run, tid, "summarization", "bleu1"),
+                        (run, tid, POOLED_CATEGORY, primary_metric(cat.categories[POOLED_CATEGORY])),
                     )
                     for key, value in metrics.items():
                         db.execute(
@@ -264,9 +303,20 @@ class Store:
         link: str | None = None,
         size: str | None = None,
         run_name: str | None = None,
+        allow_partial: bool = False,
     ) -> str:
-        """Ingest ``runs/NAME`` (manifest.json, predictions.jsonl, results.json). Returns
-        ``"added"``, ``"updated"`` or ``"unchanged"``."""
+        """Ingest ``runs/NAME`` (manifest.json, predictions.jsonl, results.json, read through the stage
+        records). Returns ``"added"``, ``"updated"`` or ``"unchanged"``.
+
+        A run with failed items (a backend that gave up), or one that did not finish, is refused unless
+        ``allow_partial``: failed items are missing, never scores of 0. A run none of whose items was
+        answered is always refused: nothing was measured.
+        """
+        from medsbench.models.spec import ModelSpec
+        from medsbench.records import read_predictions
+        from medsbench.records.manifest import MANIFEST, RunManifest
+        from medsbench.records.results import Results
+
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
             raise MedsbenchError("run folder not found", where=str(run_dir))
@@ -276,26 +326,24 @@ class Store:
             raise MedsbenchError("results.json missing (score the run first: medsbench score)", where=str(run_dir))
         if not preds_path.is_file():
             raise MedsbenchError("predictions.jsonl missing", where=str(run_dir))
-        manifest_path = run_dir / "manifest.json"
-        manifest = read_json(manifest_path) if manifest_path.is_file() else {}
-        if not isinstance(manifest, dict):
-            raise MedsbenchError("manifest.json must hold an object", where=str(manifest_path))
-        status_of_run = manifest.get("status")
-        if isinstance(status_of_run, str) and status_of_run != "finished":
-            raise MedsbenchError(
-                f"run is {status_of_run} (manifest status); finish it first: medsbench eval --resume --out {run_dir}",
-                where=str(manifest_path),
-            )
-        name = check_display_name(run_name or run_dir.resolve().name, "run name")
-        model = check_display_name(model_name or _model_name_of(manifest) or name)
         if kind not in KINDS or kind == "reported":
             raise MedsbenchError(f"kind must be measured or submission, got {kind!r}")
         if status not in STATUSES:
             raise MedsbenchError(f"status must be one of {STATUSES}, got {status!r}")
-        results = read_json(results_path)
-        _check_results(results, results_path)
-        res_sha, pred_sha = sha256_file(results_path), sha256_file(preds_path)
+        manifest = RunManifest.load(run_dir)
+        results = Results.load(results_path)
+        rows = read_predictions(preds_path, format="jsonl")
+        name = check_display_name(run_name or run_dir.resolve().name, "run name")
+        model = check_display_name(model_name or ModelSpec.parse(manifest.model).display_name)
+        protocol = _protocol_of(manifest, results, results_path)
+        partial = _check_complete(manifest, results, rows, run_dir, allow_partial)
 
+        res_sha, pred_sha = sha256_file(results_path), sha256_file(preds_path)
+        for scored in results.inputs:
+            if Path(scored.path).name == preds_path.name and scored.sha256 != pred_sha:
+                raise MedsbenchError(
+                    "results.json was scored from another version of predictions.jsonl (sha256 differs); "
+                    "score the run again: medsbench score", where=str(results_path))
         existing = self.db.execute("SELECT * FROM runs WHERE name = ?", (name,)).fetchone()
         if existing is not None:
             if existing["kind"] == "reported":
@@ -308,15 +356,24 @@ class Store:
             )
             if same:
                 return "unchanged"
-        other = self.db.execute("SELECT kind FROM models WHERE name = ?", (model,)).fetchone()
-        if other is not None and other["kind"] == "reported":
+        other = self.db.execute(
+            "SELECT name FROM models WHERE kind = 'reported' AND lower(name) = lower(?)", (model,)).fetchone()
+        if other is not None:  # "gpt-4" measured beside "GPT-4" reported would read as the same model
             raise MedsbenchError(
-                f"model name {model!r} is a reported (seeded) row; pick another name with --model-name "
+                f"model name {model!r} is (up to case) the reported (seeded) row {other['name']!r}; pick another name with --model-name "
                 f"(e.g. '{model} (ours)') so measured and reported numbers stay apart"
             )
+        from medsbench.board.submit import suspicion_flags
         from medsbench.tasks.catalog import catalog
 
         cat = catalog()
+        from medsbench.board.verdict import item_verdicts
+
+        flags = [f.as_dict() for f in suspicion_flags(rows)]
+        verdicts = item_verdicts(rows)  # scored before the write transaction: readers are never held up
+        stored_manifest = redact_value(manifest.model_dump(mode="json"))
+        if not isinstance(stored_manifest, dict):  # pragma: no cover - model_dump gives a dict
+            raise MedsbenchError("manifest is not an object", where=str(run_dir / MANIFEST))
         with self._tx() as db:
             db.execute("DELETE FROM runs WHERE name = ?", (name,))
             db.execute(
@@ -327,85 +384,102 @@ class Store:
                 (model, kind, size, link, description),
             )
             db.execute(
-                "INSERT INTO runs(name, model, kind, status, source, manifest, results_sha256, predictions_sha256, added) "
-                "VALUES (?,?,?,?,?,?,?,?,?)",
-                (name, model, kind, status, None, _dump(manifest), res_sha, pred_sha, _now()),
+                "INSERT INTO runs(name, model, kind, status, source, manifest, results_sha256, predictions_sha256, added, "
+                "protocol, partial, flags) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (name, model, kind, status, None, _dump(stored_manifest), res_sha, pred_sha, _now(),
+                 protocol, int(partial), _dump(flags)),
             )
-            self._insert_results(db, name, results, cat)
-            self._insert_predictions(db, name, preds_path)
+            self._insert_results(db, name, results, manifest, cat, rows)
+            self._insert_predictions(db, name, rows, verdicts)
             self._drop_orphan_models(db)
         return "updated" if existing is not None else "added"
 
-    def _insert_results(self, db: sqlite3.Connection, run: str, results: dict[str, Any], cat: Any) -> None:
-        for tid, t in sorted(results.get("tasks", {}).items()):
-            entry = cat.get(tid)
-            category = t.get("category") or (entry.category if entry else None)
+    def _insert_results(self, db: sqlite3.Connection, run: str, results: Any, manifest: Any, cat: Any,
+                        rows: list[Any]) -> None:
+        answered: set[str] = set()
+        for tid in sorted(set(manifest.tasks) - set(results.tasks)):
+            # Planned but absent from results.json: every item failed (shown as coverage 0, no score).
+            failed = sum(1 for r in rows if r.task_id == tid and r.failed)
+            if not failed:
+                continue
+            planned, entry = manifest.tasks[tid], cat.get(tid)
             db.execute(
-                "INSERT INTO task_info(run, task_id, category, language, n, metric, parse_failure_rate, empty_rate) "
-                "VALUES (?,?,?,?,?,?,?,?)",
-                (run, tid, category, t.get("language"), t.get("n"), t.get("metric"),
-                 t.get("parse_failure_rate"), t.get("empty_rate")),
+                "INSERT INTO task_info(run, task_id, category, language, n, metric, n_failed, coverage, n_planned, n_total) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (run, tid, planned.category, planned.language, 0, primary_metric(entry) if entry else None,
+                 failed, 0.0, planned.n, planned.n_total),
             )
-            for mode, key in (("strict", "metrics"), ("reference", "reference")):
-                cis = _cis_for(t, mode)
-                for metric, value in sorted((t.get(key) or {}).items()):
+        values: dict[str, dict[tuple[str, str], float]] = {}
+        for tid, t in sorted(results.tasks.items()):
+            entry = cat.get(tid)
+            planned = manifest.tasks.get(tid)
+            db.execute(
+                "INSERT INTO task_info(run, task_id, category, language, n, metric, parse_failure_rate, empty_rate, "
+                "n_failed, coverage, n_planned, n_total, majority_baseline, degenerate) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (run, tid, t.category or (entry.category if entry else None), t.language, t.n,
+                 primary_metric(entry) if entry is not None else t.metric, t.parse_failure_rate, t.empty_rate,
+                 t.n_failed, t.coverage, planned.n if planned else None, planned.n_total if planned else None,
+                 t.majority_baseline, int(t.degenerate)),
+            )
+            if t.n <= 0:
+                continue  # nothing answered: no score, never a 0
+            answered.add(tid)
+            for mode, metrics, cis in (("strict", t.metrics, t.ci), ("reference", t.reference, t.reference_ci)):
+                for metric, value in sorted(metrics.items()):
                     if not _is_number(value):
                         continue
+                    values.setdefault(tid, {})[(mode, metric)] = float(value)
                     lo, hi = cis.get(metric, (None, None))
                     db.execute(
                         "INSERT INTO task_scores(run, task_id, mode, metric, value, ci_lo, ci_hi) VALUES (?,?,?,?,?,?,?)",
                         (run, tid, mode, metric, float(value), lo, hi),
                     )
-        for ckey, c in sorted(results.get("categories", {}).items()):
-            for mode, key in (("strict", "metrics"), ("reference", "reference")):
-                cis = _cis_for(c, mode)
-                for metric, value in sorted((c.get(key) or {}).items()):
-                    if not _is_number(value):
-                        continue
-                    lo, hi = cis.get(metric, (None, None))
-                    db.execute(
-                        "INSERT INTO category_scores(run, category, mode, metric, value, n_tasks, derived, ci_lo, ci_hi) "
-                        "VALUES (?,?,?,?,?,?,0,?,?)",
-                        (run, ckey, mode, metric, float(value), c.get("n_tasks"), lo, hi),
-                    )
-        for group, p in sorted((results.get("pooled") or {}).items()):
+        for ckey, c in sorted(results.categories.items()):
+            members = [tid for tid in c.tasks if tid in results.tasks]
+            kept = [tid for tid in members if tid in answered]
+            if not kept:
+                continue
+            if len(kept) == len(members):
+                rows = [(mode, metric, float(v)) for mode, metrics in (("strict", c.metrics), ("reference", c.reference))
+                        for metric, v in sorted(metrics.items()) if _is_number(v)]
+                derived = 0
+            else:
+                # Some tasks of the category had no answer at all: the category is the mean of the answered ones.
+                keys = sorted({k for tid in kept for k in values.get(tid, {})})
+                rows = [(mode, metric, round(sum(values[t][(mode, metric)] for t in kept) / len(kept), 4))
+                        for mode, metric in keys if all((mode, metric) in values.get(t, {}) for t in kept)]
+                derived = 1
+            for mode, metric, value in rows:
+                db.execute(
+                    "INSERT INTO category_scores(run, category, mode, metric, value, n_tasks, derived) VALUES (?,?,?,?,?,?,?)",
+                    (run, ckey, mode, metric, value, len(kept) if derived else c.n_tasks, derived),
+                )
+        for group, p in sorted(results.pooled.items()):
             tid = f"pooled:{group}"
             db.execute(
                 "INSERT INTO task_info(run, task_id, category, n, metric) VALUES (?,?,?,?,?)",
-                (run, tid, "summarization", p.get("n"), "bleu1"),
+                (run, tid, POOLED_CATEGORY, p.n, primary_metric(cat.categories[POOLED_CATEGORY])),
             )
-            for mode, key in (("strict", "metrics"), ("reference", "reference")):
-                metrics = p.get(key) if isinstance(p.get(key), dict) else None
-                if metrics is None and mode == "reference":
-                    metrics = {k: v for k, v in p.items() if _is_number(v) and k != "n"}
-                for metric, value in sorted((metrics or {}).items()):
+            if p.n <= 0:
+                continue
+            for mode, metrics in (("strict", p.metrics), ("reference", p.reference)):
+                for metric, value in sorted(metrics.items()):
                     if _is_number(value):
                         db.execute(
                             "INSERT INTO task_scores(run, task_id, mode, metric, value) VALUES (?,?,?,?,?)",
                             (run, tid, mode, metric, float(value)),
                         )
 
-    def _insert_predictions(self, db: sqlite3.Connection, run: str, path: Path) -> None:
-        from medsbench.board.verdict import item_verdicts
-
-        verdicts = item_verdicts(path)
-        rows = []
-        for seq, ((lineno, row), (ref_ok, strict_ok)) in enumerate(zip(iter_jsonl(path), verdicts)):
-            if not isinstance(row, dict) or "task_id" not in row:
-                raise MedsbenchError("prediction row must be an object with task_id", where=f"{path}:{lineno}")
-            reference = row.get("reference")
-            if reference is None:
-                refs = row.get("references") or [""]
-                reference = refs[0] if refs else ""
-            rows.append((
-                run, seq, str(row["task_id"]), None if row.get("id") is None else str(row["id"]),
-                str(row.get("input") or ""), "" if row.get("output") is None else str(row["output"]), str(reference),
-                ref_ok, strict_ok, None if row.get("error") is None else str(row["error"]),
-            ))
+    def _insert_predictions(self, db: sqlite3.Connection, run: str, rows: list[Any], verdicts: list[Any]) -> None:
         db.executemany(
             "INSERT INTO predictions(run, seq, task_id, item_id, input, output, reference, correct, strict_correct, error) "
             "VALUES (?,?,?,?,?,?,?,?,?,?)",
-            rows,
+            [
+                (run, seq, r.task_id, r.id, r.input or "", r.output or "",
+                 r.reference if r.reference is not None else (r.references[0] if r.references else ""),
+                 ref_ok, strict_ok, r.error)
+                for seq, (r, (ref_ok, strict_ok)) in enumerate(zip(rows, verdicts))
+            ],
         )
 
     def _drop_orphan_models(self, db: sqlite3.Connection) -> None:
@@ -438,7 +512,8 @@ class Store:
     def runs(self, *, include_pending: bool = False) -> list[RunRow]:
         sql = "SELECT * FROM runs" + ("" if include_pending else " WHERE status = 'approved'") + " ORDER BY name"
         return [
-            RunRow(r["name"], r["model"], r["kind"], r["status"], r["source"], json.loads(r["manifest"]), r["added"])
+            RunRow(r["name"], r["model"], r["kind"], r["status"], r["source"], json.loads(r["manifest"]), r["added"],
+                   r["protocol"], bool(r["partial"]), tuple(json.loads(r["flags"] or "[]")))
             for r in self.db.execute(sql)
         ]
 
@@ -467,53 +542,48 @@ class Store:
         return self.db.execute("SELECT COUNT(*) FROM predictions WHERE run = ?", (run,)).fetchone()[0]
 
 
+def _protocol_of(manifest: Any, results: Any, where: Path) -> str:
+    """The run's protocol: results.json and manifest.json must agree when both name one."""
+    if results.protocol is not None and results.protocol != manifest.protocol:
+        raise MedsbenchError(
+            f"results.json says protocol {results.protocol!r}, manifest.json says {manifest.protocol!r}: "
+            "re-score the run (medsbench score)", where=str(where))
+    return results.protocol or manifest.protocol
+
+
+def _check_complete(manifest: Any, results: Any, rows: list[Any], run_dir: Path, allow_partial: bool) -> bool:
+    """Refuse unfinished runs and runs with failed items (unless ``allow_partial``); True when partial."""
+    where = str(run_dir / "manifest.json")
+    resume = f"medsbench eval --resume --out {run_dir}"
+    if manifest.status in ("running", "scoring"):
+        raise MedsbenchError(f"run is {manifest.status} (manifest status); finish it first: {resume}", where=where)
+    failed_rows: dict[str, int] = {}
+    for r in rows:
+        if r.failed:
+            failed_rows[r.task_id] = failed_rows.get(r.task_id, 0) + 1
+    for tid, n in sorted(failed_rows.items()):
+        t = results.tasks.get(tid)
+        if t is not None and t.n_failed < n:
+            raise MedsbenchError(
+                f"results.json counts {n - t.n_failed} failed item(s) of {tid} as answers (a failed item is missing, "
+                "not a 0); score the run again with this medsbench: medsbench score", where=str(run_dir / "results.json"))
+    n_failed = max(sum(failed_rows.values()), sum(t.n_failed for t in results.tasks.values()),
+                   int(manifest.counts.get("failed", 0) or 0))
+    if not any(t.n > 0 for t in results.tasks.values()):
+        raise MedsbenchError(
+            f"no item of this run was answered ({n_failed} failed): nothing was measured, nothing to publish; "
+            f"retry with: {resume}", where=where)
+    problems = []
+    if manifest.status != "finished":
+        problems.append(f"run is {manifest.status} (manifest status)")
+    if n_failed:
+        problems.append(f"{n_failed} item(s) failed (missing, not scored)")
+    if problems and not allow_partial:
+        raise MedsbenchError(
+            f"{'; '.join(problems)}: retry the failed items with: {resume}; "
+            "or publish it with --allow-partial (the board then shows the coverage of each score)", where=where)
+    return bool(problems)
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
-
-
-def _primary_key(metric_family: str) -> str:
-    return {"accuracy": "accuracy", "bleu_rouge": "bleu1", "f1_micro": "f1", "f1_macro": "f1"}.get(metric_family, metric_family)
-
-
-def _cis_for(block: dict[str, Any], mode: str) -> dict[str, tuple[float, float]]:
-    """CIs of one mode. A flat ``ci`` belongs to strict mode (the contract); ``{"strict": .., "reference": ..}``
-    or ``reference_ci`` are read too."""
-    ci = block.get("ci") or {}
-    if isinstance(ci, dict) and set(ci) & set(MODES) and all(isinstance(v, dict) for v in ci.values()):
-        ci = ci.get(mode) or {}
-    elif mode == "reference":
-        ci = block.get("reference_ci") or {}
-    out: dict[str, tuple[float, float]] = {}
-    for key, pair in (ci or {}).items():
-        if isinstance(pair, (list, tuple)) and len(pair) == 2 and all(_is_number(x) for x in pair):
-            out[key] = (float(pair[0]), float(pair[1]))
-    return out
-
-
-def _check_results(results: Any, where: Path) -> None:
-    if not isinstance(results, dict) or not isinstance(results.get("tasks"), dict):
-        raise MedsbenchError('results.json must hold an object with a "tasks" object (contract 2)', where=str(where))
-    for tid, t in results["tasks"].items():
-        if not isinstance(t, dict):
-            raise MedsbenchError(f"tasks.{tid} must be an object", where=str(where))
-
-
-def _model_name_of(manifest: dict[str, Any]) -> str | None:
-    """Best-effort model name from a run manifest (its exact shape belongs to the eval runner).
-
-    A spec such as ``hf:/models/llama-3-8b`` becomes its last path part: names never carry paths.
-    """
-    found: str | None = None
-    for key in ("model_name", "model", "model_spec"):
-        value = manifest.get(key)
-        if isinstance(value, dict):
-            value = next((value[s] for s in ("name", "spec") if isinstance(value.get(s), str) and value[s]), None)
-        if isinstance(value, str) and value:
-            found = value
-            break
-    if found is None:
-        return None
-    base = found.split(",")[0]
-    base = re.sub(r"^(hf|vllm|openai):", "", base).rstrip("/\\")
-    base = re.split(r"[/\\]", base)[-1].replace("..", ".")
-    return base or None

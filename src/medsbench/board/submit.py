@@ -1,22 +1,39 @@
 """Submissions: validate predictions someone sent against our benchmark files, score, store as pending.
 
-Accepted formats: the official CSV (``task_id,input,GT,output``) and our ``predictions.jsonl``.
+Accepted formats: the official CSV (``task_id,input,GT,output``; other columns, such as a pandas index,
+are ignored) and our ``predictions.jsonl``, both read by the one prediction reader
+(:func:`medsbench.records.read_predictions`).
 Every row must match one benchmark instance by (task_id, input) - ``input`` may also be the full
 rendered prompt, whose last ``Input:``/``Output:`` query block is then matched - its GT must equal our reference
 (a tampered reference is rejected), no item may appear twice, and each submitted task must be
 covered completely (unless ``allow_partial``). File-level problems (unsafe name, size, columns,
 encoding) raise :class:`MedsbenchError`; row-level problems are collected with their line numbers so a
 rejection says exactly which rows and why.
+
+Suspicious outputs are flagged, not rejected (:func:`suspicion_flags`; approval stays manual): the flags
+are printed in the validation report, stored with the run and shown by ``board list`` / ``--pending``.
+What separates a copy from an honest strong model:
+
+- ``copies_reference``: on a free-text task (BLEU/ROUGE family), an output equal to a reference of at
+  least :data:`FREE_TEXT_MIN_WORDS` words (whitespace collapsed, case folded, a final period ignored).
+  A model that writes summaries or explanations reproduces a multi-word reference verbatim almost
+  never, so :data:`COPY_SHARE` (50%) of such rows is flagged.
+- ``verbatim_closed``: on a closed-answer task (a letter, a label, an entity list) a strong model
+  matches the gold often, so the share alone says little. Flagged only from :data:`CLOSED_SHARE` (95%)
+  of at least :data:`MIN_ROWS` rows equal to the reference verbatim, and only when the golds are not
+  one label everywhere (then answering the majority label is not a copy); the flag quotes the majority
+  baseline so the approver can compare.
+- ``copies_input``: an output that is the item's input (or the input plus a little, or most of it):
+  from :data:`COPY_SHARE` of the rows whose input has at least :data:`FREE_TEXT_MIN_WORDS` words.
 """
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import os
 import re
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +41,108 @@ from typing import Any
 from medsbench.errors import MedsbenchError
 
 DEFAULT_MAX_BYTES = 100 << 20  # the whole MedS-Bench test set with long outputs is well under this
-CSV_COLUMNS = ("task_id", "input", "GT", "output")
 _SAFE_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_LISTED = 50
+FREE_TEXT_MIN_WORDS = 4  # a reference this long is not reproduced verbatim by chance
+COPY_SHARE = 0.5  # flag a task when at least this share of its eligible rows are copies
+CLOSED_SHARE = 0.95  # closed-answer tasks: verbatim share that is flagged
+MIN_ROWS = 5  # closed-answer tasks: fewer rows say nothing
+INPUT_COVERAGE = 0.8  # an output holding >= 80% of the input (as one piece) copies it
+
+
+@dataclass(frozen=True)
+class SuspicionFlag:
+    """A task whose outputs look copied: shown to the approver, never a rejection."""
+
+    task_id: str
+    kind: str  # copies_reference | verbatim_closed | copies_input
+    count: int
+    eligible: int
+    note: str = ""
+
+    @property
+    def share(self) -> float:
+        return self.count / self.eligible if self.eligible else 0.0
+
+    def __str__(self) -> str:
+        what = {
+            "copies_reference": "outputs are the reference verbatim",
+            "verbatim_closed": "closed answers are the reference verbatim",
+            "copies_input": "outputs copy the input",
+        }.get(self.kind, self.kind)
+        note = f" ({self.note})" if self.note else ""
+        return f"[{self.task_id}] {self.count} of {self.eligible} {what} ({100 * self.share:.0f}%){note}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"task_id": self.task_id, "kind": self.kind, "count": self.count, "eligible": self.eligible,
+                "note": self.note, "text": str(self)}
+
+
+def _canon(text: Any) -> str:
+    """Whitespace collapsed, case folded, a final period dropped: what "the same text" means here."""
+    return re.sub(r"\s+", " ", str(text)).strip().rstrip(".").strip().casefold()
+
+
+def _words(text: str) -> int:
+    """Words of a canonical text; scripts without spaces (Chinese, Japanese) count 2 characters a word."""
+    parts = text.split()
+    return len(parts) if len(parts) > 1 else len(text) // 2 if text and not text.isascii() else len(parts)
+
+
+def suspicion_flags(rows: Iterable[Any]) -> list[SuspicionFlag]:
+    """Flags per task for outputs identical to the references or copying the input (see module doc).
+
+    ``rows``: prediction rows (:class:`medsbench.records.PredictionRow`); failed items are skipped.
+    """
+    from medsbench.tasks.catalog import catalog
+
+    cat = catalog()
+    by_task: dict[str, list[Any]] = {}
+    for r in rows:
+        if getattr(r, "error", None) is None and r.output is not None:
+            by_task.setdefault(r.task_id, []).append(r)
+    flags: list[SuspicionFlag] = []
+    for tid in sorted(by_task, key=_id_order_task):
+        task_rows = by_task[tid]
+        entry = cat.get(tid)
+        outs = [_canon(r.output) for r in task_rows]
+        golds = [{_canon(g) for g in (r.references or [r.reference]) if g is not None} for r in task_rows]
+        free_text = entry.metric == "bleu_rouge" if entry is not None else None
+        if free_text is None:  # not in the catalog: free text when most golds are long
+            long = sum(1 for g in golds if any(_words(x) >= FREE_TEXT_MIN_WORDS for x in g))
+            free_text = long * 2 > len(golds)
+        if free_text:
+            eligible = [i for i, g in enumerate(golds) if any(_words(x) >= FREE_TEXT_MIN_WORDS for x in g)]
+            hits = sum(1 for i in eligible if outs[i] in golds[i])
+            if eligible and hits / len(eligible) >= COPY_SHARE:
+                flags.append(SuspicionFlag(tid, "copies_reference", hits, len(eligible),
+                                           f"free-text references of {FREE_TEXT_MIN_WORDS}+ words; flagged from "
+                                           f"{100 * COPY_SHARE:.0f}%"))
+        else:
+            scored = [i for i, g in enumerate(golds) if g]
+            hits = sum(1 for i in scored if outs[i] in golds[i])
+            firsts = [_canon(r.reference if r.reference is not None else r.references[0]) for r in task_rows
+                      if r.reference is not None or r.references]
+            top = max(Counter(firsts).values()) if firsts else 0
+            baseline = top / len(firsts) if firsts else 0.0
+            if len(scored) >= MIN_ROWS and hits / len(scored) >= CLOSED_SHARE and baseline < 1.0:
+                flags.append(SuspicionFlag(tid, "verbatim_closed", hits, len(scored),
+                                           f"majority baseline {100 * baseline:.0f}%; flagged from "
+                                           f"{100 * CLOSED_SHARE:.0f}%"))
+        inputs = [_canon(r.input) if r.input is not None else "" for r in task_rows]
+        eligible = [i for i, x in enumerate(inputs) if _words(x) >= FREE_TEXT_MIN_WORDS]
+        copies = sum(1 for i in eligible if outs[i] and (
+            inputs[i] in outs[i] or (outs[i] in inputs[i] and len(outs[i]) >= INPUT_COVERAGE * len(inputs[i]))))
+        if eligible and copies / len(eligible) >= COPY_SHARE:
+            flags.append(SuspicionFlag(tid, "copies_input", copies, len(eligible),
+                                       f"output holds the input or {100 * INPUT_COVERAGE:.0f}%+ of it; flagged from "
+                                       f"{100 * COPY_SHARE:.0f}%"))
+    return flags
+
+
+def _id_order_task(task_id: str) -> tuple[int, str]:
+    digits = "".join(ch for ch in task_id if ch.isdigit())
+    return (int(digits) if digits else 1 << 30, task_id)
 
 
 @dataclass(frozen=True)
@@ -49,20 +165,27 @@ class SubmissionReport:
     rows: int = 0
     problems: list[RowProblem] = field(default_factory=list)
     coverage: dict[str, tuple[int, int]] = field(default_factory=dict)
-    predictions: list[dict[str, Any]] = field(default_factory=list)
+    predictions: list[Any] = field(default_factory=list)  # medsbench.records.PredictionRow, one per matched row
+    flags: list[SuspicionFlag] = field(default_factory=list)  # for the approver; never a rejection
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def describe(self, limit: int = MAX_LISTED) -> str:
-        lines = [f"{self.path.name}: {self.rows} rows ({self.format}), {len(self.problems)} problem(s)"]
+        head = (f"{self.path.name}: {self.rows} rows ({self.format}), {len(self.problems)} problem(s), "
+                f"{len(self.flags)} suspicion flag(s)")
+        lines = [head]
         for tid, (got, total) in sorted(self.coverage.items()):
             lines.append(f"  coverage {tid}: {got}/{total}")
         for p in self.problems[:limit]:
             lines.append(f"  {p}")
         if len(self.problems) > limit:
             lines.append(f"  ... and {len(self.problems) - limit} more")
+        for f in self.flags:
+            lines.append(f"  FLAG {f}")
+        if self.flags:
+            lines.append("  flagged outputs need a careful look before `medsbench board approve`")
         return "\n".join(lines)
 
 
@@ -98,72 +221,10 @@ def _norm(text: Any) -> str:
     return str(text).replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
-def _read_rows(path: Path, fmt: str) -> list[tuple[int, dict[str, Any]]]:
-    """(line, {task_id, input, GT, output, id?}) for every row of either format."""
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise MedsbenchError("not UTF-8 text", where=f"{path}:{line}") from None
-    if not text.strip():
-        raise MedsbenchError("empty file", where=str(path))
-    rows: list[tuple[int, dict[str, Any]]] = []
-    if fmt == "jsonl":
-        import orjson
-
-        for lineno, raw in enumerate(text.splitlines(), 1):
-            if not raw.strip():
-                continue
-            try:
-                obj = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                raise MedsbenchError(f"invalid JSON: {exc.msg}", where=f"{path}:{lineno}") from None
-            if not isinstance(obj, dict):
-                raise MedsbenchError("each line must be a JSON object", where=f"{path}:{lineno}")
-            missing = [k for k in ("task_id", "input", "output") if k not in obj]
-            gt = obj.get("reference")
-            if gt is None and isinstance(obj.get("references"), list) and obj["references"]:
-                gt = obj["references"][0]
-            if gt is None:
-                missing.append("reference")
-            if missing:
-                raise MedsbenchError(f"missing field(s) {', '.join(missing)} (predictions.jsonl contract)", where=f"{path}:{lineno}")
-            rows.append((lineno, {"task_id": obj["task_id"], "input": obj["input"], "GT": gt,
-                                  "output": obj.get("output"), "id": obj.get("id")}))
-        return rows
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except csv.Error as exc:
-        raise MedsbenchError(f"broken CSV: {exc}", where=f"{path}:1") from None
-    cols = [h.strip() for h in header]
-    skip_index = bool(cols) and cols[0] in ("", "Unnamed: 0")  # a pandas index column
-    if skip_index:
-        cols = cols[1:]
-    if sorted(cols) != sorted(CSV_COLUMNS) or len(cols) != len(CSV_COLUMNS):
-        raise MedsbenchError(
-            f"wrong columns {','.join(cols) or '(none)'}: the official CSV has exactly {','.join(CSV_COLUMNS)}",
-            where=f"{path}:1",
-        )
-    start = reader.line_num + 1
-    try:
-        for rec in reader:
-            line = start
-            start = reader.line_num + 1
-            if not rec or all(not c.strip() for c in rec):
-                continue
-            if skip_index:
-                rec = rec[1:]
-            if len(rec) != len(cols):
-                raise MedsbenchError(f"row has {len(rec)} cells, expected {len(cols)}", where=f"{path}:{line}")
-            row = dict(zip(cols, rec))
-            if row["output"].strip().lower() == "nan":  # pandas writes missing outputs as NaN
-                row["output"] = ""
-            rows.append((line, row))
-    except csv.Error as exc:
-        raise MedsbenchError(f"broken CSV: {exc}", where=f"{path}:{reader.line_num}") from None
-    return rows
+def _line_of(where: str | None) -> int | None:
+    """The line number of a prediction row's ``where`` (``path:line``)."""
+    tail = (where or "").rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else None
 
 
 def validate_submission(
@@ -175,7 +236,9 @@ def validate_submission(
     inbox: str | os.PathLike | None = None,
 ) -> SubmissionReport:
     """Check a submission against the benchmark (test split) task files in ``tasks_dir``."""
-    from medsbench.tasks.catalog import catalog, find_task_files
+    from medsbench.records import PredictionRow, read_predictions
+    from medsbench.tasks.catalog import catalog
+    from medsbench.tasks.workspace import find_task_files
     from medsbench.tasks.format import iter_instances
 
     p = check_submission_path(path, inbox)
@@ -183,7 +246,8 @@ def validate_submission(
     if size > max_bytes:
         raise MedsbenchError(f"file is {size} bytes, over the {max_bytes}-byte submission limit", where=str(p))
     fmt = "jsonl" if p.suffix.lower() == ".jsonl" else "csv"
-    rows = _read_rows(p, fmt)
+    # The one prediction reader (official CSV or predictions.jsonl): bad files fail in one line naming it.
+    rows = [(_line_of(r.where), r) for r in read_predictions(p, format=fmt)]
     report = SubmissionReport(path=p, format=fmt, rows=len(rows))
     cat = catalog()
     files = find_task_files(tasks_dir)
@@ -203,7 +267,7 @@ def validate_submission(
 
     for rowno, (line, row) in enumerate(rows, 1):
         problem = functools.partial(RowProblem, line, row=rowno)
-        tid = str(row["task_id"]).strip()
+        tid = row.task_id
         if tid not in cat:
             report.problems.append(problem(tid or None, f"unknown task id {tid!r}"))
             continue
@@ -211,37 +275,39 @@ def validate_submission(
         if idx is None:
             report.problems.append(problem(tid, f"no benchmark test file for {tid} in {tasks_dir}"))
             continue
-        if not isinstance(row["input"], str) or not isinstance(row["GT"], str):
-            report.problems.append(problem(tid, "input and GT must be text"))
+        if row.failed:  # a failed item is missing, never an (empty) answer
+            if not allow_partial:
+                report.problems.append(problem(tid, f"failed item ({_short(row.error)}): not an answer; retry it "
+                                               "(medsbench eval --resume) or submit with --allow-partial"))
             continue
-        candidates = idx.get(_norm(row["input"])) or idx.get(_query_of(row["input"]) or "\x00")
+        if row.input is None or row.reference is None:
+            report.problems.append(problem(tid, "input and GT must be given (empty cell or missing field)"))
+            continue
+        candidates = idx.get(_norm(row.input)) or idx.get(_query_of(row.input) or "\x00")
         if not candidates:
-            report.problems.append(problem(tid, f"input matches no benchmark item of {tid}: {_short(row['input'])}"))
+            report.problems.append(problem(tid, f"input matches no benchmark item of {tid}: {_short(row.input)}"))
             continue
-        gt = _norm(row["GT"])
+        gt = _norm(row.reference)
         same_gt = [inst for inst in candidates if gt in {_norm(o) for o in inst.output}]
         if not same_gt:
             report.problems.append(problem(
-                tid, f"GT differs from the benchmark reference (tampered or wrong file): got {_short(row['GT'])}, "
+                tid, f"GT differs from the benchmark reference (tampered or wrong file): got {_short(row.reference)}, "
                 f"expected {_short(candidates[0].target)}"))
             continue
         free = [inst for inst in same_gt if (tid, inst.id) not in claimed]
-        if row.get("id") is not None:  # jsonl rows name their item; prefer it
-            free = [inst for inst in free if inst.id == str(row["id"])] or free
+        if row.id is not None:  # jsonl rows name their item; prefer it
+            free = [inst for inst in free if inst.id == row.id] or free
         if not free:
             first = claimed[(tid, same_gt[0].id)]
             report.problems.append(problem(tid, f"duplicate row: this item was already given in {first}"))
             continue
         inst = free[0]
         claimed[(tid, inst.id)] = f"row {rowno} (line {line})"
-        output = row.get("output")
         entry = cat[tid]
-        report.predictions.append({
-            "task_id": tid, "id": inst.id, "category": entry.category, "language": entry.language,
-            "input": inst.input, "output": "" if output is None else str(output), "reference": inst.target,
-            "references": list(inst.output), "prompt": None, "demo_ids": [], "prompt_tokens": None,
-            "output_tokens": None, "seconds": None, "truncated": False, "error": None,
-        })
+        report.predictions.append(PredictionRow(
+            task_id=tid, id=inst.id, category=entry.category, language=entry.language, input=inst.input,
+            output=row.output if row.output is not None else "", reference=inst.target, references=list(inst.output),
+        ))
     for tid, idx in sorted(index.items()):
         total = sum(len(v) for v in idx.values())
         got = sum(1 for (t, _) in claimed if t == tid)
@@ -251,6 +317,7 @@ def validate_submission(
             shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
             report.problems.append(RowProblem(
                 None, tid, f"partial coverage: {got} of {total} items (missing ids: {shown}); submit every item of a task"))
+    report.flags = suspicion_flags(report.predictions)
     return report
 
 
@@ -278,10 +345,11 @@ Scorer = Callable[[Path, Path], None]
 
 
 def default_scorer(predictions: Path, results: Path) -> None:
-    """Score with the scoring engine (issue B) into ``results``."""
-    from medsbench.metrics import score_predictions, write_results
+    """Score with the scoring engine into ``results`` (a :class:`medsbench.records.results.Results`)."""
+    from medsbench.metrics import score_predictions
+    from medsbench.records.results import Results
 
-    write_results(score_predictions(predictions), results)
+    Results.model_validate(score_predictions(predictions)).save(results)
 
 
 def submit(
@@ -296,9 +364,9 @@ def submit(
     max_bytes: int = DEFAULT_MAX_BYTES,
     scorer: Scorer | None = None,
 ) -> tuple[str, SubmissionReport]:
-    """Validate, write ``runs/submission-<slug>/``, score, and add to the store as pending."""
+    """Validate, write ``runs/submission-<slug>/`` (the stage records), score, and add to the store as pending."""
     from medsbench.board.store import check_display_name, slugify
-    from medsbench.fileio import sha256_file, write_json, write_jsonl
+    from medsbench.fileio import exclusive_lock, sha256_file
 
     model_name = check_display_name(model_name)
     if description is not None and len(description) > 2000:
@@ -314,18 +382,51 @@ def submit(
         raise MedsbenchError("submission has no rows", where=str(report.path))
     run_name = f"submission-{slugify(model_name)}"
     run_dir = workspace / "runs" / run_name
-    preds = run_dir / "predictions.jsonl"
-    write_jsonl(preds, report.predictions)
-    write_json(run_dir / "manifest.json", {
-        "kind": "submission",
-        "model_name": model_name,
-        "description": description,
-        "submitted_file": report.path.name,
-        "submitted_sha256": sha256_file(report.path),
-        "format": report.format,
-        "coverage": {k: list(v) for k, v in sorted(report.coverage.items())},
-    })
-    (scorer or default_scorer)(preds, run_dir / "results.json")
-    store.add_run(run_dir, model_name=model_name, kind="submission", status="pending",
-                  description=description, run_name=run_name)
+    with exclusive_lock(run_dir, "run folder"):
+        _write_submission_run(run_dir, report, tasks_dir, model_name, description, sha256_file(report.path))
+        (scorer or default_scorer)(run_dir / "predictions.jsonl", run_dir / "results.json")
+        store.add_run(run_dir, model_name=model_name, kind="submission", status="pending",
+                      description=description, run_name=run_name, allow_partial=allow_partial)
     return run_name, report
+
+
+SUBMITTED_PROTOCOL = "submitted"  # prompts and decoding are the submitter's, not known here
+
+
+def _write_submission_run(run_dir: Path, report: SubmissionReport, tasks_dir: Path, model_name: str,
+                          description: str | None, file_sha256: str) -> None:
+    """predictions.jsonl and manifest.json of a submission, through the stage records."""
+    from medsbench.fileio import sha256_file, sha256_text
+    from medsbench.records import write_predictions
+    from medsbench.records.manifest import ManifestTask, RunManifest, TaskFile, now
+    from medsbench.tasks.catalog import catalog
+    from medsbench.tasks.workspace import find_task_files
+    from medsbench.tasks.format import read_meta
+
+    cat = catalog()
+    files = find_task_files(tasks_dir)
+    tasks = {}
+    for tid, (got, total) in sorted(report.coverage.items()):
+        test = files[tid]["test"]
+        definition = read_meta(test).get("Definition")
+        definition = definition[0] if isinstance(definition, list) and definition else definition
+        tasks[tid] = ManifestTask(
+            category=cat[tid].category, language=cat[tid].language,
+            definition_sha256=sha256_text(str(definition or "")), n_total=total, n=got,
+            files={"test": TaskFile(path=str(test), sha256=sha256_file(test))},
+        )
+    write_predictions(run_dir / "predictions.jsonl", report.predictions)
+    RunManifest(
+        model=model_name,
+        backend={"kind": "submission", "submitted_file": report.path.name, "submitted_sha256": file_sha256,
+                 "format": report.format},
+        protocol=SUBMITTED_PROTOCOL,
+        tasks=tasks,
+        args={"description": description, "flags": [f.as_dict() for f in report.flags]},
+        generation={},
+        prompt_template_sha256="unknown (outputs were submitted)",
+        seed=0,
+        finished=now(),
+        status="finished",
+        counts={"items": len(report.predictions), "failed": 0, "written": len(report.predictions)},
+    ).save(run_dir)

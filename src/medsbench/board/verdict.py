@@ -4,13 +4,16 @@ The browser only needs a yes/no per item to filter on; the board's scores always
 ``results.json``. Verdicts come from the scoring engine's per-item statistics
 (:func:`medsbench.metrics.score_items`), so they follow exactly the rules behind the scores:
 an accuracy item is correct when it counts as correct; an NER / multi-label item when it has no
-false positive and no false negative; text-similarity (BLEU/ROUGE) items have no verdict.
+false positive and no false negative; text-similarity (BLEU/ROUGE) items have no verdict, and
+neither has a failed item (it is missing, not wrong).
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Sequence
 from typing import Any
+
+from medsbench.records import PredictionRow
 
 Verdict = tuple[int | None, int | None]  # (official/reference, strict)
 
@@ -25,23 +28,33 @@ def _from_stats(kind: str, row: Any) -> int | None:
     return None
 
 
-def item_verdicts(path: str | os.PathLike) -> list[Verdict]:
-    """One (reference, strict) verdict per row of a predictions file, in file order."""
-    from medsbench.metrics import load_predictions, score_items
-    from medsbench.metrics import reference as ref_mode
+def _scoring_row(row: PredictionRow, index: int) -> dict[str, Any]:
+    """The row in the shape the scoring engine takes."""
+    return {
+        "task_id": row.task_id, "id": row.id, "input": row.input, "reference": row.reference,
+        "references": list(row.references), "output": row.output, "category": row.category,
+        "language": row.language, "error": row.error, "where": row.where or f"row {index + 1}", "index": index,
+    }
 
+
+def item_verdicts(rows: Sequence[PredictionRow]) -> list[Verdict]:
+    """One (reference, strict) verdict per prediction row, in order."""
+    from medsbench.metrics import reference as ref_mode
+    from medsbench.metrics import score_items
     from medsbench.tasks.catalog import catalog
 
     cat = catalog()
-    rows = load_predictions(path, format="jsonl")
     # Text-similarity tasks have no verdict: leave them out (they are most of the scoring time).
-    wanted = {tid for tid in {r["task_id"] for r in rows} if (e := cat.get(tid)) is not None and e.metric != "bleu_rouge"}
+    wanted = {tid for tid in {r.task_id for r in rows} if (e := cat.get(tid)) is not None and e.metric != "bleu_rouge"}
     out: list[Verdict] = [(None, None)] * len(rows)
     positions: dict[str, list[int]] = {}
     for i, r in enumerate(rows):
-        if r["task_id"] in wanted and not ref_mode.is_na(r["reference"]):  # the scorer skips rows without gold
-            positions.setdefault(r["task_id"], []).append(i)
-    per_task, _unknown, _warnings = score_items([rows[i] for idx in positions.values() for i in idx])
+        # The scorer skips rows without gold; a failed item has no answer to judge.
+        if r.task_id in wanted and not r.failed and not ref_mode.is_na(r.reference):
+            positions.setdefault(r.task_id, []).append(i)
+    if not positions:
+        return out
+    per_task, _unknown, _warnings = score_items([_scoring_row(rows[i], i) for idx in positions.values() for i in idx])
     for tid, items in per_task.items():
         fam = items.family
         for j, i in enumerate(positions.get(tid, [])):

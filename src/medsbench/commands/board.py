@@ -1,7 +1,13 @@
-"""`medsbench board`: results store, static site, submissions."""
+"""`medsbench board`: results store, static site, submissions.
+
+Every command that writes holds the store folder's lock (:func:`medsbench.fileio.exclusive_lock`), and
+`board build` also the output folder's: a second writer exits at once with one line naming the holder.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -12,10 +18,33 @@ WORKSPACE = typer.Option(Path("medsbench-work"), "--workspace", "-w", help="Work
 STORE = typer.Option(None, "--store", help="Store file (default: WORKSPACE/board.sqlite).")
 
 
+def _store_path(workspace: Path, store: Path | None) -> Path:
+    return store or workspace / "board.sqlite"
+
+
 def _store(workspace: Path, store: Path | None):
     from medsbench.board.store import Store
 
-    return Store(store or workspace / "board.sqlite")
+    return Store(_store_path(workspace, store))
+
+
+def _site_lock_folder(out: Path) -> Path:
+    """The lock of a site folder lives beside it: a build replaces the folder itself."""
+    return out.parent / f".{out.name}.lock"
+
+
+@contextlib.contextmanager
+def _locked(*folders: tuple[Path, str]) -> Iterator[None]:
+    """Hold the exclusive lock of each folder (once per folder, in a fixed order)."""
+    from medsbench.fileio import exclusive_lock
+
+    seen: dict[Path, str] = {}
+    for folder, what in folders:
+        seen.setdefault(folder.resolve(), what)
+    with contextlib.ExitStack() as stack:
+        for folder in sorted(seen):
+            stack.enter_context(exclusive_lock(folder, seen[folder]))
+        yield
 
 
 @board_app.command("add")
@@ -25,13 +54,17 @@ def add_cmd(
     description: str = typer.Option(None, "--description"),
     link: str = typer.Option(None, "--link", help="http(s) link to the model card."),
     size: str = typer.Option(None, "--size", help="e.g. 8B."),
+    allow_partial: bool = typer.Option(
+        False, "--allow-partial",
+        help="Accept a run with failed items or one that did not finish (the board shows each score's coverage)."),
     workspace: Path = WORKSPACE,
     store: Path = STORE,
 ) -> None:
     """Add (or refresh) measured runs; re-adding an unchanged run does nothing."""
-    with _store(workspace, store) as st:
+    with _locked((_store_path(workspace, store).parent, "board store")), _store(workspace, store) as st:
         for run in runs:
-            status = st.add_run(run, model_name=model_name, description=description, link=link, size=size)
+            status = st.add_run(run, model_name=model_name, description=description, link=link, size=size,
+                                allow_partial=allow_partial)
             typer.echo(f"{run}: {status}")
 
 
@@ -46,8 +79,10 @@ def build_cmd(
     """Write the static site (HTML/CSS/JS/SVG, no server or CDN needed)."""
     from medsbench.board.site import build_site
 
-    with _store(workspace, store) as st:
-        rep = build_site(st, out or workspace / "site", max_items_per_task=max_items, max_chars=max_chars)
+    out = out or workspace / "site"
+    with _locked((_store_path(workspace, store).parent, "board store"), (_site_lock_folder(out), "site folder")), \
+            _store(workspace, store) as st:
+        rep = build_site(st, out, max_items_per_task=max_items, max_chars=max_chars)
     typer.echo(
         f"wrote {rep.files} files ({rep.bytes / 1e6:.2f} MB) to {rep.out} in {rep.seconds:.2f}s: "
         f"{rep.models} models, {rep.runs} run pages, {rep.tasks} task pages; open {rep.out / 'index.html'}"
@@ -65,10 +100,10 @@ def submit_cmd(
     workspace: Path = WORKSPACE,
     store: Path = STORE,
 ) -> None:
-    """Validate a submission item by item, score it, and store it as pending."""
+    """Validate a submission item by item, score it, and store it as pending (suspicious outputs are flagged)."""
     from medsbench.board.submit import submit
 
-    with _store(workspace, store) as st:
+    with _locked((_store_path(workspace, store).parent, "board store")), _store(workspace, store) as st:
         run, report = submit(file, model_name=model_name, description=description, workspace=workspace, store=st,
                              tasks_dir=tasks_dir, allow_partial=allow_partial, max_bytes=int(max_mb * (1 << 20)))
     typer.echo(report.describe())
@@ -77,8 +112,8 @@ def submit_cmd(
 
 @board_app.command("approve")
 def approve_cmd(name: str = typer.Argument(..., help="Run name or model name."), workspace: Path = WORKSPACE, store: Path = STORE) -> None:
-    """Publish a pending submission."""
-    with _store(workspace, store) as st:
+    """Publish a pending submission (look at its flags in `board list --pending` first)."""
+    with _locked((_store_path(workspace, store).parent, "board store")), _store(workspace, store) as st:
         for run in st.approve(name):
             typer.echo(f"approved {run}")
 
@@ -89,20 +124,25 @@ def list_cmd(
     workspace: Path = WORKSPACE,
     store: Path = STORE,
 ) -> None:
-    """List runs in the store."""
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
+    """List runs in the store: each run name in full on its own line (approve needs it), details below."""
     with _store(workspace, store) as st:
         runs = [r for r in st.runs(include_pending=True) if not pending or r.status == "pending"]
-        table = Table(title=f"Board store {st.path} (last update {st.last_update or 'never'})")
-        for col in ("run", "model", "kind", "status", "tasks", "predictions"):
-            table.add_column(col)
+        typer.echo(f"board store {st.path} (last update {st.last_update or 'never'}): "
+                   f"{len(runs)} {'pending ' if pending else ''}run(s)")
         for r in runs:
-            table.add_row(escape(r.name), escape(r.model), r.kind, r.status, str(len(st.task_info(r.name))),
-                          str(st.prediction_count(r.name)))
-    Console().print(table)
+            infos = [i for i in st.task_info(r.name) if not i["task_id"].startswith("pooled:")]
+            failed = sum(i["n_failed"] or 0 for i in infos)
+            answered = sum(i["n"] or 0 for i in infos)
+            details = [f"model {r.model}", r.kind, r.status, f"protocol {r.protocol or '-'}", f"{len(infos)} task(s)",
+                       f"{st.prediction_count(r.name)} prediction(s)"]
+            if failed:
+                details.append(f"coverage {100 * answered / (answered + failed):.0f}% ({failed} failed)")
+            if r.partial:
+                details.append("partial")
+            typer.echo(r.name)
+            typer.echo("    " + " · ".join(details))
+            for flag in r.flags:
+                typer.echo(f"    FLAG {flag.get('text', flag)}")
 
 
 @board_app.command("serve")
@@ -115,7 +155,7 @@ def serve_cmd(
     from medsbench.board.serve import make_server
 
     server = make_server(site or workspace / "site", port)
-    host, real_port = server.server_address[:2]
+    host, real_port = str(server.server_address[0]), server.server_address[1]
     typer.echo(f"serving {site or workspace / 'site'} at http://{host}:{real_port}/ (Ctrl-C stops)")
     try:
         server.serve_forever()

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from medsbench.tasks.catalog import catalog
 
-data_app = typer.Typer(help="Task files: catalog, convert raw data, validate, stats.", no_args_is_help=True)
+data_app = typer.Typer(help="Task files: catalog, convert raw data, pull the released benchmark, validate, audit, stats.", no_args_is_help=True)
 
 
 @data_app.command("catalog")
@@ -60,19 +60,24 @@ def convert_cmd(
     task_name: str = typer.Option(None, "--name", help="Generic converters: short name (slug) of the new task."),
     entity: str = typer.Option(None, "--entity", help="Generic NER converters: entity type to extract (default: all)."),
     sample: int = typer.Option(None, "--sample", help="Converters that support it: seeded sample of N test items (the paper samples 1,500 for NER and DDXPlus)."),
+    definitions: Path = typer.Option(None, "--definitions", help="RewriteDefinitions.json-shaped file: write its original_def as the Definition of every task id it has (ours otherwise)."),
 ) -> None:
     """Convert raw public releases into task files."""
     from medsbench.errors import MedsbenchError
     from medsbench.sources import convert
+    from medsbench.sources.definitions import load_official_definitions
 
     console = Console()
     if all_sources == (name is not None):
         raise MedsbenchError("give either a converter NAME or --all")
+    official = load_official_definitions(definitions) if definitions is not None else None
+    if official is not None:
+        console.print(f"definitions: {len(official)} task id(s) from {definitions}")
     if not all_sources:
         options = {
             k: v for k, v in (("task_id", task_id), ("name", task_name), ("entity", entity), ("sample", sample)) if v is not None
         }
-        written = convert(name, raw, out, **options)
+        written = convert(name, raw, out, definitions=official, **options)
         for path in written:
             typer.echo(f"wrote {path}")  # plain echo: rich would wrap long paths
         return
@@ -84,7 +89,7 @@ def convert_cmd(
         else:
             console.print(f"{source}: {len(files)} file(s)")
 
-    report = convert_all(raw, out, on_source=progress)
+    report = convert_all(raw, out, on_source=progress, definitions=official)
     console.print(f"wrote {len(report.files)} task file(s) to {out}; skipped {len(report.skipped)} source(s)")
 
 
@@ -133,6 +138,81 @@ def stats_cmd(
         table.add_row(r.task_id or "-", r.split, r.category, r.language, str(r.instances),
                       f"{r.mean_input_chars:.0f}", f"{r.mean_output_chars:.0f}", r.file)
     Console(width=max(Console().width, 140)).print(table)
+
+
+@data_app.command("pull")
+def pull_cmd(
+    source: Path = typer.Option(None, "--from", help="Local copy of the release (MCQA/, NER/, ...) instead of the Hub."),
+    revision: str = typer.Option(None, "--revision", help="Hub revision to pin (commit hash, tag or branch; default main)."),
+    category: list[str] = typer.Option(None, "--category", "-c", help="Only these categories (key such as mcqa, or a release folder such as NER); repeatable."),
+    workspace: Path = typer.Option(Path("medsbench-work"), "--workspace", "-w", help="Workspace folder: files go to WORKSPACE/tasks."),
+    definitions: Path = typer.Option(None, "--definitions", help="RewriteDefinitions.json: definitions for files that carry none."),
+    repo: str = typer.Option(None, "--repo", help="Dataset repository (default Henrychur/MedS-Bench)."),
+    cache_dir: Path = typer.Option(None, "--cache-dir", help="Hugging Face cache folder (default: HF_HUB_CACHE / HF_HOME)."),
+) -> None:
+    """Import the released MedS-Bench test files (Hugging Face dataset, or --from DIR) into the workspace."""
+    from medsbench.tasks.pull import HF_REPO, import_release, pull_hub, summarize
+    from medsbench.tasks.workspace import load_definitions
+
+    defs = load_definitions(definitions)
+    tasks_dir = workspace / "tasks"
+    if source is not None:
+        if revision or repo or cache_dir:
+            from medsbench.errors import MedsbenchError
+
+            raise MedsbenchError("--revision, --repo and --cache-dir apply to the Hub, not to --from DIR")
+        report = import_release(source, tasks_dir, categories=category or None, definitions=defs)
+    else:
+        report = pull_hub(tasks_dir, repo=repo or HF_REPO, revision=revision, categories=category or None,
+                          cache_dir=cache_dir, definitions=defs)
+    for line in summarize(report):
+        typer.echo(line)
+    for line in report.warnings:
+        typer.echo(f"warning: {line}", err=True)
+    for line in report.errors:
+        typer.echo(f"error: {line}", err=True)
+    where = report.source.get("repo") or report.source.get("folder")
+    at = f"@{report.source['commit'] or report.source['revision']}" if report.source.get("kind") == "huggingface" else ""
+    typer.echo(f"imported {len(report.tasks)} task(s) from {where}{at} into {tasks_dir}; "
+               f"{len(report.warnings)} warning(s), {len(report.errors)} error(s)")
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@data_app.command("audit")
+def audit_cmd(
+    paths: list[Path] = typer.Argument(..., help="Task files or folders of task files."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+) -> None:
+    """Per task: label distribution, majority baseline, degenerate labels, conflicting duplicates, truncated spans, train overlap.
+
+    Findings never fail the command; exit 1 only when a file cannot be read.
+    """
+    from rich.markup import escape
+
+    from medsbench.tasks.audit import audit_paths
+
+    report = audit_paths(paths)
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+    else:
+        table = Table(title=f"Audit of {len(report.tasks)} task file(s)")
+        for col in ("task", "split", "category", "n", "majority (baseline %)", "findings"):
+            table.add_column(col, justify="right" if col == "n" else "left", overflow="fold")
+        for t in report.tasks:
+            base = "-"
+            if t.majority_baseline is not None:
+                label = t.majority_label if len(t.majority_label or "") <= 24 else (t.majority_label or "")[:23] + "…"
+                base = f"{label} ({t.majority_baseline:.1f}){' DEGENERATE' if t.degenerate else ''}"
+            elif t.open_ended:
+                base = f"open-ended ({t.n_labels} golds)"
+            cells = (t.task_id or "-", t.split, t.category or "?", str(t.instances), base, "; ".join(t.findings()) or "-")
+            table.add_row(*(escape(c) for c in cells))
+        Console(width=max(Console().width, 140), emoji=False).print(table)
+    for line in report.errors:
+        typer.echo(f"error: {line}", err=True)
+    if report.errors:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

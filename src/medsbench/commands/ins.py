@@ -22,7 +22,8 @@ def build_cmd(
     ins_files: list[Path] = typer.Option([], "--ins-files", help="Official MedS-Ins task files or folders (repeatable); every instance is training data."),
     config: Path = typer.Option(None, "--config", help="Build config (.yaml/.yml/.toml)."),
     bench_tasks: list[Path] = typer.Option(None, "--bench-tasks", help="Folders whose test-split files are decontaminated against (default: medsbench-work/tasks)."),
-    instructions: list[Path] = typer.Option([], "--instructions", help="RewriteDefinitions.json-shaped sidecar (repeatable)."),
+    definitions: Path = typer.Option(None, "--definitions", help="The official RewriteDefinitions.json (original definitions + the paper's ~19K paraphrases), loaded by path."),
+    instructions: list[Path] = typer.Option([], "--instructions", help="More RewriteDefinitions.json-shaped sidecars (repeatable)."),
     seed: int = typer.Option(None, "--seed", help="Override the config's seed."),
     jsonl: bool = typer.Option(False, "--jsonl", help="Also write JSONL shards (jsonl/)."),
     fail_on_contamination: bool = typer.Option(False, "--fail-on-contamination", help="Exit 1 if any training example overlaps a test instance."),
@@ -35,6 +36,8 @@ def build_cmd(
         raise MedsbenchError("give at least one --tasks or --ins-files")
     cfg = load_config(config)
     changes: dict = {}
+    if definitions is not None:
+        changes["instructions.definitions"] = definitions
     if instructions:
         changes["instructions.sidecars"] = [*cfg.instructions.sidecars, *instructions]
     if seed is not None:
@@ -48,10 +51,21 @@ def build_cmd(
         changes["decontam.near"] = False
     if changes:
         cfg = cfg.updated(**changes)
+    from medsbench.fileio import LOCK_NAME, exclusive_lock
+
     console = Console(stderr=True)
-    stats = build_mixture(
-        tasks, out, cfg, ins_files=ins_files, bench_tasks=bench_tasks or [WORK_TASKS], log=lambda m: console.print(m)
-    )
+    created = not out.exists()
+    try:
+        with exclusive_lock(out, "mixture folder"):  # one writer per mixture folder
+            stats = build_mixture(
+                tasks, out, cfg, ins_files=ins_files, bench_tasks=bench_tasks or [WORK_TASKS], log=lambda m: console.print(m)
+            )
+    except BaseException:
+        # A build that fails before writing anything leaves no folder behind (the lock made it).
+        if created and out.is_dir() and [p.name for p in out.iterdir()] == [LOCK_NAME]:
+            (out / LOCK_NAME).unlink(missing_ok=True)
+            out.rmdir()
+        raise
     t = stats["totals"]
     typer.echo(
         f"{out}: {t['examples']} examples from {t['tasks']} task(s) in {t['shards']} shard(s); dropped "
@@ -112,12 +126,16 @@ def stats_cmd(
     for k, v in t.items():
         table.add_row(k.replace("_", " "), str(v))
     console.print(table)
+    before_all = stats.get("shares_before_balancing", {})
     for key in ("category", "language", "source", "task"):
-        tb = Table(title=f"{key} share")
-        for col in (key, "examples", "share"):
-            tb.add_column(col)
+        before = before_all.get(key, {})
+        tb = Table(title=f"{key} share" + (" (before: clean instances, after: examples written)" if before else ""))
+        for col in (key, *(("before", "share") if before else ()), "examples", "share"):
+            tb.add_column(col, overflow="fold")
         for name, v in stats["shares"][key].items():
-            tb.add_row(name, str(v["n"]), f"{100 * v['share']:.2f}%")
+            b = before.get(name)
+            cells = (str(b["n"]), f"{100 * b['share']:.2f}%") if b else ("-", "-")
+            tb.add_row(name, *(cells if before else ()), str(v["n"]), f"{100 * v['share']:.2f}%")
         console.print(tb)
     console.print("shots: " + ", ".join(f"{k}-shot {v}" for k, v in stats["shots"].items()))
     ins = stats["instructions"]

@@ -7,12 +7,14 @@ from pathlib import Path
 import typer
 
 
-def _fmt(values: dict, key: str | None) -> str:
+SHORT = {"accuracy": "acc", "bleu1": "B1", "rougeL": "RL", "f1": "F1"}
+
+
+def _fmt(values: dict[str, float], keys: tuple[str, ...]) -> str:
+    """The headline metrics of a row, e.g. ``71.20`` or ``31.05/28.40`` (BLEU-1/ROUGE-L)."""
     if not values:
         return "-"
-    if key in ("rougeL", "bleu1") and "bleu1" in values:
-        return f"{values['bleu1']:.2f}/{values['rougeL']:.2f}"
-    return f"{values.get(key, float('nan')):.2f}"
+    return "/".join(f"{values[k]:.2f}" if k in values else "-" for k in keys)
 
 
 def score_cmd(
@@ -24,42 +26,51 @@ def score_cmd(
     strict_ids: bool = typer.Option(False, "--strict-ids", help="Fail on task ids that are not in the catalog."),
 ) -> None:
     """Score predictions: strict and official (reference) metrics per task and category, with CIs."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    from medsbench.metrics import score_predictions, write_results
+    from medsbench.metrics import get_scorer, headline_metrics, score_predictions, write_results
 
     results = score_predictions(predictions, bootstrap=bootstrap, seed=seed, strict_ids=strict_ids, format=fmt)
     target = out or predictions.with_name("results.json")
     write_results(results, target)
     console = Console()
-    table = Table(title=f"{predictions.name}: strict | reference (BLEU-1/ROUGE-L for text tasks)")
-    for col in ("task", "category", "n", "metric", "strict", "reference", "95% CI (strict)", "parse fail", "empty"):
-        table.add_column(col, justify="right" if col not in ("task", "category", "metric") else "left")
-    for tid, t in results["tasks"].items():
-        key = t["metric"]
-        ci = t["ci"].get(key)
+    table = Table(title=f"{predictions.name}: strict | reference (official scripts)", box=box.SIMPLE_HEAD,
+                  pad_edge=False, padding=(0, 1, 0, 0),
+                  caption="n: scored/all when items failed; B1/RL: BLEU-1/ROUGE-L; maj: majority baseline, ! degenerate")
+    width = max(len(t) for t in results.tasks)
+    for col in ("task", "n", "metric", "strict", "reference", "95% CI", "parse", "empty", "maj"):
+        table.add_column(col, justify="left" if col in ("task", "metric") else "right", no_wrap=col == "task",
+                         min_width=width if col == "task" else None, overflow="fold")
+    for tid, t in results.tasks.items():
+        scorer = get_scorer(t.scorer) if t.scorer else None
+        keys = scorer.headline if scorer else (t.metric,)
+        ci = t.ci.get(t.metric)
         table.add_row(
-            tid, t["category"], str(t["n"]), "bleu1/rougeL" if key == "rougeL" else key,
-            _fmt(t["metrics"], key), _fmt(t["reference"], key),
-            f"[{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "-",
-            "-" if t["parse_failure_rate"] is None else f"{100 * t['parse_failure_rate']:.1f}%",
-            f"{100 * t['empty_rate']:.1f}%",
+            tid, f"{t.n}/{t.n + t.n_failed}" if t.n_failed else str(t.n), "/".join(SHORT.get(k, k) for k in keys),
+            _fmt(t.metrics, keys) if t.metrics else "[red]all failed[/red]", _fmt(t.reference, keys),
+            f"{ci[0]:.1f}-{ci[1]:.1f}" if ci else "-",
+            "-" if t.parse_failure_rate is None else f"{100 * t.parse_failure_rate:.1f}%",
+            "-" if t.empty_rate is None else f"{100 * t.empty_rate:.1f}%",
+            "-" if t.majority_baseline is None else f"{t.majority_baseline:.0f}" + ("[yellow]![/yellow]" if t.degenerate else ""),
         )
     console.print(table)
-    cats = Table(title="Categories (macro average over tasks)")
+    cats = Table(title="Categories (macro average over tasks)", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
     for col in ("category", "tasks", "strict", "reference"):
-        cats.add_column(col)
-    for cat, c in results["categories"].items():
-        key = "rougeL" if "rougeL" in c["metrics"] else ("accuracy" if "accuracy" in c["metrics"] else "f1")
-        cats.add_row(cat, str(c["n_tasks"]), _fmt(c["metrics"], key), _fmt(c["reference"], key))
-    for name, p in results["pooled"].items():
-        cats.add_row(f"pooled {name}", str(len(p["tasks"])), _fmt(p["metrics"], "rougeL"), _fmt(p["reference"], "rougeL"))
+        cats.add_column(col, no_wrap=col == "category")
+    for cat, c in results.categories.items():
+        keys = headline_metrics(cat)
+        missing = f" (+{len(c.missing_tasks)} without metrics)" if c.missing_tasks else ""
+        cats.add_row(cat, f"{c.n_tasks}{missing}", _fmt(c.metrics, keys), _fmt(c.reference, keys))
+    for name, p in results.pooled.items():
+        keys = headline_metrics(name)
+        cats.add_row(f"pooled {name}", str(len(p.tasks)), _fmt(p.metrics, keys), _fmt(p.reference, keys))
     console.print(cats)
-    for w in results["warnings"]:
+    for w in results.warnings:
         console.print(f"[yellow]warning:[/yellow] {w}")
-    if results["unknown_task_ids"]:
-        console.print(f"[yellow]task ids not in the catalog:[/yellow] {', '.join(results['unknown_task_ids'])}")
+    if results.unknown_task_ids:
+        console.print(f"[yellow]task ids not in the catalog:[/yellow] {', '.join(results.unknown_task_ids)}")
     console.print(f"wrote {target}")
 
 
@@ -78,7 +89,7 @@ def compare_cmd(
 
     from medsbench.errors import MedsbenchError
     from medsbench.fileio import write_json
-    from medsbench.metrics import compare_predictions
+    from medsbench.metrics import compare_predictions, primary_metric
 
     if method not in ("permutation", "bootstrap"):
         raise MedsbenchError(f"unknown --method '{method}' (permutation or bootstrap)")
@@ -92,11 +103,9 @@ def compare_cmd(
         table.add_row(tid, str(t["n"]), key, f"{v['a']:.2f}", f"{v['b']:.2f}", f"{v['delta']:+.2f}",
                       f"[{v['ci'][0]:+.2f}, {v['ci'][1]:+.2f}]", f"{v['p_value']:.4f}")
     for cat, c in res["categories"].items():
-        key = next(iter(c["strict"]))
-        for k in ("accuracy", "rougeL", "f1"):
-            if k in c["strict"]:
-                key = k
-                break
+        key = primary_metric(cat)
+        if key not in c["strict"]:  # a category of mixed scorers compared on other tasks only
+            key = next(iter(c["strict"]))
         v = c["strict"][key]
         table.add_row(f"[bold]{cat}[/bold]", f"{c['n_tasks']} tasks", key, "", "", f"{v['delta']:+.2f}",
                       f"[{v['ci'][0]:+.2f}, {v['ci'][1]:+.2f}]", f"{v['p_value']:.4f}")

@@ -36,6 +36,7 @@ from medsbench.ins.dedupe import (
     digest,
     digests,
     normalise,
+    script_classes,
     token_hashes,
     tokens,
 )
@@ -43,7 +44,14 @@ from medsbench.ins.instructions import Variants, load_sidecars
 from medsbench.ins.mixer import Reservoir, Selector, VariantChooser, allocate
 from medsbench.prompts import build_prompt, sample_demos
 from medsbench.tasks.catalog import LANGUAGE_CODES
-from medsbench.tasks.format import Instance, iter_instances, read_meta, split_of, task_id_of
+from medsbench.tasks.format import (
+    Instance,
+    iter_instances,
+    read_meta,
+    split_of,
+    task_id_of,
+)
+from medsbench.tasks.workspace import task_order as _task_order
 
 CHUNK = 4096
 CONTAM_EXAMPLES = 10  # per task, in the report
@@ -77,6 +85,7 @@ class TaskState:
     keep: dict[Path, np.ndarray] = field(default_factory=dict)
     pool: Reservoir | None = None
     shots: Counter = field(default_factory=Counter)
+    instructions: Counter = field(default_factory=Counter)  # paraphrase index (-1 = original) -> n
 
 
 def _first(v: Any) -> Any:
@@ -228,7 +237,8 @@ class Screener:
             if self.signer is not None:
                 sigs, active = self.signer.signatures(th, lengths)
             if self.test is not None and self.test.n_instances:
-                reason, ttask = self.test.check([i.input for i in sub], th, lengths, sigs, active)
+                texts = [i.input for i in sub]
+                reason, ttask = self.test.check(texts, th, lengths, sigs, active, script_classes(texts, toks))
                 bad = reason >= 0
                 for j in np.nonzero(bad)[0]:
                     why, tt = REASONS[reason[j]], self.test.tasks[ttask[j]]
@@ -292,8 +302,9 @@ def build_mixture(
     if not files:
         raise MedsbenchError(f"no input task files with split {'/'.join(cfg.splits)} in {', '.join(map(str, [*tasks, *ins_files]))}")
     say(f"{len(files)} input file(s); {len(skipped)} skipped by split")
+    defs = cfg.instructions.definitions
+    sidecar: dict[str, Variants] = load_sidecars([*([defs] if defs is not None else []), *cfg.instructions.sidecars])
     warnings = validate_inputs([f.path for f in files]) if cfg.validate_inputs else 0
-    sidecar: dict[str, Variants] = load_sidecars(cfg.instructions.sidecars)
 
     states: dict[str, TaskState] = {}
     for f in sorted(files, key=lambda f: (_task_order(f.task_id), str(f.path))):
@@ -364,6 +375,7 @@ def build_mixture(
                             v = chooser.choose(tid, inst.id, r, len(st.paraphrases))
                             definition = st.paraphrases[v.paraphrase] if v.paraphrase >= 0 else st.original
                             paraphrased += v.paraphrase >= 0
+                            st.instructions[v.paraphrase] += 1
                             demos = sample_demos(pool, v.shots, seed=v.demo_seed, task_id=tid, instance=inst) if v.shots else []
                             p = build_prompt(definition, inst, demos)
                             target = inst.target
@@ -399,11 +411,6 @@ def build_mixture(
     return stats
 
 
-def _task_order(tid: str) -> tuple[int, str]:
-    digits = "".join(ch for ch in tid if ch.isdigit())
-    return (int(digits) if digits else 1 << 30, tid)
-
-
 def _share(counter: Counter) -> dict[str, dict[str, float]]:
     total = sum(counter.values()) or 1
     return {k: {"n": v, "share": round(v / total, 6)} for k, v in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))}
@@ -411,6 +418,8 @@ def _share(counter: Counter) -> dict[str, dict[str, float]]:
 
 def _stats(cfg, out, states, targets, files, skipped, test_files, test_index, screener, shard_files, hist_prompt, hist_target, paraphrased, warnings, version) -> dict[str, Any]:
     by = {k: Counter() for k in ("task", "category", "source", "language")}
+    # The same shares over the clean instances, i.e. before balancing (caps, temperature, repeats).
+    before = {k: Counter() for k in ("task", "category", "source", "language")}
     licenses: dict[str, list[str]] = defaultdict(list)
     tasks: dict[str, Any] = {}
     shots: Counter = Counter()
@@ -422,6 +431,8 @@ def _stats(cfg, out, states, targets, files, skipped, test_files, test_index, sc
         by["category"][f0.category] += emitted
         by["source"][f0.source] += emitted
         by["language"][f0.language] += emitted
+        for key, name in (("task", tid), ("category", f0.category), ("source", f0.source), ("language", f0.language)):
+            before[key][name] += st.counts["clean"]
         for f in st.files:
             if tid not in licenses[f.license]:
                 licenses[f.license].append(tid)
@@ -434,6 +445,9 @@ def _stats(cfg, out, states, targets, files, skipped, test_files, test_index, sc
             "files": [str(f.path) for f in st.files],
             "origin": sorted({f.origin for f in st.files}),
             "paraphrases": len(st.paraphrases),
+            "paraphrased": sum(n for i, n in st.instructions.items() if i >= 0),
+            "paraphrases_used": sum(1 for i in st.instructions if i >= 0),
+            "distinct_instructions": len(st.instructions),
             "input": st.counts["input"],
             "exact_duplicate": st.counts["exact_duplicate"],
             "near_duplicate": st.counts["near_duplicate"],
@@ -460,6 +474,10 @@ def _stats(cfg, out, states, targets, files, skipped, test_files, test_index, sc
             "test_tasks": test_index.tasks if test_index else [],
             "test_instances": test_index.n_instances if test_index else 0,
             "ngram": cfg.decontam.ngram,
+            "ngram_han": cfg.decontam.ngram_han,
+            "ngram_kana": cfg.decontam.ngram_kana,
+            "cjk_test_instances": test_index.cjk_instances if test_index else 0,
+            "ignored_boilerplate_cjk_ngrams": test_index.ignored_cjk_ngrams if test_index else 0,
             "near": cfg.decontam.near,
             "threshold": cfg.decontam.threshold,
             "ignored_boilerplate_ngrams": test_index.ignored_ngrams if test_index else 0,
@@ -474,9 +492,16 @@ def _stats(cfg, out, states, targets, files, skipped, test_files, test_index, sc
             "tasks": len(tasks),
             "shards": len(shard_files),
         },
-        "instructions": {"original": emitted - paraphrased, "paraphrase": paraphrased},
+        "instructions": {
+            "original": emitted - paraphrased,
+            "paraphrase": paraphrased,
+            "definitions": str(cfg.instructions.definitions) if cfg.instructions.definitions else None,
+            "tasks_with_paraphrases": sum(1 for t in tasks.values() if t["paraphrases"]),
+            "distinct_paraphrases_used": sum(sum(1 for i in st.instructions if i >= 0) for st in states.values()),
+        },
         "shots": {str(k): v for k, v in sorted(shots.items())},
         "shares": {k: _share(c) for k, c in by.items()},
+        "shares_before_balancing": {k: _share(c) for k, c in before.items()},
         "licenses": {k: v for k, v in sorted(licenses.items())},
         "lengths": {"edges": LENGTH_EDGES, "prompt_chars": hist_prompt, "target_chars": hist_target},
         "indexes_bytes": {**screener.index_bytes, "keep_flags": keep_bytes},

@@ -101,26 +101,41 @@ def render_card(stats: dict[str, Any]) -> str:
         add(f"| {label} | {t[key]} |")
     ins = stats["instructions"]
     add(f"\nInstructions: {ins['original']} original definitions, {ins['paraphrase']} paraphrases "
-        f"(p = {cfg['instructions']['paraphrase_prob']}). Shots: "
-        + ", ".join(f"{k}-shot {v}" for k, v in stats["shots"].items()) + ".\n")
+        f"(p = {cfg['instructions']['paraphrase_prob']}"
+        + (f"; {ins.get('distinct_paraphrases_used', 0)} distinct paraphrases of {ins.get('tasks_with_paraphrases', 0)} task(s) used"
+           if ins.get("tasks_with_paraphrases") else "; no paraphrase file was given, so every example uses its task's definition")
+        + "). Shots: " + ", ".join(f"{k}-shot {v}" for k, v in stats["shots"].items()) + ".\n")
+    if ins.get("definitions"):
+        add(f"Definitions and paraphrases: `{_md(ins['definitions'])}` (loaded by path; the paraphrases are CC BY-SA, "
+            "so the mixture carries that licence too).\n")
     bal = cfg["balance"]
     add(f"Balance: temperature {bal['temperature']}, cap {bal['cap']}, total {bal['total'] or 'sum of capped task sizes'}, "
-        f"max repeats {bal['max_repeats']}.\n")
+        f"max repeats {bal['max_repeats']}: p(task) ∝ min(clean, cap)^(1/T), a task gives at most min(clean, cap) x max repeats "
+        "examples (a repeat gets its own instruction and demos), so large tasks are cut to the cap and small ones "
+        "upsampled; with T >= 1 and the default total no task exceeds the cap. \"Before\" counts the clean instances (after deduplication and "
+        "decontamination, before caps, temperature and repeats); \"after\" counts the examples written.\n")
+    before_all = stats.get("shares_before_balancing", {})
     for key, title in (("category", "Category"), ("language", "Language"), ("source", "Source")):
         add(f"## {title} share\n")
-        add(f"| {title.lower()} | examples | share |\n|---|---:|---:|")
-        for k, v in stats["shares"][key].items():
-            add(f"| {_md(k)} | {v['n']} | {_pct(v['share'])} |")
+        before = before_all.get(key, {})
+        add(f"| {title.lower()} | before: clean | share | after: examples | share |\n|---|---:|---:|---:|---:|")
+        names = list(stats["shares"][key]) + [k for k in before if k not in stats["shares"][key]]
+        for k in names:
+            a = stats["shares"][key].get(k, {"n": 0, "share": 0.0})
+            b = before.get(k)
+            bcell = f"{b['n']} | {_pct(b['share'])}" if b else "- | -"
+            add(f"| {_md(k)} | {bcell} | {a['n']} | {_pct(a['share'])} |")
         add("")
     add("![categories](plots/categories.png)\n")
     add("## Tasks\n")
-    add("| task | category | language | input | exact dup | near dup | contaminated | clean | written | share |")
-    add("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    add("| task | category | language | input | exact dup | near dup | contaminated | clean | written | share | paraphrases used/available |")
+    add("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     shares = stats["shares"]["task"]
     for tid, r in stats["tasks"].items():
         share = shares.get(tid, {"share": 0.0})["share"]
         add(f"| {_md(tid)} | {_md(r['category'])} | {r['language']} | {r['input']} | {r['exact_duplicate']} | "
-            f"{r['near_duplicate']} | {r['contaminated']} | {r['clean']} | {r['emitted']} | {_pct(share)} |")
+            f"{r['near_duplicate']} | {r['contaminated']} | {r['clean']} | {r['emitted']} | {_pct(share)} | "
+            f"{r.get('paraphrases_used', 0)}/{r['paraphrases']} |")
     add("\n![tasks](plots/tasks.png)\n")
     add("## Licences\n")
     add("Collected from the source task files; the mixture inherits every one of them.\n")
@@ -135,7 +150,10 @@ def render_card(stats: dict[str, Any]) -> str:
         "The first occurrence in task order is kept.\n")
     add("## Decontamination\n")
     add(f"Checked against {dec['test_instances']} test instance(s) of {len(dec['test_tasks'])} benchmark task(s): "
-        f"exact normalised input, shared {dec['ngram']}-gram, and "
+        f"exact normalised input, shared {dec['ngram']}-gram"
+        + (f" ({dec['ngram_han']} characters for Han-script inputs, {dec['ngram_kana']} for inputs with kana or Hangul; "
+           f"{dec.get('cjk_test_instances', 0)} test input(s) with CJK characters)" if "ngram_han" in dec else "")
+        + ", and "
         + (f"MinHash near-duplicate at Jaccard {dec['threshold']}" if dec["near"] else "no near-duplicate search")
         + f". {dec['ignored_boilerplate_ngrams']} boilerplate n-gram(s) shared by more than "
         f"{cfg['decontam']['max_ngram_test_freq']} test instances were ignored.\n")

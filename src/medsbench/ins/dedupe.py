@@ -49,6 +49,40 @@ def tokens(text: str) -> list[str]:
     return _TOKEN_RE.findall(text.casefold())
 
 
+# Script classes of a token sequence, for script-aware n-gram sizes in decontamination.
+LATIN, HAN, KANA = 0, 1, 2  # LATIN: any other script; HAN: mostly CJK, no kana/Hangul; KANA: mostly CJK with kana or Hangul
+_CJK_CHAR_RE = re.compile(rf"[{_CJK}]")
+_KANA_RE = re.compile("[\u3040-\u30ff\uac00-\ud7af]")
+
+
+def script_class(text: str, toks: Sequence[str]) -> int:
+    """HAN or KANA when at least half of the tokens are CJK characters, else LATIN.
+
+    Text without any CJK character is LATIN without looking at its tokens, so
+    the common case costs one regex search.
+    """
+    if not toks or _CJK_CHAR_RE.search(text) is None:
+        return LATIN
+    cjk = sum(1 for t in toks if len(t) == 1 and _CJK_CHAR_RE.match(t))
+    if 2 * cjk < len(toks):
+        return LATIN
+    return KANA if _KANA_RE.search(text) else HAN
+
+
+def has_cjk(text: str) -> bool:
+    return _CJK_CHAR_RE.search(text) is not None
+
+
+def script_classes(texts: Sequence[str], toks: Sequence[Sequence[str]]) -> np.ndarray:
+    return np.fromiter((script_class(x, t) for x, t in zip(texts, toks)), dtype=np.int8, count=len(texts))
+
+
+def subset(th: np.ndarray, lengths: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The concatenated token hashes and lengths of the items in ``mask``, and their original indexes."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    return th[np.repeat(mask, lengths)], lengths[mask], np.nonzero(mask)[0]
+
+
 def _xxh():
     return require("xxhash", "ins", "MedS-Ins dedupe")
 

@@ -14,14 +14,14 @@ from typing import Any
 import numpy as np
 
 from medsbench.errors import MedsbenchError
-from medsbench.metrics.families import PRIMARY
-from medsbench.metrics.load import load_predictions
-from medsbench.metrics.score import TaskItems, _task_order, score_items
+from medsbench.metrics.score import TaskItems, score_items
 from medsbench.metrics.stats import paired_test_groups
+from medsbench.records.predictions import PredictionRow, read_predictions
+from medsbench.tasks.workspace import task_order as _task_order
 
 
-def _by_input(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{**r, "id": None} for r in rows]
+def _by_input(rows: list[PredictionRow]) -> list[PredictionRow]:
+    return [r.model_copy(update={"id": None}) for r in rows]
 
 
 def compare_predictions(
@@ -34,10 +34,10 @@ def compare_predictions(
     format: str = "auto",
 ) -> dict[str, Any]:
     """Per task and per category: metric of A and B, delta, CI of delta, p-value (both modes)."""
-    rows_a = load_predictions(path_a, format=format)
-    rows_b = load_predictions(path_b, format=format)
-    ids_a = all(r["id"] is not None for r in rows_a)
-    ids_b = all(r["id"] is not None for r in rows_b)
+    rows_a = read_predictions(path_a, format=format)
+    rows_b = read_predictions(path_b, format=format)
+    ids_a = all(r.id is not None for r in rows_a)
+    ids_b = all(r.id is not None for r in rows_b)
     if not (ids_a and ids_b):  # CSV submissions: pair by task id + input
         rows_a, rows_b = _by_input(rows_a), _by_input(rows_b)
     items_a, _, _ = score_items(rows_a)
@@ -55,11 +55,11 @@ def compare_predictions(
         if ia.size == 0:
             continue
         entry: dict[str, Any] = {
-            "category": a.family.category,
+            "category": a.category,
             "n": int(ia.size),
             "only_in_a": len(a.keys) - int(ia.size),
             "only_in_b": len(b.keys) - int(ia.size),
-            "metric": PRIMARY[a.family.strict_kind],
+            "metric": a.scorer.primary,
         }
         for mode in ("strict", "reference"):
             sa, sb, fn = _mode_stats(a, b, ia, ib, mode)
@@ -68,7 +68,7 @@ def compare_predictions(
             entry[mode] = {
                 k: {"a": round(float(values_a[k]), 4), "b": round(float(values_b[k]), 4), **_r(v)} for k, v in res.items()
             }
-            g = groups.setdefault(a.family.category, {"strict": [], "reference": []})
+            g = groups.setdefault(a.category, {"strict": [], "reference": []})
             g[mode].append((sa, sb, fn))
         tasks[tid] = entry
     categories: dict[str, Any] = {}
@@ -77,7 +77,8 @@ def compare_predictions(
         for mode, triples in modes.items():
             keysets = [set(fn(sa.sum(axis=0))) for sa, _, fn in triples]
             shared = set.intersection(*keysets)
-            fns = [(lambda f: (lambda s: {k: v for k, v in f(s).items() if k in shared}))(fn) for _, _, fn in triples]
+            fns = [(lambda f, keep=frozenset(shared): (lambda s: {k: v for k, v in f(s).items() if k in keep}))(fn)
+                   for _, _, fn in triples]
             res = paired_test_groups([(sa, sb) for sa, sb, _ in triples], fns, resamples=resamples,
                                      seed=f"{seed}:{cat}:{mode}", method=method)
             out[mode] = {k: _r(v) for k, v in res.items()}

@@ -19,15 +19,16 @@ their quirks, because these are the numbers the paper's leaderboard reports:
   non-string cells; task100 lower-cases both, removes "." from the gold, counts an empty
   output as 0.
 
-Each function returns a row of additive statistics (see :mod:`medsbench.metrics.families`)
-or None when the official script skips the item.
+Each item function returns a row of additive statistics (see :mod:`medsbench.metrics.registry`)
+or None when the official script skips the item; each ``*_pair`` function returns the
+(hypothesis, reference) texts the script compares, or None when it skips the item.
 """
 
 from __future__ import annotations
 
 import math
 
-from medsbench.metrics.families import HALLMARKS
+from medsbench.tasks.labels import HALLMARKS
 
 # pandas.read_csv's default NA strings (pandas._libs.parsers.STR_NA_VALUES) plus the empty cell.
 PANDAS_NA = frozenset(
@@ -40,6 +41,11 @@ DEVIATIONS = (
     "rows whose gold is missing are not scored (the scripts would crash or compare against 'nan')",
     "diagnosis is scored per task id (the official script scores every row of its file)",
     "rationale items with a NaN output are skipped like empty ones (the script crashes on .strip())",
+    "task ids are stripped of surrounding whitespace (the official scripts compare them exactly)",
+    "every cell is read as the text in the file: an all-numeric output or gold column stays text "
+    "(pandas would parse it as numbers, e.g. '01' -> '1', '2.50' -> '2.5')",
+    "failed items (the backend gave up: 'error' set in predictions.jsonl) are missing from both modes and "
+    "reported as n_failed and coverage (the official scripts would score their empty output)",
 )
 
 
@@ -148,42 +154,33 @@ def hoc(output: object, gold: object) -> list[float]:
     return tp + fp + fn
 
 
-ACCURACY = {
-    "mcqa": mcqa,
-    "yesno_mcqa": lambda o, g: mcqa(o, g, yes_no=True),
-    "ie": information_extraction,
-    "diagnosis": diagnosis,
-    "treatment": treatment,
-    "nli": nli,
-    "fact": fact,
-    "outcome": outcome,
-    "ner": ner,
-    "hoc": hoc,
-}
-
-
 # ---------------------------------------------------------------- text similarity
 
 
-def text_pair(family: str, output: object, gold: object) -> tuple[str, str] | None:
-    """The (hypothesis, reference) texts the official script compares, or None if it skips the item.
-
-    A hypothesis of None means the script would crash on this item: it scores 0 but counts.
-    """
-    if family == "explanation":
-        if is_na(output) or is_na(gold):  # `not isinstance(x, str)` -> skip
-            return None
-        return str(output), str(gold)
-    if family == "rationale":
-        if is_na(output) or is_na(gold):
-            return None
-        hyp, ref = str(output).strip(), str(gold).strip()
-        if not hyp or not ref:
-            return None
-        return hyp, ref
-    if family == "task100":
-        ref = as_str(gold).replace(".", "").strip().lower()
-        hyp = "" if is_na(output) else str(output).strip().lower()
-        return hyp, ref  # empty hyp: counted, scores 0
-    # summarization, task42: every item counts
+def summary_pair(output: object, gold: object) -> tuple[str, str]:
+    """Summarization (and task42): every item counts; a NaN output scores 0."""
     return ("" if is_na(output) else str(output)), as_str(gold)
+
+
+def explanation_pair(output: object, gold: object) -> tuple[str, str] | None:
+    """Explanation: ``not isinstance(x, str)`` (NaN) -> the item is skipped."""
+    if is_na(output) or is_na(gold):
+        return None
+    return str(output), str(gold)
+
+
+def rationale_pair(output: object, gold: object) -> tuple[str, str] | None:
+    """Rationale: both texts stripped; an empty (or NaN) one -> the item is skipped."""
+    if is_na(output) or is_na(gold):
+        return None
+    hyp, ref = str(output).strip(), str(gold).strip()
+    if not hyp or not ref:
+        return None
+    return hyp, ref
+
+
+def ebms_pair(output: object, gold: object) -> tuple[str, str]:
+    """task100 (EBMS): both lower-cased, "." removed from the gold only; an empty output counts and scores 0."""
+    ref = as_str(gold).replace(".", "").strip().lower()
+    hyp = "" if is_na(output) else str(output).strip().lower()
+    return hyp, ref

@@ -1,7 +1,14 @@
 """Score predictions: per-task metrics in both modes, confidence intervals, category averages.
 
-:func:`score_predictions` is the library entry of ``medsbench score`` and what the eval
-runner calls; its return value is the content of results.json (contract 2 in the design).
+:func:`score_predictions` is the library entry of ``medsbench score`` and what the eval runner
+calls; it returns a :class:`medsbench.records.results.Results` record (``results.json``),
+written by :func:`write_results`. Predictions are read only through
+:func:`medsbench.records.read_predictions`; each task is scored by the scorer its catalog entry
+names (:mod:`medsbench.metrics.registry`).
+
+A failed item (``PredictionRow.error`` set: the backend gave up) is missing: it enters no
+metric, is counted in ``n_failed`` and lowers ``coverage``; a task whose items all failed has
+no metrics (empty ``metrics``), never a zero.
 """
 
 from __future__ import annotations
@@ -17,15 +24,25 @@ from typing import Any
 import numpy as np
 
 from medsbench.errors import MedsbenchError
-from medsbench.fileio import sha256_file, write_json
+from medsbench.fileio import sha256_file
 from medsbench.metrics import reference as ref_mode
 from medsbench.metrics import strict as strict_mode
-from medsbench.metrics.families import KINDS, POOLED, PRIMARY, Family, family_of, metrics_from_sums
-from medsbench.metrics.load import load_predictions, normalize_rows
+from medsbench.metrics.registry import KINDS, POOLED, POOLED_KIND, Scorer, get_scorer, metrics_from_sums, scorer_for
 from medsbench.metrics.stats import bootstrap_ci
 from medsbench.metrics.text import bleu1, rouge_l
 from medsbench.metrics.tokenize import tokenize_many
+from medsbench.records.predictions import PredictionRow, read_predictions, row_from
+from medsbench.records.results import (
+    Bootstrap,
+    CategoryResult,
+    InputFile,
+    PooledResult,
+    Results,
+    TaskResult,
+)
 from medsbench.tasks.catalog import catalog
+from medsbench.tasks.labels import is_degenerate, majority_baseline
+from medsbench.tasks.workspace import task_order as _task_order
 
 log = logging.getLogger(__name__)
 METRIC_KEYS = ("accuracy", "bleu1", "rougeL", "f1", "precision", "recall")
@@ -33,10 +50,13 @@ METRIC_KEYS = ("accuracy", "bleu1", "rougeL", "f1", "precision", "recall")
 
 @dataclass
 class TaskItems:
-    """Per-item statistics of one task in both modes (rows aligned with ``keys``)."""
+    """Per-item statistics of one task in both modes (rows aligned with ``keys`` and ``rows``)."""
 
     task_id: str
-    family: Family
+    scorer: Scorer
+    category: str
+    language: str
+    rows: list[PredictionRow]  # the scored rows (gold present, not failed), in file order
     keys: list[str]  # item identity for pairing: id, else input (+ occurrence)
     reference: np.ndarray  # (n, k_ref); rows of skipped items are all zero
     ref_counted: np.ndarray  # (n,) bool: the official script scores this item
@@ -44,13 +64,19 @@ class TaskItems:
     parsed: np.ndarray  # (n,) bool
     empty: np.ndarray  # (n,) bool
     skipped_no_gold: int = 0
+    n_failed: int = 0
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def family(self) -> Scorer:
+        """The scorer (the name earlier callers used; it carries ``reference_kind``/``strict_kind``)."""
+        return self.scorer
+
     def reference_metrics(self, sums: np.ndarray) -> dict[str, np.ndarray]:
-        return metrics_from_sums(self.family.reference_kind, sums)
+        return self.scorer.reference_metrics(sums)
 
     def strict_metrics(self, sums: np.ndarray) -> dict[str, np.ndarray]:
-        return metrics_from_sums(self.family.strict_kind, sums, present_labels_only=True)
+        return self.scorer.strict_metrics(sums)
 
 
 # ------------------------------------------------------------------ text metrics
@@ -98,34 +124,57 @@ def _tok_lang(language: str) -> str:
 # ------------------------------------------------------------------------ scoring
 
 
-def _resolve_family(task_id: str, rows: list[dict[str, Any]]) -> tuple[Family | None, bool]:
+def _resolve(task_id: str, rows: list[PredictionRow]) -> tuple[Scorer, str, str] | None:
+    """(scorer, category, language) of a task: its catalog entry, else the rows' known category."""
     cat = catalog()
     entry = cat.get(task_id)
     if entry is not None:
-        return family_of(entry.id, entry.category, entry.metric, entry.language), True
-    category = rows[0].get("category")
+        return scorer_for(entry), entry.category, entry.language
+    category = rows[0].category
     if category in cat.categories:
-        language = rows[0].get("language") or "en"
-        return family_of(task_id, category, cat.categories[category].metric, language), False
-    return None, False
+        return get_scorer(cat.categories[category].scorer or ""), category, rows[0].language or "en"
+    return None
 
 
-def _item_keys(rows: list[dict[str, Any]]) -> list[str]:
+def _item_keys(rows: list[PredictionRow]) -> list[str]:
     seen: Counter[str] = Counter()
     keys = []
     for r in rows:
-        base = f"id:{r['id']}" if r.get("id") is not None else f"input:{r.get('input') or ''}"
+        base = f"id:{r.id}" if r.id is not None else f"input:{r.input or ''}"
         seen[base] += 1
         keys.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
     return keys
 
 
-def score_items(rows: Sequence[dict[str, Any]], *, strict_ids: bool = False) -> tuple[dict[str, TaskItems], list[str], list[str]]:
-    """Per-item statistics of every task: ({task_id: TaskItems}, unknown task ids, warnings)."""
-    by_task: dict[str, list[dict[str, Any]]] = {}
+_ROW_FIELDS = frozenset(PredictionRow.model_fields) | {"GT"}
+
+
+def as_rows(rows: Iterable[PredictionRow | dict[str, Any]]) -> list[PredictionRow]:
+    """Prediction rows from records or in-memory dicts (validated like a file's lines; keys that are
+    not ``PredictionRow`` fields, e.g. a caller's bookkeeping such as ``index``, are ignored)."""
+    out = []
+    for i, r in enumerate(rows):
+        if not isinstance(r, PredictionRow):
+            where = r.get("where") if isinstance(r, dict) else None
+            r = row_from({k: v for k, v in r.items() if k in _ROW_FIELDS} if isinstance(r, dict) else r,
+                         str(where or f"row {i + 1}"))
+        out.append(r)
+    return out
+
+
+def score_items(
+    rows: Sequence[PredictionRow], *, strict_ids: bool = False
+) -> tuple[dict[str, TaskItems], list[str], list[str]]:
+    """Per-item statistics of every task: ({task_id: TaskItems}, unknown task ids, warnings).
+
+    A task whose rows all failed is present with zero scored rows (``n_failed`` > 0).
+    """
+    rows = as_rows(rows)
+    by_task: dict[str, list[PredictionRow]] = {}
     for r in rows:
-        by_task.setdefault(r["task_id"], []).append(r)
-    unknown = sorted(t for t in by_task if t not in catalog())
+        by_task.setdefault(r.task_id, []).append(r)
+    cat = catalog()
+    unknown = sorted(t for t in by_task if t not in cat)
     if unknown and strict_ids:
         raise MedsbenchError(f"task ids not in the catalog: {', '.join(unknown)} (drop --strict-ids to score the rest)")
     warnings: list[str] = []
@@ -133,201 +182,268 @@ def score_items(rows: Sequence[dict[str, Any]], *, strict_ids: bool = False) -> 
     pending: list[tuple[TaskItems, list[Any], list[Any]]] = []
     result: dict[str, TaskItems] = {}
     for task_id, task_rows in by_task.items():
-        fam, _known = _resolve_family(task_id, task_rows)
-        if fam is None:
+        resolved = _resolve(task_id, task_rows)
+        if resolved is None:
             warnings.append(f"{task_id}: not in the catalog and no known category; not scored")
             continue
-        scored = [r for r in task_rows if not ref_mode.is_na(r["reference"])]
-        no_gold = len(task_rows) - len(scored)
+        scorer, category, language = resolved
+        failed = [r for r in task_rows if r.failed]
+        live = [r for r in task_rows if not r.failed]
+        scored = [r for r in live if not ref_mode.is_na(r.reference)]
+        no_gold = len(live) - len(scored)
+        if failed:
+            warnings.append(
+                f"{task_id}: {len(failed)} failed item(s) missing from the scores "
+                f"(coverage {len(scored)}/{len(scored) + len(failed)}); `medsbench eval --resume` retries them"
+            )
         if no_gold:
             warnings.append(f"{task_id}: {no_gold} row(s) without a gold answer not scored")
-        if not scored:
+        if not scored and not failed:
             continue
-        n_missing = sum(1 for r in scored if r["output"] is None)
+        if not scored:
+            warnings.append(f"{task_id}: every item failed; the task has no metrics")
+        n_missing = sum(1 for r in scored if r.output is None)
         if n_missing:
             warnings.append(f"{task_id}: {n_missing} missing (NaN/empty) output(s) counted as empty")
-        items = _score_task(task_id, fam, scored, text, pending)
+        items = _score_task(task_id, scorer, category, language, scored, text, pending, warnings)
         items.skipped_no_gold = no_gold
+        items.n_failed = len(failed)
         result[task_id] = items
     if pending:
         scores = text.run()
         for items, ref_keys, strict_keys in pending:
             for i, key in enumerate(ref_keys):
                 if key is not None:
-                    b, r = scores[key]
-                    items.reference[i] = (b, r, 1.0)
+                    bleu, rouge = scores[key]
+                    items.reference[i] = (bleu, rouge, 1.0)
             for i, key in enumerate(strict_keys):
-                b, r = scores[key]
-                items.strict[i] = (b, r, 1.0)
+                bleu, rouge = scores[key]
+                items.strict[i] = (bleu, rouge, 1.0)
     return result, unknown, warnings
 
 
-def _score_task(task_id: str, fam: Family, rows: list[dict[str, Any]], text: _TextScorer, pending: list) -> TaskItems:
+def _score_task(
+    task_id: str,
+    scorer: Scorer,
+    category: str,
+    language: str,
+    rows: list[PredictionRow],
+    text: _TextScorer,
+    pending: list,
+    warnings: list[str],
+) -> TaskItems:
     n = len(rows)
-    ref = np.zeros((n, len(KINDS[fam.reference_kind])))
-    strict = np.zeros((n, len(KINDS[fam.strict_kind])))
+    ref = np.zeros((n, len(KINDS[scorer.reference_kind].columns)))
+    strict = np.zeros((n, len(KINDS[scorer.strict_kind].columns)))
     counted = np.ones(n, dtype=bool)
     parsed = np.ones(n, dtype=bool)
-    empty = np.array([strict_mode.is_empty(r["output"]) for r in rows], dtype=bool)
-    items = TaskItems(task_id, fam, _item_keys(rows), ref, counted, strict, parsed, empty)
-    name = fam.name
-    if fam.reference_kind == "bleu_rouge":
+    empty = np.array([strict_mode.is_empty(r.output) for r in rows], dtype=bool)
+    items = TaskItems(task_id, scorer, category, language, rows, _item_keys(rows), ref, counted, strict, parsed, empty)
+    if scorer.is_text:
+        assert scorer.reference_pair is not None and scorer.strict_pair is not None
         ref_keys: list[Any] = []
         strict_keys: list[Any] = []
         for i, r in enumerate(rows):
-            pair = ref_mode.text_pair(name, r["output"], r["reference"])
+            pair = scorer.reference_pair(r)
             if pair is None:
                 counted[i] = False
                 ref_keys.append(None)
             else:
-                ref_keys.append(text.add(pair[0], pair[1], fam.language))
-            out = r["output"] or ""
-            gold = r["reference"] or ""
-            if name == "task100":
-                # the script strips "." from the gold only, so even the gold itself loses BLEU; strict treats both alike
-                s_pair = (out.replace(".", "").strip().lower(), gold.replace(".", "").strip().lower())
-            elif name == "rationale":
-                s_pair = (out.strip(), gold.strip())
-            else:
-                s_pair = (out, gold)
-            strict_keys.append(text.add(s_pair[0], s_pair[1], fam.language))
+                ref_keys.append(text.add(pair[0], pair[1], language))
+            s_pair = scorer.strict_pair(r)
+            assert s_pair is not None
+            strict_keys.append(text.add(s_pair[0], s_pair[1], language))
         pending.append((items, ref_keys, strict_keys))
-        parsed[:] = True
         return items
-    ref_fn = ref_mode.ACCURACY[name]
-    labels: tuple[str, ...] = ()
-    if name in ("diagnosis", "treatment", "nli", "fact", "outcome", "yesno_mcqa"):
-        labels = strict_mode.task_labels(name, [r["reference"] for r in rows])
+    assert scorer.reference is not None and scorer.strict is not None
+    labels = scorer.labels
+    if scorer.labels_from_golds:
+        labels = strict_mode.task_labels(scorer.name, [r.reference or "" for r in rows], known=scorer.labels)
+    elif labels and scorer.gold_label is not None:
+        vocab = {strict_mode.normalize(x).lower() for x in labels}
+        outside = Counter(g for r in rows if (g := scorer.gold_label(r)) is not None and g not in vocab)
+        if outside:
+            warnings.append(
+                f"{task_id}: {sum(outside.values())} gold answer(s) outside the {scorer.name} label set "
+                f"(e.g. '{next(iter(outside))}'): strict mode cannot score them"
+            )
     for i, r in enumerate(rows):
-        out, gold = r["output"], r["reference"]
-        row = ref_fn(out, gold)
+        row = scorer.reference(r)
         if row is None:
             counted[i] = False
         else:
             ref[i] = row
-        if name == "mcqa":
-            s_row, ok = strict_mode.mcqa(out, gold, r.get("input"))
-        elif name == "ner":
-            s_row, ok = strict_mode.ner(out, gold)
-        elif name == "hoc":
-            s_row, ok = strict_mode.hoc(out, gold)
-        elif name == "ie":
-            s_row, ok = strict_mode.information_extraction(out, gold)
-        else:
-            s_row, ok = strict_mode.closed_label(name, out, gold, labels)
+        s_row, ok = scorer.strict(r, labels)
         strict[i] = s_row
         parsed[i] = ok
     return items
+
+
+def pooled_rows(per_task: dict[str, TaskItems]) -> dict[str, tuple[list[str], np.ndarray, np.ndarray]]:
+    """The summarization script's pooled groups (CT, MRI): {name: (member task ids, reference rows
+    the script counts, strict rows)} over the member tasks present in ``per_task``."""
+    out: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
+    for name, group in POOLED.items():
+        present = [per_task[t] for t in group if t in per_task and per_task[t].keys]
+        if present:
+            out[name] = (
+                [it.task_id for it in present],
+                np.concatenate([it.reference[it.ref_counted] for it in present]),
+                np.concatenate([it.strict for it in present]),
+            )
+    return out
 
 
 def _round(values: dict[str, Any]) -> dict[str, float]:
     return {k: round(float(v), 4) for k, v in values.items()}
 
 
-def summarize_task(items: TaskItems, *, bootstrap: int, seed: int) -> dict[str, Any]:
-    fam = items.family
-    ref_rows = items.reference[items.ref_counted]
-    strict_metrics = items.strict_metrics(items.strict.sum(axis=0))
-    reference_metrics = items.reference_metrics(ref_rows.sum(axis=0))
+def _ci(values: dict[str, list[float]]) -> dict[str, tuple[float, float]]:
+    return {k: (round(v[0], 4), round(v[1], 4)) for k, v in values.items()}
+
+
+def summarize_task(items: TaskItems, *, bootstrap: int, seed: int) -> TaskResult:
+    scorer = items.scorer
     n = len(items.keys)
-    out: dict[str, Any] = {
-        "category": fam.category,
-        "language": fam.language,
+    n_total = n + items.n_failed
+    base: dict[str, Any] = {
+        "category": items.category,
+        "language": items.language,
+        "scorer": scorer.name,
         "n": n,
-        "n_reference": int(items.ref_counted.sum()),
-        "metric": PRIMARY[fam.strict_kind],
-        "metrics": _round(strict_metrics),
-        "reference": _round(reference_metrics),
-        "ci": {},
-        "reference_ci": {},
-        "parse_failure_rate": None if fam.strict_kind == "bleu_rouge" else round(float((~items.parsed & ~items.empty).mean()), 4),
-        "empty_rate": round(float(items.empty.mean()), 4),
+        "n_failed": items.n_failed,
+        "coverage": round(n / n_total, 4) if n_total else 0.0,
+        "metric": scorer.primary,
+        "n_without_gold": items.skipped_no_gold,
     }
-    if items.skipped_no_gold:
-        out["n_without_gold"] = items.skipped_no_gold
+    if n == 0:  # every item failed: no number at all
+        return TaskResult(**base, n_reference=0, metrics={}, reference={}, empty_rate=None)
+    ref_rows = items.reference[items.ref_counted]
+    caps = [r.hit_cap for r in items.rows if r.hit_cap is not None]
+    out = TaskResult(
+        **base,
+        n_reference=int(items.ref_counted.sum()),
+        metrics=_round(items.strict_metrics(items.strict.sum(axis=0))),
+        reference=_round(items.reference_metrics(ref_rows.sum(axis=0))),
+        parse_failure_rate=None if scorer.is_text else round(float((~items.parsed & ~items.empty).mean()), 4),
+        empty_rate=round(float(items.empty.mean()), 4),
+        hit_cap_rate=round(sum(caps) / len(caps), 4) if caps else None,
+    )
+    if scorer.gold_label is not None:
+        golds = [g for r in items.rows if (g := scorer.gold_label(r)) is not None]
+        label, percent = majority_baseline(golds)
+        out.majority_label = label
+        out.majority_baseline = None if percent is None else round(percent, 4)
+        out.degenerate = is_degenerate(golds)
     if bootstrap > 0:
-        out["ci"] = {k: [round(v[0], 4), round(v[1], 4)] for k, v in bootstrap_ci(
-            items.strict, items.strict_metrics, resamples=bootstrap, seed=f"{seed}:{items.task_id}:strict").items()}
+        out.ci = _ci(bootstrap_ci(items.strict, items.strict_metrics, resamples=bootstrap, seed=f"{seed}:{items.task_id}:strict"))
         if ref_rows.shape[0]:
-            out["reference_ci"] = {k: [round(v[0], 4), round(v[1], 4)] for k, v in bootstrap_ci(
-                ref_rows, items.reference_metrics, resamples=bootstrap, seed=f"{seed}:{items.task_id}:reference").items()}
+            out.reference_ci = _ci(bootstrap_ci(
+                ref_rows, items.reference_metrics, resamples=bootstrap, seed=f"{seed}:{items.task_id}:reference"))
     return out
 
 
-def _macro(task_results: Iterable[dict[str, Any]], key: str) -> dict[str, float]:
+def _macro(values: Iterable[dict[str, float]]) -> dict[str, float]:
     sums: dict[str, list[float]] = {}
-    for t in task_results:
-        for k, v in t[key].items():
+    for metrics in values:
+        for k, v in metrics.items():
             sums.setdefault(k, []).append(v)
     return {k: round(float(np.mean(v)), 4) for k, v in sums.items()}
 
 
 def score_predictions(
-    rows_or_path: str | os.PathLike | Sequence[dict[str, Any]],
+    rows_or_path: str | os.PathLike | Sequence[PredictionRow | dict[str, Any]],
     *,
     bootstrap: int = 1000,
     seed: int = 0,
     strict_ids: bool = False,
     format: str = "auto",
-) -> dict[str, Any]:
-    """Score a predictions file (or rows) in reference and strict mode; returns results.json content."""
+    protocol: str | None = None,
+    protocol_deviations: Sequence[str] = (),
+) -> Results:
+    """Score a predictions file (or rows) in reference and strict mode; returns the results record.
+
+    Raises :class:`MedsbenchError` when nothing can be scored (e.g. every task id is unknown).
+    """
     from medsbench import __version__
 
-    inputs: list[dict[str, str]] = []
+    inputs: list[InputFile] = []
+    where = "predictions"
     if isinstance(rows_or_path, (str, os.PathLike)):
-        rows = load_predictions(rows_or_path, format=format)
-        inputs.append({"path": str(rows_or_path), "sha256": sha256_file(rows_or_path)})
+        rows = read_predictions(rows_or_path, format=format)
+        inputs.append(InputFile(path=str(rows_or_path), sha256=sha256_file(rows_or_path)))
+        where = str(rows_or_path)
+        if protocol is None:
+            protocol, protocol_deviations = _run_protocol(Path(rows_or_path).parent, protocol_deviations)
     else:
-        rows = normalize_rows(rows_or_path) if rows_or_path and "where" not in rows_or_path[0] else list(rows_or_path)
+        rows = as_rows(rows_or_path)
         if not rows:
             raise MedsbenchError("no predictions to score")
     per_task, unknown, warnings = score_items(rows, strict_ids=strict_ids)
+    if not per_task:
+        reason = f"task ids not in the catalog: {', '.join(unknown)}" if unknown else "no row has a gold answer"
+        raise MedsbenchError(f"nothing to score: {reason} (see `medsbench data catalog`)", where=where)
     for w in warnings:
         log.info(w)
-    tasks = {tid: summarize_task(items, bootstrap=bootstrap, seed=seed) for tid, items in sorted(per_task.items(), key=lambda kv: _task_order(kv[0]))}
-    categories: dict[str, Any] = {}
-    for cat in dict.fromkeys(t["category"] for t in tasks.values()):
-        members = [t for t in tasks.values() if t["category"] == cat]
-        categories[cat] = {
-            "n_tasks": len(members),
-            "tasks": [tid for tid, t in tasks.items() if t["category"] == cat],
-            "metrics": _macro(members, "metrics"),
-            "reference": _macro(members, "reference"),
-        }
-    pooled: dict[str, Any] = {}
-    for name, members in POOLED.items():
-        present = [per_task[t] for t in members if t in per_task]
-        if not present:
-            continue
-        ref_rows = np.concatenate([it.reference[it.ref_counted] for it in present])
-        strict_rows = np.concatenate([it.strict for it in present])
-        pooled[name] = {
-            "tasks": [t for t in members if t in per_task],
-            "n": int(strict_rows.shape[0]),
-            "metrics": _round(metrics_from_sums("bleu_rouge", strict_rows.sum(axis=0))),
-            "reference": _round(metrics_from_sums("bleu_rouge", ref_rows.sum(axis=0))),
-        }
-    return {
-        "medsbench_version": __version__,
-        "inputs": inputs,
-        "n_rows": len(rows),
-        "tasks": tasks,
-        "categories": categories,
-        "pooled": pooled,
-        "unknown_task_ids": unknown,
-        "warnings": warnings,
-        "reference_deviations": list(ref_mode.DEVIATIONS),
-        "bootstrap": {"resamples": bootstrap, "seed": seed, "level": 0.95},
+    tasks = {
+        tid: summarize_task(items, bootstrap=bootstrap, seed=seed)
+        for tid, items in sorted(per_task.items(), key=lambda kv: _task_order(kv[0]))
     }
+    categories: dict[str, CategoryResult] = {}
+    cat = catalog()
+    for category in dict.fromkeys(t.category for t in tasks.values()):
+        members = {tid: t for tid, t in tasks.items() if t.category == category}
+        scored = {tid: t for tid, t in members.items() if t.metrics}
+        default = cat.categories.get(category)
+        categories[category] = CategoryResult(
+            n_tasks=len(scored),
+            tasks=list(scored),
+            missing_tasks=[tid for tid in members if tid not in scored],
+            metric=get_scorer(default.scorer).primary if default is not None and default.scorer else None,
+            metrics=_macro(t.metrics for t in scored.values()),
+            reference=_macro(t.reference for t in scored.values()),
+        )
+    pooled: dict[str, PooledResult] = {}
+    for name, (members, ref_rows, strict_rows) in pooled_rows(per_task).items():
+        pooled[name] = PooledResult(
+            tasks=members,
+            n=int(strict_rows.shape[0]),
+            metrics=_round(metrics_from_sums(POOLED_KIND, strict_rows.sum(axis=0), present_labels_only=True)),
+            reference=_round(metrics_from_sums(POOLED_KIND, ref_rows.sum(axis=0))),
+        )
+    return Results(
+        medsbench_version=__version__,
+        inputs=inputs,
+        n_rows=len(rows),
+        n_failed=sum(it.n_failed for it in per_task.values()),
+        tasks=tasks,
+        categories=categories,
+        pooled=pooled,
+        unknown_task_ids=unknown,
+        warnings=warnings,
+        reference_deviations=list(ref_mode.DEVIATIONS),
+        protocol=protocol,
+        protocol_deviations=list(protocol_deviations),
+        bootstrap=Bootstrap(resamples=bootstrap, seed=seed, level=0.95),
+    )
 
 
-def _task_order(task_id: str) -> tuple[int, str]:
-    digits = "".join(ch for ch in task_id if ch.isdigit())
-    return (int(digits) if digits else 1 << 30, task_id)
+def _run_protocol(run_dir: Path, default: Sequence[str]) -> tuple[str | None, Sequence[str]]:
+    """The evaluation protocol and its deviations from the run's manifest.json, when there is one."""
+    from medsbench.records.manifest import MANIFEST, RunManifest
+
+    if not (run_dir / MANIFEST).is_file():
+        return None, default
+    try:
+        manifest = RunManifest.load(run_dir)
+    except MedsbenchError as exc:  # a foreign or older manifest: score anyway, without the protocol
+        log.warning("protocol not recorded in results: %s", exc)
+        return None, default
+    return manifest.protocol, list(default) or list(manifest.deviations)
 
 
-def write_results(results: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write results.json atomically."""
+def write_results(results: Results, path: str | os.PathLike) -> Path:
+    """Write results.json atomically (through the record's one writer)."""
     path = Path(path)
-    write_json(path, results)
+    results.save(path)
     return path

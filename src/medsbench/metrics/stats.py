@@ -1,6 +1,6 @@
 """Bootstrap confidence intervals and paired tests over per-item statistics.
 
-Items are rows of additive statistics (see :mod:`medsbench.metrics.families`); a metric
+Items are rows of additive statistics (see :mod:`medsbench.metrics.registry`); a metric
 is a function of the column sums, so one resample is a sum over resampled rows. All
 resamples of a chunk are drawn at once with numpy (no Python loop per resample).
 """

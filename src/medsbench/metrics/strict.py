@@ -8,16 +8,20 @@ every label, or copies the whole input, scores. Here:
   "правильный ответ: B"), a leading letter ("B.", "(B)", "**B**"), else the option text
   itself (options are read from the input). The set of letters must equal the gold set;
   naming two options when one is right is wrong. PubMedQA: yes / no / maybe.
-* Closed-label tasks (diagnosis, treatment, NLI, fact verification, outcome): the labels
-  are the task's known labels plus every gold answer of the task; the answer span (after
-  the task's answer phrase, else the first line, else the whole output) must name exactly
-  one label.
-* NER: one trailing period removed, split on commas (not between digits), semicolons and
-  new lines, case and space normalised; "There is no related entity." (either spelling)
-  and "none" are the empty set.
+* Closed-label tasks: the label vocabulary is fixed by the scorer (the 49 DDXPlus
+  conditions, the 7 SEER options; see :mod:`medsbench.tasks.labels`) or, for NLI, fact
+  verification, outcome and PubMedQA, the known labels plus every gold answer of the task;
+  the answer span (after the task's answer phrase, else the first line, else the whole
+  output) must name exactly one label.
+* NER: a lead-in ("Answer:", "The entities are:", "Here are the chemicals:") removed, then
+  one trailing period, split on commas (not between digits), semicolons and new lines, case
+  and space normalised; "There is no related entity." (either spelling) and "none" are the
+  empty set; nothing left after the lead-in is a parse failure.
 * HoC: hallmark names present; "None of the hallmarks" is the empty set; macro average
   over labels that occur in gold or predictions.
-* Information extraction: normalised exact match (items in any order), plus token F1.
+* Information extraction: the same lead-in removed, then normalised exact match (items in
+  any order), plus token F1; an empty answer or a non-answer ("N/A", "not mentioned",
+  "I cannot ...") is a parse failure.
 * Text similarity: the official BLEU-1 / ROUGE-L, but no item is skipped (empty = 0).
 
 Each scorer returns ``(stats_row, parsed)``; ``parsed`` is False when no answer could be
@@ -31,7 +35,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 
-from medsbench.metrics.families import HALLMARKS
+from medsbench.tasks.labels import HALLMARKS
 
 OPTION_LETTERS = "ABCDEFGHIJ"
 # Cyrillic / Greek capitals that look like Latin option letters (typed on another keyboard layout).
@@ -184,14 +188,6 @@ PREFIXES = {
 }
 _GENERIC_PREFIX = re.compile(r"(?:answer|label|prediction|result|relation|verdict)\s*(?:is|:)", re.IGNORECASE)
 
-KNOWN_LABELS = {
-    "nli": ("entailment", "contradiction", "neutral"),
-    "outcome": ("true", "false"),
-    "fact": ("yes", "no"),
-    "yesno_mcqa": ("yes", "no", "maybe"),
-}
-
-
 def gold_label(family: str, gold: str) -> str:
     text = normalize(gold)
     prefix = PREFIXES.get(family) or _GENERIC_PREFIX
@@ -227,6 +223,29 @@ def closed_label(family: str, output: object, gold: object, labels: tuple[str, .
     return [0.0, 1.0], False
 
 
+# ----------------------------------------------------------------------- lead-in
+
+_LEAD_IN = re.compile(
+    r"^\s*(?:[*_#>]+\s*)?(?:(?:sure|okay|ok)\s*[,.!]\s*)?(?:"
+    # "Answer: X", "The answer is X", "Final output: X"
+    r"(?:the\s+)?(?:final\s+|correct\s+)?(?:answer|output|response|result)s?\s*(?:is|are|:)\s*:?"
+    # "The entities are: X", "Chemical entities: X", "Extracted participants in the sentence: X"
+    r"|(?:here\s+(?:is|are)\s+)?(?:the\s+)?(?:[\w-]+\s+){0,3}?"
+    r"(?:entities|entity|mentions|phrases|participants|interventions|outcomes|information|extractions?)"
+    r"\s*(?:(?:in|of|from)\s+(?:the|this)\s+(?:text|sentence|passage|input)\s*)?(?:(?:are|is)\s*:|:)"
+    # "Here are the chemicals mentioned: X"
+    r"|here\s+(?:is|are)\s+[^:\n]{0,60}:"
+    r")\s*(?:[*_]+\s*)?",
+    re.IGNORECASE,
+)
+
+
+def strip_lead_in(text: str) -> str:
+    """The answer without a lead-in phrase ("Answer: X", "The entities are: X." -> "X", "X.")."""
+    m = _LEAD_IN.match(text)
+    return text[m.end():] if m else text
+
+
 # --------------------------------------------------------------------------- NER
 
 _NO_ENTITY = re.compile(
@@ -240,7 +259,7 @@ _BULLET = re.compile(r"^(?:[-*•]|\d+[.)])\s+")
 
 def ner_entities(text: str) -> set[str] | None:
     """Entity set of an answer; None if it is not an answer (nothing parseable)."""
-    t = normalize(text).strip()
+    t = strip_lead_in(normalize(text)).strip()
     if _NO_ENTITY.match(t):
         return set()
     if t.endswith("."):
@@ -316,17 +335,25 @@ def _token_f1(pred: str, gold: str) -> float:
     return 2 * prec * rec / (prec + rec)
 
 
+_IE_NON_ANSWER = re.compile(
+    r"^(?:n/?a|none|null|nil|unknown|not\s+(?:mentioned|applicable|available|reported|stated|found|given)"
+    r"|no\s+(?:answer|information|data)(?:\s+\w+)*|(?:i|sorry)\b.*\b(?:cannot|can't|can not|unable|don't|do not)\b.*)$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
 def information_extraction(output: object, gold: object) -> tuple[list[float], bool]:
     if is_empty(output):
         return [0.0, 1.0, 0.0], True
-    o, g = _ie_norm(str(output)), _ie_norm(str(gold))
+    o, g = _ie_norm(strip_lead_in(str(output))), _ie_norm(strip_lead_in(str(gold)))
     ok = o == g or sorted(_ie_norm(x) for x in o.split(",")) == sorted(_ie_norm(x) for x in g.split(","))
-    return [float(ok), 1.0, _token_f1(o, g)], True
+    parsed = ok or (bool(o) and not _IE_NON_ANSWER.match(o))
+    return [float(ok), 1.0, _token_f1(o, g)], parsed
 
 
-def task_labels(family: str, golds: Sequence[str]) -> tuple[str, ...]:
-    """Known labels of a closed-label family plus every gold answer of the task."""
-    seen = dict.fromkeys(KNOWN_LABELS.get(family, ()))
+def task_labels(family: str, golds: Sequence[str], known: Sequence[str] = ()) -> tuple[str, ...]:
+    """``known`` labels plus every gold answer of the task (normalised as :func:`gold_label`)."""
+    seen = dict.fromkeys(_norm_label(k) for k in known)
     for g in golds:
         lab = gold_label(family, g)
         if lab:

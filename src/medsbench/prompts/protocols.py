@@ -91,6 +91,7 @@ class Protocol:
     prompt_tokens: int | None
     deviations: tuple[str, ...]
     style_fixed: bool = True  # only the official prompt template (prompt style "official") is allowed
+    stop: tuple[str, ...] = ()  # stop strings: generation ends where a new demo would start
 
     def shots_for(self, category: str, catalog_shots: int, override: int | None = None) -> int:
         """Demos per item for a task of ``category`` (an explicit ``--shots`` wins)."""
@@ -194,9 +195,12 @@ MEDSBENCH = Protocol(
         "end of the definition, never the query; the official eval.py cuts the tokenized prompt at 2048 tokens from "
         "the right (the query goes first)"),
         "prompt style 'readable' is available (one blank line between demos, a newline before the few-shot hint)",
+        ("generation stops where the model starts a new 'Input:' block (stop string '\\nInput:', cut from the "
+        "output); the official code generates to the token limit and scores whatever follows the answer"),
     )
     + _SHARED_DEVIATIONS,
     style_fixed=False,
+    stop=("\nInput:",),
 )
 
 PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (OFFICIAL, PAPER, MEDSBENCH)}

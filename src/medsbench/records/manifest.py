@@ -65,6 +65,7 @@ class RunManifest(Record):
     workspace: str | None = None
     cache: str | None = None
     deviations: list[str] = Field(default_factory=list)  # from the official protocol
+    merged_from: list[str] = Field(default_factory=list)  # the shard run folders ``runs merge`` combined
     versions: dict[str, str] = Field(default_factory=package_versions)
     command: list[str] = Field(default_factory=lambda: list(sys.argv))
     started: str = Field(default_factory=now)

@@ -117,13 +117,17 @@ def read_predictions(path: str | os.PathLike, format: str = "auto") -> list[Pred
     return rows
 
 
+def encode_prediction(row: PredictionRow) -> bytes:
+    """One ``predictions.jsonl`` line (with its newline): the runner's crash journal appends these."""
+    return dumps(row.model_dump(mode="json")) + b"\n"
+
+
 def write_predictions(path: str | os.PathLike, rows: Iterable[PredictionRow]) -> int:
     """Write ``predictions.jsonl`` atomically; returns the number of rows."""
     n = 0
     with atomic_write(path, "wb") as fh:
         for row in rows:
-            fh.write(dumps(row.model_dump(mode="json")))
-            fh.write(b"\n")
+            fh.write(encode_prediction(row))
             n += 1
     return n
 

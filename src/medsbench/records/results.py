@@ -28,18 +28,20 @@ class TaskResult(Record):
     reference: dict[str, float]  # reference mode (the official scripts' semantics)
     ci: dict[str, CI] = Field(default_factory=dict)
     reference_ci: dict[str, CI] = Field(default_factory=dict)
-    parse_failure_rate: float | None = None
-    empty_rate: float = 0.0
+    parse_failure_rate: float | None = None  # None for text tasks (nothing to parse) and tasks without items
+    empty_rate: float | None = 0.0  # None when every item failed
     hit_cap_rate: float | None = None  # share of generations that stopped at the token limit
-    majority_baseline: float | None = None  # closed-label tasks: accuracy of always answering the top gold
-    degenerate: bool = False  # one gold label (nearly) everywhere
+    majority_baseline: float | None = None  # closed-label tasks: accuracy (0-100) of always answering the top gold
+    majority_label: str | None = None  # that gold label
+    degenerate: bool = False  # one gold label on >= 95% of the scored items
     n_without_gold: int = 0
 
 
 class CategoryResult(Record):
-    n_tasks: int
+    n_tasks: int  # tasks with metrics (macro-averaged)
     tasks: list[str]
-    metric: str | None = None
+    missing_tasks: list[str] = Field(default_factory=list)  # every item failed: not in the average
+    metric: str | None = None  # the primary metric of the category's default scorer
     metrics: dict[str, float]
     reference: dict[str, float]
 
@@ -67,6 +69,7 @@ class Results(Record):
     medsbench_version: str
     inputs: list[InputFile] = Field(default_factory=list)
     n_rows: int
+    n_failed: int = 0  # rows of failed items (missing from every metric)
     tasks: dict[str, TaskResult]
     categories: dict[str, CategoryResult]
     pooled: dict[str, PooledResult] = Field(default_factory=dict)

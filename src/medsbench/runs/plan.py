@@ -7,17 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medsbench.errors import MedsbenchError
-from medsbench.fileio import read_json, sha256_file, sha256_text
+from medsbench.errors import MedsbenchError  # noqa: F401  (kept for plan_task)
+from medsbench.fileio import sha256_file, sha256_text
 from medsbench.models.base import Backend
 from medsbench.prompts import build_prompt, fit_prompt, sample_demos
 from medsbench.prompts.protocols import Protocol, get_protocol
-from medsbench.tasks.catalog import CatalogEntry, catalog, find_task_files
+from medsbench.tasks.catalog import CatalogEntry
 from medsbench.tasks.format import Instance, iter_instances, read_meta
+from medsbench.tasks.workspace import BUILD_HINT, load_definitions, resolve_tasks  # noqa: F401  (re-exported for runs.run)
 
 log = logging.getLogger(__name__)
-
-BUILD_HINT = "medsbench data convert --all --raw ../shared/data/raw --out {tasks}"
 
 
 @dataclass
@@ -34,6 +33,7 @@ class Item:
     max_new_tokens: int
     key: str = ""
     error: str | None = None  # set when even the bare query does not fit the context: never sent
+    stop: tuple[str, ...] = ()  # the protocol's stop strings (part of the generation config)
 
 
 @dataclass
@@ -53,54 +53,6 @@ def prompt_template_sha256(style: str) -> str:
     demo = [Instance("d1", "<demo input 1>", ["<demo output 1>"]), Instance("d2", "<demo input 2>", ["<demo output 2>"])]
     p = build_prompt("<definition>", Instance("q", "<query>", ["<gold>"]), demo, style=style)
     return sha256_text(f"{style}\x1f{p.system}\x1f{p.user}\x1f{p.plain()}")
-
-
-def load_definitions(path: str | Path | None) -> dict[str, str]:
-    """Official definitions by task id (RewriteDefinitions.json: {task: {original_def, ...}})."""
-    if path is None:
-        return {}
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise MedsbenchError("definitions file must map task ids to objects", where=str(path))
-    out: dict[str, str] = {}
-    for tid, value in data.items():
-        text = value.get("original_def") if isinstance(value, dict) else value
-        if isinstance(text, list):
-            text = text[0] if text else None
-        if isinstance(text, str):
-            out[tid] = text
-    return out
-
-
-def resolve_tasks(selection: str, tasks_dir: Path) -> tuple[list[CatalogEntry], dict[str, dict[str, Path]], list[str]]:
-    """Catalog entries with a test file; explicit ids without files are an error, categories skip them."""
-    files = find_task_files(tasks_dir)
-    hint = BUILD_HINT.format(tasks=tasks_dir)
-    if not any("test" in splits for splits in files.values()):
-        raise MedsbenchError(f"no task files in {tasks_dir}: build them with `{hint}` (or pass --build-from RAW_DIR)")
-    cat = catalog()
-    items = [s.strip() for s in selection.split(",") if s.strip()]
-    if not items:
-        raise MedsbenchError("empty --tasks selection")
-    chosen: dict[str, CatalogEntry] = {}
-    skipped: list[str] = []
-    for item in items:
-        if item == "available":
-            chosen.update({tid: cat.tasks[tid] for tid, sp in files.items() if tid in cat.tasks and "test" in sp})
-            continue
-        entries = cat.select(item)  # raises one clear line for unknown ids/categories
-        explicit = item in cat.tasks
-        for e in entries:
-            if "test" in files.get(e.id, {}):
-                chosen[e.id] = e
-            elif explicit:
-                raise MedsbenchError(f"task {e.id} ({e.title}) has no test file in {tasks_dir}: build it with `{hint}`")
-            else:
-                skipped.append(e.id)
-    if not chosen:
-        raise MedsbenchError(f"none of the selected tasks ({selection}) has a test file in {tasks_dir}: build them with `{hint}`")
-    ordered = sorted(chosen.values(), key=lambda e: int("".join(c for c in e.id if c.isdigit()) or 0))
-    return ordered, files, skipped
 
 
 def plan_task(
@@ -177,6 +129,7 @@ def plan_task(
                 truncated=fitted.truncated,
                 max_new_tokens=room,
                 error=error,
+                stop=proto.stop,
             )
         )
     return TaskPlan(entry, files, definition, n_total, items, new_tokens, protocol=proto.name, shots=k)

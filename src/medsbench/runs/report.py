@@ -1,10 +1,19 @@
-"""The final summary table of a run."""
+"""The final summary of a run: a table per task (n, failed, coverage, primary metric) and the failure lines."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from medsbench.runs.run import RunResult
+
+
+def _as_dict(results: Any) -> dict[str, Any]:
+    """The scorer's return value as plain data (a ``Results`` record or a dict)."""
+    if results is None:
+        return {}
+    if hasattr(results, "model_dump"):
+        return results.model_dump(mode="json")
+    return dict(results)
 
 
 def _primary(task_result: dict[str, Any] | None) -> tuple[str, str, str]:
@@ -15,20 +24,51 @@ def _primary(task_result: dict[str, Any] | None) -> tuple[str, str, str]:
         return "-", "-", "-"
     strict = (task_result.get("metrics") or {}).get(key)
     ref = (task_result.get("reference") or {}).get(key)
-    fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+    fmt = lambda v: "-" if v is None else f"{v:.1f}"
     return key, fmt(strict), fmt(ref)
 
 
+def title(result: RunResult) -> str:
+    head = f"{result.manifest.model}: {result.n_items} items ({result.n_cached} cached, {result.n_failed} failed, {result.n_truncated} truncated)"
+    if result.limit is not None:
+        head += f"; sample: first {result.limit} per task"
+    return head
+
+
 def summary_table(result: RunResult):
+    """Task ids are never cut: the id column keeps its full width; at 80 columns other cells fold, never ellipsize."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=f"{result.manifest.model}: {result.n_items} items ({result.n_cached} cached, {result.n_failed} failed, {result.n_truncated} truncated)")
-    for col in ("task", "category", "n", "metric", "strict", "reference", "failed", "truncated", "items/s"):
-        table.add_column(col, justify="right" if col not in ("task", "category", "metric") else "left", no_wrap=True)
-    scored = (result.results or {}).get("tasks", {})
+    table = Table(title=title(result), box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    ids = list(result.per_task) or ["task"]
+    table.add_column("task", no_wrap=True, min_width=max(len(t) for t in ids))
+    for col in ("n", "failed", "coverage"):
+        table.add_column(col, justify="right", overflow="fold")
+    table.add_column("metric", overflow="fold")
+    for col in ("strict", "ref", "trunc", "it/s"):
+        table.add_column(col, justify="right", overflow="fold")
+    scored = _as_dict(result.results).get("tasks", {})
     for tid, st in result.per_task.items():
         metric, strict, ref = _primary(scored.get(tid))
-        generated = st["n"] - st["cached"]
-        rate = f"{generated / st['seconds']:.2f}" if generated and st["seconds"] > 0 else "-"
-        table.add_row(tid, st["category"], str(st["n"]), metric, strict, ref, str(st["failed"]), str(st["truncated"]), rate)
+        generated = st["n"] - st["cached"] - st["failed"]
+        rate = f"{generated / st['seconds']:.2f}" if generated > 0 and st["seconds"] > 0 else "-"
+        answered = st["n"] - st["failed"]
+        if answered == 0:  # nothing answered: no score to show, whatever the scorer made of it
+            strict = ref = "-"
+        coverage = f"{100 * answered / st['n']:.0f}%" if st["n"] else "-"
+        table.add_row(tid, str(st["n"]), str(st["failed"]), coverage, metric, strict, ref, str(st["truncated"]), rate)
     return table
+
+
+def failure_lines(result: RunResult) -> list[str]:
+    """What failed and how to retry it (empty when nothing failed)."""
+    if not result.n_failed:
+        return []
+    per = ", ".join(f"{tid}: {st['failed']}" for tid, st in result.per_task.items() if st["failed"])
+    lines = [f"{result.n_failed} of {result.n_items} items failed ({per}); they are missing from the scores, not zeros"]
+    for tid, messages in result.failures.items():
+        for message in messages:
+            lines.append(f"  {tid}: {message}")
+    lines.append(f"retry the failed items with: medsbench eval --resume --out {result.run_dir}")
+    return lines

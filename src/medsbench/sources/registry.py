@@ -17,6 +17,7 @@ from typing import Any
 
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import stable_seed
+from medsbench.sources.definitions import OfficialDefinitions, choose_definition, using_definitions
 from medsbench.tasks.catalog import INS_CATEGORY_OF, LANGUAGE_NAMES, CatalogEntry, catalog
 from medsbench.tasks.format import Instance, write_task
 
@@ -63,8 +64,20 @@ def sources() -> dict[str, SourceSpec]:
     return dict(_REGISTRY)
 
 
-def convert(name: str, raw_dir: str | os.PathLike, out_dir: str | os.PathLike, /, **options: Any) -> list[Path]:
-    """Run the converter ``name`` on ``raw_dir``; returns the task files written."""
+def convert(
+    name: str,
+    raw_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    /,
+    *,
+    definitions: OfficialDefinitions | None = None,
+    **options: Any,
+) -> list[Path]:
+    """Run the converter ``name`` on ``raw_dir``; returns the task files written.
+
+    ``definitions`` (from :func:`medsbench.sources.definitions.load_official_definitions`):
+    write the official definition into every file whose task id has one.
+    """
     specs = sources()
     if name not in specs:
         raise MedsbenchError(f"unknown source '{name}' (known: {', '.join(sorted(specs))})")
@@ -73,7 +86,8 @@ def convert(name: str, raw_dir: str | os.PathLike, out_dir: str | os.PathLike, /
         raise MedsbenchError("raw data folder not found", where=str(raw))
     if not any(raw.iterdir()):
         raise MedsbenchError("raw data folder is empty", where=str(raw))
-    return specs[name].fn(raw, Path(out_dir), **options)
+    with using_definitions(definitions):
+        return specs[name].fn(raw, Path(out_dir), **options)
 
 
 @dataclass
@@ -92,6 +106,8 @@ def convert_all(
     raw_root: str | os.PathLike,
     out_dir: str | os.PathLike,
     on_source: Callable[[str, list[Path] | None, str | None], None] | None = None,
+    *,
+    definitions: OfficialDefinitions | None = None,
 ) -> ConvertReport:
     """Run every dataset converter whose raw folder exists under ``raw_root``.
 
@@ -112,7 +128,7 @@ def convert_all(
             report.skipped[spec.name] = f"{folder} not present"
         else:
             try:
-                report.written[spec.name] = convert(spec.name, folder, out_dir)
+                report.written[spec.name] = convert(spec.name, folder, out_dir, definitions=definitions)
             except MedsbenchError as exc:
                 report.skipped[spec.name] = str(exc)
         if on_source:
@@ -159,17 +175,24 @@ def task_meta(
     slug: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Metadata of one task file in the official key order, plus our ``medsbench`` block."""
+    """Metadata of one task file in the official key order, plus our ``medsbench`` block.
+
+    Inside :func:`medsbench.sources.definitions.using_definitions` the official definition
+    of the task id replaces ``definition`` (the block records which one was written).
+    """
     lang_code = language or (entry.language if entry else "en")
     lang = LANGUAGE_NAMES.get(lang_code, lang_code)
     cats = categories or ([INS_CATEGORY_OF[entry.category]] if entry else [])
+    tid = task_id or (entry.id if entry else None)
+    definition, definition_info = choose_definition(tid, definition)
     ours: dict[str, Any] = {
-        "task_id": task_id or (entry.id if entry else None),
+        "task_id": tid,
         "slug": slug or (entry.slug if entry else None),
         "split": split,
         "split_method": split_method,
         "license": license,
         "bench_category": entry.category if entry else None,
+        **definition_info,
     }
     if extra:
         ours.update(extra)

@@ -5,7 +5,6 @@ from medsbench.tasks.catalog import (
     Catalog,
     CatalogEntry,
     catalog,
-    find_task_files,
 )
 from medsbench.tasks.format import (
     REQUIRED_KEYS,
@@ -35,5 +34,12 @@ __all__ = [
 ]
 
 from medsbench.tasks.validate import Problem, validate_file  # noqa: E402
+from medsbench.tasks.workspace import (
+    find_task_files,
+    load_task,
+    resolve_tasks,
+    task_order,
+    validate_selected,
+)
 
-__all__ += ["Problem", "validate_file"]
+__all__ += ["Problem", "load_task", "resolve_tasks", "task_order", "validate_file", "validate_selected"]

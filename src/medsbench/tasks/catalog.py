@@ -1,12 +1,10 @@
-"""The MedS-Bench task catalog (``catalog.yaml``) and workspace task lookup."""
+"""The MedS-Bench task catalog (``catalog.yaml``); task folders are scanned in ``medsbench.tasks.workspace``."""
 
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 
 import yaml
 
@@ -63,6 +61,7 @@ class Category:
     metric: str
     shots: int
     max_new_tokens: int
+    scorer: str | None = None  # the default scorer of the category's tasks (medsbench.metrics.registry)
 
 
 @dataclass(frozen=True)
@@ -79,6 +78,7 @@ class CatalogEntry:
     max_new_tokens: int
     source: str | None = None
     note: str | None = None
+    scorer: str | None = None  # the registered scorer (medsbench.metrics.registry); default: the category's
 
     def file_name(self, split: str = "test") -> str:
         """The workspace file name of this task's split, e.g. ``task57_medqa_en.test.json``."""
@@ -122,14 +122,11 @@ class Catalog:
                 chosen[item] = self.tasks[item]
             else:
                 raise MedsbenchError(
-                    f"unknown task or category '{item}' (task ids like task57, categories: {', '.join(self.categories)}, or all)"
+                    f"unknown task or category '{item}' (task ids like task57, categories: {', '.join(self.categories)}, all, available or quick)"
                 )
-        return sorted(chosen.values(), key=lambda t: _task_number(t.id))
+        from medsbench.tasks.workspace import task_order
 
-
-def _task_number(task_id: str) -> int:
-    digits = "".join(ch for ch in task_id if ch.isdigit())
-    return int(digits) if digits else 0
+        return sorted(chosen.values(), key=lambda t: task_order(t.id))
 
 
 @functools.lru_cache(maxsize=1)
@@ -145,6 +142,7 @@ def load_catalog() -> Catalog:
         row["metric"] = row["metric"] or cat.metric
         row.setdefault("shots", cat.shots)
         row.setdefault("max_new_tokens", cat.max_new_tokens)
+        row["scorer"] = row.get("scorer") or cat.scorer
         tasks[row["id"]] = CatalogEntry(**row)
     return Catalog(version=int(data["version"]), categories=cats, tasks=tasks)
 
@@ -152,26 +150,3 @@ def load_catalog() -> Catalog:
 def catalog() -> Catalog:
     """The packaged MedS-Bench catalog (cached)."""
     return load_catalog()
-
-
-def find_task_files(tasks_dir: str | os.PathLike) -> dict[str, dict[str, Path]]:
-    """Map task id -> {split: path} for every task file in a workspace folder.
-
-    Reads only each file's metadata (task id and split), so it is cheap even
-    for huge files.
-    """
-    from medsbench.tasks.format import read_meta, split_of, task_id_of
-
-    root = Path(tasks_dir)
-    found: dict[str, dict[str, Path]] = {}
-    if not root.is_dir():
-        return found
-    for path in sorted(root.iterdir()):
-        if path.suffix not in (".json", ".jsonl") or path.name.startswith("."):
-            continue
-        meta = read_meta(path)
-        tid = task_id_of(meta, path)
-        if tid is None:
-            continue
-        found.setdefault(tid, {})[split_of(meta, path)] = path
-    return found

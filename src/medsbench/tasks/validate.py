@@ -129,7 +129,7 @@ def _check_instances(path: str, meta: dict[str, Any], instances: Iterable) -> It
     labels: Counter[str] = Counter()
     positives = {
         _digest_int(ex["input"])
-        for ex in meta.get("Positive Examples") or []
+        for ex in (meta.get("Positive Examples") if isinstance(meta.get("Positive Examples"), list) else [])
         if isinstance(ex, dict) and isinstance(ex.get("input"), str)
     }
     n = 0

@@ -106,7 +106,11 @@ def run_demo(
         from medsbench.ins.config import InsConfig
 
         # Mostly zero-shot: few-shot prompts are long and training tokens are the scarce resource on a CPU.
-        cfg = InsConfig().updated(**{"seed": seed, "balance.cap": per_task, "shots.probs": {0: 1.0}})
+        changes: dict[str, Any] = {"seed": seed, "balance.cap": per_task, "shots.probs": {0: 1.0}}
+        definitions = raw / "meds_ins_definitions" / "RewriteDefinitions.json"  # the paper's paraphrases, by path
+        if definitions.is_file():
+            changes["instructions.definitions"] = definitions
+        cfg = InsConfig().updated(**changes)
         stats = build_mixture([tasks_dir], mixture, cfg, bench_tasks=[tasks_dir], log=lambda m: None)
         n = stats.get("totals", {}).get("examples", "?")
         say(f"[bold]2/5[/bold] built mixture {mixture} ({n} rows)")

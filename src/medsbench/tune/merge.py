@@ -10,7 +10,7 @@ from medsbench.fileio import read_json, write_json
 
 def merge(adapter_dir: str | Path, out: str | Path, base: str | None = None) -> Path:
     """``adapter_dir`` holds adapter_config.json (a `tune run --method lora` output or a checkpoint)."""
-    peft = require("peft", "tune", "merging LoRA adapters")
+    peft = require("peft", "train", "merging LoRA adapters")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

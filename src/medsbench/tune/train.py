@@ -17,6 +17,7 @@ an adapter (or a checkpoint) into a standalone model later.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -24,7 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from medsbench.errors import MedsbenchError, require
-from medsbench.fileio import iter_jsonl, sha256_text, write_jsonl
+from medsbench.fileio import (
+    LOCK_NAME,
+    exclusive_lock,
+    iter_jsonl,
+    sha256_text,
+    write_jsonl,
+)
 from medsbench.tune.config import TuneConfig
 
 log = logging.getLogger("medsbench.tune")
@@ -48,11 +55,24 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def resolve_base(spec: str) -> str:
-    """``default`` | ``hf:PATH[,opts]`` | PATH -> a local folder (or a Hub id, loaded from the cache)."""
+    """``default`` | ``hf:PATH_OR_NAME[,opts]`` | PATH -> a local folder (or a Hub id, loaded from the cache).
+
+    Model specs are parsed by :class:`medsbench.models.spec.ModelSpec`; a string that does not start
+    with a spec kind is taken as a plain path or Hub id.
+    """
+    from medsbench.models.spec import KINDS, ModelSpec
+
     spec = spec.strip()
-    if spec == "default":
-        return str(_default_model_dir())
-    target = spec[3:].split(",", 1)[0] if spec.startswith("hf:") else spec
+    head = spec.split(",", 1)[0].split(":", 1)[0]
+    if head in KINDS:
+        parsed = ModelSpec.parse(spec)
+        if parsed.kind == "default":
+            return str(_default_model_dir())
+        if parsed.kind != "hf":
+            raise MedsbenchError(f"tune needs a local base model (default, hf:PATH or PATH), not '{parsed.redacted()}'")
+        target = parsed.target
+    else:
+        target = spec
     path = Path(target).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -114,7 +134,7 @@ def lora_targets(model: Any, requested: list[str] | None) -> list[str] | str:
 
 
 def lora_config(model: Any, cfg: TuneConfig):
-    peft = require("peft", "tune", "LoRA tuning")
+    peft = require("peft", "train", "LoRA tuning")
     layers = None
     if cfg.lora.top_layers is not None:
         n = model.config.get_text_config().num_hidden_layers
@@ -234,8 +254,37 @@ def train(
     merge: bool = True,
     callbacks: list | None = None,
 ) -> TrainResult:
-    """Tune ``base`` on the mixture at ``data``; write the model, card and metrics to ``out``."""
-    require("trl", "tune", "instruction tuning")
+    """Tune ``base`` on the mixture at ``data``; write the model, card and metrics to ``out``.
+
+    Holds ``fileio.exclusive_lock(out)`` for the whole run (one writer per output folder); under
+    torchrun only global rank 0 takes it, the other ranks of the same job write through rank 0.
+    """
+    if int(os.environ.get("RANK", "0")) != 0:
+        return _train(base, data, out, cfg, resume=resume, merge=merge, callbacks=callbacks)
+    out = Path(out)
+    created = not out.exists()
+    try:
+        with exclusive_lock(out, "tune output folder"):
+            return _train(base, data, out, cfg, resume=resume, merge=merge, callbacks=callbacks)
+    except BaseException:
+        # A run that fails before writing anything leaves no folder behind (the lock made it).
+        if created and out.is_dir() and [p.name for p in out.iterdir()] == [LOCK_NAME]:
+            (out / LOCK_NAME).unlink(missing_ok=True)
+            out.rmdir()
+        raise
+
+
+def _train(
+    base: str,
+    data: str | Path,
+    out: str | Path,
+    cfg: TuneConfig | None = None,
+    *,
+    resume: bool = False,
+    merge: bool = True,
+    callbacks: list | None = None,
+) -> TrainResult:
+    require("trl", "train", "instruction tuning")
     import torch
     import transformers
     import trl
@@ -255,7 +304,7 @@ def train(
     checkpoint = _last_checkpoint(out) if resume else None
     if resume and checkpoint is None:
         raise MedsbenchError("--resume given but no checkpoint found", where=str(out / CHECKPOINTS))
-    if not resume and out.exists() and any(out.iterdir()):
+    if not resume and out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
         raise MedsbenchError("output folder is not empty (use --resume to continue, or another --out)", where=str(out))
     dataset = load_mixture(data)
 

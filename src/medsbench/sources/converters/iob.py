@@ -2,9 +2,10 @@
 
 ``iob_ner`` is generic: point it at any folder of such files and it builds a task without
 code changes. Split files are recognised by name: ``train``/``devel``/``dev``/``valid``
-feed the train split, ``test`` the test split; with no test file every sentence is split
-9:1 by a hash of its id. Tags may be IOB2 (``B-X``/``I-X``/``O``), IOB1 (an entity may
-start with ``I-X``), IOBES (``E-``/``S-``) or untyped ``B``/``I``; extra middle columns
+feed the train split, ``test`` the test split (as the stem, ``test.tsv``, or as the
+suffix, ``AnEM.test``); with no test file every sentence is split 9:1 by a hash of its
+id. Tags may be IOB2 (``B-X``/``I-X``/``O``), IOB1 (an entity may start with ``I-X``),
+IOBES (``E-``/``S-``) or untyped ``B``/``I``; extra middle columns
 (CoNLL style) are ignored, ``-DOCSTART-`` lines skipped.
 
 Text: tokens are re-joined with one space, except no space before ``. , ; : ? ! ) ] } %``
@@ -109,11 +110,25 @@ def read_iob(path: Path) -> list[IobSentence]:
     return sentences
 
 
+def split_name(path: Path) -> str:
+    """The part of an IOB file name that names its split: ``test`` for ``test.tsv`` and ``AnEM.test``."""
+    suffix = path.suffix.lower()
+    return suffix[1:] if suffix[1:] in SPLIT_OF_STEM else path.stem.lower()
+
+
+def _file_label(path: Path) -> str:
+    """The file's part of an instance id: its stem, or its whole name when the suffix names the split."""
+    return path.stem if path.suffix.lower() in IOB_SUFFIXES else path.name
+
+
 def find_iob_files(raw_dir: Path) -> list[Path]:
     """The IOB files of a corpus folder (or of its single sub-folder holding them)."""
 
     def files_in(folder: Path) -> list[Path]:
-        return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IOB_SUFFIXES)
+        return sorted(
+            p for p in folder.iterdir()
+            if p.is_file() and (p.suffix.lower() in IOB_SUFFIXES or p.suffix.lower()[1:] in SPLIT_OF_STEM)
+        )
 
     found = files_in(raw_dir)
     if found:
@@ -153,10 +168,16 @@ def convert_iob_folder(
     sample: int | None = None,
     task_id: str | None = None,
     name: str | None = None,
+    with_entities_only: bool = False,
+    extra: dict | None = None,
 ) -> list[Path]:
-    """Build one NER task from an IOB folder; ``task`` None = derive it from the options."""
+    """Build one NER task from an IOB folder; ``task`` None = derive it from the options.
+
+    ``with_entities_only``: keep only the sentences that mention one of the chosen types
+    (for one rare type in a many-type corpus, where most sentences would otherwise be empty).
+    """
     order = list(SPLIT_OF_STEM)  # train files first, then devel, then test, then other names
-    files = sorted(find_iob_files(folder), key=lambda p: (order.index(p.stem.lower()) if p.stem.lower() in order else len(order), p.name))
+    files = sorted(find_iob_files(folder), key=lambda p: (order.index(split_name(p)) if split_name(p) in order else len(order), p.name))
     corpus = {p: read_iob(p) for p in files}
     found = {t for sents in corpus.values() for s in sents for t, _ in s.entities}
     types = _select_types(found, entity, str(folder))
@@ -165,17 +186,19 @@ def convert_iob_folder(
         task = NerTask.of(task_id or f"{slug}_ner", name and _slug(name), description=describe_types(types),
                           source=folder.name, url=str(folder), license="see the corpus licence")
     keep = set(types)
-    roles = {p: SPLIT_OF_STEM.get(p.stem.lower()) for p in files}
+    roles = {p: SPLIT_OF_STEM.get(split_name(p)) for p in files}
     official = "test" in roles.values()
     train: list[NerItem] = []
     test: list[NerItem] = []
     for path, sents in corpus.items():
         for index, sent in enumerate(sents):
             item = NerItem(
-                id=f"{task.task_id}:{path.stem}:{index:06d}",
+                id=f"{task.task_id}:{_file_label(path)}:{index:06d}",
                 text=detokenize(sent.tokens),
                 entities=[text for t, text in sent.entities if t in keep],
             )
+            if with_entities_only and not item.entities:
+                continue
             role = roles[path] if official else hash_split(item.id, salt=task.task_id)
             # Files not named test (train, devel, or any other name) are training data.
             (test if role == "test" else train).append(item)
@@ -187,8 +210,10 @@ def convert_iob_folder(
         if official
         else HASH_SPLIT_NOTE
     )
-    extra = {"entity_types": types, "test_sample": sample}
-    return write_ner_task(out_dir, task, {"test": test, "train": train}, split_method=method, extra=extra)
+    info = {"entity_types": types, "test_sample": sample, **(extra or {})}
+    if with_entities_only:
+        info["sentences"] = "only sentences that mention one of the entity types"
+    return write_ner_task(out_dir, task, {"test": test, "train": train}, split_method=method, extra=info)
 
 
 def _slug(text: str) -> str:
@@ -253,7 +278,8 @@ def bc2gm(raw_dir: Path, out_dir: Path, **_: object) -> list[Path]:
     return convert_iob_folder(_subfolder(raw_dir, "BC2GM-IOB"), out_dir, task, entity="GENE")
 
 
-# BioNLP13-CG has 16 types; MedS-Ins asks for cells (its task35) and organism substances (task36).
+# BioNLP13-CG has 16 types; like MedS-Ins' task35/task36 (built from AnEM in anem.py) these ask for
+# cells and organism substances, under local ids.
 _BIONLP13CG_TASKS = {"Cell": ("bionlp13cg_cell_ner", "a body cell"),
                      "Organism_substance": ("bionlp13cg_organism_substance_ner", "an organism substance in the body")}
 
