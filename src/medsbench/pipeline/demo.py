@@ -28,7 +28,7 @@ def primary_metric(metrics: dict[str, Any]) -> str | None:
 
 
 def compare(base: dict[str, Any], tuned: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per-category rows from two results.json (contract 2), strict metrics, same primary key on both sides."""
+    """Per-category rows from two results.json (medsbench.records.Results), strict metrics, same primary key on both sides."""
     rows = []
     for cat in sorted(set(base.get("categories", {})) | set(tuned.get("categories", {}))):
         b = base.get("categories", {}).get(cat, {})

@@ -1,4 +1,4 @@
-"""Mixture loading (contract 5) and assistant-only tokenisation.
+"""Mixture loading (the MedS-Ins Parquet shards of medsbench.ins.export) and assistant-only tokenisation.
 
 Labels are built here rather than by TRL's ``assistant_only_loss``: TRL needs a
 chat template with ``{% generation %}`` markers and only ships patched copies of

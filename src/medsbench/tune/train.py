@@ -4,7 +4,7 @@ Layout of ``--out`` (models/NAME)::
 
     model.safetensors + tokenizer                    full model (full FT, or LoRA merged into the base)
     adapter/                                         LoRA only: the adapter (adapter_config.json + weights)
-    medsbench_training.json                          contract 6 (base, chat template sha256, mixture, method, ...)
+    medsbench_training.json                          the training record (base, chat template sha256, mixture, method, ...)
     README.md, loss_curve.png                        model card
     metrics.jsonl, metrics.csv                       every logged step
     checkpoints/checkpoint-N/                        Trainer checkpoints (optimizer, scheduler, RNG) for --resume
