@@ -295,18 +295,15 @@ def audit_file(path: str | os.PathLike, *, train: str | os.PathLike | None = Non
 
 
 def _expand(paths: Iterable[str | os.PathLike], errors: list[str]) -> list[Path]:
+    """Task files of each path (medsbench.tasks.validate.task_files_in); unreadable paths become report errors."""
+    from medsbench.tasks.validate import task_files_in
+
     files: list[Path] = []
     for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.suffix in (".json", ".jsonl") and not q.name.startswith("."))
-            if not found:
-                errors.append(f"{p}: no task files (*.json, *.jsonl) in this folder")
-            files.extend(found)
-        elif p.is_file():
-            files.append(p)
-        else:
-            errors.append(f"{p}: no such file or folder")
+        try:
+            files.extend(task_files_in([raw]))
+        except MedsbenchError as exc:
+            errors.append(str(exc))
     return files
 
 

@@ -29,18 +29,11 @@ from medsbench.errors import MedsbenchError
 from medsbench.sources.converters.credentialed._common import check_columns, is_missing, read_csv, write_splits
 from medsbench.sources.registry import HASH_SPLIT_NOTE, entry, hash_split, register_source
 from medsbench.tasks.format import Instance
+from medsbench.tasks.labels import SEER_OPTIONS
 
 LABEL = "Radiation sequence with surgery"
 ID_COLUMN = "Patient ID"
-OPTIONS = (
-    "Intraoperative rad with other rad before/after surgery",
-    "Intraoperative radiation",
-    "No radiation and/or cancer-directed surgery",
-    "Radiation after surgery",
-    "Radiation before and after surgery",
-    "Radiation prior to surgery",
-    "Surgery both before and after radiation",
-)
+OPTIONS = SEER_OPTIONS  # one vocabulary with the strict treatment-planning scorer
 EXCLUDED = {LABEL, ID_COLUMN, "stutus_5_years", "status_5_years", "Survival months", "Vital status recode (study cutoff used)",
             "Vital status recode", "SEER cause-specific death classification", "SEER other cause of death classification"}
 GROUPS = {
