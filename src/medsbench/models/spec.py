@@ -132,6 +132,10 @@ class VLLMOptions(BackendOptions):
     enforce_eager: bool | None = None
     max_num_seqs: PositiveInt | None = None
     seed: int | None = None
+    # ray: tensor/pipeline parallel across the nodes of a Ray cluster (vLLM's multi-node path);
+    # uni: one process (saves a worker on CPU); external_launcher: data parallel under torchrun
+    distributed_executor_backend: Literal["ray", "mp", "uni", "external_launcher"] | None = None
+    enable_prefix_caching: bool | None = None
 
     def kwargs(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
