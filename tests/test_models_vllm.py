@@ -212,7 +212,7 @@ def test_real_vllm_eval_on_medqa(real_backend, medqa_workspace):
     """run_eval with the real engine: 4 MedQA items answered, counted, scored; prompts via SmolLM2's template."""
     import json
 
-    from medsbench.runs.run import run_eval
+    from medsbench.pipeline import run_eval
 
     assert real_backend.chat and real_backend.identity()["dtype"] == "float32"
     result = run_eval(real_backend, "task57", workspace=medqa_workspace, limit=4, max_new_tokens=48, progress=False)
@@ -325,7 +325,7 @@ def test_openai_backend_against_a_real_vllm_server(vllm_server, medqa_workspace,
     """Our openai backend (retries, stop pass-through) against vLLM's own OpenAI-compatible server."""
     import json
 
-    from medsbench.runs.run import run_eval
+    from medsbench.pipeline import run_eval
 
     monkeypatch.setenv("MEDSBENCH_VLLM_TEST_KEY", "dummy-key")
     backend = load_backend(f"openai:smollm2,base_url={vllm_server},api_key_env=MEDSBENCH_VLLM_TEST_KEY,concurrency=4")
