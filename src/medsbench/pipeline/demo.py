@@ -159,8 +159,9 @@ def run_demo(
 
     # 5. board
     from medsbench.board.store import Store
+    from medsbench.fileio import exclusive_lock
 
-    with Store(work / "board.sqlite") as store:
+    with exclusive_lock(work, "board store folder"), Store(work / "board.sqlite") as store:
         store.add_run(runs["base"], model_name="SmolLM2-135M-Instruct (base)", description="medsbench demo: base")
         store.add_run(runs["tuned"], model_name="SmolLM2-135M-Instruct + MedS-Ins LoRA (demo)",
                       description=f"medsbench demo: LoRA, {steps} steps on mixtures/demo")
