@@ -1,38 +1,43 @@
-"""Batched hf backend vs the official one-`generate`-per-item loop, same model, prompts and greedy settings.
+"""Generation speed, one run, same prompts: the official one-at-a-time loop, lm-evaluation-harness,
+medsbench's hf backend (with and without prefix sharing) and its vllm backend against raw vLLM.
 
-    python bench/eval_bench.py [--n 32] [--batch-size 16] [--max-new-tokens 200] [--dtype float32] [--threads 2]
+    python bench/eval_bench.py [--workload medqa|mixed] [--n 32] [--max-new-tokens 200] [--threads 2]
+        [--ways loop,lmeval,hf-noshare,hf,vllm] [--lmeval-python PY] [--vllm-python PY]
 
-Prints items/s of each way, the ratio, the share of wall time spent outside
-``model.generate`` and how many outputs match the one-at-a-time loop.
-Prompts: the first N MedQA (USMLE, 4 options) test items of task57, 0-shot,
-rendered by SmolLM2's chat template (the embedded default model).
+Prompts (rendered once by SmolLM2-135M-Instruct's chat template, the embedded default model; written to
+one JSON file that every way reads, so all ways see the same text):
 
-Measured (2 cores shared with other jobs, load ~3, torch threads=1, n=32, greedy, <=200 new tokens;
-generated lengths median 17, max 122 tokens):
+* ``medqa``: the first N MedQA (USMLE) test items of task57, 0-shot, as the issue's reference numbers;
+* ``mixed``: a few-shot workload, N/4 items each of PICO (EBM-NLP), HoC, MeQSum and BC5CDR-chemical NER,
+  3 demos each drawn from the train split by :func:`medsbench.prompts.sample_demos` (seed 0).
 
-| way                                         | fp32 items/s | bf16 items/s |
-|---------------------------------------------|--------------|--------------|
-| one `generate` per item (official script)   | 0.379        | 0.427        |
-| static length-sorted batches of 16          | 0.379 (1.00x)| -            |
-| batches of 16, finished rows pruned every 32| 0.502 (1.32x)| 0.780 (1.83x)|
-| same, pruned every 8                        | 0.504        | -            |
-| prompt forward passes only (ceiling)        | 0.712 (1.88x)| -            |
+Ways (greedy, fp32, <= ``--max-new-tokens`` new tokens, stop at the chat template's end of turn):
 
-With threads=2 (load ~1-2): one-at-a-time 0.393, pruned batches of 16 0.611 (1.56x), prefill
-ceiling 1.009 items/s (2.57x).
+* ``loop``: tokenizer -> ``model.generate`` -> decode, one item at a time (the official eval.py's way);
+* ``lmeval``: lm-evaluation-harness ``HFLM.generate_until`` (batch 16), in ``--lmeval-python``
+  (an interpreter with ``lm_eval`` installed; skipped when there is none);
+* ``hf-noshare``: medsbench's hf backend, length-sorted batches of 16, finished rows pruned every 32
+  tokens, prefix sharing off (``share_prefix=0``);
+* ``hf``: the same with its defaults (prefix sharing on); both hf ways get one call per task, as a run does;
+* ``vllm``: ``bench/vllm_bench.py --prompts`` in ``--vllm-python`` (the vLLM venv of
+  ``scripts/setup_vllm.sh``): raw ``LLM.generate`` vs the medsbench vllm backend on one engine.
 
-Outputs identical to the one-at-a-time loop: fp32 32/32 (static and pruned, 1 or 2 threads); bf16 25/32.
-Time outside ``model.generate``: 0.03-0.5%. The >=4x target is out of reach here: the
-prompts (~250-300 tokens) make prefill ~70% of the batched run, and prefill is compute
-bound, so batching cannot shrink it; batching only divides the decode steps (64 ms/row
-at batch 1 vs ~11 ms/row at batch 16). With torch threads=2 on the loaded machine the
-one-at-a-time loop slowed ~5x (OpenMP threads fighting other jobs), so use threads=1 to compare.
+Each way is timed around its generation call only (model loading excluded; for ``loop`` the whole loop).
+Prints items/s, the ratio to the loop and to lm-eval, and how many outputs equal the loop's
+(fp32: the hf backend must give the loop's text; other engines are reported, never required to).
+
+Measured: see the table at the end of this docstring (kept up to date by whoever re-measures).
+
+Idle machine (load < 0.3 before the run), 2 cores, torch threads 2, fp32, n=32, <= 200 new tokens
+(numbers in the README's Performance section and on the issue tracker).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,117 +45,202 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-RAW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "raw"
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+REPO = Path(__file__).resolve().parents[1]
+RAW = REPO.parent / "shared" / "data" / "raw"
+MIXED = (("ebm_nlp_pico", "ebm_nlp_pico"), ("hoc", "hoc"), ("meqsum", "meqsum"), ("bc5cdr_chem", "bc5cdr"))  # source, raw folder
 
 
-def timed_generate(model):
-    """Wrap model.generate to add up the time spent inside it."""
-    inner = model.generate
-    box = {"seconds": 0.0}
+def build_prompts(workload: str, n: int) -> list[dict]:
+    """[{"task": id, "prompt": Prompt}] for the workload (medsbench's own prompt builder)."""
+    from medsbench.prompts import build_prompt, sample_demos
+    from medsbench.sources import convert
+    from medsbench.tasks.format import iter_instances, read_meta
 
-    def wrapper(*args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return inner(*args, **kwargs)
-        finally:
-            box["seconds"] += time.perf_counter() - t0
+    out: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        if workload == "medqa":
+            files = convert("medqa_usmle", RAW / "medqa_usmle", Path(tmp))
+            test = next(p for p in files if ".test." in p.name)
+            definition = read_meta(test)["Definition"][0]
+            return [{"task": test.name.split(".")[0], "prompt": build_prompt(definition, inst)}
+                    for inst in list(iter_instances(test))[:n]]
+        per = max(1, n // len(MIXED))
+        for source, folder in MIXED:
+            files = sorted(convert(source, RAW / folder, Path(tmp) / source))
+            test = next(p for p in files if ".test." in p.name)
+            task = test.name.split(".")[0]
+            train = next((p for p in files if p.name.startswith(task + ".") and ".train." in p.name), test)
+            definition = read_meta(test)["Definition"]
+            definition = definition[0] if isinstance(definition, list) else definition
+            pool = list(iter_instances(train))
+            for inst in list(iter_instances(test))[:per]:
+                demos = sample_demos(pool, 3, seed=0, task_id=task, instance=inst)
+                out.append({"task": task, "prompt": build_prompt(definition, inst, demos)})
+    return out
 
-    model.generate = wrapper
-    return box
+
+# -- ways ------------------------------------------------------------------------------------------
+
+def way_loop(spec: dict) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(spec["model"])
+    model = AutoModelForCausalLM.from_pretrained(spec["model"], dtype=torch.float32).eval()
+    outputs, tokens = [], 0
+    t0 = time.perf_counter()
+    for text in spec["texts"]:
+        enc = tok(text, return_tensors="pt", add_special_tokens=False)
+        with torch.no_grad():
+            out = model.generate(**enc, max_new_tokens=spec["max_new_tokens"], do_sample=False,
+                                 eos_token_id=spec["eos_ids"], pad_token_id=tok.pad_token_id or spec["eos_ids"][0])
+        new = [t for t in out[0][enc["input_ids"].shape[1]:].tolist() if t not in spec["eos_ids"]]
+        tokens += len(new)
+        outputs.append(tok.decode(new, skip_special_tokens=True))
+    return {"seconds": time.perf_counter() - t0, "outputs": outputs, "output_tokens": tokens}
+
+
+def way_hf(spec: dict, share: bool) -> dict:
+    from medsbench.models.base import Request
+    from medsbench.models.hf import HFBackend
+
+    backend = HFBackend(spec["model"], batch_size=16, share_prefix=16 if share else 0)
+    reqs = [Request(str(i), prompt=t, max_new_tokens=spec["max_new_tokens"]) for i, t in enumerate(spec["texts"])]
+    t0 = time.perf_counter()
+    by_id = {}
+    for task in dict.fromkeys(spec["tasks"]):  # one call per task, as a run does
+        by_id.update({r.id: r for r in backend.generate([q for q, t in zip(reqs, spec["tasks"]) if t == task])})
+    seconds = time.perf_counter() - t0
+    resp = [by_id[q.id] for q in reqs]
+    return {"seconds": seconds, "outputs": [r.text for r in resp], "output_tokens": sum(r.output_tokens or 0 for r in resp),
+            "prefix_tokens_shared": backend.prefix_tokens_shared,
+            "prompt_tokens": sum(r.prompt_tokens or 0 for r in resp)}
+
+
+def way_lmeval(spec: dict) -> dict:
+    """lm-evaluation-harness's own HF model class and generate_until (runs in an interpreter that has lm_eval)."""
+    import torch
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    torch.set_num_threads(spec["threads"])
+    lm = HFLM(pretrained=spec["model"], batch_size=16, dtype="float32", device="cpu")
+    stop = lm.tokenizer.decode(spec["eos_ids"][0])
+    reqs = [Instance(request_type="generate_until", doc={}, idx=0,
+                     arguments=(t, {"until": [stop], "max_gen_toks": spec["max_new_tokens"], "do_sample": False}))
+            for t in spec["texts"]]
+    t0 = time.perf_counter()
+    outputs = lm.generate_until(reqs, disable_tqdm=True)
+    return {"seconds": time.perf_counter() - t0, "outputs": outputs}
+
+
+def run_subprocess(python: str, args: list[str]) -> dict | None:
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
+        out = Path(fh.name)
+    try:
+        proc = subprocess.run([python, *args, "--result", str(out)], cwd=REPO, text=True, capture_output=True)
+        if proc.returncode != 0:
+            print(f"  (failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode})")
+            return None
+        return json.loads(out.read_text())
+    finally:
+        out.unlink(missing_ok=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--workload", choices=("medqa", "mixed"), default="medqa")
     ap.add_argument("--n", type=int, default=32)
-    ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=200)
-    ap.add_argument("--dtype", default="float32")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--prune-every", type=int, default=32)
-    ap.add_argument("--modes", default="single,static,pruned,prefill")
+    ap.add_argument("--ways", default="loop,lmeval,hf-noshare,hf,vllm")
+    ap.add_argument("--lmeval-python", default=None, help="interpreter with lm_eval (default: this one if it has it)")
+    ap.add_argument("--vllm-python", default=str(REPO / ".venv-vllm" / "bin" / "python"))
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: run one way from --spec
+    ap.add_argument("--spec", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--result", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
-    import torch
+    if args.worker:  # one way in this (possibly other) interpreter
+        spec = json.loads(Path(args.spec).read_text())
+        import torch
 
-    from medsbench.models.base import Request
+        torch.set_num_threads(spec["threads"])
+        fn = {"loop": way_loop, "lmeval": way_lmeval, "hf": lambda s: way_hf(s, True),
+              "hf-noshare": lambda s: way_hf(s, False)}[args.worker]
+        Path(args.result).write_text(json.dumps(fn(spec)))
+        return
+
     from medsbench.models.default import default_model_dir
     from medsbench.models.hf import HFBackend
-    from medsbench.prompts import build_prompt
-    from medsbench.sources import convert
-    from medsbench.tasks.format import iter_instances, read_meta
 
-    torch.set_num_threads(args.threads)
-    with tempfile.TemporaryDirectory() as tmp:
-        files = convert("medqa_usmle", RAW / "medqa_usmle", Path(tmp))
-        test = next(p for p in files if ".test." in p.name)
-        meta = read_meta(test)
-        definition = meta["Definition"][0]
-        instances = list(iter_instances(test))[: args.n]
-    model_dir = str(default_model_dir())
+    model = str(default_model_dir())
+    items = build_prompts(args.workload, args.n)
+    renderer = HFBackend(model, batch_size=1)
+    texts = [renderer.render(it["prompt"]).text for it in items]
+    lengths = sorted(len(renderer._encode(t)) for t in texts)
+    spec = {"model": model, "texts": texts, "tasks": [it["task"] for it in items], "max_new_tokens": args.max_new_tokens, "eos_ids": renderer.eos_ids,
+            "threads": args.threads}
+    del renderer
+    print(f"workload {args.workload}: {len(texts)} prompts ({', '.join(sorted({it['task'] for it in items}))}), "
+          f"prompt tokens median {lengths[len(lengths) // 2]} max {lengths[-1]}, <= {args.max_new_tokens} new tokens, "
+          f"fp32, torch threads {args.threads}, load average {os.getloadavg()[0]:.2f}", flush=True)
+    lmeval_python = args.lmeval_python
+    if lmeval_python is None:
+        try:
+            import lm_eval  # noqa: F401
+
+            lmeval_python = sys.executable
+        except ImportError:
+            pass
     results: dict[str, dict] = {}
-    for mode in args.modes.split(","):
-        prune = args.prune_every if mode == "pruned" else 0
-        size = 1 if mode == "single" else args.batch_size
-        backend = HFBackend(model_dir, dtype=args.dtype, batch_size=size, prune_every=prune)
-        texts = [backend.render(build_prompt(definition, inst)).text for inst in instances]
-        box = timed_generate(backend.model)
-        if mode == "prefill":
-            # Lower bound of any batching scheme: the prompt forward passes alone, batched like the backend.
-            tok, model = backend.tokenizer, backend.model
-            ids = sorted((tok(t, add_special_tokens=False)["input_ids"] for t in texts), key=len, reverse=True)
-            t0 = time.perf_counter()
-            for start in range(0, len(ids), size):
-                chunk = ids[start : start + size]
-                width = max(map(len, chunk))
-                pad = tok.pad_token_id
-                x = torch.tensor([[pad] * (width - len(c)) + c for c in chunk])
-                m = torch.tensor([[0] * (width - len(c)) + [1] * len(c) for c in chunk])
-                with torch.no_grad():
-                    model(input_ids=x, attention_mask=m)
-            wall = time.perf_counter() - t0
-            print(f"prefill batch={size:<3d} {len(texts) / wall:6.3f} items/s  wall {wall:7.1f}s  "
-                  "(prompt forward passes only: the ceiling for any batching of these prompts)", flush=True)
-            del backend
-            continue
-        if mode == "single":
-            # The official script's way: tokenizer -> generate -> decode, one item at a time.
-            tok, model = backend.tokenizer, backend.model
-            outputs, toks = [], []
-            t0 = time.perf_counter()
-            for text in texts:
-                enc = tok(text, return_tensors="pt", add_special_tokens=False)
-                with torch.no_grad():
-                    out = model.generate(**enc, max_new_tokens=args.max_new_tokens, do_sample=False,
-                                         eos_token_id=backend.eos_ids, pad_token_id=tok.pad_token_id)
-                new = out[0][enc["input_ids"].shape[1]:]
-                outputs.append(tok.decode(new, skip_special_tokens=True))
-                toks.append(int(sum(1 for t in new.tolist() if t not in backend.eos_ids)))
-            wall = time.perf_counter() - t0
-        else:
-            reqs = [Request(str(i), prompt=t, max_new_tokens=args.max_new_tokens) for i, t in enumerate(texts)]
-            t0 = time.perf_counter()
-            resp = backend.generate(reqs)
-            wall = time.perf_counter() - t0
-            outputs = [r.text for r in resp]
-            toks = [r.output_tokens for r in resp]
-        results[mode] = {"wall": wall, "gen": box["seconds"], "outputs": outputs, "tokens": toks}
-        print(
-            f"{mode:7s} batch={size:<3d} {len(texts) / wall:6.3f} items/s  wall {wall:7.1f}s  "
-            f"outside generate {100 * (1 - box['seconds'] / wall):5.2f}%  tokens median "
-            f"{sorted(toks)[len(toks) // 2]} max {max(toks)} capped {sum(t >= args.max_new_tokens for t in toks)}",
-            flush=True,
-        )
-        del backend
-    if "single" in results:
-        base = results["single"]
-        for mode, r in results.items():
-            if mode == "single":
+    with tempfile.TemporaryDirectory() as tmp:
+        spec_path = Path(tmp) / "spec.json"
+        spec_path.write_text(json.dumps(spec))
+        for way in args.ways.split(","):
+            if way == "vllm":
+                if not Path(args.vllm_python).is_file():
+                    print("vllm: skipped (no vLLM interpreter; bash scripts/setup_vllm.sh)")
+                    continue
+                res = run_subprocess(args.vllm_python, ["bench/vllm_bench.py", "--prompts", str(spec_path), "--repeats", "1"])
+                if res:
+                    for name in ("vllm-raw", "vllm"):
+                        results[name] = res[name]
+                        print(f"{name:10s} {len(texts) / res[name]['seconds']:6.3f} items/s  {res[name]['seconds']:7.1f} s  "
+                              f"load {os.getloadavg()[0]:.2f}", flush=True)
                 continue
-            same = sum(a == b for a, b in zip(r["outputs"], base["outputs"]))
-            print(f"{mode}: {base['wall'] / r['wall']:.2f}x the one-at-a-time loop; "
-                  f"{same}/{len(base['outputs'])} outputs identical to it ({args.dtype})")
-    print(f"threads={args.threads} dtype={args.dtype} n={args.n} max_new_tokens={args.max_new_tokens} "
-          f"load average {os.getloadavg()[0]:.1f} (other jobs on the machine slow every number)", file=sys.stderr)
+            python = sys.executable
+            if way == "lmeval":
+                if lmeval_python is None:
+                    print("lmeval: skipped (lm_eval not installed; pass --lmeval-python)")
+                    continue
+                python = lmeval_python
+            res = run_subprocess(python, [__file__, "--worker", way, "--spec", str(spec_path)])
+            if res is None:
+                continue
+            results[way] = res
+            extra = ""
+            if "prefix_tokens_shared" in res:
+                extra = f"  prefix tokens shared {res['prefix_tokens_shared']}/{res['prompt_tokens']}"
+            print(f"{way:10s} {len(texts) / res['seconds']:6.3f} items/s  {res['seconds']:7.1f} s  "
+                  f"load {os.getloadavg()[0]:.2f}{extra}", flush=True)
+    base = results.get("loop")
+    lme = results.get("lmeval")
+    print()
+    for way, res in results.items():
+        parts = [f"{way:10s}"]
+        if base:
+            same = sum(a.strip() == b.strip() for a, b in zip(res["outputs"], base["outputs"]))
+            parts.append(f"{base['seconds'] / res['seconds']:5.2f}x the loop; outputs equal to the loop's {same}/{len(texts)}")
+        if lme and way != "lmeval":
+            parts.append(f"{lme['seconds'] / res['seconds']:5.2f}x lm-eval")
+        if way == "vllm" and "vllm-raw" in results:
+            parts.append(f"{100 * results['vllm-raw']['seconds'] / res['seconds']:.1f}% of raw vLLM's speed")
+        print("  ".join(parts))
+    print(f"load average at the end {os.getloadavg()[0]:.2f} (other jobs on the machine slow every number)",
+          file=sys.stderr)
 
 
 if __name__ == "__main__":

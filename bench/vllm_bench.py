@@ -3,6 +3,9 @@
     bash scripts/setup_vllm.sh
     .venv-vllm/bin/python bench/vllm_bench.py [--n 32] [--max-new-tokens 200] [--repeats 2] [--engine k=v,...]
 
+``bench/eval_bench.py`` runs it with ``--prompts SPEC --result OUT`` (its prompts, one repeat each way,
+best times and outputs written to OUT) to put vLLM beside the other ways in one run.
+
 Prompts: the first N MedQA (USMLE, 4 options) test items of task57, 0-shot, rendered by
 SmolLM2-135M-Instruct's chat template (the embedded default model), greedy, as in
 bench/eval_bench.py. One engine serves both ways (its prefix cache is emptied before each call,
@@ -37,6 +40,7 @@ load of ~2 (``--n 8 --max-new-tokens 32 --repeats 2``): raw 21.8 s, backend 21.1
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -70,7 +74,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--model", default=None, help="model folder (default: the embedded SmolLM2 folder)")
     ap.add_argument("--engine", default=ENGINE, help="vLLM engine options, as in a vllm: model spec")
+    ap.add_argument("--prompts", default=None, help="bench/eval_bench.py's prompt file (rendered texts)")
+    ap.add_argument("--result", default=None, help="write best seconds and outputs of both ways here (JSON)")
     args = ap.parse_args()
+    spec = json.loads(Path(args.prompts).read_text()) if args.prompts else None
+    if spec:
+        args.max_new_tokens, args.model = spec["max_new_tokens"], spec["model"]
 
     from vllm import SamplingParams
 
@@ -79,12 +88,11 @@ def main() -> None:
     from medsbench.models.default import default_model_dir
 
     folder = args.model or str(default_model_dir())
-    prompts = medqa_prompts(args.n)
     t0 = time.perf_counter()
     backend = load_backend(f"vllm:{folder},{args.engine}")
     print(f"engine up in {time.perf_counter() - t0:.1f} s: {backend.identity()}", flush=True)
     llm = backend.llm
-    texts = [backend.render(p).text for p in prompts]
+    texts = spec["texts"] if spec else [backend.render(p).text for p in medqa_prompts(args.n)]
     ours_ids = [backend._ids(t) for t in texts]
     raw_ids = [llm.get_tokenizer()(t)["input_ids"] for t in texts]  # what vLLM does with a text prompt
     print(f"prompt tokens: median {statistics.median(map(len, ours_ids))}, "
@@ -139,7 +147,12 @@ def main() -> None:
     print(f"best of {args.repeats}: raw {len(texts) / best['raw vLLM LLM.generate']:.3f} items/s, backend "
           f"{len(texts) / best['medsbench vllm backend']:.3f} items/s -> backend at {100 * ratio:.1f}% of raw; "
           f"outputs identical {same}/{len(texts)}")
-    print(f"n={args.n} max_new_tokens={args.max_new_tokens} engine={args.engine} "
+    if args.result:
+        Path(args.result).write_text(json.dumps({
+            "vllm-raw": {"seconds": best["raw vLLM LLM.generate"], "outputs": outputs["raw vLLM LLM.generate"]},
+            "vllm": {"seconds": best["medsbench vllm backend"], "outputs": outputs["medsbench vllm backend"]},
+        }))
+    print(f"n={len(texts)} max_new_tokens={args.max_new_tokens} engine={args.engine} "
           f"load average {os.getloadavg()[0]:.1f} (other jobs on the machine slow every number)", file=sys.stderr)
 
 

@@ -85,6 +85,30 @@ def test_batching_and_pruning_do_not_change_fp32_greedy_outputs(lively_dir):
         assert _tokens(backend, reqs) == ref, (size, prune)
 
 
+def test_shared_prompt_prefix_does_not_change_fp32_greedy_outputs(lively_dir):
+    """Prompts of one task share the chat header + definition: that prefix runs once per batch (its KV cache
+    copied to every row, padding between prefix and rest), and greedy outputs stay those of one prompt at a time."""
+    from medsbench.models.hf import HFBackend
+
+    definition = " ".join(WORDS * 3)  # a long instruction common to every prompt
+    single = HFBackend(str(lively_dir), batch_size=1, prune_every=0, threads=1, share_prefix=0)
+    reqs = []
+    for i in range(7):
+        words = WORDS[i % 11 :] + WORDS[: i % 11]
+        p = Prompt(definition, "Input:\n" + " ".join(words[: 1 + 2 * i]) + "\nOutput:\n")
+        reqs.append(Request(str(i), prompt=single.render(p).text, max_new_tokens=10))
+    ref = _tokens(single, reqs)
+    assert single.prefix_tokens_shared == 0
+    for size, prune in [(4, 0), (7, 3), (5, 1)]:  # no batch of one row (nothing to share there)
+        backend = HFBackend(str(lively_dir), batch_size=size, prune_every=prune, threads=1)
+        assert _tokens(backend, reqs) == ref, (size, prune)
+        head = backend._shared_prefix_length([backend._encode(r.prompt) for r in reqs])
+        assert head >= 30 and backend.prefix_tokens_shared >= head * len(reqs)
+    # Too short a common prefix (or sharing off): plain left padding, nothing shared.
+    off = HFBackend(str(lively_dir), batch_size=4, threads=1, share_prefix=10_000)
+    assert _tokens(off, reqs) == ref and off.prefix_tokens_shared == 0
+
+
 def test_stop_ids_context_identity_and_counts(tiny_model_dir):
     from medsbench.models.hf import HFBackend
 

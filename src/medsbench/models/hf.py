@@ -5,10 +5,19 @@ spent on rows that already stopped. We generate in chunks of ``prune_every``
 new tokens and, between chunks, drop finished rows from the batch *and* from
 the KV cache, then continue the survivors from the cache (no re-prefill). In
 fp32 this gives the same tokens as one uninterrupted ``generate`` (tested).
+
+Prompts of one task start with the same tokens (chat header + definition). On a
+CPU the prompt forward pass is most of the work and it is compute bound, so the
+token prefix common to a batch (at least ``share_prefix`` tokens) is run once at
+batch size 1 and its KV cache copied to every row; each row is then laid out as
+``prefix + padding + rest`` (padding in the middle, masked; positions follow
+the mask, so every real token keeps its unpadded position) and generation
+continues from that cache. The last prefix cache is kept for the next batch.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import time
@@ -74,6 +83,7 @@ class HFBackend(BaseBackend):
         max_length: int | None = None,
         threads: int | None = None,
         revision: str | None = None,
+        share_prefix: int = 16,
     ):
         torch = require("torch", "hf", "the hf backend")
         transformers = require("transformers", "hf", "the hf backend")
@@ -94,6 +104,8 @@ class HFBackend(BaseBackend):
         self.device = device
         self.trust_remote_code = trust_remote_code
         self.prune_every = int(prune_every)
+        self.share_prefix = int(share_prefix)
+        self._prefix: tuple[tuple[int, ...], Any] | None = None  # (token ids, KV cache at batch size 1)
         self.revision = revision
         hub = {"revision": revision} if revision else {}
         try:
@@ -118,6 +130,7 @@ class HFBackend(BaseBackend):
         self._fingerprint: dict[str, str | None] | None = None
         self._cache_kwarg = _cache_kwarg()
         self.calls = 0  # generate() calls, for tests and benches
+        self.prefix_tokens_shared = 0  # prompt tokens not recomputed thanks to a shared prefix, for tests and benches
 
     # -- identity ---------------------------------------------------------
     def _stop_ids(self) -> list[int]:
@@ -236,9 +249,14 @@ class HFBackend(BaseBackend):
 
         self.calls += 1
         pad = self.tokenizer.pad_token_id
-        width = max(len(ids) for _, ids in batch)
-        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for _, ids in batch], device=self.device)
-        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for _, ids in batch], device=self.device)
+        shared = self._shared_prefix_length([ids for _, ids in batch])
+        head = batch[0][1][:shared]
+        width = max(len(ids) for _, ids in batch) - shared
+        # prefix + padding + rest (shared == 0: plain left padding)
+        input_ids = torch.tensor([head + [pad] * (width - len(ids) + shared) + ids[shared:] for _, ids in batch],
+                                 device=self.device)
+        mask = torch.tensor([[1] * shared + [0] * (width - len(ids) + shared) + [1] * (len(ids) - shared)
+                             for _, ids in batch], device=self.device)
         limit = max(r.max_new_tokens for r, _ in batch)
         n = len(batch)
         new_tokens: list[list[int]] = [[] for _ in range(n)]
@@ -246,7 +264,7 @@ class HFBackend(BaseBackend):
         seconds = [0.0] * n
         active = list(range(n))  # batch rows still generating, in the order of the current tensors
         done_steps = 0
-        cache = None
+        cache = self._prefix_cache(head, n) if shared else None
         eos = set(self.eos_ids)
         while active:
             step = limit - done_steps
@@ -295,5 +313,38 @@ class HFBackend(BaseBackend):
             mask = torch.cat([mask[keep], torch.ones((len(still), grown), dtype=mask.dtype, device=self.device)], 1)
             active = [active[p] for p in still]
 
+    def _shared_prefix_length(self, rows: list[list[int]]) -> int:
+        """Tokens every row starts with, if at least ``share_prefix`` of them (else 0); one token of the
+        shortest row is always left out so that every row has input of its own."""
+        if self.share_prefix <= 0 or len(rows) < 2:
+            return 0
+        first, n = rows[0], min(len(r) for r in rows) - 1
+        for r in rows[1:]:
+            k = 0
+            while k < n and r[k] == first[k]:
+                k += 1
+            n = k
+        return n if n >= self.share_prefix else 0
+
+    def _prefix_cache(self, head: list[int], rows: int) -> Any:
+        """A KV cache of ``head`` for ``rows`` rows; the batch-size-1 forward pass is reused while the
+        prefix stays the same (the prompts of one task)."""
+        import copy
+
+        import torch
+
+        key = tuple(head)
+        if self._prefix is None or self._prefix[0] != key:
+            self._prefix = None  # free the old one first
+            extra = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(self.model.forward).parameters else {}
+            with torch.no_grad():
+                out = self.model(input_ids=torch.tensor([head], device=self.device), use_cache=True, **extra)
+            self._prefix = (key, getattr(out, self._cache_kwarg))
+        cache = copy.deepcopy(self._prefix[1])
+        cache.batch_repeat_interleave(rows)
+        self.prefix_tokens_shared += len(head) * rows
+        return cache
+
     def close(self) -> None:
         self.model = None
+        self._prefix = None

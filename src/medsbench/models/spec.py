@@ -95,6 +95,7 @@ class HFOptions(BackendOptions):
     batch_size: PositiveInt | Literal["auto"] = "auto"
     threads: PositiveInt | None = None
     prune_every: NonNegativeInt = 32  # 0: one uninterrupted generate per batch
+    share_prefix: NonNegativeInt = 16  # min. common prompt-prefix tokens whose KV cache a batch shares (0: off)
     max_length: PositiveInt | None = None
     trust_remote_code: bool = False
     revision: str | None = None  # a Hub name's branch, tag or commit
