@@ -15,7 +15,9 @@ Three protocols, each a frozen :class:`Protocol`:
   minus the item), the catalog's shots (MCQA 0) and generation limits (1000 new
   tokens for the long-form categories), the ``Input:``/``Output:`` frame in
   zero-shot too, a ``--definitions`` file over the task file's ``Definition``,
-  and a prompt budget of the whole model context minus the generation room.
+  a prompt budget of the whole model context minus the generation room, and
+  stop strings: a new ``Input:`` block ends every generation, a blank line ends
+  the single-line answers of the categories in ``MEDSBENCH_CATEGORY_STOP``.
 
 Every protocol lists its ``deviations`` from the official scripts (strings the
 run copies into its manifest and results). No protocol reproduces the official
@@ -187,13 +189,13 @@ PAPER = Protocol(
 # Per-category stop strings of the medsbench protocol, adopted only where the answer is a single line (no
 # reference in the public task files of the category holds a newline) AND real outputs showed it is safe and
 # pays: SmolLM2-135M-Instruct generations without stops (medsbench protocol, 256-token cap), cut offline at each
-# candidate and re-scored per item (bench/stop_strings_bench.py). Text classification (HoC, 9 items): a blank
-# line cut 3 rambling outputs, 683 of 2304 generated tokens saved (640 with the hf backend's 32-token check),
+# candidate and re-scored per item (bench/stop_strings_bench.py). Text classification (HoC, 13 items): a blank
+# line cut 4 rambling outputs, 913 of 3080 generated tokens saved (864 with the hf backend's 32-token check),
 # every item's strict and reference score unchanged. Not adopted: MCQA (8/17 outputs restate an option after
-# a blank line, "The correct answer is D...", which the strict scorer reads: cutting flipped 2 items),
+# a blank line, "The correct answer is D...", which the strict scorer reads: cutting flipped 2 items);
 # summarization/explanation/rationale (long-form answers may hold paragraphs; cutting raised BLEU/ROUGE on
-# rambling outputs), NER/IE/fact verification (no candidate ever fired: nothing to save), and the categories
-# without public data here (nothing measured).
+# rambling outputs); NER, IE and fact verification (no output held a blank line, so nothing to save; a single
+# newline cut IE answers short and lowered their scores); categories without public data here (not measured).
 MEDSBENCH_CATEGORY_STOP: tuple[tuple[str, tuple[str, ...]], ...] = (("text_classification", ("\n\n",)),)
 
 
