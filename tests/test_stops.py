@@ -124,12 +124,13 @@ def test_changing_a_category_stop_regenerates_instead_of_reusing_the_cache(tmp_p
     monkeypatch.setitem(PROTOCOLS, "medsbench", changed)
     third = Recording()
     run_eval(third, "task57,task106,task126", workspace=ws, out=tmp_path / "c", progress=False)
-    # Only the category whose stop strings changed is generated again (mcqa keeps its stops, so does ner
-    # unless the adopted table gives it the same blank-line stop, which the variant dropped).
+    # Exactly the tasks whose stop strings changed are generated again; the others come from the cache.
     regenerated = set(third.stops)
     assert "task106" in regenerated and third.stops["task106"] == {("\nInput:", "###")}
     assert "task57" not in regenerated
-    assert ("task126" in regenerated) == (MEDSBENCH.stops_for("ner") != changed.stops_for("ner"))
+    ner_changed = MEDSBENCH.stops_for("ner") != changed.stops_for("ner")
+    assert ("task126" in regenerated) == ner_changed
+    assert len(third.prompts) == 4 + (3 if ner_changed else 0)
 
 
 # -- a real cut in the hf backend -------------------------------------------------------------------------------
