@@ -15,7 +15,9 @@ Three protocols, each a frozen :class:`Protocol`:
   minus the item), the catalog's shots (MCQA 0) and generation limits (1000 new
   tokens for the long-form categories), the ``Input:``/``Output:`` frame in
   zero-shot too, a ``--definitions`` file over the task file's ``Definition``,
-  and a prompt budget of the whole model context minus the generation room.
+  a prompt budget of the whole model context minus the generation room, and
+  stop strings: a new ``Input:`` block ends every generation, a blank line ends
+  the single-line answers of the categories in ``MEDSBENCH_CATEGORY_STOP``.
 
 Every protocol lists its ``deviations`` from the official scripts (strings the
 run copies into its manifest and results). No protocol reproduces the official
@@ -77,7 +79,9 @@ class Protocol:
     ``zero_shot_frame`` keeps the ``Input:``/``Output:`` frame around a zero-shot
     query. ``max_new_tokens`` is ``None`` for the catalog's per-task limit.
     ``prompt_tokens`` caps the prompt (``None``: the model context minus the
-    generation room, the only cap the other protocols know).
+    generation room, the only cap the other protocols know). ``stop`` ends every
+    generation; ``category_stop`` adds stop strings per catalog category key
+    (:meth:`stops_for` joins them; both enter the items' cache keys).
     """
 
     name: str
@@ -91,7 +95,18 @@ class Protocol:
     prompt_tokens: int | None
     deviations: tuple[str, ...]
     style_fixed: bool = True  # only the official prompt template (prompt style "official") is allowed
-    stop: tuple[str, ...] = ()  # stop strings: generation ends where a new demo would start
+    stop: tuple[str, ...] = ()  # stop strings of every category: generation ends where a new demo would start
+    # Extra stop strings per catalog category key, where that category's answer format allows them.
+    category_stop: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def stops_for(self, category: str) -> tuple[str, ...]:
+        """Stop strings for a task of ``category``: the protocol's own, then the category's (no repeats).
+
+        They travel with every request (the backend cuts the output before the first one found) and are
+        part of the generation settings hashed into each item's cache key.
+        """
+        extra = dict(self.category_stop).get(category, ())
+        return tuple(dict.fromkeys(self.stop + tuple(extra)))
 
     def shots_for(self, category: str, catalog_shots: int, override: int | None = None) -> int:
         """Demos per item for a task of ``category`` (an explicit ``--shots`` wins)."""
@@ -131,6 +146,8 @@ class Protocol:
             "max_new_tokens": self.max_new_tokens,
             "definition_source": self.definition_source,
             "prompt_tokens": self.prompt_tokens,
+            "stop": list(self.stop),
+            "category_stop": {category: list(stops) for category, stops in self.category_stop},
             "deviations": list(self.deviations),
         }
 
@@ -169,6 +186,28 @@ PAPER = Protocol(
     + _OFFICIAL_ONLY,
 )
 
+# Per-category stop strings of the medsbench protocol, adopted only where the answer is a single line (no
+# reference in the public task files of the category holds a newline) AND real outputs showed it is safe and
+# pays: SmolLM2-135M-Instruct generations without stops (medsbench protocol, 256-token cap), cut offline at each
+# candidate and re-scored per item (bench/stop_strings_bench.py). Text classification (HoC, 13 items): a blank
+# line cut 4 rambling outputs, 913 of 3080 generated tokens saved (864 with the hf backend's 32-token check),
+# every item's strict and reference score unchanged. Not adopted: MCQA (8/17 outputs restate an option after
+# a blank line, "The correct answer is D...", which the strict scorer reads: cutting flipped 2 items);
+# summarization/explanation/rationale (long-form answers may hold paragraphs; cutting raised BLEU/ROUGE on
+# rambling outputs); NER, IE and fact verification (no output held a blank line, so nothing to save; a single
+# newline cut IE answers short and lowered their scores); categories without public data here (not measured).
+MEDSBENCH_CATEGORY_STOP: tuple[tuple[str, tuple[str, ...]], ...] = (("text_classification", ("\n\n",)),)
+
+
+def _category_stop_deviation(table: tuple[tuple[str, tuple[str, ...]], ...]) -> str:
+    """The named deviation of per-category stop strings (listing each category's stops)."""
+    parts = "; ".join(f"{category}: {', '.join(repr(s) for s in stops)}" for category, stops in table)
+    return (
+        f"a blank line ends single-line answers (per-category stop strings, cut from the output: {parts}); "
+        "the official code generates to the token limit"
+    )
+
+
 MEDSBENCH = Protocol(
     name="medsbench",
     summary=(
@@ -197,10 +236,12 @@ MEDSBENCH = Protocol(
         "prompt style 'readable' is available (one blank line between demos, a newline before the few-shot hint)",
         ("generation stops where the model starts a new 'Input:' block (stop string '\\nInput:', cut from the "
         "output); the official code generates to the token limit and scores whatever follows the answer"),
+        _category_stop_deviation(MEDSBENCH_CATEGORY_STOP),
     )
     + _SHARED_DEVIATIONS,
     style_fixed=False,
     stop=("\nInput:",),
+    category_stop=MEDSBENCH_CATEGORY_STOP,
 )
 
 PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (OFFICIAL, PAPER, MEDSBENCH)}

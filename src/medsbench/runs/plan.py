@@ -129,7 +129,7 @@ def plan_task(
                 truncated=fitted.truncated,
                 max_new_tokens=room,
                 error=error,
-                stop=proto.stop,
+                stop=proto.stops_for(entry.category),
             )
         )
     return TaskPlan(entry, files, definition, n_total, items, new_tokens, protocol=proto.name, shots=k)
