@@ -27,7 +27,7 @@ from medsbench.board.site import verdict
 from medsbench.board.store import SCHEMA_VERSION, slugify
 from medsbench.errors import MedsbenchError
 from medsbench.metrics import compare_predictions
-from medsbench.records import PredictionRow, read_predictions, write_predictions
+from medsbench.records import PredictionRow, read_predictions
 from medsbench.records.judged import JudgedResults
 
 N_MCQA, N_SUMM = 60, 30
@@ -194,6 +194,19 @@ def test_no_judged_section_without_judged_json(tmp_path, pair):
     assert JUDGED_TITLE not in index and 'id="table-judged"' not in index
     for page in (tmp_path / "site" / "models").glob("*.html"):
         assert "judged-tasks" not in page.read_text()
+
+
+def test_judged_json_added_later_updates_the_run(tmp_path, pair):
+    run = _copy_run(pair, TUNED, tmp_path)
+    judged = (run / "judged.json").read_bytes()
+    (run / "judged.json").unlink()
+    with Store(tmp_path / "board.sqlite") as store:
+        assert store.add_run(run) == "added" and store.judged(TUNED) is None
+        (run / "judged.json").write_bytes(judged)
+        assert store.add_run(run) == "updated" and store.judged(TUNED)["tasks"][0]["n_scored"] == N_SUMM
+        assert store.add_run(run) == "unchanged"
+        (run / "judged.json").unlink()
+        assert store.add_run(run) == "updated" and store.judged(TUNED) is None
 
 
 def test_a_judged_json_of_another_run_is_refused(tmp_path, pair):

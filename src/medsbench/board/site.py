@@ -526,7 +526,7 @@ def _judge_about(rubrics_dir: str | os.PathLike | None) -> dict[str, Any]:
     """The judge rubrics, prompt template and probe settings, as the about page shows them."""
     from medsbench.judge.rubric import GENERIC, load_rubrics
 
-    rubrics, template, probes = load_rubrics(rubrics_dir)
+    rubrics, template, probes = load_rubrics(None if rubrics_dir is None else Path(rubrics_dir))
     ordered = sorted(rubrics.values(), key=lambda r: (r.id == GENERIC, r.id))
     return {
         "rubrics": [{"ref": r.ref, "title": r.title, "task": r.task.strip(), "categories": r.applies_to.categories,

@@ -218,11 +218,13 @@ class Store:
                     self.db.executescript(_SCHEMA)
                     self._set_default("schema_version", str(SCHEMA_VERSION))
                 else:
-                    version = self.get_meta("schema_version") or ""
-                    if version == "1":
+                    # Each step is idempotent (columns and tables added only when missing): a migration
+                    # interrupted half-way is finished on the next open.
+                    stored = self.get_meta("schema_version") or ""
+                    if stored == "1":
                         self._migrate_v1()
-                        version = "2"
-                    if version == "2":
+                        stored = "2"
+                    if stored == "2":
                         self._migrate_v2()
         except sqlite3.DatabaseError as exc:
             raise MedsbenchError(f"not a board store ({exc})", where=str(self.path)) from None

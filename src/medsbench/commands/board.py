@@ -148,6 +148,10 @@ def list_cmd(
                 details.append(f"coverage {100 * answered / (answered + failed):.0f}% ({failed} failed)")
             if r.partial:
                 details.append("partial")
+            if st.judged(r.name) is not None:
+                details.append("judged scores")
+            if (compared := st.baseline_of(r.name)) is not None:
+                details.append(f"compared with {compared}")
             typer.echo(r.name)
             typer.echo("    " + " · ".join(details))
             for flag in r.flags:
