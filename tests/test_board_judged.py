@@ -152,6 +152,9 @@ def test_judged_section_on_index_model_and_run_pages(tmp_path, pair):
     t = rec.tasks["task114"]
     with _store(tmp_path, pair) as store:
         build_site(store, tmp_path / "site")
+        build_site(store, tmp_path / "again")
+    for page_path in (tmp_path / "site").rglob("*.html"):  # judged and compared pages rebuild byte for byte
+        assert page_path.read_bytes() == (tmp_path / "again" / page_path.relative_to(tmp_path / "site")).read_bytes()
     index = (tmp_path / "site" / "index.html").read_text()
     page = Page(index)
     assert JUDGED_TITLE in index

@@ -537,12 +537,16 @@ def _judge_about(rubrics_dir: str | os.PathLike | None) -> dict[str, Any]:
         "probes": {"version": probes.version, "sample": probes.sample,
                    "reference_min": _g(probes.checks.reference.get("min")), "empty_max": _g(probes.checks.empty.get("max")),
                    "off_topic_max": _g(probes.checks.off_topic.get("max")),
-                   "truncated_fraction": _g(probes.checks.truncated.get("fraction"))},
+                   "truncated_fraction": _pct(probes.checks.truncated.get("fraction"))},
     }
 
 
 def _g(value: float | None) -> str:
     return "?" if value is None else f"{value:g}"
+
+
+def _pct(value: float | None) -> str:
+    return "?" if value is None else f"{100 * value:.0f}%"
 
 
 def report_for(run_name: str) -> str:
