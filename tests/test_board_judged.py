@@ -155,6 +155,11 @@ def test_judged_section_on_index_model_and_run_pages(tmp_path, pair):
         build_site(store, tmp_path / "again")
     for page_path in (tmp_path / "site").rglob("*.html"):  # judged and compared pages rebuild byte for byte
         assert page_path.read_bytes() == (tmp_path / "again" / page_path.relative_to(tmp_path / "site")).read_bytes()
+    for html_path in (tmp_path / "site").rglob("*.html"):  # every local link of the new sections resolves
+        for tag, attrs in Page(html_path.read_text()).tags:
+            ref = attrs.get("href") if tag == "a" else None
+            if ref and not ref.startswith(("https://", "http://", "#")):
+                assert (html_path.parent / ref.split("#")[0]).resolve().is_file(), f"{html_path}: {ref}"
     index = (tmp_path / "site" / "index.html").read_text()
     page = Page(index)
     assert JUDGED_TITLE in index
@@ -180,6 +185,11 @@ def test_judged_section_on_index_model_and_run_pages(tmp_path, pair):
     [row] = per_task["rows"]
     assert row[0].startswith("task114") and row[1] == "summarization@1"
     assert f"{t.agreement.krippendorff_alpha:.2f} / {t.agreement.cohen_kappa:.2f}" in row[-2]
+    task_page = Page((tmp_path / "site" / "tasks" / "task114.html").read_text())
+    [jt] = _tables(task_page, "judged-task")
+    shown = {r[0].split(" run ")[0]: r for r in jt["rows"]}
+    assert set(shown) == {BASE_MODEL, TUNED_MODEL} and shown[TUNED_MODEL][3].startswith(f"{t.jury.mean:.2f}")
+    assert not _tables(Page((tmp_path / "site" / "tasks" / "task57.html").read_text()), "judged-task")
     run_page = (tmp_path / "site" / "runs" / f"{slugify(TUNED)}.html").read_text()
     assert JUDGED_TITLE in run_page and f"{t.jury.mean:.2f}" in run_page and "summarization@1" in run_page
 

@@ -471,9 +471,13 @@ def build_site(
         metrics = sorted({k for row in task_rows[tid] for mode in row["scores"].values() for k in mode},
                          key=lambda k: list(METRIC_LABEL).index(k) if k in METRIC_LABEL else 99)
         rows = sorted(task_rows[tid], key=lambda r: (r["model"].kind == "reported", r["model"].name, r["run"].name))
+        judged_rows = [{"model": r["model"], "run": r["run"], "run_slug": r["run_slug"], "judged": data["judged"][r["run"].name],
+                        "task": jt}
+                       for r in rows if r["run"].name in data["judged"]
+                       for jt in data["judged"][r["run"].name]["tasks"] if jt["task_id"] == tid]
         t = {"id": tid, "file": _task_file(tid), "title": _task_title(tid, cat), "entry": entry, "category": category,
              "category_title": cat.categories[category].title if category in cat.categories else category,
-             "metric_family": metric_family, "metrics": metrics, "rows": rows}
+             "metric_family": metric_family, "metrics": metrics, "rows": rows, "judged_rows": judged_rows}
         task_list.append(t)
         page(f"tasks/{t['file']}", "task.html", task=t)
     page("tasks.html", "tasks.html", tasks=task_list)
