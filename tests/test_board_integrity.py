@@ -285,7 +285,7 @@ def test_a_schema_1_store_is_migrated_and_redacted(tmp_path):
     con.commit()
     con.close()
     with Store(path) as store:
-        assert store.get_meta("schema_version") == "2"
+        assert store.get_meta("schema_version") == "3"  # schema 1 -> 2 -> 3
         [run] = [r for r in store.runs() if r.name == "r"]
         assert run.manifest == {"model": "openai:x,base_url=http://h/v1"} and run.flags == () and not run.partial
     assert b"OLDCANARY" not in path.read_bytes()  # overwritten, not left in a free page (secure_delete)

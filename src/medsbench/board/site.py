@@ -6,7 +6,11 @@ the same store therefore gives byte-identical files.
 
 Pages: ``index.html`` (overview in both scoring modes), ``tasks.html`` + ``tasks/<id>.html``,
 ``models/<slug>.html`` (with ``charts/<slug>.svg``), ``runs/<slug>.html`` (predictions browser),
-``about.html`` (protocol). Pending submissions never appear.
+``about.html`` (protocol, judge rubrics). Pending submissions never appear.
+
+Judged (model-graded) scores have their own section and tables everywhere, never a column of the
+official (reference / strict) tables. A run compared with a baseline (``board add --baseline``) shows
+the stored paired test on its model page, each row with a plain verdict.
 """
 
 from __future__ import annotations
@@ -36,6 +40,10 @@ METRIC_LABEL = {"accuracy": "accuracy", "bleu1": "BLEU-1", "rougeL": "ROUGE-L", 
 # The columns shown per category (text tasks show both BLEU-1 and ROUGE-L, as the paper's leaderboard);
 # the one metric used for charts and sorting is medsbench.metrics.primary_metric.
 HEADLINE = {"accuracy": ["accuracy"], "bleu_rouge": ["bleu1", "rougeL"], "f1_micro": ["f1"], "f1_macro": ["f1"]}
+JUDGED_TITLE = "Judged free-text scores (model-graded, not part of the official scores)"
+PROBE_LABEL = {"reference": "reference copy", "empty": "empty answer", "off_topic": "off-topic answer",
+               "truncated": "truncated answer"}
+ALPHA = 0.05  # a comparison row shows a difference only when its 95% CI excludes 0 and p < ALPHA
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,10 @@ def _env():
     env.filters["metric_label"] = lambda k: METRIC_LABEL.get(k, k)
     env.filters["pct"] = lambda v: "" if v is None else f"{100 * v:.1f}%"
     env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, sort_keys=True, ensure_ascii=False)
+    env.filters["signed"] = lambda v: "" if v is None else f"{v:+.2f}"
+    env.filters["pval"] = lambda v: "" if v is None else ("< 0.001" if v < 0.001 else f"{v:.3f}")
+    env.globals["judged_title"] = JUDGED_TITLE
+    env.globals["probe_label"] = PROBE_LABEL
     return env
 
 
@@ -133,6 +145,9 @@ def _collect(store: Store) -> dict[str, Any]:
             ts[s["task_id"]][s["mode"]][s["metric"]] = s
         task_scores[r.name] = ts
         task_infos[r.name] = {i["task_id"]: i for i in store.task_info(r.name)}
+    judged = {r.name: j for r in runs if (j := _judged_view(store, r.name, cat)) is not None}
+    approved = {r.name for r in runs}
+    comparisons = {r.name: c for r in runs if (c := store.comparison(r.name)) is not None and c["baseline"] in approved}
 
     categories = [
         {"key": k, "title": c.title, "metric": c.metric, "headline": HEADLINE.get(c.metric, ["accuracy"]),
@@ -140,7 +155,112 @@ def _collect(store: Store) -> dict[str, Any]:
         for k, c in cat.categories.items()
     ]
     return {"cat": cat, "seed": seed, "runs": runs, "models": models, "categories": categories,
-            "cat_scores": cat_scores, "task_scores": task_scores, "task_infos": task_infos}
+            "cat_scores": cat_scores, "task_scores": task_scores, "task_infos": task_infos,
+            "judged": judged, "comparisons": comparisons}
+
+
+def _ci_text(lo: float | None, hi: float | None) -> str:
+    return "" if lo is None or hi is None else f"{lo:.2f}–{hi:.2f}"
+
+
+def _probe_text(table: dict[str, Any]) -> list[dict[str, Any]]:
+    """Probe pass rates of one judge (or the jury), in the order of the probe settings."""
+    out = []
+    for kind in PROBE_LABEL:
+        p = table.get(kind)
+        if p:
+            out.append({"kind": kind, "label": PROBE_LABEL[kind], "passed": p.get("passed", 0),
+                        "n_scored": p.get("n_scored", 0), "pass_rate": p.get("pass_rate")})
+    return out
+
+
+def _judged_view(store: Store, run: str, cat: Any) -> dict[str, Any] | None:
+    """A run's judged scores shaped for the templates (categories in catalog order)."""
+    j = store.judged(run)
+    if j is None:
+        return None
+    head = j["run"]
+    names = [x["name"] for x in head["judges"]]
+    key = head["headline"]
+    order = list(cat.categories)
+    cats = sorted(j["categories"], key=lambda c: (order.index(c["category"]) if c["category"] in order else 99, c["category"]))
+    categories = []
+    for c in cats:
+        title = cat.categories[c["category"]].title if c["category"] in cat.categories else c["category"]
+        categories.append({**c, "title": title, "ci": _ci_text(c["ci_lo"], c["ci_hi"]),
+                           "per_judge": [(n, c["judges"].get(n)) for n in names]})
+    tasks = []
+    for t in j["tasks"]:
+        tasks.append({**t, "title": _task_title(t["task_id"], cat), "file": _task_file(t["task_id"]),
+                      "ci": _ci_text(t["ci_lo"], t["ci_hi"]),
+                      "per_judge": [(n, t["judges"].get(n, {})) for n in names],
+                      "probe_rows": _probe_text(t["probes"].get(key, {}))})
+    probes = [{"judge": n, "rows": _probe_text(head["probe_totals"].get(n, {}))}
+              for n in ([*names, "jury"] if len(names) > 1 else names) if head["probe_totals"].get(n)]
+    headline_probes = _probe_text(head["probe_totals"].get(key, {}))
+    scale = head["scale"]
+    return {"head": head, "judges": head["judges"], "names": names, "jury": key == "jury" and len(names) > 1,
+            "headline": key, "scale": f"{scale[0]}–{scale[1]}", "categories": categories,
+            "by_category": {c["category"]: c for c in categories}, "tasks": tasks, "probes": probes,
+            "headline_probes": headline_probes, "rubrics": sorted(head["rubrics"].values())}
+
+
+def verdict(delta: float, ci_lo: float, ci_hi: float, p_value: float) -> tuple[str, str]:
+    """A comparison row in plain words: a difference is claimed only when the 95% CI of the delta
+    excludes 0 and p < 0.05; anything else is "no difference found" (not "no difference")."""
+    if ci_lo <= 0 <= ci_hi or p_value >= ALPHA:
+        return "no difference found", "same"
+    return ("tuned is better", "better") if delta > 0 else ("tuned is worse", "worse")
+
+
+def _comparison_view(data: dict[str, Any], run: Any, model_of: dict[str, Any]) -> dict[str, Any] | None:
+    c = data["comparisons"].get(run.name)
+    if c is None:
+        return None
+    cat = data["cat"]
+    infos = data["task_infos"][run.name]
+    by: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in c["rows"]:
+        by.setdefault((r["scope"], r["key"], r["mode"]), {})[r["metric"]] = r
+
+    def row(scope: str, key: str, mode: str, metric: str | None) -> dict[str, Any] | None:
+        metrics = by.get((scope, key, mode))
+        if not metrics:
+            return None
+        m = metric if metric in metrics else sorted(metrics)[0]
+        r = metrics[m]
+        text, cls = verdict(r["delta"], r["ci_lo"], r["ci_hi"], r["p_value"])
+        return {"metric": m, "base": r["base"], "tuned": r["tuned"], "delta": r["delta"],
+                "ci": f"{r['ci_lo']:+.2f} to {r['ci_hi']:+.2f}", "p_value": r["p_value"], "n": r["n"],
+                "n_tasks": r["n_tasks"], "only_in_run": r["only_in_run"], "only_in_baseline": r["only_in_baseline"],
+                "verdict": text, "verdict_class": cls}
+
+    order = list(cat.categories)
+    cat_keys = sorted({k for (scope, k, _) in by if scope == "category"},
+                      key=lambda k: (order.index(k) if k in order else 99, k))
+    task_keys = sorted({k for (scope, k, _) in by if scope == "task"}, key=_task_order)
+    modes = [("strict", "strict"), ("reference", "official")]
+    categories = []
+    for k in cat_keys:
+        primary = primary_metric(cat.categories[k]) if k in cat.categories else None
+        title = cat.categories[k].title if k in cat.categories else k
+        for mode, label in modes:
+            r = row("category", k, mode, primary)
+            if r:
+                categories.append({"key": k, "title": title, "mode": label, **r})
+    tasks = []
+    for k in task_keys:
+        info = infos.get(k)
+        for mode, label in modes:
+            r = row("task", k, mode, info["metric"] if info is not None else None)
+            if r:
+                tasks.append({"key": k, "title": _task_title(k, cat), "file": _task_file(k), "mode": label, **r})
+    base_model = model_of.get(c["baseline"])
+    return {"baseline": c["baseline"], "baseline_slug": slugify(c["baseline"]), "base_model": base_model,
+            "method": c["method"], "resamples": c["resamples"], "seed": c["seed"], "run": run,
+            "categories": categories, "tasks": tasks,
+            "found": sum(r["verdict_class"] != "same" for r in categories),
+            "none_found": sum(r["verdict_class"] == "same" for r in categories)}
 
 
 def _cell(data: dict[str, Any], run: str, category: dict[str, Any], mode: str) -> dict[str, Any] | None:
@@ -279,8 +399,10 @@ def build_site(
     *,
     max_items_per_task: int = 100,
     max_chars: int = 2000,
+    rubrics_dir: str | os.PathLike | None = None,
 ) -> SiteReport:
-    """Write the static site into ``out`` (replacing a previous build there)."""
+    """Write the static site into ``out`` (replacing a previous build there). The about page explains the
+    judged mode with the rubrics of ``rubrics_dir`` (default: the packaged ``medsbench/judge/rubrics``)."""
     started = time.perf_counter()
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):
@@ -311,7 +433,12 @@ def build_site(
             cells = [_cell(data, m.run.name, c, mode) for c in data["categories"]]
             rows.append({"model": m, "cells": cells})
         overview[mode] = rows
-    page("index.html", "index.html", overview=overview, models=data["models"])
+    judged_rows = [{"model": m, "judged": data["judged"][m.run.name]} for m in data["models"] if m.run.name in data["judged"]]
+    judged_cats = [c for c in data["categories"]
+                   if any(c["key"] in r["judged"]["by_category"] for r in judged_rows)]
+    page("index.html", "index.html", overview=overview, models=data["models"], judged_rows=judged_rows,
+         judged_cats=judged_cats)
+    model_of = {r.name: m for m in data["models"] for r in m.runs}
 
     # Models (+ charts).
     for m in data["models"]:
@@ -323,13 +450,13 @@ def build_site(
                 tasks.append({"id": tid, "file": _task_file(tid), "title": _task_title(tid, cat),
                               "info": data["task_infos"][r.name][tid], "scores": data["task_scores"][r.name].get(tid, {})})
             runs.append({"run": r, "slug": slugify(r.name), "tasks": tasks,
-                         "source": data["seed"]["sources"].get(r.source or "") if r.kind == "reported" else None})
+                         "source": data["seed"]["sources"].get(r.source or "") if r.kind == "reported" else None,
+                         "judged": data["judged"].get(r.name), "comparison": _comparison_view(data, r, model_of)})
         model_cells = {mode: [_cell(data, m.run.name, c, mode) for c in data["categories"]] for mode in ("reference", "strict")}
         page(f"models/{m.slug}.html", "model.html", model=m, runs=runs, cells=model_cells)
 
     # Tasks: every task with at least one score.
     task_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    model_of = {r.name: m for m in data["models"] for r in m.runs}
     for r in data["runs"]:
         for tid, info in data["task_infos"][r.name].items():
             scores = data["task_scores"][r.name].get(tid, {})
@@ -344,9 +471,13 @@ def build_site(
         metrics = sorted({k for row in task_rows[tid] for mode in row["scores"].values() for k in mode},
                          key=lambda k: list(METRIC_LABEL).index(k) if k in METRIC_LABEL else 99)
         rows = sorted(task_rows[tid], key=lambda r: (r["model"].kind == "reported", r["model"].name, r["run"].name))
+        judged_rows = [{"model": r["model"], "run": r["run"], "run_slug": r["run_slug"], "judged": data["judged"][r["run"].name],
+                        "task": jt}
+                       for r in rows if r["run"].name in data["judged"]
+                       for jt in data["judged"][r["run"].name]["tasks"] if jt["task_id"] == tid]
         t = {"id": tid, "file": _task_file(tid), "title": _task_title(tid, cat), "entry": entry, "category": category,
              "category_title": cat.categories[category].title if category in cat.categories else category,
-             "metric_family": metric_family, "metrics": metrics, "rows": rows}
+             "metric_family": metric_family, "metrics": metrics, "rows": rows, "judged_rows": judged_rows}
         task_list.append(t)
         page(f"tasks/{t['file']}", "task.html", task=t)
     page("tasks.html", "tasks.html", tasks=task_list)
@@ -363,9 +494,9 @@ def build_site(
                  for tid in sorted(data["task_infos"][r.name], key=_task_order)]
         page(f"runs/{slugify(r.name)}.html", "run.html", run=r, model=model_of[r.name], tasks=tasks,
              manifest=_manifest_rows(r.manifest), items_json=script_json(items), counts=counts,
-             max_items_per_task=max_items_per_task, max_chars=max_chars)
+             max_items_per_task=max_items_per_task, max_chars=max_chars, judged=data["judged"].get(r.name))
 
-    page("about.html", "about.html", seed=data["seed"], cat=cat)
+    page("about.html", "about.html", seed=data["seed"], cat=cat, judge=_judge_about(rubrics_dir))
 
     static = resources.files("medsbench.board").joinpath("static")
     for name in ("style.css", "board.js"):
@@ -393,6 +524,33 @@ def build_site(
         raise
     return SiteReport(out=out, files=len(files), bytes=total, seconds=time.perf_counter() - started,
                       models=len(data["models"]), runs=n_runs, tasks=len(task_list))
+
+
+def _judge_about(rubrics_dir: str | os.PathLike | None) -> dict[str, Any]:
+    """The judge rubrics, prompt template and probe settings, as the about page shows them."""
+    from medsbench.judge.rubric import GENERIC, load_rubrics
+
+    rubrics, template, probes = load_rubrics(None if rubrics_dir is None else Path(rubrics_dir))
+    ordered = sorted(rubrics.values(), key=lambda r: (r.id == GENERIC, r.id))
+    return {
+        "rubrics": [{"ref": r.ref, "title": r.title, "task": r.task.strip(), "categories": r.applies_to.categories,
+                     "tasks": r.applies_to.tasks, "generic": r.id == GENERIC,
+                     "criteria": [(c.name, c.ask) for c in r.criteria],
+                     "scale": [(score, r.scale[score]) for score in sorted(r.scale, reverse=True)]} for r in ordered],
+        "template": template.ref, "scale_min": template.scale_min, "scale_max": template.scale_max,
+        "probes": {"version": probes.version, "sample": probes.sample,
+                   "reference_min": _g(probes.checks.reference.get("min")), "empty_max": _g(probes.checks.empty.get("max")),
+                   "off_topic_max": _g(probes.checks.off_topic.get("max")),
+                   "truncated_fraction": _pct(probes.checks.truncated.get("fraction"))},
+    }
+
+
+def _g(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"
+
+
+def _pct(value: float | None) -> str:
+    return "?" if value is None else f"{100 * value:.0f}%"
 
 
 def report_for(run_name: str) -> str:

@@ -12,7 +12,15 @@ Tables
 - ``task_info``: n (items scored), items failed, coverage, items planned and in the test file (a run
   limited with ``--limit`` is a sample), primary metric, majority baseline, degenerate flag,
   parse-failure and empty rates per (run, task).
-- ``predictions``: the items of a run (input, output, reference, per-item verdict) for the browser.
+- ``predictions``: the items of a run (input, output, reference, per-item verdict) for the browser, and in
+  ``extra`` what else the scorers read (category, language, references, which texts were null), so a stored
+  run can be scored again exactly (paired comparisons).
+- ``judged_runs`` / ``judged_tasks`` / ``judged_categories``: the judged (model-graded) scoring mode of a run,
+  from its ``judged.json`` (:class:`medsbench.records.judged.JudgedResults`): jury mean, 95% CI, n scored,
+  parse-failure rate, per-judge means, agreement and probe pass rates. Never mixed into the tables above.
+- ``baselines`` / ``comparisons``: a run compared with another stored run (``add_run(..., baseline=NAME)``):
+  the paired test of :func:`medsbench.metrics.compare.compare_rows` per task and category, both modes,
+  computed when either run is added (so ``board build`` only reads it).
 - ``meta``: schema version, seed version, and ``last_update`` (the only date the site shows).
 
 Run folders are read only through the typed stage records (:class:`medsbench.records.manifest.RunManifest`,
@@ -25,6 +33,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -40,7 +49,9 @@ from medsbench.board.redact import redact_value
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import sha256_file
 
-SCHEMA_VERSION = 2
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 3
 MODES = ("strict", "reference")
 KINDS = ("measured", "submission", "reported")
 STATUSES = ("pending", "approved")
@@ -51,6 +62,48 @@ _NAME_MAX = 100
 # Control characters (except none) are never allowed in display names.
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
+# Tables added by schema 3 (judged scores, paired comparisons); a schema-2 store gets them empty.
+_V3_TABLES = (
+    """CREATE TABLE IF NOT EXISTS judged_runs (
+  run TEXT PRIMARY KEY REFERENCES runs(name) ON DELETE CASCADE, sha256 TEXT NOT NULL, created TEXT,
+  template TEXT, rubrics TEXT NOT NULL, probes_version INTEGER, scale TEXT NOT NULL, judges TEXT NOT NULL,
+  headline TEXT NOT NULL, probe_totals TEXT NOT NULL, notes TEXT NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS judged_tasks (
+  run TEXT NOT NULL REFERENCES runs(name) ON DELETE CASCADE, task_id TEXT NOT NULL, category TEXT, language TEXT,
+  rubric TEXT, n INTEGER NOT NULL, n_failed_predictions INTEGER NOT NULL DEFAULT 0, n_scored INTEGER NOT NULL,
+  mean REAL, ci_lo REAL, ci_hi REAL, parse_failures INTEGER, parse_failure_rate REAL, errors INTEGER,
+  agreement_items INTEGER, alpha REAL, kappa REAL, exact REAL, within_one REAL,
+  judges TEXT NOT NULL, probes TEXT NOT NULL,
+  PRIMARY KEY (run, task_id)
+)""",
+    """CREATE TABLE IF NOT EXISTS judged_categories (
+  run TEXT NOT NULL REFERENCES runs(name) ON DELETE CASCADE, category TEXT NOT NULL, tasks TEXT NOT NULL,
+  n INTEGER NOT NULL, n_scored INTEGER NOT NULL, mean REAL, ci_lo REAL, ci_hi REAL, parse_failure_rate REAL,
+  judges TEXT NOT NULL,
+  PRIMARY KEY (run, category)
+)""",
+    """CREATE TABLE IF NOT EXISTS baselines (
+  run TEXT PRIMARY KEY REFERENCES runs(name) ON DELETE CASCADE,
+  baseline TEXT NOT NULL REFERENCES runs(name) ON DELETE CASCADE,
+  method TEXT NOT NULL, resamples INTEGER NOT NULL, seed INTEGER NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS comparisons (
+  run TEXT NOT NULL REFERENCES baselines(run) ON DELETE CASCADE, scope TEXT NOT NULL, key TEXT NOT NULL,
+  category TEXT, mode TEXT NOT NULL, metric TEXT NOT NULL, base REAL, tuned REAL, delta REAL NOT NULL,
+  ci_lo REAL NOT NULL, ci_hi REAL NOT NULL, p_value REAL NOT NULL, n INTEGER NOT NULL, n_tasks INTEGER,
+  only_in_run INTEGER, only_in_baseline INTEGER,
+  PRIMARY KEY (run, scope, key, mode, metric)
+)""",
+)
+_V3_COLUMNS = {
+    "runs": ("judged_sha256 TEXT", "store_version INTEGER"),
+    "predictions": ("extra TEXT",),
+}
+COMPARE_RESAMPLES = 1000
+COMPARE_METHOD = "permutation"
+COMPARE_SEED = 0
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS models (
@@ -59,7 +112,8 @@ CREATE TABLE IF NOT EXISTS models (
 CREATE TABLE IF NOT EXISTS runs (
   name TEXT PRIMARY KEY, model TEXT NOT NULL REFERENCES models(name), kind TEXT NOT NULL,
   status TEXT NOT NULL, source TEXT, manifest TEXT NOT NULL, results_sha256 TEXT, predictions_sha256 TEXT,
-  added TEXT NOT NULL, protocol TEXT, partial INTEGER NOT NULL DEFAULT 0, flags TEXT NOT NULL DEFAULT '[]'
+  added TEXT NOT NULL, protocol TEXT, partial INTEGER NOT NULL DEFAULT 0, flags TEXT NOT NULL DEFAULT '[]',
+  judged_sha256 TEXT, store_version INTEGER
 );
 CREATE TABLE IF NOT EXISTS task_info (
   run TEXT NOT NULL REFERENCES runs(name) ON DELETE CASCADE, task_id TEXT NOT NULL, category TEXT,
@@ -82,9 +136,10 @@ CREATE TABLE IF NOT EXISTS category_scores (
 CREATE TABLE IF NOT EXISTS predictions (
   run TEXT NOT NULL REFERENCES runs(name) ON DELETE CASCADE, seq INTEGER NOT NULL, task_id TEXT NOT NULL,
   item_id TEXT, input TEXT, output TEXT, reference TEXT, correct INTEGER, strict_correct INTEGER, error TEXT,
+  extra TEXT,
   PRIMARY KEY (run, seq)
 );
-"""
+""" + ";\n".join(_V3_TABLES) + ";\n"
 
 # Columns added by schema 2 (a schema-1 store is migrated in place: ALTER TABLE, manifests re-redacted).
 _V2_COLUMNS = {
@@ -162,8 +217,15 @@ class Store:
                 if fresh:
                     self.db.executescript(_SCHEMA)
                     self._set_default("schema_version", str(SCHEMA_VERSION))
-                elif (self.get_meta("schema_version") or "") == "1":
-                    self._migrate_v1()
+                else:
+                    # Each step is idempotent (columns and tables added only when missing): a migration
+                    # interrupted half-way is finished on the next open.
+                    stored = self.get_meta("schema_version") or ""
+                    if stored == "1":
+                        self._migrate_v1()
+                        stored = "2"
+                    if stored == "2":
+                        self._migrate_v2()
         except sqlite3.DatabaseError as exc:
             raise MedsbenchError(f"not a board store ({exc})", where=str(self.path)) from None
         version = int(self.get_meta("schema_version") or 0)
@@ -190,17 +252,29 @@ class Store:
             yield self.db
             self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('last_update', ?)", (_now(),))
 
-    def _migrate_v1(self) -> None:
-        """Schema 1 -> 2: the new columns (unknown for old rows) and manifests redacted again."""
-        for table, columns in _V2_COLUMNS.items():
+    def _add_columns(self, columns: dict[str, tuple[str, ...]]) -> None:
+        for table, cols in columns.items():
             have = {r["name"] for r in self.db.execute(f"PRAGMA table_info({table})")}
-            for col in columns:
+            for col in cols:
                 if col.split()[0] not in have:
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN {col}")
+
+    def _migrate_v1(self) -> None:
+        """Schema 1 -> 2: the new columns (unknown for old rows) and manifests redacted again."""
+        self._add_columns(_V2_COLUMNS)
         for r in self.db.execute("SELECT name, manifest FROM runs").fetchall():
             self.db.execute("UPDATE runs SET manifest = ? WHERE name = ?",
                             (_dump(redact_value(json.loads(r["manifest"]))), r["name"]))
-        self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+        self.db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+
+    def _migrate_v2(self) -> None:
+        """Schema 2 -> 3: judged-score and comparison tables (empty), ``runs.judged_sha256`` /
+        ``runs.store_version`` and ``predictions.extra`` (NULL for old rows: such a run is stored again,
+        not left unchanged, the next time it is added, and cannot be a comparison baseline before that)."""
+        self._add_columns(_V3_COLUMNS)
+        for ddl in _V3_TABLES:
+            self.db.execute(ddl)
+        self.db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
 
     def _set_default(self, key: str, value: str) -> None:
         self.db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", (key, value))
@@ -304,6 +378,7 @@ class Store:
         size: str | None = None,
         run_name: str | None = None,
         allow_partial: bool = False,
+        baseline: str | None = None,
     ) -> str:
         """Ingest ``runs/NAME`` (manifest.json, predictions.jsonl, results.json, read through the stage
         records). Returns ``"added"``, ``"updated"`` or ``"unchanged"``.
@@ -311,6 +386,12 @@ class Store:
         A run with failed items (a backend that gave up), or one that did not finish, is refused unless
         ``allow_partial``: failed items are missing, never scores of 0. A run none of whose items was
         answered is always refused: nothing was measured.
+
+        A ``judged.json`` in the folder (``medsbench judge``) is stored as the run's judged scores, after
+        checking that it judged this run's predictions; it is never mixed into the official columns.
+        ``baseline`` names another stored run this one is compared with (a tuned model vs its base): the
+        paired test over the items both share is computed here, and again whenever either run is added anew.
+        Without ``baseline`` an existing link of this run is kept.
         """
         from medsbench.models.spec import ModelSpec
         from medsbench.records import read_predictions
@@ -334,6 +415,7 @@ class Store:
         results = Results.load(results_path)
         rows = read_predictions(preds_path, format="jsonl")
         name = check_display_name(run_name or run_dir.resolve().name, "run name")
+        judged, judged_sha = _load_judged(run_dir, manifest, rows)
         model = check_display_name(model_name or ModelSpec.parse(manifest.model).display_name)
         protocol = _protocol_of(manifest, results, results_path)
         partial = _check_complete(manifest, results, rows, run_dir, allow_partial)
@@ -348,11 +430,20 @@ class Store:
         if existing is not None:
             if existing["kind"] == "reported":
                 raise MedsbenchError(f"run name {name!r} is taken by a reported (seeded) row")
+        linked = self.baseline_of(name) if existing is not None else None
+        if baseline is not None:
+            baseline = self._check_baseline(name, baseline)
+        else:
+            baseline = linked
+        if existing is not None:
             same = (
                 existing["results_sha256"] == res_sha
                 and existing["predictions_sha256"] == pred_sha
                 and existing["model"] == model
                 and existing["kind"] == kind
+                and existing["judged_sha256"] == judged_sha
+                and existing["store_version"] == SCHEMA_VERSION
+                and linked == baseline
             )
             if same:
                 return "unchanged"
@@ -371,6 +462,15 @@ class Store:
 
         flags = [f.as_dict() for f in suspicion_flags(rows)]
         verdicts = item_verdicts(rows)  # scored before the write transaction: readers are never held up
+        # Paired comparisons: this run against its baseline, and every run that has this one as baseline.
+        comparisons: dict[str, tuple[str, dict[str, Any]]] = {}
+        if baseline is not None:
+            comparisons[name] = (baseline, _compare(rows, self.scoring_rows(baseline), name, baseline))
+        for dep in self.db.execute("SELECT run FROM baselines WHERE baseline = ? AND run != ?", (name, name)).fetchall():
+            try:
+                comparisons[dep["run"]] = (name, _compare(self.scoring_rows(dep["run"]), rows, dep["run"], name))
+            except MedsbenchError as exc:  # the link is dropped with the old rows; say why
+                log.warning("run %r is no longer compared with %r: %s", dep["run"], name, exc)
         stored_manifest = redact_value(manifest.model_dump(mode="json"))
         if not isinstance(stored_manifest, dict):  # pragma: no cover - model_dump gives a dict
             raise MedsbenchError("manifest is not an object", where=str(run_dir / MANIFEST))
@@ -385,12 +485,17 @@ class Store:
             )
             db.execute(
                 "INSERT INTO runs(name, model, kind, status, source, manifest, results_sha256, predictions_sha256, added, "
-                "protocol, partial, flags) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "protocol, partial, flags, judged_sha256, store_version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (name, model, kind, status, None, _dump(stored_manifest), res_sha, pred_sha, _now(),
-                 protocol, int(partial), _dump(flags)),
+                 protocol, int(partial), _dump(flags), judged_sha, SCHEMA_VERSION),
             )
             self._insert_results(db, name, results, manifest, cat, rows)
             self._insert_predictions(db, name, rows, verdicts)
+            if judged is not None:
+                assert judged_sha is not None
+                _insert_judged(db, name, judged, judged_sha)
+            for run, (base, result) in comparisons.items():
+                _insert_comparison(db, run, base, result)
             self._drop_orphan_models(db)
         return "updated" if existing is not None else "added"
 
@@ -472,15 +577,56 @@ class Store:
 
     def _insert_predictions(self, db: sqlite3.Connection, run: str, rows: list[Any], verdicts: list[Any]) -> None:
         db.executemany(
-            "INSERT INTO predictions(run, seq, task_id, item_id, input, output, reference, correct, strict_correct, error) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO predictions(run, seq, task_id, item_id, input, output, reference, correct, strict_correct, error, "
+            "extra) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             [
                 (run, seq, r.task_id, r.id, r.input or "", r.output or "",
                  r.reference if r.reference is not None else (r.references[0] if r.references else ""),
-                 ref_ok, strict_ok, r.error)
+                 ref_ok, strict_ok, r.error, _dump(_row_extra(r)))
                 for seq, (r, (ref_ok, strict_ok)) in enumerate(zip(rows, verdicts))
             ],
         )
+
+    def scoring_rows(self, run: str) -> list[Any]:
+        """A stored run's prediction rows with every field the scorers read, exactly as its file had them."""
+        from medsbench.records import PredictionRow
+
+        out = []
+        for p in self.db.execute(
+            "SELECT task_id, item_id, input, output, reference, error, extra FROM predictions WHERE run = ? ORDER BY seq",
+            (run,),
+        ):
+            if p["extra"] is None:
+                raise MedsbenchError(
+                    f"run {run!r} was stored by an older medsbench (schema 2) without what scoring needs; "
+                    "add its run folder again first: medsbench board add RUN_DIR")
+            extra = json.loads(p["extra"])
+            nulls = set(extra.get("null", ()))
+            fields: dict[str, Any] = {
+                "task_id": p["task_id"], "id": p["item_id"], "category": extra.get("category"),
+                "language": extra.get("language"), "error": p["error"],
+                **{k: (None if k in nulls else p[k]) for k in ("input", "output", "reference")},
+            }
+            if "references" in extra:
+                fields["references"] = extra["references"]
+            out.append(PredictionRow(**fields))
+        return out
+
+    def _check_baseline(self, name: str, baseline: str) -> str:
+        if baseline == name:
+            raise MedsbenchError(f"run {name!r} cannot be its own baseline")
+        row = self.db.execute("SELECT kind FROM runs WHERE name = ?", (baseline,)).fetchone()
+        if row is None:
+            raise MedsbenchError(f"no stored run named {baseline!r} to compare with (add the base run first; "
+                                 "see `medsbench board list`)")
+        if row["kind"] == "reported":
+            raise MedsbenchError(f"{baseline!r} is a reported (seeded) row without predictions; a baseline must be a "
+                                 "run scored here")
+        return baseline
+
+    def baseline_of(self, run: str) -> str | None:
+        row = self.db.execute("SELECT baseline FROM baselines WHERE run = ?", (run,)).fetchone()
+        return None if row is None else row["baseline"]
 
     def _drop_orphan_models(self, db: sqlite3.Connection) -> None:
         db.execute("DELETE FROM models WHERE kind != 'reported' AND name NOT IN (SELECT model FROM runs)")
@@ -540,6 +686,199 @@ class Store:
 
     def prediction_count(self, run: str) -> int:
         return self.db.execute("SELECT COUNT(*) FROM predictions WHERE run = ?", (run,)).fetchone()[0]
+
+    def judged(self, run: str) -> dict[str, Any] | None:
+        """The judged scores of a run: ``{"run": row, "tasks": [rows], "categories": [rows]}`` (JSON columns
+        decoded), or None when the run was added without a ``judged.json``."""
+        head = self.db.execute("SELECT * FROM judged_runs WHERE run = ?", (run,)).fetchone()
+        if head is None:
+            return None
+        decode = ("rubrics", "scale", "judges", "probe_totals", "notes", "tasks", "probes")
+
+        def as_dict(r: sqlite3.Row) -> dict[str, Any]:
+            return {k: (json.loads(r[k]) if k in decode else r[k]) for k in r.keys()}
+
+        from medsbench.tasks.workspace import task_order
+
+        tasks = sorted((as_dict(r) for r in self.db.execute("SELECT * FROM judged_tasks WHERE run = ?", (run,))),
+                       key=lambda t: task_order(t["task_id"]))
+        cats = [as_dict(r) for r in self.db.execute("SELECT * FROM judged_categories WHERE run = ? ORDER BY category", (run,))]
+        return {"run": as_dict(head), "tasks": tasks, "categories": cats}
+
+    def comparison(self, run: str) -> dict[str, Any] | None:
+        """The paired comparison of ``run`` with its baseline: ``{"baseline", "method", "resamples", "seed",
+        "rows": [comparison rows]}``, or None when the run has no baseline."""
+        head = self.db.execute("SELECT * FROM baselines WHERE run = ?", (run,)).fetchone()
+        if head is None:
+            return None
+        rows = self.db.execute("SELECT * FROM comparisons WHERE run = ? ORDER BY scope, key, mode, metric", (run,)).fetchall()
+        return {"baseline": head["baseline"], "method": head["method"], "resamples": head["resamples"],
+                "seed": head["seed"], "rows": rows}
+
+
+# -- judged scores ----------------------------------------------------------------------------
+
+
+def _load_judged(run_dir: Path, manifest: Any, rows: list[Any]) -> tuple[Any, str | None]:
+    """``run_dir/judged.json`` through its one reader, checked against the run; (None, None) without one."""
+    from medsbench.records.judged import JUDGED, JudgedResults
+    from medsbench.tasks.catalog import catalog
+
+    path = run_dir / JUDGED
+    if not path.is_file():
+        return None, None
+    judged = JudgedResults.load(path)
+
+    def refuse(why: str) -> None:
+        raise MedsbenchError(
+            f"judged.json does not belong to this run ({why}); judge the run again (medsbench judge {run_dir}) "
+            "or move judged.json away", where=str(path))
+
+    if judged.model is not None and judged.model != manifest.model:
+        refuse(f"it judged model {judged.model!r}, manifest.json says {manifest.model!r}")
+    judged_folder = Path(judged.run).name
+    if judged_folder not in ("", ".", "..") and judged_folder != run_dir.resolve().name:
+        refuse(f"it judged the run folder {judged_folder!r}")
+    names = [j.name for j in judged.judges]
+    if not names or len(set(names)) != len(names):
+        refuse("its judge list is empty or repeats a name")
+    cat = catalog()
+    present: dict[str, int] = {}
+    answerable: dict[str, int] = {}
+    failed: dict[str, int] = {}
+    category: dict[str, str | None] = {}
+    for r in rows:  # what the judge selects: failed rows counted apart, rows without a reference skipped
+        present[r.task_id] = present.get(r.task_id, 0) + 1
+        entry = cat.get(r.task_id)
+        category.setdefault(r.task_id, entry.category if entry else r.category)
+        if r.failed:
+            failed[r.task_id] = failed.get(r.task_id, 0) + 1
+        elif (r.reference or "").strip():
+            answerable[r.task_id] = answerable.get(r.task_id, 0) + 1
+    limited: set[int] = set()
+    for tid, t in judged.tasks.items():
+        if tid not in present:
+            refuse(f"it judged task {tid}, which has no prediction in predictions.jsonl")
+        if t.category is not None and t.category != category[tid]:
+            refuse(f"{tid} is {category[tid]}, judged.json says {t.category}")
+        if t.n_failed_predictions != failed.get(tid, 0):
+            refuse(f"{tid}: it counts {t.n_failed_predictions} failed prediction(s), predictions.jsonl has {failed.get(tid, 0)}")
+        have = answerable.get(tid, 0)
+        if t.n > have:
+            refuse(f"{tid}: it judged {t.n} item(s), predictions.jsonl has {have} answered with a reference")
+        if set(t.judges) != set(names) or t.jury.n != t.n or any(s.n != t.n for s in t.judges.values()):
+            refuse(f"{tid}: its per-judge tables do not match its judge list or item count")
+        if t.n < have:
+            limited.add(t.n)
+    # Fewer items than predictions only as one --limit: every short task stops at the same count,
+    # and no task judged in full has more items than that.
+    if len(limited) > 1 or (limited and any(answerable.get(tid, 0) > min(limited)
+                                            for tid, t in judged.tasks.items() if t.n == answerable.get(tid, 0))):
+        refuse("its item counts match neither every prediction nor one --limit")
+    return judged, sha256_file(path)
+
+
+def headline_judge(judges: list[str]) -> str:
+    """The key of the score shown first: the jury, or the one judge when there is only one."""
+    return "jury" if len(judges) > 1 else judges[0]
+
+
+def _insert_judged(db: sqlite3.Connection, run: str, judged: Any, sha: str) -> None:
+    names = [j.name for j in judged.judges]
+    head = headline_judge(names)
+    judges = [{"name": j.name, "spec": redact_value(j.spec), "requests": j.requests, "cached": j.cached,
+               "errors": j.errors, "prompt_tokens": j.prompt_tokens, "output_tokens": j.output_tokens,
+               "cost_usd": j.cost_usd} for j in judged.judges]
+    db.execute(
+        "INSERT INTO judged_runs(run, sha256, created, template, rubrics, probes_version, scale, judges, headline, "
+        "probe_totals, notes) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (run, sha, judged.created, judged.template, _dump(judged.rubrics), judged.probes_version, _dump(judged.scale),
+         _dump(judges), head, _dump({k: {kind: p.model_dump(mode="json") for kind, p in v.items()}
+                                     for k, v in judged.probe_totals.items()}), _dump(judged.notes)),
+    )
+
+    def per_judge(s: Any) -> dict[str, Any]:
+        return {"mean": s.mean, "ci95": s.ci95, "n_scored": s.n_scored, "parse_failure_rate": s.parse_failure_rate,
+                "errors": s.errors}
+
+    for tid, t in judged.tasks.items():
+        j, a = t.jury, t.agreement
+        db.execute(
+            "INSERT INTO judged_tasks(run, task_id, category, language, rubric, n, n_failed_predictions, n_scored, mean, "
+            "ci_lo, ci_hi, parse_failures, parse_failure_rate, errors, agreement_items, alpha, kappa, exact, within_one, "
+            "judges, probes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (run, tid, t.category, t.language, t.rubric, t.n, t.n_failed_predictions, j.n_scored, j.mean,
+             j.ci95[0] if j.ci95 else None, j.ci95[1] if j.ci95 else None, j.parse_failures, j.parse_failure_rate,
+             j.errors, a.n_items if a else None, a.krippendorff_alpha if a else None, a.cohen_kappa if a else None,
+             a.exact if a else None, a.within_one if a else None,
+             _dump({name: per_judge(t.judges[name]) for name in names}),
+             _dump({k: {kind: p.model_dump(mode="json") for kind, p in v.items()} for k, v in t.probes.items()})),
+        )
+    for ckey, c in judged.categories.items():
+        members = [judged.tasks[tid] for tid in c.tasks if tid in judged.tasks]
+        ci = members[0].jury.ci95 if len(members) == 1 else None  # a one-task category: the task's CI
+        asked = sum(m.n * len(names) - m.jury.errors for m in members)  # judgements that came back
+        pfr = round(sum(m.jury.parse_failures for m in members) / asked, 4) if asked else None
+        db.execute(
+            "INSERT INTO judged_categories(run, category, tasks, n, n_scored, mean, ci_lo, ci_hi, parse_failure_rate, judges) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (run, ckey, _dump(c.tasks), c.n, sum(m.jury.n_scored for m in members), c.means.get(head),
+             ci[0] if ci else None, ci[1] if ci else None, pfr, _dump(c.means)),
+        )
+
+
+# -- paired comparisons -----------------------------------------------------------------------
+
+
+def _row_extra(r: Any) -> dict[str, Any]:
+    """What the ``predictions`` columns lose of a row and the scorers read (see :meth:`Store.scoring_rows`)."""
+    extra: dict[str, Any] = {"category": r.category, "language": r.language}
+    nulls = [k for k in ("input", "output", "reference") if getattr(r, k) is None]
+    if nulls:
+        extra["null"] = nulls
+    if r.references != ([r.reference] if r.reference is not None else []):
+        extra["references"] = r.references
+    return extra
+
+
+def _compare(rows: list[Any], base_rows: list[Any], run: str, baseline: str) -> dict[str, Any]:
+    """:func:`medsbench.metrics.compare.compare_rows` of a run (A) against its baseline (B)."""
+    from medsbench.metrics.compare import compare_rows
+
+    try:
+        return compare_rows(rows, base_rows, resamples=COMPARE_RESAMPLES, seed=COMPARE_SEED, method=COMPARE_METHOD)
+    except MedsbenchError as exc:
+        raise MedsbenchError(f"cannot compare run {run!r} with baseline {baseline!r}: {exc}") from None
+
+
+def _insert_comparison(db: sqlite3.Connection, run: str, baseline: str, result: dict[str, Any]) -> None:
+    db.execute("INSERT INTO baselines(run, baseline, method, resamples, seed) VALUES (?,?,?,?,?)",
+               (run, baseline, result["method"], result["resamples"], result["seed"]))
+    by_cat: dict[str, list[dict[str, Any]]] = {}
+    for tid, t in result["tasks"].items():
+        by_cat.setdefault(t["category"], []).append(t)
+        for mode in ("strict", "reference"):
+            for metric, v in t[mode].items():
+                db.execute(
+                    "INSERT INTO comparisons(run, scope, key, category, mode, metric, base, tuned, delta, ci_lo, ci_hi, "
+                    "p_value, n, only_in_run, only_in_baseline) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (run, "task", tid, t["category"], mode, metric, v["b"], v["a"], v["delta"], v["ci"][0], v["ci"][1],
+                     v["p_value"], t["n"], t["only_in_a"], t["only_in_b"]),
+                )
+    for ckey, c in result["categories"].items():
+        members = by_cat.get(ckey, [])
+        for mode in ("strict", "reference"):
+            for metric, v in c[mode].items():
+                # The category's values are the macro means of its tasks' (as the delta is the mean of theirs).
+                vals = [t[mode][metric] for t in members if metric in t[mode]]
+                base = round(sum(x["b"] for x in vals) / len(vals), 4) if len(vals) == len(members) and vals else None
+                tuned = round(sum(x["a"] for x in vals) / len(vals), 4) if len(vals) == len(members) and vals else None
+                db.execute(
+                    "INSERT INTO comparisons(run, scope, key, category, mode, metric, base, tuned, delta, ci_lo, ci_hi, "
+                    "p_value, n, n_tasks) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (run, "category", ckey, ckey, mode, metric, base, tuned, v["delta"], v["ci"][0], v["ci"][1],
+                     v["p_value"], sum(t["n"] for t in members), c["n_tasks"]),
+                )
 
 
 def _protocol_of(manifest: Any, results: Any, where: Path) -> str:

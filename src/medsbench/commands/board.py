@@ -57,15 +57,24 @@ def add_cmd(
     allow_partial: bool = typer.Option(
         False, "--allow-partial",
         help="Accept a run with failed items or one that did not finish (the board shows each score's coverage)."),
+    baseline: str = typer.Option(
+        None, "--baseline",
+        help="Name of a stored run to compare with (e.g. the base model of a tuned one): paired test per task and "
+             "category over the items both share, shown on the model page."),
     workspace: Path = WORKSPACE,
     store: Path = STORE,
 ) -> None:
-    """Add (or refresh) measured runs; re-adding an unchanged run does nothing."""
+    """Add (or refresh) measured runs, with their judged.json when present; re-adding an unchanged run does nothing."""
     with _locked((_store_path(workspace, store).parent, "board store")), _store(workspace, store) as st:
         for run in runs:
             status = st.add_run(run, model_name=model_name, description=description, link=link, size=size,
-                                allow_partial=allow_partial)
-            typer.echo(f"{run}: {status}")
+                                allow_partial=allow_partial, baseline=baseline)
+            name, notes = run.resolve().name, []
+            if st.judged(name) is not None:
+                notes.append("judged scores stored")
+            if (compared := st.baseline_of(name)) is not None:
+                notes.append(f"compared with {compared}")
+            typer.echo(f"{run}: {status}" + (f" ({'; '.join(notes)})" if notes else ""))
 
 
 @board_app.command("build")
@@ -139,6 +148,10 @@ def list_cmd(
                 details.append(f"coverage {100 * answered / (answered + failed):.0f}% ({failed} failed)")
             if r.partial:
                 details.append("partial")
+            if st.judged(r.name) is not None:
+                details.append("judged scores")
+            if (compared := st.baseline_of(r.name)) is not None:
+                details.append(f"compared with {compared}")
             typer.echo(r.name)
             typer.echo("    " + " · ".join(details))
             for flag in r.flags:

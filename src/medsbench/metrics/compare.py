@@ -1,5 +1,8 @@
 """Paired comparison of two prediction files over the same items (``medsbench compare A B``).
 
+:func:`compare_rows` does the work on prediction rows (the board compares stored runs with it);
+:func:`compare_predictions` reads two files and calls it.
+
 Items are matched per task by instance id (JSONL) or by input text (CSV, or when ids are
 missing); only items present in both files are compared. For each task and each category
 (macro average over its tasks) we report A, B, their difference, a paired bootstrap CI of
@@ -9,6 +12,7 @@ the difference and a permutation-test p-value, in strict and reference mode.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -36,6 +40,22 @@ def compare_predictions(
     """Per task and per category: metric of A and B, delta, CI of delta, p-value (both modes)."""
     rows_a = read_predictions(path_a, format=format)
     rows_b = read_predictions(path_b, format=format)
+    return {"a": str(path_a), "b": str(path_b), **compare_rows(rows_a, rows_b, resamples=resamples, seed=seed, method=method)}
+
+
+def compare_rows(
+    rows_a: Sequence[PredictionRow],
+    rows_b: Sequence[PredictionRow],
+    *,
+    resamples: int = 1000,
+    seed: int = 0,
+    method: str = "permutation",
+) -> dict[str, Any]:
+    """The paired comparison of two systems' prediction rows (the work behind :func:`compare_predictions`).
+
+    Returns ``{"method", "resamples", "seed", "tasks", "categories"}``; deltas are A - B.
+    """
+    rows_a, rows_b = list(rows_a), list(rows_b)
     ids_a = all(r.id is not None for r in rows_a)
     ids_b = all(r.id is not None for r in rows_b)
     if not (ids_a and ids_b):  # CSV submissions: pair by task id + input
@@ -83,8 +103,6 @@ def compare_predictions(
             out[mode] = {k: _r(v) for k, v in res.items()}
         categories[cat] = out
     return {
-        "a": str(path_a),
-        "b": str(path_b),
         "method": method,
         "resamples": resamples,
         "seed": seed,
