@@ -200,3 +200,21 @@ def test_hf_backend_cuts_a_real_generation_at_the_category_stop(tiny_model_dir, 
         assert row["output_tokens"] < 24 and not row["hit_cap"]
     scores = json.loads((tmp_path / "ours" / "results.json").read_text())["tasks"][entry.id]
     assert scores["hit_cap_rate"] == 0.0
+
+
+def test_resuming_a_run_whose_stop_strings_changed_is_refused(tmp_path, monkeypatch):
+    """Rows journaled with the old stops must not be mixed with rows generated under new ones."""
+    from medsbench.errors import MedsbenchError
+    from medsbench.pipeline import run_eval
+    from medsbench.records.manifest import RunManifest
+
+    ws = make_workspace(tmp_path / "ws", n_mcqa=3, n_ner=3)
+    _add_hoc(ws)
+    run_eval(Recording(), "task57,task106", workspace=ws, out=tmp_path / "r", progress=False)
+    manifest = RunManifest.load(tmp_path / "r")
+    manifest.status = "interrupted"
+    manifest.save(tmp_path / "r")
+    changed = dataclasses.replace(MEDSBENCH, category_stop=(("text_classification", ("###",)),))
+    monkeypatch.setitem(PROTOCOLS, "medsbench", changed)
+    with pytest.raises(MedsbenchError, match=r"generation settings \(stop\) of task106 changed since the run started"):
+        run_eval(Recording(), None, workspace=ws, out=tmp_path / "r", resume=True, progress=False)

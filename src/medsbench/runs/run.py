@@ -521,6 +521,17 @@ def _new_manifest(
         deviations=deviations,
         command=[redact_text(a) for a in sys.argv],  # a spec on the command line may carry credentials
     )
+    if prev is not None:
+        # Rows journaled before a kill were generated with the recorded settings: a plan that now differs
+        # (e.g. another medsbench version's stop strings or token limits) would mix two settings in one run.
+        for key in ("max_new_tokens", "stop"):
+            old, new = prev.generation.get(key) or {}, manifest.generation.get(key) or {}
+            moved = sorted(t for t in set(old) | set(new) if old.get(t) != new.get(t))
+            if moved:
+                raise MedsbenchError(
+                    f"the generation settings ({key.replace('_', ' ')}) of {', '.join(moved)} changed since the run "
+                    "started (another medsbench version or protocol table): start a new run"
+                )
     if prev is not None:  # the run's identity stays the one it started with
         manifest.started = prev.started
         manifest.command = prev.command
