@@ -236,6 +236,12 @@ def test_a_judged_json_of_another_run_is_refused(tmp_path, pair):
     tuned = _copy_run(pair, TUNED, tmp_path)
     rows = [r for i, r in enumerate(read_predictions(tuned / "predictions.jsonl")) if r.task_id != "task114" or i % 5]
     record_run(tuned, pair["files"], rows, spec="hf:/models/smol-tuned")
+    with Store(tmp_path / "board2.sqlite") as store, pytest.raises(MedsbenchError, match=r"it judged another predictions.jsonl \(sha256 differs\)"):
+        store.add_run(tuned)
+    # A judged.json from before predictions_sha256 was recorded: caught by the item counts.
+    data = json.loads((tuned / "judged.json").read_text())
+    assert data.pop("predictions_sha256")
+    (tuned / "judged.json").write_text(json.dumps(data))
     with Store(tmp_path / "board2.sqlite") as store, pytest.raises(MedsbenchError, match=r"task114: it judged 30 item\(s\), predictions.jsonl has 24"):
         store.add_run(tuned)
     # A judged.json written for another run folder.
@@ -386,6 +392,7 @@ def test_baseline_is_recomputed_when_either_run_changes(tmp_path, pair):
         rows = read_predictions(base / "predictions.jsonl")
         kept = [r for i, r in enumerate(rows) if r.task_id != "task57" or i % 2 == 0]
         record_run(base, pair["files"], kept, spec="hf:/models/smol-base")
+        (base / "judged.json").unlink(missing_ok=True)  # it judged the old predictions.jsonl (refused otherwise)
         assert store.add_run(base, model_name=BASE_MODEL) == "updated"
         after = _stored(store, TUNED)
         assert after != before and after[("task", "task57", "strict", "accuracy")]["n"] == N_MCQA // 2

@@ -739,6 +739,8 @@ def _load_judged(run_dir: Path, manifest: Any, rows: list[Any]) -> tuple[Any, st
     judged_folder = Path(judged.run).name
     if judged_folder not in ("", ".", "..") and judged_folder != run_dir.resolve().name:
         refuse(f"it judged the run folder {judged_folder!r}")
+    if judged.predictions_sha256 is not None and judged.predictions_sha256 != sha256_file(run_dir / "predictions.jsonl"):
+        refuse("it judged another predictions.jsonl (sha256 differs)")
     names = [j.name for j in judged.judges]
     if not names or len(set(names)) != len(names):
         refuse("its judge list is empty or repeats a name")

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from medsbench.errors import MedsbenchError
-from medsbench.fileio import write_jsonl
+from medsbench.fileio import sha256_file, write_jsonl
 from medsbench.judge.reliability import (
     PROBE_KINDS,
     JudgeItem,
@@ -451,6 +451,7 @@ def judge_run(
     result = JudgedResults(
         run=str(run_dir),
         model=manifest.model if manifest else None,
+        predictions_sha256=sha256_file(pred_path),
         created=now(),
         template=template.ref,
         rubrics={r.id: r.ref for r in {id(r): r for r in rubric_of.values()}.values()},

@@ -88,6 +88,7 @@ class JudgedResults(Record):
     schema_version: int = SCHEMA_VERSION
     run: str
     model: str | None = None  # the judged run's model spec (from its manifest)
+    predictions_sha256: str | None = None  # of the predictions.jsonl that was judged (older files: None)
     created: str
     template: str  # prompt template id@version
     rubrics: dict[str, str]  # rubric id -> id@version
