@@ -6,17 +6,20 @@ new tokens and, between chunks, drop finished rows from the batch *and* from
 the KV cache, then continue the survivors from the cache (no re-prefill). In
 fp32 this gives the same tokens as one uninterrupted ``generate`` (tested).
 
-Prompts of one task start with the same tokens (chat header + definition). On a
-CPU the prompt forward pass is most of the work and it is compute bound, so the
-token prefix common to a batch (at least ``share_prefix`` tokens) is run once at
-batch size 1 and its KV cache copied to every row; each row is then laid out as
-``prefix + padding + rest`` (padding in the middle, masked; positions follow
-the mask, so every real token keeps its unpadded position) and generation
-continues from that cache. The last prefix cache is kept for the next batch.
+Prompt forward passes are most of the work on a CPU, and they are compute bound:
+batching them gains nothing there while padding wastes compute (bench/eval_bench.py). So
+each row's prompt (all but its last token) runs alone, without padding, and the rows' KV
+caches are then left-padded into one batch cache; ``generate`` continues from it with the
+last prompt token of every row. Prompts of one task also start with the same tokens
+(chat header + definition): a prefix common to the batch (at least ``share_prefix``
+tokens) runs once and every row starts from a copy of its cache; the last prefix cache is
+kept for the next batch. Models whose cache is not a plain ``DynamicCache`` (sliding
+windows, recurrent layers) get the padded batch prefill of ``generate`` instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
@@ -66,6 +69,14 @@ def _cache_kwarg() -> str:
     from transformers.generation.utils import GenerateDecoderOnlyOutput
 
     return "cache" if "cache" in getattr(GenerateDecoderOnlyOutput, "__dataclass_fields__", {}) else "past_key_values"
+
+
+@contextlib.contextmanager
+def _quiet_cache_notice() -> Iterator[None]:
+    """Per-step deprecation notices about the KV-cache argument name would break progress bars."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`past_key_values` is deprecated", category=FutureWarning)
+        yield
 
 
 class HFBackend(BaseBackend):
@@ -249,31 +260,25 @@ class HFBackend(BaseBackend):
 
         self.calls += 1
         pad = self.tokenizer.pad_token_id
-        shared = self._shared_prefix_length([ids for _, ids in batch])
-        head = batch[0][1][:shared]
-        width = max(len(ids) for _, ids in batch) - shared
-        # prefix + padding + rest (shared == 0: plain left padding)
-        input_ids = torch.tensor([head + [pad] * (width - len(ids) + shared) + ids[shared:] for _, ids in batch],
-                                 device=self.device)
-        mask = torch.tensor([[1] * shared + [0] * (width - len(ids) + shared) + [1] * (len(ids) - shared)
-                             for _, ids in batch], device=self.device)
+        width = max(len(ids) for _, ids in batch)
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for _, ids in batch], device=self.device)
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for _, ids in batch], device=self.device)
         limit = max(r.max_new_tokens for r, _ in batch)
         n = len(batch)
         new_tokens: list[list[int]] = [[] for _ in range(n)]
         stops = [tuple(s for s in r.stop if s) for r, _ in batch]
-        seconds = [0.0] * n
         active = list(range(n))  # batch rows still generating, in the order of the current tensors
         done_steps = 0
-        cache = self._prefix_cache(head, n) if shared else None
+        t0 = time.perf_counter()
+        cache = self._prefill([ids for _, ids in batch])
+        seconds = [(time.perf_counter() - t0) / n] * n
         eos = set(self.eos_ids)
         while active:
             step = limit - done_steps
             if self.prune_every > 0:
                 step = min(step, self.prune_every)
             t0 = time.perf_counter()
-            with torch.no_grad(), warnings.catch_warnings():
-                # Per-step deprecation notices about the KV-cache argument name would break progress bars.
-                warnings.filterwarnings("ignore", message=r"`past_key_values` is deprecated", category=FutureWarning)
+            with torch.no_grad(), _quiet_cache_notice():
                 out = self.model.generate(
                     input_ids=input_ids,
                     attention_mask=mask,
@@ -314,8 +319,8 @@ class HFBackend(BaseBackend):
             active = [active[p] for p in still]
 
     def _shared_prefix_length(self, rows: list[list[int]]) -> int:
-        """Tokens every row starts with, if at least ``share_prefix`` of them (else 0); one token of the
-        shortest row is always left out so that every row has input of its own."""
+        """Tokens every row starts with, if at least ``share_prefix`` of them (else 0); the last token of
+        the shortest row is always left out (it is the first input of ``generate``)."""
         if self.share_prefix <= 0 or len(rows) < 2:
             return 0
         first, n = rows[0], min(len(r) for r in rows) - 1
@@ -326,24 +331,55 @@ class HFBackend(BaseBackend):
             n = k
         return n if n >= self.share_prefix else 0
 
-    def _prefix_cache(self, head: list[int], rows: int) -> Any:
-        """A KV cache of ``head`` for ``rows`` rows; the batch-size-1 forward pass is reused while the
-        prefix stays the same (the prompts of one task)."""
-        import copy
-
+    def _forward(self, ids: list[int], cache: Any = None) -> Any:
+        """One batch-size-1 forward pass of ``ids`` after ``cache``; returns the grown cache."""
         import torch
+
+        kwargs = {self._cache_kwarg: cache} if cache is not None else {}
+        if "logits_to_keep" in inspect.signature(self.model.forward).parameters:
+            kwargs["logits_to_keep"] = 1
+        with torch.no_grad(), _quiet_cache_notice():
+            out = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True, **kwargs)
+        return getattr(out, self._cache_kwarg)
+
+    def _prefix_cache(self, head: list[int]) -> Any:
+        """A copy of the KV cache of ``head`` (computed once while the prefix stays the same)."""
+        import copy
 
         key = tuple(head)
         if self._prefix is None or self._prefix[0] != key:
             self._prefix = None  # free the old one first
-            extra = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(self.model.forward).parameters else {}
-            with torch.no_grad():
-                out = self.model(input_ids=torch.tensor([head], device=self.device), use_cache=True, **extra)
-            self._prefix = (key, getattr(out, self._cache_kwarg))
-        cache = copy.deepcopy(self._prefix[1])
-        cache.batch_repeat_interleave(rows)
-        self.prefix_tokens_shared += len(head) * rows
-        return cache
+            self._prefix = (key, self._forward(head))
+        self.prefix_tokens_shared += len(head)
+        return copy.deepcopy(self._prefix[1])
+
+    def _prefill(self, rows: list[list[int]]) -> Any:
+        """The KV cache of every row's prompt but its last token, computed one row at a time (after a shared
+        prefix's cache, if any) and left-padded into one batch cache of ``max(len) - 1`` positions; ``None``
+        when the model's cache is not made of plain dynamic layers (``generate`` then prefills the batch)."""
+        import torch
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        if min(len(r) for r in rows) < 2:
+            return None
+        shared = self._shared_prefix_length(rows)
+        width = max(len(r) for r in rows) - 1
+        caches = []
+        for r in rows:
+            cache, start = (self._prefix_cache(r[:shared]), shared) if shared else (None, 0)
+            if len(r) - 1 > start:
+                cache = self._forward(r[start:-1], cache)
+            if not all(type(layer) is DynamicLayer for layer in cache.layers):
+                return None
+            caches.append(cache)
+        layers = []
+        for i in range(len(caches[0].layers)):
+            pads = [width - c.layers[i].keys.shape[-2] for c in caches]
+            keys = torch.cat([torch.nn.functional.pad(c.layers[i].keys, (0, 0, p, 0)) for c, p in zip(caches, pads)])
+            values = torch.cat([torch.nn.functional.pad(c.layers[i].values, (0, 0, p, 0)) for c, p in zip(caches, pads)])
+            layers.append((keys, values))
+        return DynamicCache(layers)
 
     def close(self) -> None:
         self.model = None
