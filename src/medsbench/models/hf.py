@@ -367,9 +367,9 @@ class HFBackend(BaseBackend):
         width = max(len(r) for r in rows) - 1
         caches = []
         for r in rows:
-            cache, start = (self._prefix_cache(r[:shared]), shared) if shared else (None, 0)
-            if len(r) - 1 > start:
-                cache = self._forward(r[start:-1], cache)
+            cache: Any = self._prefix_cache(r[:shared]) if shared else None
+            if len(r) - 1 > shared:  # (shared <= len(r) - 1 for every row: see _shared_prefix_length)
+                cache = self._forward(r[shared:-1], cache)
             if not all(type(layer) is DynamicLayer for layer in cache.layers):
                 return None
             caches.append(cache)
