@@ -1,7 +1,7 @@
 """Generation speed, one run, same prompts: the official one-at-a-time loop, lm-evaluation-harness,
 medsbench's hf backend (with and without prefix sharing) and its vllm backend against raw vLLM.
 
-    python bench/eval_bench.py [--workload medqa|mixed] [--n 32] [--max-new-tokens 200] [--threads 2]
+    python bench/eval_bench.py [--workload medqa|mixed] [--n 32] [--max-new-tokens 200] [--threads 2] [--batch-size 16]
         [--ways loop,lmeval,hf-noshare,hf,vllm] [--lmeval-python PY] [--vllm-python PY]
 
 Prompts (rendered once by SmolLM2-135M-Instruct's chat template, the embedded default model; written to
@@ -106,7 +106,7 @@ def way_hf(spec: dict, share: bool) -> dict:
     from medsbench.models.base import Request
     from medsbench.models.hf import HFBackend
 
-    backend = HFBackend(spec["model"], batch_size=16, share_prefix=16 if share else 0)
+    backend = HFBackend(spec["model"], batch_size=spec["batch_size"], share_prefix=16 if share else 0)
     reqs = [Request(str(i), prompt=t, max_new_tokens=spec["max_new_tokens"]) for i, t in enumerate(spec["texts"])]
     t0 = time.perf_counter()
     by_id = {}
@@ -126,7 +126,7 @@ def way_lmeval(spec: dict) -> dict:
     from lm_eval.models.huggingface import HFLM
 
     torch.set_num_threads(spec["threads"])
-    lm = HFLM(pretrained=spec["model"], batch_size=16, dtype="float32", device="cpu")
+    lm = HFLM(pretrained=spec["model"], batch_size=spec["batch_size"], dtype="float32", device="cpu")
     stop = lm.tokenizer.decode(spec["eos_ids"][0])
     reqs = [Instance(request_type="generate_until", doc={}, idx=0,
                      arguments=(t, {"until": [stop], "max_gen_toks": spec["max_new_tokens"], "do_sample": False}))
@@ -155,6 +155,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--max-new-tokens", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=16, help="hf backend and lm-eval batch size")
     ap.add_argument("--ways", default="loop,lmeval,hf-noshare,hf,vllm")
     ap.add_argument("--lmeval-python", default=None, help="interpreter with lm_eval (default: this one if it has it)")
     ap.add_argument("--vllm-python", default=str(REPO / ".venv-vllm" / "bin" / "python"))
@@ -182,7 +183,7 @@ def main() -> None:
     texts = [renderer.render(it["prompt"]).text for it in items]
     lengths = sorted(len(renderer._encode(t)) for t in texts)
     spec = {"model": model, "texts": texts, "tasks": [it["task"] for it in items], "max_new_tokens": args.max_new_tokens, "eos_ids": renderer.eos_ids,
-            "threads": args.threads}
+            "threads": args.threads, "batch_size": args.batch_size}
     del renderer
     print(f"workload {args.workload}: {len(texts)} prompts ({', '.join(sorted({it['task'] for it in items}))}), "
           f"prompt tokens median {lengths[len(lengths) // 2]} max {lengths[-1]}, <= {args.max_new_tokens} new tokens, "

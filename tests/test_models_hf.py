@@ -104,9 +104,12 @@ def test_shared_prompt_prefix_does_not_change_fp32_greedy_outputs(lively_dir):
         assert _tokens(backend, reqs) == ref, (size, prune)
         head = backend._shared_prefix_length([backend._encode(r.prompt) for r in reqs])
         assert head >= 30 and backend.prefix_tokens_shared >= head * len(reqs)
-    # Too short a common prefix (or sharing off): plain left padding, nothing shared.
+    # Too short a common prefix (or sharing off): every row from its own prompt, nothing shared;
+    # and the padded batch prefill of generate (what accelerators get) gives the same tokens.
     off = HFBackend(str(lively_dir), batch_size=4, threads=1, share_prefix=10_000)
     assert _tokens(off, reqs) == ref and off.prefix_tokens_shared == 0
+    batched = HFBackend(str(lively_dir), batch_size=4, threads=1, row_prefill=False)
+    assert _tokens(batched, reqs) == ref and batched.prefix_tokens_shared == 0
 
 
 def test_stop_ids_context_identity_and_counts(tiny_model_dir):

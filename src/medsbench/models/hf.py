@@ -14,7 +14,8 @@ last prompt token of every row. Prompts of one task also start with the same tok
 (chat header + definition): a prefix common to the batch (at least ``share_prefix``
 tokens) runs once and every row starts from a copy of its cache; the last prefix cache is
 kept for the next batch. Models whose cache is not a plain ``DynamicCache`` (sliding
-windows, recurrent layers) get the padded batch prefill of ``generate`` instead.
+windows, recurrent layers), and accelerators (``row_prefill`` defaults to CPU only), get the
+padded batch prefill of ``generate`` instead.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ class HFBackend(BaseBackend):
         threads: int | None = None,
         revision: str | None = None,
         share_prefix: int = 16,
+        row_prefill: bool | None = None,
     ):
         torch = require("torch", "hf", "the hf backend")
         transformers = require("transformers", "hf", "the hf backend")
@@ -116,6 +118,8 @@ class HFBackend(BaseBackend):
         self.trust_remote_code = trust_remote_code
         self.prune_every = int(prune_every)
         self.share_prefix = int(share_prefix)
+        # One row at a time pays on CPUs (compute bound, no padding); accelerators prefer one padded batch.
+        self.row_prefill = str(device).startswith("cpu") if row_prefill is None else bool(row_prefill)
         self._prefix: tuple[tuple[int, ...], Any] | None = None  # (token ids, KV cache at batch size 1)
         self.revision = revision
         hub = {"revision": revision} if revision else {}
@@ -361,7 +365,7 @@ class HFBackend(BaseBackend):
         from transformers import DynamicCache
         from transformers.cache_utils import DynamicLayer
 
-        if min(len(r) for r in rows) < 2:
+        if not self.row_prefill or min(len(r) for r in rows) < 2:
             return None
         shared = self._shared_prefix_length(rows)
         width = max(len(r) for r in rows) - 1
