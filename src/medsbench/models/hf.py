@@ -13,7 +13,8 @@ caches are then left-padded into one batch cache; ``generate`` continues from it
 last prompt token of every row. Prompts of one task also start with the same tokens
 (chat header + definition): a prefix common to the batch (at least ``share_prefix``
 tokens) runs once and every row starts from a copy of its cache; the last prefix cache is
-kept for the next batch. Models whose cache is not a plain ``DynamicCache`` (sliding
+kept for the next batch. Decoding continues in a cache that grows in place
+(:mod:`medsbench.models.kv`) instead of copying itself at every step. Models whose cache is not a plain ``DynamicCache`` (sliding
 windows, recurrent layers), and accelerators (``row_prefill`` defaults to CPU only), get the
 padded batch prefill of ``generate`` instead.
 """
@@ -362,8 +363,9 @@ class HFBackend(BaseBackend):
         prefix's cache, if any) and left-padded into one batch cache of ``max(len) - 1`` positions; ``None``
         when the model's cache is not made of plain dynamic layers (``generate`` then prefills the batch)."""
         import torch
-        from transformers import DynamicCache
         from transformers.cache_utils import DynamicLayer
+
+        from medsbench.models.kv import growing_cache
 
         if not self.row_prefill or min(len(r) for r in rows) < 2:
             return None
@@ -383,7 +385,7 @@ class HFBackend(BaseBackend):
             keys = torch.cat([torch.nn.functional.pad(c.layers[i].keys, (0, 0, p, 0)) for c, p in zip(caches, pads)])
             values = torch.cat([torch.nn.functional.pad(c.layers[i].values, (0, 0, p, 0)) for c, p in zip(caches, pads)])
             layers.append((keys, values))
-        return DynamicCache(layers)
+        return growing_cache(layers)
 
     def close(self) -> None:
         self.model = None
