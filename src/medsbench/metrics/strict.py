@@ -60,6 +60,18 @@ _ANSWER_PHRASES = [
     r"(?:правильн\w*\s+)?(?:ответ\w*|вариант\w*)\s*(?:это|[-—–:])?",
 ]
 _ANSWER_RE = re.compile("(?:" + "|".join(_ANSWER_PHRASES) + ")", re.IGNORECASE)
+# The phrases an ASCII text can contain (the others need a Chinese, Japanese, French "é" or
+# Cyrillic character), all lower-case: on an ASCII text, this case-sensitive pattern over
+# text.lower() finds exactly the matches (same positions) of _ANSWER_RE over the text, ~10x faster.
+_ASCII_PHRASES = (0, 1, 2, 7, 8)
+_ANSWER_RE_LOWER = re.compile("(?:" + "|".join(_ANSWER_PHRASES[i] for i in _ASCII_PHRASES) + ")")
+
+
+def _answer_phrases(text: str) -> Iterable[re.Match[str]]:
+    """``_ANSWER_RE.finditer(text)`` (match positions; read groups from ``text`` itself)."""
+    if text.isascii():
+        return _ANSWER_RE_LOWER.finditer(text.lower())
+    return _ANSWER_RE.finditer(text)
 _WRAP_OPEN = r"[\s(\[（【*「\"'`]*"
 _WRAP_CLOSE = r"[)\]）】*」\"'`]*"
 _OPTION_WORD = r"(?:(?:option|choice|opción|opcion|вариант)\s+)?"
@@ -78,6 +90,8 @@ _OPTION_LINE = re.compile(r"^\s*\(?([A-J])[.)：:]\s*(.+?)\s*$", re.MULTILINE)
 
 def normalize(text: str) -> str:
     """NFKC (full-width letters and colons) and homoglyph letters."""
+    if text.isascii():  # NFKC leaves ASCII as it is, and every homoglyph is non-ASCII
+        return text
     return unicodedata.normalize("NFKC", text).translate(_HOMOGLYPHS)
 
 
@@ -102,7 +116,7 @@ def parse_options(input_text: str | None) -> dict[str, str]:
 
 def _letters_after_phrases(text: str) -> list[str]:
     letters: list[str] = []
-    for m in _ANSWER_RE.finditer(text):
+    for m in _answer_phrases(text):
         # matching at m.end() equals matching the tail text[m.end():]: neither pattern looks
         # behind its start (no lookbehind, \b or ^ before the first character it consumes)
         hit = _LIST_AFTER_PHRASE.match(text, m.end())
@@ -180,9 +194,9 @@ def _label_regex(labels: tuple[str, ...]) -> re.Pattern[str]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _alternatives_regex(alts: tuple[str, ...]) -> re.Pattern[str]:
+def _alternatives_regex(alts: tuple[str, ...], ignore_case: bool = True) -> re.Pattern[str]:
     body = "|".join(re.escape(a).replace(r"\ ", r"\s+") for a in alts) or r"(?!x)x"
-    return re.compile(r"(?<!\w)(" + body + r")(?!\w)", re.IGNORECASE)
+    return re.compile(r"(?<!\w)(" + body + r")(?!\w)", re.IGNORECASE if ignore_case else 0)
 
 
 @functools.lru_cache(maxsize=256)
@@ -205,6 +219,8 @@ def labels_in(text: str, labels: tuple[str, ...]) -> set[str]:
         alts = tuple(a for a, first in _label_first_words(labels) if first is None or first in low)
         if not alts:
             return set()
+        if all(a.isascii() for a in alts):  # lower-case ASCII labels: case-sensitive over text.lower()
+            return {_norm_label(m.group(1)) for m in _alternatives_regex(alts, False).finditer(low)}
         rx = _alternatives_regex(alts)
     else:
         rx = _label_regex(labels)
@@ -228,6 +244,14 @@ def gold_label(family: str, gold: str) -> str:
     return _norm_label(text)
 
 
+@functools.lru_cache(maxsize=64)
+def _lower_pattern(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    """A lower-case ASCII ``re.IGNORECASE`` pattern, case-sensitive (for ASCII text.lower())."""
+    if not pattern.pattern.isascii() or pattern.pattern != pattern.pattern.lower():
+        raise ValueError(f"not a lower-case ASCII pattern: {pattern.pattern!r}")
+    return re.compile(pattern.pattern, pattern.flags & ~re.IGNORECASE)
+
+
 def _line_from(text: str, start: int) -> str:
     """``text[start:].split("\n")[0]`` without copying the rest of the text."""
     end = text.find("\n", start)
@@ -236,9 +260,13 @@ def _line_from(text: str, start: int) -> str:
 
 def _answer_spans(family: str, text: str) -> Iterable[str]:
     prefix = PREFIXES.get(family) or _GENERIC_PREFIX
-    spans = [_line_from(text, m.end()) for m in prefix.finditer(text)]
+    if text.isascii():  # the prefixes are lower-case ASCII: the same matches, case-sensitively
+        found = _lower_pattern(prefix).finditer(text.lower())
+    else:
+        found = prefix.finditer(text)
+    spans = [_line_from(text, m.end()) for m in found]
     if family == "yesno_mcqa":
-        spans += [_line_from(text, m.end()) for m in _ANSWER_RE.finditer(text)]
+        spans += [_line_from(text, m.end()) for m in _answer_phrases(text)]
     if spans:
         yield " ".join(spans)
     yield _line_from(text, 0)
