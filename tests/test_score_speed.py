@@ -227,3 +227,10 @@ def test_normalize_leaves_ascii_alone_as_nfkc_does():
 
     for c in map(chr, range(128)):
         assert S.normalize(c * 3) == unicodedata.normalize("NFKC", c * 3).translate(S._HOMOGLYPHS)
+
+
+def test_small_batches_split_texts_between_calls_without_changing_tokens(real_texts, monkeypatch):
+    texts = real_texts["en"][:150] + EDGE
+    whole = T.word_tokenize_many(texts)
+    monkeypatch.setattr(T, "BATCH_MAX_CHARS", 300)  # most texts now straddle several batches
+    assert T.word_tokenize_many(texts) == whole

@@ -164,31 +164,36 @@ def _sentence_tokenizer():
 
         def _break_spans(self, text: str) -> list[tuple[int, int]]:
             """(start, stop) of NLTK's sentence slices before realignment."""
-            spans: list[tuple[int, int]] = []
-            last_break = 0
-            contains = self.text_contains_sentbreak
             rfind = text.rfind
             spaces = [c for c in " \t\n\r\x0b\x0c" if c in text]  # NLTK's string.whitespace
+            space = spaces[0] if len(spaces) == 1 else None
+            # candidates and their contexts: NLTK's _match_potential_end_contexts
+            candidates = []
             prev = None
             prev_start = prev_stop = 0
-
-            def decide(match, context: str) -> None:
-                nonlocal last_break
-                if contains(context):
-                    spans.append((last_break, match.end()))
-                    last_break = match.start("next_tok") if match.group("next_tok") else match.end()
-
             for match in self._lang_vars._re_period_context.finditer(text):
                 start = match.start()
                 # the previous word starts after the last whitespace of text[prev_stop:start]
                 # (NLTK treats whitespace at offset 0 of that piece as none)
-                ws = max([rfind(c, prev_stop, start) for c in spaces], default=-1)
+                ws = rfind(space, prev_stop, start) if space else max([rfind(c, prev_stop, start) for c in spaces], default=-1)
                 word_start = ws + 1 if ws > prev_stop else prev_start
                 if prev is not None and prev_stop <= word_start:
-                    decide(prev, text[prev_start:prev_stop] + prev.group() + prev.group("after_tok"))
+                    # word + end char + after_tok (which the lookahead matches right after the char)
+                    candidates.append((prev, text[prev_start : prev.end("after_tok")]))
                 prev, prev_start, prev_stop = match, word_start, start
             if prev is not None:
-                decide(prev, text[prev_start:prev_stop] + prev.group() + prev.group("after_tok"))
+                candidates.append((prev, text[prev_start : prev.end("after_tok")]))
+            # NLTK's _slices_from_text
+            spans: list[tuple[int, int]] = []
+            last_break = 0
+            decisions = self._decisions
+            for match, context in candidates:
+                brk = decisions.get(context)
+                if brk is None:
+                    brk = self.text_contains_sentbreak(context)
+                if brk:
+                    spans.append((last_break, match.end()))
+                    last_break = match.start("next_tok") if match.group("next_tok") else match.end()
             spans.append((last_break, len(text.rstrip())))
             return spans
 
@@ -410,6 +415,10 @@ class _BatchTreebank:
         return self.any_contraction.search(text) is not None
 
     def tokenize_sentences(self, sentences: Sequence[str]) -> list[list[str]]:
+        return self.tokenize_groups(sentences, [1] * len(sentences))
+
+    def tokenize_groups(self, sentences: Sequence[str], counts: Sequence[int]) -> list[list[str]]:
+        """Tokens of consecutive groups of ``sentences`` (``counts[k]`` sentences in group k)."""
         if not sentences:
             return []
         ascii_only = all(map(str.isascii, sentences))  # the regexes only ever add ASCII
@@ -422,11 +431,16 @@ class _BatchTreebank:
         if self._may_contract(text, ascii_only):
             for pattern in self.contractions:
                 text = pattern.sub(r" \1 \2 ", text)
-        out = [piece.split() for piece in text.split(SEP)]
-        if len(out) != len(sentences):  # cannot happen; keep NLTK's answer if it ever does
+        pieces = text.split(SEP)
+        if len(pieces) != len(sentences):  # cannot happen; keep NLTK's answer if it ever does
             _log.warning("batched tokenizer lost sentence alignment; using NLTK per sentence")
             w = _nltk_word_tokenizer()
-            return [w.tokenize(s) for s in sentences]
+            pieces = [" ".join(w.tokenize(s)) for s in sentences]
+        out: list[list[str]] = []
+        k = 0
+        for n in counts:  # pieces keep their padding spaces: joining them cannot merge tokens
+            out.append(pieces[k].split() if n == 1 else " ".join(pieces[k : k + n]).split())
+            k += n
         return out
 
 
@@ -442,35 +456,43 @@ def _batch_treebank() -> _BatchTreebank | None:
 def word_tokenize_many(texts: Sequence[str]) -> list[list[str]]:
     """``[nltk.word_tokenize(t) for t in texts]``, batched (at most BATCH_MAX_CHARS per regex call)."""
     batch = _batch_treebank()
-    per_text = [sent_tokenize(t) for t in texts]
     results: list[list[str]] = [[] for _ in texts]
     slow = _nltk_word_tokenizer()
-    chunk: list[tuple[int, str]] = []
+    chunk: list[str] = []  # sentences
+    groups: list[tuple[int, int]] = []  # (text index, number of its sentences in chunk), in chunk order
     size = 0
 
     def flush() -> None:
-        nonlocal chunk, size
+        nonlocal chunk, groups, size
         if chunk:
             assert batch is not None
             try:
-                tokens = batch.tokenize_sentences([s for _, s in chunk])
+                tokens = batch.tokenize_groups(chunk, [n for _, n in groups])
             except TimeoutError:
                 raise _too_slow(size) from None
-            for (owner, _), toks in zip(chunk, tokens):
+            for (owner, _), toks in zip(groups, tokens):
                 results[owner].extend(toks)
-        chunk, size = [], 0
+        chunk, groups, size = [], [], 0
 
-    for i, sents in enumerate(per_text):
-        if batch is None or any(SEP in s for s in sents):
+    for i, text in enumerate(texts):
+        sents = sent_tokenize(text)
+        if batch is None or (SEP in text and any(SEP in s for s in sents)):
             try:
                 results[i] = [tok for s in sents for tok in slow.tokenize(s)]
             except TimeoutError:
-                raise _too_slow(len(texts[i])) from None
+                raise _too_slow(len(text)) from None
+            continue
+        n_chars = sum(map(len, sents)) + len(sents)
+        if size + n_chars <= BATCH_MAX_CHARS:  # the whole text fits in this batch
+            chunk.extend(sents)
+            groups.append((i, len(sents)))
+            size += n_chars
             continue
         for s in sents:
             if size + len(s) > BATCH_MAX_CHARS:
                 flush()
-            chunk.append((i, s))
+            chunk.append(s)
+            groups.append((i, 1))
             size += len(s) + 1
     flush()
     return results
