@@ -234,3 +234,13 @@ def test_small_batches_split_texts_between_calls_without_changing_tokens(real_te
     whole = T.word_tokenize_many(texts)
     monkeypatch.setattr(T, "BATCH_MAX_CHARS", 300)  # most texts now straddle several batches
     assert T.word_tokenize_many(texts) == whole
+
+
+def test_rouge_sentence_split_equals_the_packages_preprocessing(real_texts):
+    from medsbench.metrics.text import _sentences
+
+    def plain(text: str) -> list[list[str]]:
+        return [" ".join(piece.split()).split(" ") for piece in text.split(".") if len(piece) > 0]
+
+    for text in _western(real_texts) + real_texts["zh"][:50] + [" . .. \t.\n", "a .  b\u00a0c . ", "..."]:
+        assert _sentences(text) == plain(text)
