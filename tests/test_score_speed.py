@@ -244,3 +244,11 @@ def test_rouge_sentence_split_equals_the_packages_preprocessing(real_texts):
 
     for text in _western(real_texts) + real_texts["zh"][:50] + [" . .. \t.\n", "a .  b\u00a0c . ", "..."]:
         assert _sentences(text) == plain(text)
+
+
+def test_punkt_ortho_context_does_not_grow_with_the_texts_scored():
+    params = T.punkt_parameters()
+    before = len(params.ortho_context)
+    T.word_tokenize_many([f"Word{i} sentence. Another{i} one. Zq{i}x." for i in range(50)])
+    assert len(params.ortho_context) == before
+    assert params.ortho_context["never-seen-word"] == 0 and "never-seen-word" not in params.ortho_context

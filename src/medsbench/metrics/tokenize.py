@@ -102,9 +102,20 @@ def punkt_parameters():
     params.abbrev_types = set(english.ABBREV_TYPES)
     params.collocations = set(english.COLLOCATIONS)
     params.sent_starters = set(english.SENT_STARTERS)
-    # punkt_tab loads ortho_context as defaultdict(int): unseen words must read as 0.
-    params.ortho_context = defaultdict(int, english.ORTHO_CONTEXT)
+    # punkt_tab loads ortho_context as defaultdict(int): unseen words must read as 0. Reading them
+    # must not store them though (a defaultdict would grow by every new word of every text scored).
+    params.ortho_context = _ZeroDefault(english.ORTHO_CONTEXT)
     return params
+
+
+class _ZeroDefault(defaultdict):
+    """``defaultdict(int)`` whose lookups of missing keys return 0 without inserting them."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(int, *args)
+
+    def __missing__(self, key) -> int:
+        return 0
 
 
 @functools.lru_cache(maxsize=1)
