@@ -17,14 +17,14 @@ scores the same generated file with that checkout and with this one, alternating
 processes (``--repeat`` times, best of each side, OMP_NUM_THREADS=1, the caller's CPU affinity),
 checks that both give identical results.json content, and prints the speed-up with the load
 average. Measured on the shared 2-core machine (other engineers' jobs running), pinned to one
-core with ``taskset -c 0``, main (ab5f546) vs this branch, 30,000 rows, 1000 resamples:
+core with ``taskset -c 0``, main (scorer code as at ab5f546) vs this branch, 30,000 rows, 1000 resamples:
 
 * load 3.10 -> 2.59: main 21.11 s wall / 20.86 s CPU, this 12.43 s / 12.35 s: 1.70x / 1.69x
 * load 2.85 -> 3.28: main 28.59 s wall / 22.06 s CPU, this 18.55 s / 14.03 s: 1.54x / 1.57x
 
 (main took 14.0 s on an idle machine: about 8-9 s at these ratios). Where the time went
 (cProfile of the whole run, main -> this): Treebank regex substitutions 5.7 s -> 1.5 s of 77 s ->
-34 s profiled (single characters and literals via str.replace, ``\s+`` via split/join,
+34 s profiled (single characters and literals via str.replace, whitespace runs via split/join,
 substitutions skipped when no match is possible, the contraction pre-check without an (?i) scan),
 Punkt 4.9 s -> 2.0 s (candidate and realignment loops without generators/timeout wrappers),
 strict-mode label, prefix and answer-phrase regexes (case-sensitive over ``text.lower()`` for
