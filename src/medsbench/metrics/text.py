@@ -43,8 +43,10 @@ def bleu1(reference: Sequence[str], hypothesis: Sequence[str]) -> float:
 
 
 def _sentences(text: str) -> list[list[str]]:
-    """``rouge``'s preprocessing: split on ".", drop empty pieces, normalise spaces, split on " "."""
-    return [" ".join(piece.split()).split(" ") for piece in text.split(".") if len(piece) > 0]
+    """``rouge``'s preprocessing: split on ".", drop empty pieces, normalise spaces, split on " ".
+
+    ``" ".join(piece.split()).split(" ")`` is ``piece.split()``, or ``[""]`` for a blank piece."""
+    return [piece.split() or [""] for piece in text.split(".") if piece]
 
 
 def _lcs_words(x: Sequence[str], y: Sequence[str]) -> set[str]:

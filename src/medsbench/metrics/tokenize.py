@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 SEP = "\ue000"  # private use: not \w, \s or \d, never produced by the regexes
 _LOCK = threading.Lock()
 _log = logging.getLogger(__name__)
+# Punkt's boundary realignment pattern (nltk.tokenize.punkt.PunktLanguageVars) and its first characters
+_REALIGN_PATTERN = '["\\\')\\]}\\u2018\\u2019\\u201c\\u201d\\xab\\xbb]+?(?:\\s+|(?=--)|$)'
+_REALIGN_FIRST = frozenset("\"')]}\u2018\u2019\u201c\u201d\xab\xbb")
 MEMO_MAX_CHARS = 512  # longer Punkt contexts are decided without the memo
 BATCH_MAX_CHARS = 1 << 20  # characters per batched Treebank call (the time limit applies per call)
 
@@ -99,9 +102,20 @@ def punkt_parameters():
     params.abbrev_types = set(english.ABBREV_TYPES)
     params.collocations = set(english.COLLOCATIONS)
     params.sent_starters = set(english.SENT_STARTERS)
-    # punkt_tab loads ortho_context as defaultdict(int): unseen words must read as 0.
-    params.ortho_context = defaultdict(int, english.ORTHO_CONTEXT)
+    # punkt_tab loads ortho_context as defaultdict(int): unseen words must read as 0. Reading them
+    # must not store them though (a defaultdict would grow by every new word of every text scored).
+    params.ortho_context = _ZeroDefault(english.ORTHO_CONTEXT)
     return params
+
+
+class _ZeroDefault(defaultdict):
+    """``defaultdict(int)`` whose lookups of missing keys return 0 without inserting them."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(int, *args)
+
+    def __missing__(self, key) -> int:
+        return 0
 
 
 @functools.lru_cache(maxsize=1)
@@ -128,6 +142,72 @@ def _sentence_tokenizer():
                     text.rfind("\x0b"), text.rfind("\x0c"))
             return i if i > 0 else 0
 
+        def sentences(self, text: str) -> list[str]:
+            """``self.tokenize(text)``: NLTK's ``_slices_from_text`` (with its
+            ``_match_potential_end_contexts``) and ``_realign_boundaries`` in two plain loops,
+            without NLTK's generator, slice-object and timeout-wrapper overhead per candidate."""
+            spans = self._break_spans(text)
+            realign_match = self._realign_match
+            first = self._realign_first
+            out: list[str] = []
+            realign = 0
+            last = len(spans) - 1
+            for k, (start, stop) in enumerate(spans):
+                start += realign
+                if k == last:
+                    if start < stop:
+                        out.append(text[start:stop])
+                    continue
+                next_start, next_stop = spans[k + 1]
+                # the pattern starts with a character class: other first characters cannot match
+                if first is None or text[next_start:next_start + 1] in first:
+                    m = realign_match(text[next_start:next_stop])
+                else:
+                    m = None
+                if m:
+                    out.append(text[start : next_start + len(m.group(0).rstrip())])
+                    realign = m.end()
+                else:
+                    realign = 0
+                    if start < stop:
+                        out.append(text[start:stop])
+            return out
+
+        def _break_spans(self, text: str) -> list[tuple[int, int]]:
+            """(start, stop) of NLTK's sentence slices before realignment."""
+            rfind = text.rfind
+            spaces = [c for c in " \t\n\r\x0b\x0c" if c in text]  # NLTK's string.whitespace
+            space = spaces[0] if len(spaces) == 1 else None
+            # candidates and their contexts: NLTK's _match_potential_end_contexts
+            candidates = []
+            prev = None
+            prev_start = prev_stop = 0
+            for match in self._lang_vars._re_period_context.finditer(text):
+                start = match.start()
+                # the previous word starts after the last whitespace of text[prev_stop:start]
+                # (NLTK treats whitespace at offset 0 of that piece as none)
+                ws = rfind(space, prev_stop, start) if space else max([rfind(c, prev_stop, start) for c in spaces], default=-1)
+                word_start = ws + 1 if ws > prev_stop else prev_start
+                if prev is not None and prev_stop <= word_start:
+                    # word + end char + after_tok (which the lookahead matches right after the char)
+                    candidates.append((prev, text[prev_start : prev.end("after_tok")]))
+                prev, prev_start, prev_stop = match, word_start, start
+            if prev is not None:
+                candidates.append((prev, text[prev_start : prev.end("after_tok")]))
+            # NLTK's _slices_from_text
+            spans: list[tuple[int, int]] = []
+            last_break = 0
+            decisions = self._decisions
+            for match, context in candidates:
+                brk = decisions.get(context)
+                if brk is None:
+                    brk = self.text_contains_sentbreak(context)
+                if brk:
+                    spans.append((last_break, match.end()))
+                    last_break = match.start("next_tok") if match.group("next_tok") else match.end()
+            spans.append((last_break, len(text.rstrip())))
+            return spans
+
     tok = _CachedPunkt(punkt_parameters())
     # NLTK wraps every pattern in a timeout guard (nltk.redos.TimedPattern) whose Python wrapper
     # costs more than the match on short contexts: keep the time limit, drop the wrapper.
@@ -138,13 +218,20 @@ def _sentence_tokenizer():
         pattern = getattr(lang, attr, None)
         if pattern is not None and hasattr(pattern, "_rx"):
             setattr(lang, attr, _Guarded(pattern._rx, regex_timeout()))
+    realign = lang.re_boundary_realignment
+    # its leading class: a sentence starting with another character cannot match (None: always try)
+    tok._realign_first = _REALIGN_FIRST if getattr(realign, "pattern", None) == _REALIGN_PATTERN else None
+    if hasattr(realign, "_rx"):  # the same pattern and time limit, without the wrapper
+        tok._realign_match = functools.partial(realign._rx.match, timeout=regex_timeout())
+    else:
+        tok._realign_match = realign.match
     return tok
 
 
 def sent_tokenize(text: str) -> list[str]:
     """English Punkt sentences (what ``nltk.sent_tokenize(text)`` returns)."""
     try:
-        return _sentence_tokenizer().tokenize(text)
+        return _sentence_tokenizer().sentences(text)
     except TimeoutError:
         raise _too_slow(len(text)) from None
 
@@ -204,6 +291,88 @@ LINEAR_PATTERNS = frozenset({
 })
 
 
+# ------------------------------------------------- the Treebank substitutions, run cheaply
+#
+# Each NLTK substitution runs as its regex would, but without scanning the text character by
+# character in the regex engine where plain string operations give the same string:
+# single characters padded with spaces -> str.replace per character; a literal -> str.replace
+# (both replace non-overlapping occurrences left to right, as `sub` does); `\s+` -> split/join;
+# and a pattern whose every match contains one of a few literals is skipped when none occurs.
+
+_CASELESS_ASCII = "\u0130\u0131\u017f\u212a"  # İ ı ſ K: match ASCII letters under re.IGNORECASE
+_WS_MISMATCH = "\x1c\x1d\x1e\x1f"  # str.isspace()/str.split() whitespace that `regex`'s \s is not
+
+# pattern -> characters each padded with spaces (the replacement is " \g<0> " or " \1 ")
+_PAD_CHARS = {
+    "[;@#$%&]": ";@#$%&",
+    "[\\u2012-\\u2015]": "\u2012\u2013\u2014\u2015",
+    "[?!]": "?!",
+    "[*]": "*",
+    "[\\]\\[\\(\\)\\{\\}\\<\\>]": "][(){}<>",
+    "([»”’])": "»”’",
+}
+# pattern -> (literal, its replacement)
+_LITERALS = {"(``)": ("``", " `` "), "--": ("--", " -- "), "''": ("''", " '' "), '"': ('"', " '' ")}
+# pattern -> literals one of which every match contains (skip the substitution when none occurs)
+_NEEDS = {
+    "([ \\(\\[{<])(\\\"|\\'{2})": ('"', "''"),
+    "(?i)(?<!\\w)(\\')(?!(?:re|ve|ll|m|t|s|d|n)\\b)(?=\\w)": ("'",),
+    "([:,])([^\\d])": (":", ","),
+    "([:,])$": (":", ","),
+    "\\.{2,}": ("..",),
+    "([^'])' ": ("' ",),
+    "([^' ])('[sS]|'[mM]|'[dD]|') ": ("' ", "'s ", "'S ", "'m ", "'M ", "'d ", "'D "),
+    "([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) ": ("'ll ", "'LL ", "'re ", "'RE ", "'ve ", "'VE ", "n't ", "N'T "),
+}
+
+
+def _runner(source: str, pattern, repl: str):
+    """``text -> pattern.sub(repl, text)`` for the batched form ``pattern`` of NLTK's ``source``
+    pattern, the cheapest exact way."""
+    if source in _PAD_CHARS:
+        return _runner_chars(_PAD_CHARS[source])
+    if source in _LITERALS:
+        old, new = _LITERALS[source]
+        return lambda text: text.replace(old, new)
+    if source == "([«“‘„]|[`]+)":  # without backticks: the four quotes, one by one
+        quotes = _runner_chars("«“‘„")
+        return lambda text: pattern.sub(repl, text) if "`" in text else quotes(text)
+    if source == '^\\"':  # a quote opening a sentence (the batch starts each one after SEP)
+        def opening_quote(text: str) -> str:
+            if '"' not in text:
+                return text
+            text = text.replace(SEP + '"', SEP + "``")
+            return "``" + text[1:] if text.startswith('"') else text
+
+        return opening_quote
+    if source == "\\s+":
+        def collapse(text: str) -> str:
+            if any(c in text for c in _WS_MISMATCH):
+                return pattern.sub(repl, text)
+            parts = text.split()
+            if not parts:
+                return " " if text else ""
+            lead = " " if text[0].isspace() else ""
+            trail = " " if text[-1].isspace() else ""
+            return lead + " ".join(parts) + trail
+
+        return collapse
+    needs = _NEEDS.get(source)
+    if needs:
+        return lambda text: pattern.sub(repl, text) if any(n in text for n in needs) else text
+    return lambda text: pattern.sub(repl, text)
+
+
+def _runner_chars(chars: str):
+    def pad(text: str) -> str:
+        for c in chars:
+            if c in text:
+                text = text.replace(c, f" {c} ")
+        return text
+
+    return pad
+
+
 class _BatchTreebank:
     """NLTKWordTokenizer.tokenize over many sentences at once (identical tokens)."""
 
@@ -221,15 +390,18 @@ class _BatchTreebank:
             list(w.ENDING_QUOTES),
         )
         self.steps: list[tuple[_Guarded | re.Pattern[str] | regex.Pattern[str], str] | None] = []
+        sources: list[str | None] = []  # NLTK's pattern of each step
         for stage in stages:
             if stage is None:
                 self.steps.append(None)
+                sources.append(None)
                 continue
             for timed, repl in stage:
                 raw = getattr(timed, "_rx", timed)  # nltk.redos.TimedPattern wraps a `regex` pattern
                 if raw.pattern not in _REWRITES:
                     raise LookupError(f"unknown NLTK pattern {raw.pattern!r}")
                 source = _REWRITES[raw.pattern] or raw.pattern
+                sources.append(raw.pattern)
                 # \w, \s, \d, \b differ between the engines: those patterns keep NLTK's `regex`
                 same_in_re = not (_ENGINE_SPECIFIC.search(source) or raw.flags & regex.IGNORECASE)
                 if raw.pattern not in LINEAR_PATTERNS:  # could backtrack: NLTK's engine and time limit
@@ -238,36 +410,48 @@ class _BatchTreebank:
                     self.steps.append((re.compile(source), repl))
                 else:
                     self.steps.append((regex.compile(source, raw.flags), repl))
+        # the same substitutions, run the cheapest exact way (str.replace / skipped when impossible)
+        self.runners = [None if step is None else _runner(src, *step) for src, step in zip(sources, self.steps)]
         self.contractions = list(w.CONTRACTIONS2) + list(w.CONTRACTIONS3)  # stdlib re, as in NLTK
         # One scan tells whether any contraction can match; each pattern is stricter than it.
         self.any_contraction = re.compile(r"(?i)cannot|d'ye|gimme|gonna|gotta|lemme|more'n|wanna|'tis|'twas")
         self.contraction_words = ("cannot", "d'ye", "gimme", "gonna", "gotta", "lemme", "more'n", "wanna", "'tis", "'twas")
 
     def _may_contract(self, text: str, ascii_only: bool) -> bool:
-        if ascii_only:  # ASCII case folding is plain lower(); much cheaper than an (?i) scan
+        if ascii_only or not any(c in text for c in _CASELESS_ASCII):
+            # Under (?i) an ASCII pattern letter matches only its two ASCII cases, plus the four
+            # characters in _CASELESS_ASCII; without those, plain lower() finds every match.
             low = text.lower()
             return any(word in low for word in self.contraction_words)
         return self.any_contraction.search(text) is not None
 
     def tokenize_sentences(self, sentences: Sequence[str]) -> list[list[str]]:
+        return self.tokenize_groups(sentences, [1] * len(sentences))
+
+    def tokenize_groups(self, sentences: Sequence[str], counts: Sequence[int]) -> list[list[str]]:
+        """Tokens of consecutive groups of ``sentences`` (``counts[k]`` sentences in group k)."""
         if not sentences:
             return []
         ascii_only = all(map(str.isascii, sentences))  # the regexes only ever add ASCII
         text = SEP.join(sentences)
-        for step in self.steps:
-            if step is None:
+        for run in self.runners:
+            if run is None:
                 text = " " + text.replace(SEP, f" {SEP} ") + " "
                 continue
-            pattern, repl = step
-            text = pattern.sub(repl, text)
+            text = run(text)
         if self._may_contract(text, ascii_only):
             for pattern in self.contractions:
                 text = pattern.sub(r" \1 \2 ", text)
-        out = [piece.split() for piece in text.split(SEP)]
-        if len(out) != len(sentences):  # cannot happen; keep NLTK's answer if it ever does
+        pieces = text.split(SEP)
+        if len(pieces) != len(sentences):  # cannot happen; keep NLTK's answer if it ever does
             _log.warning("batched tokenizer lost sentence alignment; using NLTK per sentence")
             w = _nltk_word_tokenizer()
-            return [w.tokenize(s) for s in sentences]
+            pieces = [" ".join(w.tokenize(s)) for s in sentences]
+        out: list[list[str]] = []
+        k = 0
+        for n in counts:  # pieces keep their padding spaces: joining them cannot merge tokens
+            out.append(pieces[k].split() if n == 1 else " ".join(pieces[k : k + n]).split())
+            k += n
         return out
 
 
@@ -283,35 +467,43 @@ def _batch_treebank() -> _BatchTreebank | None:
 def word_tokenize_many(texts: Sequence[str]) -> list[list[str]]:
     """``[nltk.word_tokenize(t) for t in texts]``, batched (at most BATCH_MAX_CHARS per regex call)."""
     batch = _batch_treebank()
-    per_text = [sent_tokenize(t) for t in texts]
     results: list[list[str]] = [[] for _ in texts]
     slow = _nltk_word_tokenizer()
-    chunk: list[tuple[int, str]] = []
+    chunk: list[str] = []  # sentences
+    groups: list[tuple[int, int]] = []  # (text index, number of its sentences in chunk), in chunk order
     size = 0
 
     def flush() -> None:
-        nonlocal chunk, size
+        nonlocal chunk, groups, size
         if chunk:
             assert batch is not None
             try:
-                tokens = batch.tokenize_sentences([s for _, s in chunk])
+                tokens = batch.tokenize_groups(chunk, [n for _, n in groups])
             except TimeoutError:
                 raise _too_slow(size) from None
-            for (owner, _), toks in zip(chunk, tokens):
+            for (owner, _), toks in zip(groups, tokens):
                 results[owner].extend(toks)
-        chunk, size = [], 0
+        chunk, groups, size = [], [], 0
 
-    for i, sents in enumerate(per_text):
-        if batch is None or any(SEP in s for s in sents):
+    for i, text in enumerate(texts):
+        sents = sent_tokenize(text)
+        if batch is None or (SEP in text and any(SEP in s for s in sents)):
             try:
                 results[i] = [tok for s in sents for tok in slow.tokenize(s)]
             except TimeoutError:
-                raise _too_slow(len(texts[i])) from None
+                raise _too_slow(len(text)) from None
+            continue
+        n_chars = sum(map(len, sents)) + len(sents)
+        if size + n_chars <= BATCH_MAX_CHARS:  # the whole text fits in this batch
+            chunk.extend(sents)
+            groups.append((i, len(sents)))
+            size += n_chars
             continue
         for s in sents:
             if size + len(s) > BATCH_MAX_CHARS:
                 flush()
-            chunk.append((i, s))
+            chunk.append(s)
+            groups.append((i, 1))
             size += len(s) + 1
     flush()
     return results
