@@ -2,7 +2,7 @@
 medsbench's hf backend (with and without prefix sharing) and its vllm backend against raw vLLM.
 
     python bench/eval_bench.py [--workload medqa|mixed] [--n 32] [--max-new-tokens 200] [--threads 2] [--batch-size 16]
-        [--ways loop,lmeval,hf-noshare,hf,vllm] [--lmeval-python PY] [--vllm-python PY]
+        [--ways loop,lmeval,prefill,hf-noshare,hf,vllm] [--lmeval-python PY] [--vllm-python PY]
 
 Prompts (rendered once by SmolLM2-135M-Instruct's chat template, the embedded default model; written to
 one JSON file that every way reads, so all ways see the same text):
@@ -16,6 +16,8 @@ Ways (greedy, fp32, <= ``--max-new-tokens`` new tokens, stop at the chat templat
 * ``loop``: tokenizer -> ``model.generate`` -> decode, one item at a time (the official eval.py's way);
 * ``lmeval``: lm-evaluation-harness ``HFLM.generate_until`` (batch 16), in ``--lmeval-python``
   (an interpreter with ``lm_eval`` installed; skipped when there is none);
+* ``prefill``: the prompt forward passes alone, one row at a time (no output): the floor of any way that
+  computes every prompt token, so ``loop / prefill`` is the ceiling of batching without prefix reuse;
 * ``hf-noshare``: medsbench's hf backend, length-sorted batches of 16, finished rows pruned every 32
   tokens, prefix sharing off (``share_prefix=0``);
 * ``hf``: the same with its defaults (prefix sharing on); both hf ways get one call per task, as a run does;
@@ -119,6 +121,19 @@ def way_hf(spec: dict, share: bool) -> dict:
             "prompt_tokens": sum(r.prompt_tokens or 0 for r in resp)}
 
 
+def way_prefill(spec: dict) -> dict:
+    """The prompt forward passes alone, one row at a time, no prefix reuse: what every exact way spends
+    at least (on a CPU they are compute bound), so ``loop / prefill`` bounds any speed-up without reuse."""
+    from medsbench.models.hf import HFBackend
+
+    backend = HFBackend(spec["model"], batch_size=1)
+    rows = [backend._encode(t) for t in spec["texts"]]
+    t0 = time.perf_counter()
+    for r in rows:
+        backend._forward(r)
+    return {"seconds": time.perf_counter() - t0, "outputs": None, "prompt_tokens": sum(map(len, rows))}
+
+
 def way_lmeval(spec: dict) -> dict:
     """lm-evaluation-harness's own HF model class and generate_until (runs in an interpreter that has lm_eval)."""
     import torch
@@ -156,7 +171,7 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=16, help="hf backend and lm-eval batch size")
-    ap.add_argument("--ways", default="loop,lmeval,hf-noshare,hf,vllm")
+    ap.add_argument("--ways", default="loop,lmeval,prefill,hf-noshare,hf,vllm")
     ap.add_argument("--lmeval-python", default=None, help="interpreter with lm_eval (default: this one if it has it)")
     ap.add_argument("--vllm-python", default=str(REPO / ".venv-vllm" / "bin" / "python"))
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: run one way from --spec
@@ -169,7 +184,7 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(spec["threads"])
-        fn = {"loop": way_loop, "lmeval": way_lmeval, "hf": lambda s: way_hf(s, True),
+        fn = {"loop": way_loop, "lmeval": way_lmeval, "prefill": way_prefill, "hf": lambda s: way_hf(s, True),
               "hf-noshare": lambda s: way_hf(s, False)}[args.worker]
         Path(args.result).write_text(json.dumps(fn(spec)))
         return
@@ -232,10 +247,13 @@ def main() -> None:
     print()
     for way, res in results.items():
         parts = [f"{way:10s}"]
-        if base:
+        if base and res["outputs"] is None:
+            parts.append(f"{base['seconds'] / res['seconds']:5.2f}x the loop: the ceiling of any way that computes "
+                         "every prompt token (prompt forward passes alone)")
+        elif base:
             same = sum(a.strip() == b.strip() for a, b in zip(res["outputs"], base["outputs"]))
             parts.append(f"{base['seconds'] / res['seconds']:5.2f}x the loop; outputs equal to the loop's {same}/{len(texts)}")
-        if lme and way != "lmeval":
+        if lme and way not in ("lmeval", "prefill"):
             parts.append(f"{lme['seconds'] / res['seconds']:5.2f}x lm-eval")
         if way == "vllm" and "vllm-raw" in results:
             parts.append(f"{100 * results['vllm-raw']['seconds'] / res['seconds']:.1f}% of raw vLLM's speed")
