@@ -96,8 +96,17 @@ def test_sidecar_import_and_errors(tmp_path):
     bad.write_text(json.dumps({"task1": {"auto_rewrite_def": []}}))
     with pytest.raises(MedsbenchError, match="original_def"):
         load_sidecar(bad)
-    with pytest.raises(MedsbenchError, match="not found"):
+    with pytest.raises(MedsbenchError, match="instruction sidecar not found"):
         load_sidecar(tmp_path / "missing.json")
+    # The same shape as RewriteDefinitions.json, read by the same reader as eval/convert --definitions:
+    # a list-valued original_def gives its first non-empty text.
+    listed = tmp_path / "listed.json"
+    listed.write_text(json.dumps({"task12": {"original_def": ["", "Verify the claim."], "auto_rewrite_def": ["Check the claim."]}}))
+    v = load_sidecar(listed)["task12"]
+    assert v.original == "Verify the claim." and v.paraphrases == ["Check the claim."]
+    bad.write_text(json.dumps({"task1": {"original_def": "x", "auto_rewrite_def": "not a list"}}))
+    with pytest.raises(MedsbenchError, match=r"bad.json: task1: auto_rewrite_def: must be a list of strings"):
+        load_sidecar(bad)
 
 
 def test_real_sidecar_import():

@@ -15,11 +15,11 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from medsbench.errors import MedsbenchError
-from medsbench.fileio import read_json, write_json
+from medsbench.fileio import write_json
+from medsbench.tasks.definitions import read_definitions_file
 
 
 @dataclass
@@ -46,26 +46,11 @@ def _clean_unique(texts: Iterable[str], exclude: Iterable[str] = ()) -> list[str
 
 
 def load_sidecar(path: str | os.PathLike) -> dict[str, Variants]:
-    """Read one RewriteDefinitions.json-shaped file; a missing or malformed file is one clear line."""
-    path = Path(path)
-    if not path.exists():
-        raise MedsbenchError("instruction sidecar not found", where=str(path))
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise MedsbenchError("sidecar must be an object {task_id: {original_def, auto_rewrite_def}}", where=str(path))
-    out: dict[str, Variants] = {}
-    for tid, entry in data.items():
-        where = f"{path}: {tid}"
-        if not isinstance(entry, dict):
-            raise MedsbenchError("entry must be an object with original_def and auto_rewrite_def", where=where)
-        orig = entry.get("original_def")
-        rew = entry.get("auto_rewrite_def", [])
-        if not isinstance(orig, str) or not orig.strip():
-            raise MedsbenchError("original_def: missing or not a non-empty string", where=where)
-        if not isinstance(rew, list) or not all(isinstance(r, str) for r in rew):
-            raise MedsbenchError("auto_rewrite_def: must be a list of strings", where=where)
-        out[str(tid)] = Variants(orig.strip(), _clean_unique(rew, exclude=[orig]))
-    return out
+    """Read one RewriteDefinitions.json-shaped file (through :func:`medsbench.tasks.definitions.read_definitions_file`,
+    the one reader of that shape); a missing or malformed file is one clear line."""
+    entries = read_definitions_file(path, what="instruction sidecar").entries
+    return {tid: Variants(e.original.strip(), _clean_unique(list(e.paraphrases), exclude=[e.original]))
+            for tid, e in entries.items()}
 
 
 def load_sidecars(paths: Sequence[str | os.PathLike]) -> dict[str, Variants]:

@@ -41,14 +41,17 @@ def _original(value: Any) -> str | None:
     return text if isinstance(text, str) and text.strip() else None
 
 
-def read_definitions_file(path: str | os.PathLike) -> DefinitionsFile:
-    """Parse a definitions file; a malformed entry is one error line naming the file and task id."""
+def read_definitions_file(path: str | os.PathLike, what: str = "definitions file") -> DefinitionsFile:
+    """Parse a definitions file; a malformed entry is one error line naming the file and task id.
+
+    ``what`` names the file in errors (e.g. "instruction sidecar" for MedS-Ins paraphrase files).
+    """
     path = Path(path)
     if not path.exists():
-        raise MedsbenchError("definitions file not found", where=str(path))
+        raise MedsbenchError(f"{what} not found", where=str(path))
     data = read_json(path)
     if not isinstance(data, dict):
-        raise MedsbenchError("definitions file must be one JSON object {task_id: {original_def, ...}}", where=str(path))
+        raise MedsbenchError(f"{what} must be one JSON object {{task_id: {{original_def, ...}}}}", where=str(path))
     entries: dict[str, DefinitionEntry] = {}
     for task_id, value in data.items():
         where = f"{path}: {task_id}"
@@ -60,5 +63,5 @@ def read_definitions_file(path: str | os.PathLike) -> DefinitionsFile:
             raise MedsbenchError("auto_rewrite_def: must be a list of strings", where=where)
         entries[str(task_id).strip()] = DefinitionEntry(text, tuple(rewrites))
     if not entries:
-        raise MedsbenchError("definitions file has no task entries", where=str(path))
+        raise MedsbenchError(f"{what} has no task entries", where=str(path))
     return DefinitionsFile(path=path, sha256=sha256_file(path), entries=entries)
