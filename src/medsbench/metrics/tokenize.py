@@ -411,7 +411,8 @@ class _BatchTreebank:
                 else:
                     self.steps.append((regex.compile(source, raw.flags), repl))
         # the same substitutions, run the cheapest exact way (str.replace / skipped when impossible)
-        self.runners = [None if step is None else _runner(src, *step) for src, step in zip(sources, self.steps)]
+        self.runners = [None if step is None or src is None else _runner(src, *step)
+                        for src, step in zip(sources, self.steps)]
         self.contractions = list(w.CONTRACTIONS2) + list(w.CONTRACTIONS3)  # stdlib re, as in NLTK
         # One scan tells whether any contraction can match; each pattern is stricter than it.
         self.any_contraction = re.compile(r"(?i)cannot|d'ye|gimme|gonna|gotta|lemme|more'n|wanna|'tis|'twas")
