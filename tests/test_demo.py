@@ -115,3 +115,14 @@ def test_demo_end_to_end_tiny(tmp_path, tiny_model_dir):
 
     with pytest.raises(MedsbenchError, match="steps=2"):
         run_demo(work, **{**kwargs, "steps": 3})
+
+
+def test_cli_defaults_are_the_demo_defaults():
+    import inspect
+
+    from medsbench.commands.tune import demo_cmd
+    from medsbench.pipeline.demo import DEFAULT_ITEMS, DEFAULT_STEPS
+
+    params = inspect.signature(demo_cmd).parameters
+    assert params["steps"].default.default == DEFAULT_STEPS
+    assert params["items"].default.default == DEFAULT_ITEMS

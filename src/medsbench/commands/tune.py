@@ -101,8 +101,8 @@ def configs_cmd() -> None:
 def demo_cmd(
     work: Path = typer.Option(Path("medsbench-work/demo"), "--work", help="Workspace for the demo."),
     raw: Path = typer.Option(None, "--raw", help="Raw data root (default: ../shared/data/raw if present)."),
-    steps: int = typer.Option(130, "--steps", min=1, help="LoRA optimizer steps (one 768-token packed row each)."),
-    items: int = typer.Option(200, "--items", min=1, help="Test items per task for the base-vs-tuned evaluation."),
+    steps: int = typer.Option(100, "--steps", min=1, help="LoRA optimizer steps (one 768-token packed row each)."),
+    items: int = typer.Option(150, "--items", min=1, help="Test items per task for the base-vs-tuned evaluation."),
     tasks: str = typer.Option(None, "--tasks", help="Tasks to tune on (train split) and evaluate (test split); default: task126,task123."),
     per_task: int = typer.Option(None, "--per-task", min=1, help="Mixture: upper cap of training instances per task (default: an equal token share)."),
     shots: int = typer.Option(0, "--shots", help="Demos per evaluation prompt (the catalog's paper setting: -1)."),
@@ -127,7 +127,7 @@ def demo_cmd(
             table.add_row(r["level"], r["name"], str(r["n"]), r["metric"], f"{r['base']:.1f}", f"{r['tuned']:.1f}",
                           f"{r['delta']:+.1f}", f"[{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}]", format_p(r["p_value"]),
                           f"{r['mde80']:.1f}", r["verdict"])
-        console.print(table)
+        console.print(table, width=max(console.width, 150))
     console.print("stage seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in out["seconds"].items()))
     console.print(f"wrote {work / 'demo_comparison.md'} and {work / 'demo_comparison.json'}")
 
