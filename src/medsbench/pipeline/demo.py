@@ -326,7 +326,7 @@ def run_demo(
     from medsbench.pipeline import run_eval
 
     runs = {"base": work / "runs" / "smollm2-base", "tuned": work / "runs" / "smollm2-demo-lora"}
-    specs = {"base": base_model, "tuned": f"hf:{model_dir}"}
+    specs = {"base": base_model, "tuned": f"hf:{model_dir.resolve()}"}
     for step, key in ((4, "base"), (5, "tuned")):
         run_dir = runs[key]
         if not (run_dir / "results.json").is_file():
