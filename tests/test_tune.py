@@ -401,26 +401,6 @@ def test_two_process_cpu_ddp(tiny_model_dir, mixture, tmp_path):
 # ----------------------------------------------------------------------------- demo helpers
 
 
-def test_demo_comparison_uses_one_metric_per_category():
-    from medsbench.pipeline.demo import compare, comparison_markdown
-
-    base = {"categories": {
-        "mcqa": {"n_tasks": 2, "metrics": {"accuracy": 25.0}},
-        "summarization": {"n_tasks": 1, "metrics": {"bleu1": 10.0, "rougeL": 12.5}},
-        "ner": {"n_tasks": 1, "metrics": {"f1": 0.0, "precision": 0.0, "recall": 0.0}},
-    }}
-    tuned = {"categories": {
-        "mcqa": {"n_tasks": 2, "metrics": {"accuracy": 40.0}},
-        "summarization": {"n_tasks": 1, "metrics": {"bleu1": 15.0, "rougeL": 11.0}},
-    }}
-    rows = {r["category"]: r for r in compare(base, tuned)}
-    assert rows["mcqa"]["delta"] == 15.0 and rows["summarization"]["metric"] == "rougeL"
-    assert rows["summarization"]["delta"] == pytest.approx(-1.5)
-    assert rows["ner"]["tuned"] is None and rows["ner"]["delta"] is None
-    md = comparison_markdown(list(rows.values()))
-    assert "| mcqa | accuracy | 2 | 25.0 | 40.0 | +15.0 |" in md and "| ner | f1 | 1 | 0.0 | - | - |" in md
-
-
 def test_cli_registers_tune_and_demo():
     from typer.testing import CliRunner
 
