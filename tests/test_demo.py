@@ -107,6 +107,11 @@ def test_demo_end_to_end_tiny(tmp_path, tiny_model_dir):
     assert set(stats["tasks"]) == {"task126"}  # only the evaluated task's train split
     with Store(work / "board.sqlite") as store:
         assert {r.name for r in store.runs() if r.kind == "measured"} == {"smollm2-base", "smollm2-demo-lora"}
+        # the tuned model's page compares it with the base run: the same paired numbers as the demo's table
+        assert store.baseline_of("smollm2-demo-lora") == "smollm2-base"
+        stored = {(r["scope"], r["key"], r["mode"], r["metric"]): r for r in store.comparison("smollm2-demo-lora")["rows"]}
+        mine = next(r for r in out["rows"]["strict"] if r["level"] == "task" and r["name"] == "task126")
+        assert stored[("task", "task126", "strict", mine["metric"])]["delta"] == pytest.approx(mine["delta"], abs=0.01)
 
     said.clear()
     again = run_demo(work, **kwargs)

@@ -356,10 +356,10 @@ def run_demo(
     with exclusive_lock(work, "board store folder"), Store(work / "board.sqlite") as store:
         store.add_run(runs["base"], model_name="SmolLM2-135M-Instruct (base)",
                       description=f"medsbench demo: base, zero-shot on {task_list}")
-        # board baseline: pass baseline=<base run name> once Store.add_run has it
+        # the tuned model's page shows the paired comparison with the base run (the board's baseline)
         store.add_run(runs["tuned"], model_name="SmolLM2-135M-Instruct + MedS-Ins LoRA (demo)",
                       description=f"medsbench demo: LoRA, {train_info.get('steps')} steps on the train splits of "
-                                  f"{task_list} (mixtures/demo)")
+                                  f"{task_list} (mixtures/demo)", baseline=runs["base"].name)
     cmp = compare_predictions(runs["base"] / "predictions.jsonl", runs["tuned"] / "predictions.jsonl",
                               resamples=resamples, seed=seed)
     rows = {mode: comparison_rows(cmp, mode) for mode in ("strict", "reference")}
