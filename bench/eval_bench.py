@@ -1,7 +1,7 @@
 """Generation speed, one run, same prompts: the official one-at-a-time loop, lm-evaluation-harness,
 medsbench's hf backend (with and without prefix sharing) and its vllm backend against raw vLLM.
 
-    python bench/eval_bench.py [--workload medqa|mixed] [--n 32] [--max-new-tokens 200] [--threads 2] [--batch-size 16]
+    python bench/eval_bench.py [--workload medqa|mixed] [--n 32] [--max-new-tokens 200] [--threads 2] [--batch-size 32]
         [--ways loop,lmeval,prefill,hf-noshare,hf,vllm] [--lmeval-python PY] [--vllm-python PY]
 
 Prompts (rendered once by SmolLM2-135M-Instruct's chat template, the embedded default model; written to
@@ -170,7 +170,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--max-new-tokens", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--batch-size", type=int, default=16, help="hf backend and lm-eval batch size")
+    ap.add_argument("--batch-size", type=int, default=32, help="hf backend and lm-eval batch size (the hf default on CPU)")
     ap.add_argument("--ways", default="loop,lmeval,prefill,hf-noshare,hf,vllm")
     ap.add_argument("--lmeval-python", default=None, help="interpreter with lm_eval (default: this one if it has it)")
     ap.add_argument("--vllm-python", default=str(REPO / ".venv-vllm" / "bin" / "python"))
