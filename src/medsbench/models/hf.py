@@ -6,17 +6,17 @@ new tokens and, between chunks, drop finished rows from the batch *and* from
 the KV cache, then continue the survivors from the cache (no re-prefill). In
 fp32 this gives the same tokens as one uninterrupted ``generate`` (tested).
 
-Prompt forward passes are most of the work on a CPU, and they are compute bound:
-batching them gains nothing there while padding wastes compute (bench/eval_bench.py). So
-each row's prompt (all but its last token) runs alone, without padding, and the rows' KV
-caches are then left-padded into one batch cache; ``generate`` continues from it with the
-last prompt token of every row. Prompts of one task also start with the same tokens
-(chat header + definition): a prefix common to the batch (at least ``share_prefix``
-tokens) runs once and every row starts from a copy of its cache; the last prefix cache is
-kept for the next batch. Decoding continues in a cache that grows in place
-(:mod:`medsbench.models.kv`) instead of copying itself at every step. Models whose cache is not a plain ``DynamicCache`` (sliding
-windows, recurrent layers), and accelerators (``row_prefill`` defaults to CPU only), get the
-padded batch prefill of ``generate`` instead.
+Prompt forward passes are compute bound on a CPU: batching them gains nothing there,
+while padding wastes compute (bench/eval_bench.py). So each row's prompt (all but its last
+token) runs alone, without padding, and the rows' KV caches are then left-padded into one
+batch cache; ``generate`` continues from it with the last prompt token of every row.
+Prompts of one task also start with the same tokens (chat header + definition): a prefix
+common to the batch (at least ``share_prefix`` tokens) runs once and every row starts from
+a copy of its cache; the last prefix cache is kept for the next batch. Decoding continues
+in a cache that grows in place (:mod:`medsbench.models.kv`) instead of copying itself at
+every step. Models whose cache is not made of plain dynamic layers (sliding windows,
+recurrent layers), and accelerators (``row_prefill`` defaults to CPU only), get the padded
+batch prefill of ``generate`` and its own cache instead.
 """
 
 from __future__ import annotations
