@@ -57,6 +57,22 @@ def write_punkt_tab(root: Path) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def nltk_word_tokenize(tmp_path_factory):
+    """nltk.word_tokenize itself, with a punkt_tab model written from the same parameters (:func:`write_punkt_tab`)."""
+    nltk = pytest.importorskip("nltk")
+    import nltk.tokenize as tok
+
+    root = write_punkt_tab(tmp_path_factory.mktemp("nltk_data"))
+    nltk.data.path.insert(0, str(root))
+    tok._get_punkt_tokenizer.cache_clear()
+    try:
+        yield tok.word_tokenize
+    finally:
+        nltk.data.path.remove(str(root))
+        tok._get_punkt_tokenizer.cache_clear()
+
+
 def raw_dir(name: str) -> Path:
     """A real dataset folder under ../shared/data/raw (skips if the checkout lacks it; fails in CI)."""
     path = RAW / name

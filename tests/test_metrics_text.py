@@ -8,7 +8,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import write_punkt_tab
 from medsbench.metrics.text import bleu1, rouge_l
 from medsbench.metrics.tokenize import ja_tokenize, tokenize_many, word_tokenize, word_tokenize_many, zh_tokenize
 
@@ -30,21 +29,6 @@ en_text = st.lists(st.sampled_from(EN_WORDS) | st.text(max_size=6), max_size=40)
     lambda ws: "".join(w + (" " if i % 3 else "") for i, w in enumerate(ws)))
 zh_text = st.lists(st.sampled_from(list(ZH)) | st.sampled_from(["阿司匹林", "。", " ", "ST", "."]), max_size=40).map("".join)
 ja_text = st.lists(st.sampled_from(list(JA)) | st.sampled_from(["心筋梗塞", "。", " ", "ST", "."]), max_size=30).map("".join)
-
-
-@pytest.fixture(scope="module")
-def nltk_word_tokenize(tmp_path_factory):
-    """nltk.word_tokenize itself, with a punkt_tab model written from the same parameters."""
-    root = write_punkt_tab(tmp_path_factory.mktemp("nltk_data"))
-    nltk.data.path.insert(0, str(root))
-    import nltk.tokenize as tok
-
-    tok._get_punkt_tokenizer.cache_clear()
-    try:
-        yield tok.word_tokenize
-    finally:
-        nltk.data.path.remove(str(root))
-        tok._get_punkt_tokenizer.cache_clear()
 
 
 # nltk's own documented examples (nltk/test/tokenize.doctest)

@@ -14,7 +14,7 @@ import random
 
 import pytest
 
-from conftest import RAW, missing, write_punkt_tab
+from conftest import RAW, missing
 from medsbench.metrics import strict as S
 from medsbench.metrics import tokenize as T
 
@@ -65,20 +65,6 @@ def _western(real_texts) -> list[str]:
 
 
 # ------------------------------------------------------------------- tokenisation
-
-
-@pytest.fixture(scope="module")
-def nltk_word_tokenize(tmp_path_factory):
-    root = write_punkt_tab(tmp_path_factory.mktemp("nltk_data"))
-    nltk.data.path.insert(0, str(root))
-    import nltk.tokenize as tok
-
-    tok._get_punkt_tokenizer.cache_clear()
-    try:
-        yield tok.word_tokenize
-    finally:
-        nltk.data.path.remove(str(root))
-        tok._get_punkt_tokenizer.cache_clear()
 
 
 def test_word_tokenize_many_equals_nltk_on_real_texts(real_texts, nltk_word_tokenize):
