@@ -29,6 +29,7 @@ from typing import Any
 from medsbench import __version__
 from medsbench.board.charts import category_bars
 from medsbench.metrics import primary_metric
+from medsbench.metrics.compare import difference
 from medsbench.board.redact import redact_value
 from medsbench.board.store import REPORTED_PREFIX, Store, load_seed, slugify
 from medsbench.errors import MedsbenchError
@@ -43,7 +44,6 @@ HEADLINE = {"accuracy": ["accuracy"], "bleu_rouge": ["bleu1", "rougeL"], "f1_mic
 JUDGED_TITLE = "Judged free-text scores (model-graded, not part of the official scores)"
 PROBE_LABEL = {"reference": "reference copy", "empty": "empty answer", "off_topic": "off-topic answer",
                "truncated": "truncated answer"}
-ALPHA = 0.05  # a comparison row shows a difference only when its 95% CI excludes 0 and p < ALPHA
 
 
 @dataclass(frozen=True)
@@ -208,9 +208,8 @@ def _judged_view(store: Store, run: str, cat: Any) -> dict[str, Any] | None:
 def verdict(delta: float, ci_lo: float, ci_hi: float, p_value: float) -> tuple[str, str]:
     """A comparison row in plain words: a difference is claimed only when the 95% CI of the delta
     excludes 0 and p < 0.05; anything else is "no difference found" (not "no difference")."""
-    if ci_lo <= 0 <= ci_hi or p_value >= ALPHA:
-        return "no difference found", "same"
-    return ("tuned is better", "better") if delta > 0 else ("tuned is worse", "worse")
+    return {"none": ("no difference found", "same"), "higher": ("tuned is better", "better"),
+            "lower": ("tuned is worse", "worse")}[difference(delta, ci_lo, ci_hi, p_value)]
 
 
 def _comparison_view(data: dict[str, Any], run: Any, model_of: dict[str, Any]) -> dict[str, Any] | None:

@@ -24,6 +24,18 @@ from medsbench.records.predictions import PredictionRow, read_predictions
 from medsbench.tasks.workspace import task_order as _task_order
 
 
+ALPHA = 0.05  # a paired comparison claims a difference only when its 95% CI excludes 0 and p < ALPHA
+
+
+def difference(delta: float, ci_lo: float, ci_hi: float, p_value: float, alpha: float = ALPHA) -> str:
+    """The plain reading of one paired comparison row: ``"higher"`` or ``"lower"`` (the sign of
+    ``delta``) only when the CI of the delta excludes 0 AND the p-value is below ``alpha``; else
+    ``"none"`` (no difference found, which is not evidence of no difference)."""
+    if ci_lo <= 0.0 <= ci_hi or p_value >= alpha:
+        return "none"
+    return "higher" if delta > 0 else "lower"
+
+
 def _by_input(rows: list[PredictionRow]) -> list[PredictionRow]:
     return [r.model_copy(update={"id": None}) for r in rows]
 

@@ -53,7 +53,6 @@ LEARNING_RATE = 5e-4  # LoRA on a 135M model for ~100 steps (the shipped cpu_sma
 MAX_LENGTH = 768  # tokens per packed training row: keeps 99.8% of the PubMedQA examples whole (512: 80%)
 MAX_NEW_TOKENS = 64
 RESAMPLES = 2000
-ALPHA = 0.05
 STATE = "demo.json"
 # Characters of a training example besides input + output (definition, chat template), and
 # characters per token, to size each task's share of the training tokens before tokenising
@@ -69,17 +68,16 @@ Say = Callable[[str], None]
 # ------------------------------------------------------------------------- comparison rows
 
 
-def verdict(delta: float, ci: list[float], p_value: float, alpha: float = ALPHA) -> str:
-    """Plain reading of one paired comparison (delta = tuned - base).
-
-    A difference is claimed only when the 95% CI of the delta excludes 0 AND the permutation
-    p-value is below ``alpha``; otherwise (in particular whenever the CI contains 0) no
-    difference was found.
+def verdict(delta: float, ci: list[float], p_value: float) -> str:
+    """Plain reading of one paired comparison (delta = tuned - base), by
+    :func:`medsbench.metrics.compare.difference`: a difference is claimed only when the 95% CI of
+    the delta excludes 0 AND the permutation p-value is below its alpha; otherwise (in particular
+    whenever the CI contains 0) no difference was found.
     """
-    lo, hi = ci
-    if lo <= 0.0 <= hi or p_value >= alpha:
-        return "no difference found"
-    return "tuned better" if delta > 0 else "tuned worse"
+    from medsbench.metrics.compare import difference
+
+    return {"none": "no difference found", "higher": "tuned better",
+            "lower": "tuned worse"}[difference(delta, ci[0], ci[1], p_value)]
 
 
 def _flip(v: dict[str, Any]) -> tuple[float, list[float]]:
@@ -350,6 +348,7 @@ def run_demo(
     from medsbench.board.store import Store
     from medsbench.fileio import exclusive_lock
     from medsbench.metrics import compare_predictions
+    from medsbench.metrics.compare import ALPHA as COMPARE_ALPHA
 
     t0 = time.time()
     task_list = ", ".join(files)
@@ -371,7 +370,7 @@ def run_demo(
     out = {
         "settings": {**settings, "definitions": str(definitions) if definitions else None, "resamples": resamples,
                      "p_value": "paired permutation test", "ci": "paired bootstrap, 95%",
-                     "delta": "tuned - base", "verdict": f"a difference needs CI excluding 0 and p < {ALPHA}"},
+                     "delta": "tuned - base", "verdict": f"a difference needs CI excluding 0 and p < {COMPARE_ALPHA}"},
         "training": {k: train_info.get(k) for k in ("steps", "examples", "train_loss", "seconds")},
         "seconds": dict(seconds),
         "rows": rows,
