@@ -145,6 +145,8 @@ class HFBackend(BaseBackend):
         self.batch_size = self._auto_batch() if batch_size in ("auto", None, 0) else int(batch_size)
         self._fingerprint: dict[str, str | None] | None = None
         self._cache_kwarg = _cache_kwarg()
+        # prompt-only forward passes need the last position's logits at most
+        self._logits_to_keep = "logits_to_keep" in inspect.signature(self.model.forward).parameters
         self.calls = 0  # generate() calls, for tests and benches
         self.prefix_tokens_shared = 0  # prompt tokens not recomputed thanks to a shared prefix, for tests and benches
 
@@ -343,7 +345,7 @@ class HFBackend(BaseBackend):
         import torch
 
         kwargs = {self._cache_kwarg: cache} if cache is not None else {}
-        if "logits_to_keep" in inspect.signature(self.model.forward).parameters:
+        if self._logits_to_keep:
             kwargs["logits_to_keep"] = 1
         with torch.no_grad(), _quiet_cache_notice():
             out = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True, **kwargs)
