@@ -227,7 +227,7 @@ def test_refused_server_trips_the_breaker_and_sends_nothing_more(monkeypatch, ca
     backend = load_backend(f"openai:test-model,base_url={url}", api_key_env="MEDSBENCH_TEST_KEY")
     out = backend.generate(_requests(40))
     want = (
-        f"server unreachable at http://127.0.0.1:{port}/v1?api_key=REDACTED: "
+        f"server unreachable at http://127.0.0.1:{port}/v1: "
         "5 consecutive connection errors; no further requests sent"
     )
     assert [r.id for r in out] == [str(i) for i in range(40)]

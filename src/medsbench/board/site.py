@@ -30,7 +30,7 @@ from medsbench import __version__
 from medsbench.board.charts import category_bars
 from medsbench.metrics import primary_metric
 from medsbench.metrics.compare import difference
-from medsbench.board.redact import redact_value
+from medsbench.redact import redact as redact_value
 from medsbench.board.store import REPORTED_PREFIX, Store, load_seed, slugify
 from medsbench.errors import MedsbenchError
 from medsbench.tasks.workspace import task_order as _task_order

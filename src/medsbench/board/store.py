@@ -3,7 +3,7 @@
 Tables
 ------
 - ``models``: one row per model (name, kind = measured | submission | reported, size, link, description, source).
-- ``runs``: one row per ingested run: its manifest (credentials redacted, see :mod:`medsbench.board.redact`),
+- ``runs``: one row per ingested run: its manifest (credentials redacted, see :mod:`medsbench.redact`),
   input hashes, status pending | approved, protocol, whether failed items were let in (``partial``) and the
   suspicion flags of its outputs (:func:`medsbench.board.submit.suspicion_flags`).
   Seeded paper numbers are stored as one "run" per reported model, named ``reported:<model>``.
@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from medsbench.metrics import primary_metric
-from medsbench.board.redact import redact_value
+from medsbench.redact import redact as redact_value
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import sha256_file
 

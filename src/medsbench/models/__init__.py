@@ -22,8 +22,6 @@ from medsbench.models.spec import (
     OpenAIOptions,
     VLLMOptions,
     known_options,
-    redact_text,
-    redact_url,
 )
 
 
@@ -86,6 +84,4 @@ __all__ = [
     "check_spec",
     "known_options",
     "load_backend",
-    "redact_text",
-    "redact_url",
 ]

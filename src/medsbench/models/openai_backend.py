@@ -5,7 +5,7 @@ Uses the official async client with its own retries switched off: we retry
 backoff plus full jitter, honour ``Retry-After``, and fail an item (recorded in
 its ``error``) only after ``max_attempts``. The key comes from the environment
 only and is never logged or put in the run identity; URLs in identities, errors and
-logs are redacted (:func:`medsbench.models.spec.redact_url`).
+logs are redacted (:func:`medsbench.redact.redact_url`).
 
 Circuit breaker: after ``max_connection_errors`` consecutive failures to connect at all
 (connection refused, host unreachable, DNS failure, connect timeout) the server is taken
@@ -26,7 +26,7 @@ from typing import Any
 
 from medsbench.errors import MedsbenchError, require
 from medsbench.models.base import BaseBackend, Request, Response
-from medsbench.models.spec import redact_text, redact_url
+from medsbench.redact import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 

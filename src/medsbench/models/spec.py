@@ -3,7 +3,7 @@
 Forms: ``default[,k=v]`` | ``hf:PATH_OR_NAME[,k=v]`` | ``vllm:PATH_OR_NAME[,k=v]`` |
 ``openai:MODEL[,base_url=..,k=v]``. Every place that needs a model's kind, a run name, a display
 name or a loggable form of the spec asks this class; credentials in URLs never leave it
-(:meth:`ModelSpec.redacted`, :func:`redact_url`).
+(:meth:`ModelSpec.redacted`, :mod:`medsbench.redact`).
 
 Options are typed per backend kind (:class:`HFOptions` for ``default``/``hf``, :class:`OpenAIOptions`,
 :class:`VLLMOptions`): values are coerced (``batch_size=4`` -> 4, ``trust_remote_code=yes`` -> True)
@@ -21,7 +21,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -34,40 +33,10 @@ from pydantic import (
 )
 
 from medsbench.errors import MedsbenchError
+from medsbench.redact import REDACTED, SECRET_NAME, redact_text
 
 KINDS = ("default", "hf", "vllm", "openai")
-SECRET_PARAM = re.compile(r"(key|token|secret|password|passwd|auth|signature|sig)", re.IGNORECASE)
-REDACTED = "REDACTED"
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def redact_url(url: str) -> str:
-    """``url`` without userinfo and with secret-looking query parameters masked.
-
-    ``http://user:sk-1@host:8000/v1?api_key=x&a=1`` -> ``http://host:8000/v1?api_key=REDACTED&a=1``.
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return REDACTED
-    if not parts.scheme and not parts.netloc:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, REDACTED if SECRET_PARAM.search(k) else v) for k, v in pairs])
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def redact_text(text: str) -> str:
-    """Every URL inside ``text`` redacted (for error messages and logs that may quote a URL)."""
-    def one(match: re.Match[str]) -> str:
-        url = match.group(0)
-        core = url.rstrip(".,;:!?)]}")  # sentence punctuation after a URL is not part of it
-        return redact_url(core) + url[len(core) :]
-
-    return re.sub(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+", one, text)
 
 
 # --------------------------------------------------------------------------- typed options
@@ -286,12 +255,12 @@ class ModelSpec:
         head = f"{self.kind}:{redact_text(self.target)}" if self.target else self.kind
         opts = []
         for key, value in self.options.items():
-            if key == "api_key_env" and ENV_NAME.match(value):
-                pass
-            elif SECRET_PARAM.search(key):
+            if key == "api_key_env":
+                value = value if ENV_NAME.match(value) else REDACTED
+            elif SECRET_NAME.match(key):
                 value = REDACTED
-            elif "://" in value:
-                value = redact_url(value)
+            else:
+                value = redact_text(value)
             opts.append(f"{key}={value}")
         return ",".join([head, *opts])
 

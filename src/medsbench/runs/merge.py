@@ -16,7 +16,7 @@ from typing import Any
 
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import exclusive_lock
-from medsbench.models.spec import redact_text
+from medsbench.redact import redact_text
 from medsbench.records import PredictionRow, read_predictions, write_official_csv, write_predictions
 from medsbench.records.manifest import RunManifest, now
 from medsbench.runs.run import Scorer, parse_shard, score

@@ -31,7 +31,8 @@ import orjson
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import ensure_writable, exclusive_lock
 from medsbench.models.base import Backend, Request, Response
-from medsbench.models.spec import REDACTED, ModelSpec, redact_text, redact_url
+from medsbench.models.spec import ModelSpec
+from medsbench.redact import REDACTED, redact_text, redact_url
 from medsbench.prompts.protocols import DEFAULT_PROTOCOL, get_protocol
 from medsbench.records.manifest import (
     MANIFEST,
