@@ -191,10 +191,11 @@ def test_add_refuses_bad_runs_and_reported_names(tmp_path, board_ws):
 
 
 def test_manifest_spec_becomes_a_path_free_name(tmp_path, board_ws, tiny_model_dir):
-    from medsbench.records.manifest import RunManifest
+    from medsbench.records.folder import RunFolder
+from medsbench.records.manifest import RunManifest
 
     run = board_ws["runs"][0]
-    spec = RunManifest.load(run).model  # written by run_eval: "hf:/.../model"
+    spec = RunFolder(run).manifest().model  # written by run_eval: "hf:/.../model"
     assert spec.startswith("hf:/") and spec.endswith("/" + tiny_model_dir.name)
     with Store(tmp_path / "b.sqlite") as store:
         store.add_run(run)
@@ -219,7 +220,7 @@ def test_unfinished_runs_are_refused(tmp_path, board_ws):
     shutil.copytree(board_ws["runs"][0], run)
     from medsbench.records.manifest import RunManifest
 
-    manifest = RunManifest.load(run)
+    manifest = RunFolder(run).manifest()
     manifest.status = "interrupted"
     manifest.save(run)
     with Store(tmp_path / "b.sqlite") as store:

@@ -24,6 +24,7 @@ from medsbench.board.store import slugify
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import exclusive_lock
 from medsbench.records import PredictionRow
+from medsbench.records.folder import RunFolder
 from medsbench.records.manifest import RunManifest
 from medsbench.records.results import Results
 from medsbench.tasks.catalog import catalog
@@ -155,7 +156,7 @@ def test_a_limited_run_is_a_sample_with_its_n(tmp_path, board_ws, tiny_model_dir
     """A real `eval --limit 3` run: not a failure, but its n is shown beside the score."""
     shutil.copytree(board_ws["root"] / "tasks", tmp_path / "tasks")
     run = eval_run(tiny_model_dir, tmp_path, "limited", limit=3)
-    manifest = RunManifest.load(run)
+    manifest = RunFolder(run).manifest()
     assert {t.n for t in manifest.tasks.values()} == {3} and manifest.tasks["task57"].n_total == 6
     with Store(tmp_path / "b.sqlite") as store:
         assert store.add_run(run, model_name="limited") == "added"  # a sample is not partial

@@ -189,9 +189,9 @@ def score(predictions: Path, results: Path) -> None:
 
 def eval_run(model_dir: Path, root: Path, name: str, **kwargs: Any) -> Path:
     """A run made by the real runner (`medsbench eval`'s library entry), scored by it."""
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
 
-    res = run_eval(f"hf:{model_dir}", "task57,task114", workspace=root, out=root / "runs" / name,
+    res = evaluate(f"hf:{model_dir}", "task57,task114", workspace=root, out=root / "runs" / name,
                    max_new_tokens=12, progress=False, **kwargs)
     return res.run_dir
 

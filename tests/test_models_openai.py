@@ -173,7 +173,7 @@ def test_missing_key_is_one_line(monkeypatch):
 
 def test_eval_run_over_a_flaky_api_completes(server, monkeypatch, tmp_path, capsys):
     """A whole run: every item answered or explicitly failed; the key appears nowhere on disk or in logs."""
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
     from medsbench.tasks.format import Instance, write_task
 
     tasks = tmp_path / "ws" / "tasks"
@@ -184,7 +184,7 @@ def test_eval_run_over_a_flaky_api_completes(server, monkeypatch, tmp_path, caps
         [Instance(str(i), x, ["A"]) for i, x in enumerate(inputs)],
     )
     backend = _backend(server, monkeypatch)
-    result = run_eval(backend, "task57", workspace=tmp_path / "ws", out=tmp_path / "run", progress=False)
+    result = evaluate(backend, "task57", workspace=tmp_path / "ws", out=tmp_path / "run", progress=False)
     rows = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == [str(i) for i in range(6)]
     failed = [r for r in rows if r["error"]]
@@ -195,7 +195,7 @@ def test_eval_run_over_a_flaky_api_completes(server, monkeypatch, tmp_path, caps
     assert KEY not in everything and KEY not in capsys.readouterr().err
     # Re-running retries only the failed item (errors are never cached).
     before = dict(server.attempts)
-    run_eval(backend, "task57", workspace=tmp_path / "ws", out=tmp_path / "run", progress=False)
+    evaluate(backend, "task57", workspace=tmp_path / "ws", out=tmp_path / "run", progress=False)
     changed = {c for c, n in server.attempts.items() if n != before.get(c)}
     assert changed == {"Input:\n[dead] q5\nOutput:\n"}
 
@@ -276,7 +276,7 @@ def test_server_going_down_mid_run_fails_the_rest_at_once(server, monkeypatch):
 
 
 def test_eval_run_against_a_refused_server_fails_every_item(monkeypatch, tmp_path):
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
     from medsbench.tasks.format import Instance, write_task
 
     url, _ = _refused_url()
@@ -288,7 +288,7 @@ def test_eval_run_against_a_refused_server_fails_every_item(monkeypatch, tmp_pat
     )
     backend = load_backend(f"openai:test-model,base_url={url}", api_key_env="MEDSBENCH_TEST_KEY")
     try:
-        run_eval(backend, "task57", workspace=tmp_path / "ws", out=tmp_path / "run", progress=False)
+        evaluate(backend, "task57", workspace=tmp_path / "ws", out=tmp_path / "run", progress=False)
     except MedsbenchError as exc:  # a run with failed items may refuse to finish quietly
         assert CANARY not in str(exc)
     rows = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]

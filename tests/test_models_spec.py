@@ -336,7 +336,7 @@ def test_run_cache_never_serves_a_retrained_models_old_outputs(tiny_model_dir, t
     import torch
     from transformers import AutoModelForCausalLM
 
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
     from medsbench.tasks.format import Instance, write_task
 
     folder = tmp_path / "model"
@@ -350,7 +350,7 @@ def test_run_cache_never_serves_a_retrained_models_old_outputs(tiny_model_dir, t
     spec = f"hf:{folder},threads=1"
 
     def run(name: str):
-        return run_eval(spec, "task57", workspace=ws, out=tmp_path / name, max_new_tokens=4, progress=False)
+        return evaluate(spec, "task57", workspace=ws, out=tmp_path / name, max_new_tokens=4, progress=False)
 
     first = run("r1")
     assert (first.n_generated, first.n_cached) == (3, 0)

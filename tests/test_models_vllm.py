@@ -212,10 +212,10 @@ def test_real_vllm_eval_on_medqa(real_backend, medqa_workspace):
     """run_eval with the real engine: 4 MedQA items answered, counted, scored; prompts via SmolLM2's template."""
     import json
 
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
 
     assert real_backend.chat and real_backend.identity()["dtype"] == "float32"
-    result = run_eval(real_backend, "task57", workspace=medqa_workspace, limit=4, max_new_tokens=48, progress=False)
+    result = evaluate(real_backend, "task57", workspace=medqa_workspace, limit=4, max_new_tokens=48, progress=False)
     rows = [json.loads(line) for line in (result.run_dir / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and [r["error"] for r in rows] == [None] * 4
     for row in rows:
@@ -325,7 +325,7 @@ def test_openai_backend_against_a_real_vllm_server(vllm_server, medqa_workspace,
     """Our openai backend (retries, stop pass-through) against vLLM's own OpenAI-compatible server."""
     import json
 
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
 
     monkeypatch.setenv("MEDSBENCH_VLLM_TEST_KEY", "dummy-key")
     backend = load_backend(f"openai:smollm2,base_url={vllm_server},api_key_env=MEDSBENCH_VLLM_TEST_KEY,concurrency=4")
@@ -340,7 +340,7 @@ def test_openai_backend_against_a_real_vllm_server(vllm_server, medqa_workspace,
     assert stopped.text and "\n" not in stopped.text and free.text.startswith(stopped.text)
     assert stopped.output_tokens < free.output_tokens and free.prompt_tokens and free.prompt_tokens > 0
 
-    result = run_eval(backend, "task57", workspace=medqa_workspace, limit=4, max_new_tokens=48, progress=False,
+    result = evaluate(backend, "task57", workspace=medqa_workspace, limit=4, max_new_tokens=48, progress=False,
                       out=medqa_workspace / "runs" / "openai-vllm-server")
     rows = [json.loads(line) for line in (result.run_dir / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and [r["error"] for r in rows] == [None] * 4

@@ -92,11 +92,11 @@ def without_timing(rows: list[dict]) -> list[dict]:
 
 
 def test_run_folder_contents(tmp_path):
-    from medsbench.pipeline import run_eval
-    from medsbench.runs import RunManifest
+    from medsbench.pipeline import evaluate
+    from medsbench.records.folder import RunFolder
 
     ws = make_workspace(tmp_path / "ws")
-    res = run_eval(CountingBackend(), "task57,ner", workspace=ws, out=tmp_path / "run", progress=False)
+    res = evaluate(CountingBackend(), "task57,ner", workspace=ws, out=tmp_path / "run", progress=False)
     run = tmp_path / "run"
     rows = rows_of(run)
     assert [r["task_id"] for r in rows] == ["task57"] * 8 + ["task126"] * 6
@@ -111,7 +111,7 @@ def test_run_folder_contents(tmp_path):
         table = list(csv.reader(fh))
     assert table[0] == ["task_id", "input", "GT", "output"] and len(table) == 15
     assert table[2] == ["task57", rows[1]["prompt"], "A", "A"]
-    manifest = RunManifest.load(run)
+    manifest = RunFolder(run).manifest()
     assert manifest.status == "finished" and manifest.counts["generated"] == 14
     assert set(manifest.tasks) == {"task57", "task126"}
     assert len(manifest.tasks["task126"].files["train"].sha256) == 64
@@ -123,36 +123,36 @@ def test_run_folder_contents(tmp_path):
 
 
 def test_demos_do_not_depend_on_batch_size_or_limit(tmp_path):
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
 
     ws = make_workspace(tmp_path / "ws")
-    run_eval(CountingBackend(chunk_size=1), "task126", workspace=ws, out=tmp_path / "a", progress=False, cache=tmp_path / "c1.sqlite")
-    run_eval(CountingBackend(chunk_size=5), "task126", workspace=ws, out=tmp_path / "b", progress=False, limit=3,
+    evaluate(CountingBackend(chunk_size=1), "task126", workspace=ws, out=tmp_path / "a", progress=False, cache=tmp_path / "c1.sqlite")
+    evaluate(CountingBackend(chunk_size=5), "task126", workspace=ws, out=tmp_path / "b", progress=False, limit=3,
              cache=tmp_path / "c2.sqlite")
     a, b = rows_of(tmp_path / "a"), rows_of(tmp_path / "b")
     assert without_timing(a[:3]) == without_timing(b)
     assert len({tuple(r["demo_ids"]) for r in a}) > 1
     # Another seed: other demos.
-    run_eval(CountingBackend(), "task126", workspace=ws, out=tmp_path / "c", progress=False, seed=7, cache=tmp_path / "c3.sqlite")
+    evaluate(CountingBackend(), "task126", workspace=ws, out=tmp_path / "c", progress=False, seed=7, cache=tmp_path / "c3.sqlite")
     assert [r["demo_ids"] for r in rows_of(tmp_path / "c")] != [r["demo_ids"] for r in a]
 
 
 def test_demos_come_from_test_split_without_the_item_when_no_train(tmp_path):
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
 
     ws = make_workspace(tmp_path / "ws")
     (ws / "tasks" / "task126_bc5cdr_chem.train.json").unlink()
-    run_eval(CountingBackend(), "task126", workspace=ws, out=tmp_path / "r", progress=False)
+    evaluate(CountingBackend(), "task126", workspace=ws, out=tmp_path / "r", progress=False)
     for r in rows_of(tmp_path / "r"):
         assert len(r["demo_ids"]) == 3 and r["id"] not in r["demo_ids"]
         assert all(d.startswith("t") for d in r["demo_ids"])
 
 
 def test_truncation_is_counted_and_keeps_the_query(tmp_path):
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
 
     ws = make_workspace(tmp_path / "ws")
-    res = run_eval(CountingBackend(context=60), "task126", workspace=ws, out=tmp_path / "r", progress=False,
+    res = evaluate(CountingBackend(context=60), "task126", workspace=ws, out=tmp_path / "r", progress=False,
                    max_new_tokens=20)
     rows = rows_of(tmp_path / "r")
     assert res.n_truncated == sum(r["truncated"] for r in rows) > 0
@@ -164,31 +164,31 @@ def test_truncation_is_counted_and_keeps_the_query(tmp_path):
 
 
 def test_rerun_uses_the_cache_with_zero_calls(tmp_path):
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
 
     ws = make_workspace(tmp_path / "ws")
     first = CountingBackend()
-    run_eval(first, "all", workspace=ws, out=tmp_path / "r", progress=False)
+    evaluate(first, "all", workspace=ws, out=tmp_path / "r", progress=False)
     before = (tmp_path / "r" / "predictions.jsonl").read_bytes()
     again = CountingBackend()
-    res = run_eval(again, "all", workspace=ws, out=tmp_path / "r", progress=False)
+    res = evaluate(again, "all", workspace=ws, out=tmp_path / "r", progress=False)
     assert again.prompts == [] and res.n_cached == 14 and len(first.prompts) == 14
     assert (tmp_path / "r" / "predictions.jsonl").read_bytes() == before
 
 
-def test_ctrl_c_stops_cleanly_and_resume_finishes_without_repeats(tmp_path, capsys):
-    from medsbench.pipeline import run_eval
-    from medsbench.runs import RunManifest
+def test_ctrl_c_stops_cleanly_and_resume_finishes_without_repeats(tmp_path, caplog):
+    from medsbench.pipeline import evaluate
+    from medsbench.records.folder import RunFolder
 
     ws = make_workspace(tmp_path / "ws")
-    run_eval(CountingBackend(), "all", workspace=ws, out=tmp_path / "whole", progress=False, cache=tmp_path / "other.sqlite")
+    evaluate(CountingBackend(), "all", workspace=ws, out=tmp_path / "whole", progress=False, cache=tmp_path / "other.sqlite")
     broken = CountingBackend(chunk_size=1, interrupt_after=5)
     with pytest.raises(KeyboardInterrupt):
-        run_eval(broken, "all", workspace=ws, out=tmp_path / "r", progress=False, limit=None)
-    assert "medsbench eval --resume --out" in capsys.readouterr().err
-    assert RunManifest.load(tmp_path / "r").status == "interrupted" and len(rows_of(tmp_path / "r")) == 5
+        evaluate(broken, "all", workspace=ws, out=tmp_path / "r", progress=False, limit=None)
+    assert "medsbench eval --resume --out" in caplog.text
+    assert RunFolder(tmp_path / "r").manifest().status == "interrupted" and len(rows_of(tmp_path / "r")) == 5
     rest = CountingBackend()
-    run_eval(rest, None, workspace=ws, out=tmp_path / "r", progress=False, resume=True)
+    evaluate(rest, None, workspace=ws, out=tmp_path / "r", progress=False, resume=True)
     assert not set(rest.prompts) & set(broken.prompts) and len(rest.prompts) == 14 - 5
     assert without_timing(rows_of(tmp_path / "r")) == without_timing(rows_of(tmp_path / "whole"))
 
@@ -197,8 +197,8 @@ SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
 from test_runs import CountingBackend
-from medsbench.pipeline import run_eval
-run_eval(CountingBackend(chunk_size=1, sleep=0.03, log={log!r}), "all", workspace={ws!r}, out={out!r}, progress=False)
+from medsbench.pipeline import evaluate
+evaluate(CountingBackend(chunk_size=1, sleep=0.03, log={log!r}), "all", workspace={ws!r}, out={out!r}, progress=False)
 """
 
 
@@ -212,12 +212,12 @@ def _cached_keys(db: Path) -> set[str]:
 def test_sigkill_at_any_moment_resumes_to_identical_predictions(tmp_path):
     """Kill a real run with SIGKILL repeatedly; each restart never re-sends a finished item; the end result matches."""
     from medsbench.prompts.protocols import get_protocol
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
     from medsbench.runs.cache import cache_key
     from medsbench.runs.run import generation_config
 
     ws = make_workspace(tmp_path / "ws", n_mcqa=12, n_ner=8)
-    run_eval(CountingBackend(), "all", workspace=ws, out=tmp_path / "whole", progress=False, cache=tmp_path / "other.sqlite")
+    evaluate(CountingBackend(), "all", workspace=ws, out=tmp_path / "whole", progress=False, cache=tmp_path / "other.sqlite")
     db = ws / "cache.sqlite"
     identity = CountingBackend().identity()
     log = tmp_path / "calls.log"
@@ -248,7 +248,7 @@ def test_sigkill_at_any_moment_resumes_to_identical_predictions(tmp_path):
     before = _cached_keys(db)
     assert computed and computed <= before  # the keys above are the runner's keys (the check is not vacuous)
     final = CountingBackend()
-    run_eval(final, "all", workspace=ws, out=tmp_path / "r", progress=False)
+    evaluate(final, "all", workspace=ws, out=tmp_path / "r", progress=False)
     assert len(final.prompts) == 20 - len(before)  # only unfinished items are generated
     assert len(_cached_keys(db)) == 20
     assert without_timing(rows_of(tmp_path / "r")) == without_timing(rows_of(tmp_path / "whole"))
@@ -261,23 +261,23 @@ def _max_new(prompt: str) -> int:
 
 
 def test_bad_inputs_are_one_clear_line(tmp_path, monkeypatch):
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
 
     empty = tmp_path / "empty"
     with pytest.raises(MedsbenchError, match=r"no task files in .*medsbench data convert --all --raw ../shared/data/raw"):
-        run_eval(CountingBackend(), "task57", workspace=empty, progress=False)
+        evaluate(CountingBackend(), "task57", workspace=empty, progress=False)
     ws = make_workspace(tmp_path / "ws")
     with pytest.raises(MedsbenchError, match="unknown task or category 'task9999'"):
-        run_eval(CountingBackend(), "task9999", workspace=ws, progress=False)
+        evaluate(CountingBackend(), "task9999", workspace=ws, progress=False)
     with pytest.raises(MedsbenchError, match="task58 .* has no test file"):
-        run_eval(CountingBackend(), "task58", workspace=ws, progress=False)
+        evaluate(CountingBackend(), "task58", workspace=ws, progress=False)
     with pytest.raises(MedsbenchError, match="nothing to resume"):
-        run_eval(CountingBackend(), None, workspace=ws, out=tmp_path / "nope", resume=True, progress=False)
+        evaluate(CountingBackend(), None, workspace=ws, out=tmp_path / "nope", resume=True, progress=False)
     with pytest.raises(MedsbenchError, match="model folder not found"):
-        run_eval("hf:/no/such/path", "task57", workspace=ws, progress=False)
+        evaluate("hf:/no/such/path", "task57", workspace=ws, progress=False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(MedsbenchError, match="API key"):
-        run_eval("openai:gpt-4o", "task57", workspace=ws, progress=False)
+        evaluate("openai:gpt-4o", "task57", workspace=ws, progress=False)
 
 
 @pytest.mark.parametrize(
@@ -307,23 +307,23 @@ def test_cli_empty_workspace_names_the_build_command(tmp_path):
 
 
 def test_definitions_file_gives_the_papers_wording(tmp_path):
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
 
     ws = make_workspace(tmp_path / "ws")
     defs = tmp_path / "RewriteDefinitions.json"
     defs.write_text(json.dumps({"task57": {"original_def": ["The paper's own words."], "auto_rewrite_def": ["x"]}}))
-    run_eval(CountingBackend(), "task57", workspace=ws, out=tmp_path / "r", progress=False, definitions=defs, limit=1)
+    evaluate(CountingBackend(), "task57", workspace=ws, out=tmp_path / "r", progress=False, definitions=defs, limit=1)
     assert rows_of(tmp_path / "r")[0]["prompt"].startswith("The paper's own words.\nInput:\n")
 
 
 def test_query_longer_than_the_context_fails_explicitly_without_a_call(tmp_path):
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
 
     ws = make_workspace(tmp_path / "ws")
     write_task(ws / "tasks" / "task57_medqa_en.test.json", {"Definition": ["Answer."]},
                [Instance("short", "Q?", ["A"]), Instance("long", "word " * 80, ["A"]), Instance("mid", "word " * 25, ["A"])])
     backend = CountingBackend(context=40)
-    run_eval(backend, "task57", workspace=ws, out=tmp_path / "r", progress=False, max_new_tokens=20)
+    evaluate(backend, "task57", workspace=ws, out=tmp_path / "r", progress=False, max_new_tokens=20)
     rows = {r["id"]: r for r in rows_of(tmp_path / "r")}
     assert "does not fit the model context of 40" in rows["long"]["error"] and rows["long"]["output"] is None
     assert rows["short"]["error"] is None and rows["mid"]["error"] is None and rows["mid"]["truncated"]

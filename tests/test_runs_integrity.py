@@ -52,14 +52,14 @@ class NoCalls(CountingBackend):
 
 def test_failed_items_are_missing_and_resume_retries_only_them(tmp_path):
     from medsbench.records import read_predictions
-    from medsbench.pipeline import run_eval
-    from medsbench.runs import RunManifest
-    from medsbench.runs.report import failure_lines
+    from medsbench.pipeline import evaluate
+    from medsbench.records.folder import RunFolder
+    from medsbench.commands.render import failure_lines
 
     ws = make_workspace(tmp_path / "ws")
     run = tmp_path / "run"
     flaky = FlakyBackend(fail_on=("Question 3?", "Sentence 1 "))
-    res = run_eval(flaky, "task57,task126", workspace=ws, out=run, progress=False)
+    res = evaluate(flaky, "task57,task126", workspace=ws, out=run, progress=False)
     rows = read_predictions(run / "predictions.jsonl")
     failed = [r for r in rows if r.failed]
     assert [(r.task_id, r.id) for r in failed] == [("task57", "q3"), ("task126", "t1")]
@@ -68,7 +68,7 @@ def test_failed_items_are_missing_and_resume_retries_only_them(tmp_path):
     raw = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
     assert all(r["output"] is None for r in raw if r["error"])  # JSON null, never ""
     assert res.n_failed == 2 and res.per_task["task57"]["failed"] == 1 and res.per_task["task126"]["failed"] == 1
-    manifest = RunManifest.load(run)
+    manifest = RunFolder(run).manifest()
     assert manifest.status == "failed" and manifest.counts["failed"] == 2 and manifest.counts["written"] == 14
     assert (run / "results.json").is_file()  # results, predictions and manifest are all written
     lines = failure_lines(res)
@@ -78,24 +78,24 @@ def test_failed_items_are_missing_and_resume_retries_only_them(tmp_path):
 
     # --resume needs only the run folder, and re-sends exactly the failed items (errors are never cached).
     again = CountingBackend()
-    res2 = run_eval(again, None, out=run, resume=True, progress=False)
+    res2 = evaluate(again, None, out=run, resume=True, progress=False)
     assert sorted(again.prompts) == sorted(r.prompt for r in failed)
-    assert res2.n_failed == 0 and RunManifest.load(run).status == "finished" and failure_lines(res2) == []
+    assert res2.n_failed == 0 and RunFolder(run).manifest().status == "finished" and failure_lines(res2) == []
     assert not any(r.failed for r in read_predictions(run / "predictions.jsonl"))
 
 
 def test_a_limited_run_is_a_sample_not_a_failure(tmp_path):
-    from medsbench.pipeline import run_eval
-    from medsbench.runs import RunManifest
-    from medsbench.runs.report import failure_lines, title
+    from medsbench.pipeline import evaluate
+    from medsbench.records.folder import RunFolder
+    from medsbench.commands.render import failure_lines, title
 
     ws = make_workspace(tmp_path / "ws")
-    res = run_eval(CountingBackend(), "task57", workspace=ws, out=tmp_path / "r", limit=3, progress=False)
+    res = evaluate(CountingBackend(), "task57", workspace=ws, out=tmp_path / "r", limit=3, progress=False)
     assert res.n_items == 3 and res.n_failed == 0 and failure_lines(res) == []
-    assert RunManifest.load(tmp_path / "r").status == "finished"
+    assert RunFolder(tmp_path / "r").manifest().status == "finished"
     assert "sample: first 3 per task" in title(res)
-    with pytest.raises(MedsbenchError, match="--limit must be at least 1"):
-        run_eval(CountingBackend(), "task57", workspace=ws, out=tmp_path / "r0", limit=0, progress=False)
+    with pytest.raises(MedsbenchError, match="--limit: Input should be greater than or equal to 1"):
+        evaluate(CountingBackend(), "task57", workspace=ws, out=tmp_path / "r0", limit=0, progress=False)
     proc = cli("eval", "-w", str(ws), "--limit", "0")
     assert proc.returncode == 2 and "greater than or equal to 1" in proc.stderr
 
@@ -115,7 +115,8 @@ def test_cli_run_against_a_dead_server_exits_1_and_keeps_credentials_out(tmp_pat
     assert len(rows) == 3 and all(r["output"] is None and r["error"] for r in rows)
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "failed" and manifest["counts"]["failed"] == 3
-    assert manifest["model"] == "openai:gpt-4,base_url=http://127.0.0.1:9/v1,max_attempts=1"
+    assert manifest["config"]["model"] == "openai:gpt-4,base_url=http://127.0.0.1:9/v1,max_attempts=1"
+    assert manifest["config"]["model_complete"] is False  # the userinfo was dropped: a resume asks for the spec again
     everything = "".join(p.read_text(errors="replace") for p in run.iterdir() if p.is_file()) + proc.stderr + proc.stdout
     assert canary not in everything and "sk-test-key" not in everything
 
@@ -123,32 +124,32 @@ def test_cli_run_against_a_dead_server_exits_1_and_keeps_credentials_out(tmp_pat
 # -- resume cannot change what is measured --------------------------------------------------
 
 def _interrupted_run(tmp_path: Path, **kw) -> tuple[Path, Path, CountingBackend]:
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
 
     ws = make_workspace(tmp_path / "ws")
     run = tmp_path / "run"
     broken = CountingBackend(chunk_size=1, interrupt_after=4)
     with pytest.raises(KeyboardInterrupt):
-        run_eval(broken, "all", workspace=ws, out=run, progress=False, **kw)
+        evaluate(broken, "all", workspace=ws, out=run, progress=False, **kw)
     return ws, run, broken
 
 
 def test_resume_takes_everything_from_the_manifest(tmp_path, monkeypatch):
-    from medsbench.pipeline import run_eval
-    from medsbench.runs import RunManifest
+    from medsbench.pipeline import evaluate
+    from medsbench.records.folder import RunFolder
 
     ws, run, broken = _interrupted_run(tmp_path, limit=5, seed=3, cache=tmp_path / "c" / "cache.sqlite")
-    manifest = RunManifest.load(run)
+    manifest = RunFolder(run).manifest()
     assert manifest.workspace == str(ws.resolve()) and manifest.cache == str((tmp_path / "c" / "cache.sqlite").resolve())
-    assert manifest.args["limit"] == 5 and manifest.args["seed"] == 3 and manifest.protocol == "medsbench"
+    assert manifest.config.limit == 5 and manifest.config.seed == 3 and manifest.protocol == "medsbench"
     assert all(len(f.sha256) == 64 and Path(f.path).is_absolute() for t in manifest.tasks.values() for f in t.files.values())
     # Another ./medsbench-work/tasks in the current folder must not be picked up.
     other = make_workspace(tmp_path / "elsewhere" / "medsbench-work", n_mcqa=2, n_ner=2)
     monkeypatch.chdir(other.parent)
     rest = CountingBackend()
-    res = run_eval(rest, None, out=run, resume=True, progress=False)
+    res = evaluate(rest, None, out=run, resume=True, progress=False)
     assert res.n_items == 10 and len(rest.prompts) == 10 - 4 and not set(rest.prompts) & set(broken.prompts)
-    assert RunManifest.load(run).status == "finished" and RunManifest.load(run).started == manifest.started
+    assert RunFolder(run).manifest().status == "finished" and RunFolder(run).manifest().started == manifest.started
     assert not (other / "cache.sqlite").exists() and (tmp_path / "c" / "cache.sqlite").exists()
 
 
@@ -161,25 +162,23 @@ def test_resume_takes_everything_from_the_manifest(tmp_path, monkeypatch):
         ({"protocol": "official"}, "--protocol official conflicts"),
         ({"workspace": "somewhere/else"}, "--workspace somewhere/else conflicts"),
         ({"model": "hf:/m/other"}, "--model hf:/m/other conflicts"),
-        ({"backend_options": {"dtype": "bfloat16"}}, "--dtype bfloat16 conflicts"),
         ({"build_from": "raw"}, "--build-from cannot be used"),
     ],
 )
 def test_resume_refuses_a_conflicting_flag_in_one_line(tmp_path, flags, message):
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
 
     ws, run, _ = _interrupted_run(tmp_path, limit=5)
     with pytest.raises(MedsbenchError, match=message.replace("(", r"\(")) as err:
-        run_eval(flags.pop("model", CountingBackend()), flags.pop("tasks", None), out=run, resume=True,
+        evaluate(flags.pop("model", CountingBackend()), flags.pop("tasks", None), out=run, resume=True,
                  progress=False, **flags)
     assert "\n" not in str(err.value)
     # The same values as recorded are fine, and so is another source of the API key.
-    run_eval(CountingBackend(), "all", workspace=ws, out=run, resume=True, limit=5, seed=0, progress=False,
-             backend_options={"api_key_env": "OTHER_KEY"})
+    evaluate(CountingBackend(), "all", workspace=ws, out=run, resume=True, limit=5, seed=0, progress=False)
 
 
 def test_resume_refuses_a_changed_or_missing_task_file(tmp_path):
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
 
     ws, run, _ = _interrupted_run(tmp_path)
     test_file = ws / "tasks" / "task57_medqa_en.test.json"
@@ -187,15 +186,15 @@ def test_resume_refuses_a_changed_or_missing_task_file(tmp_path):
     data["Instances"][0]["output"] = "B"
     test_file.write_text(json.dumps(data))
     with pytest.raises(MedsbenchError, match=rf"task file changed since the run started: {test_file.resolve()} \(sha256 \w+\.\.\. != \w+\.\.\.\)"):
-        run_eval(NoCalls(), None, out=run, resume=True, progress=False)
+        evaluate(NoCalls(), None, out=run, resume=True, progress=False)
     (ws / "tasks" / "task126_bc5cdr_chem.train.json").unlink()
     test_file.unlink()
     with pytest.raises(MedsbenchError, match="task file changed since the run started: .*(missing)"):
-        run_eval(NoCalls(), None, out=run, resume=True, progress=False)
+        evaluate(NoCalls(), None, out=run, resume=True, progress=False)
 
 
 def test_resume_refuses_another_model(tmp_path):
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
 
     _, run, _ = _interrupted_run(tmp_path)
 
@@ -204,25 +203,25 @@ def test_resume_refuses_another_model(tmp_path):
             return {"backend": "fake", "version": 2}
 
     with pytest.raises(MedsbenchError, match=r"the model changed since the run started \(version differ\)"):
-        run_eval(Retrained(), None, out=run, resume=True, progress=False)
+        evaluate(Retrained(), None, out=run, resume=True, progress=False)
 
 
 KILL_WHILE_SCORING = """
 import os, signal, sys
 sys.path.insert(0, {tests!r})
-import medsbench.metrics
+import medsbench.pipeline
 from test_runs import CountingBackend
-from medsbench.pipeline import run_eval
+from medsbench.pipeline import evaluate
 def die(*a, **k):
     os.kill(os.getpid(), signal.SIGKILL)
-medsbench.metrics.score_predictions = die
-run_eval(CountingBackend(), "all", workspace={ws!r}, out={out!r}, progress=False)
+medsbench.pipeline.score_predictions = die
+evaluate(CountingBackend(), "all", workspace={ws!r}, out={out!r}, progress=False)
 """
 
 
 def test_kill_during_scoring_leaves_a_run_resume_completes_without_the_model(tmp_path):
-    from medsbench.pipeline import run_eval
-    from medsbench.runs import RunManifest
+    from medsbench.pipeline import evaluate
+    from medsbench.records.folder import RunFolder
 
     ws = make_workspace(tmp_path / "ws")
     run = tmp_path / "run"
@@ -230,29 +229,29 @@ def test_kill_during_scoring_leaves_a_run_resume_completes_without_the_model(tmp
     proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
                           timeout=120, check=False)
     assert proc.returncode == -signal.SIGKILL
-    assert RunManifest.load(run).status == "scoring" and not (run / "results.json").exists()
+    assert RunFolder(run).manifest().status == "scoring" and not (run / "results.json").exists()
     before = (run / "predictions.jsonl").read_bytes()
     stale = run / ".results.json.k3j2.tmp"
     stale.write_text("{half")  # what a kill inside atomic_write leaves
-    res = run_eval(NoCalls(), None, out=run, resume=True, progress=False)
+    res = evaluate(NoCalls(), None, out=run, resume=True, progress=False)
     assert res.rescored_only and not stale.exists()
-    assert (run / "results.json").is_file() and RunManifest.load(run).status == "finished"
+    assert (run / "results.json").is_file() and RunFolder(run).manifest().status == "finished"
     assert (run / "predictions.jsonl").read_bytes() == before
 
 
 def test_resume_reuses_answers_written_before_a_kill_even_without_the_cache(tmp_path):
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
 
     ws, run, broken = _interrupted_run(tmp_path)
     whole = tmp_path / "whole"
-    run_eval(CountingBackend(), "all", workspace=ws, out=whole, progress=False, cache=tmp_path / "other.sqlite")
+    evaluate(CountingBackend(), "all", workspace=ws, out=whole, progress=False, cache=tmp_path / "other.sqlite")
     (ws / "cache.sqlite").unlink()
     for suffix in ("-wal", "-shm"):
         (ws / f"cache.sqlite{suffix}").unlink(missing_ok=True)
     with open(run / "predictions.jsonl", "ab") as fh:  # a line torn by the kill
         fh.write(b'{"task_id": "task126", "id": "t5", "out')
     rest = CountingBackend()
-    run_eval(rest, None, out=run, resume=True, progress=False)
+    evaluate(rest, None, out=run, resume=True, progress=False)
     assert len(rest.prompts) == 14 - 4 and not set(rest.prompts) & set(broken.prompts)
     assert without_timing(rows_of(run)) == without_timing(rows_of(whole))
 
@@ -263,8 +262,8 @@ SLOW_RUN = """
 import sys
 sys.path.insert(0, {tests!r})
 from test_runs import CountingBackend
-from medsbench.pipeline import run_eval
-run_eval(CountingBackend(chunk_size=1, sleep=0.4, log={log!r}), "all", workspace={ws!r}, out={out!r}, progress=False)
+from medsbench.pipeline import evaluate
+evaluate(CountingBackend(chunk_size=1, sleep=0.4, log={log!r}), "all", workspace={ws!r}, out={out!r}, progress=False)
 """
 
 
@@ -308,7 +307,7 @@ def test_second_eval_on_the_same_run_folder_exits_1_naming_the_holder(tmp_path):
 )
 def test_bad_task_files_are_refused_before_the_model_loads(tmp_path, monkeypatch, instances, meta, message):
     import medsbench.models
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
 
     ws = make_workspace(tmp_path / "ws")
     path = ws / "tasks" / "task57_medqa_en.test.json"
@@ -319,7 +318,7 @@ def test_bad_task_files_are_refused_before_the_model_loads(tmp_path, monkeypatch
 
     monkeypatch.setattr(medsbench.models, "load_backend", no_load)
     with pytest.raises(MedsbenchError) as err:
-        run_eval("default", "task57", workspace=ws, out=tmp_path / "r", progress=False)
+        evaluate("default", "task57", workspace=ws, out=tmp_path / "r", progress=False)
     assert str(err.value).startswith(f"{path}{message}") and "\n" not in str(err.value)
     assert not (tmp_path / "r" / "predictions.jsonl").exists()
 
@@ -329,7 +328,7 @@ def test_real_task_files_pass_the_eval_validation():
 
     from conftest import raw_dir
 
-    from medsbench.runs.checks import validate_selected
+    from medsbench.tasks.workspace import validate_selected
     from medsbench.sources import convert
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -389,9 +388,9 @@ import os, sys
 os.umask(0o022)
 sys.path.insert(0, {str(TESTS)!r})
 from test_runs import CountingBackend, make_workspace
-from medsbench.pipeline import run_eval
+from medsbench.pipeline import evaluate
 ws = make_workspace(__import__("pathlib").Path({str(tmp_path / "ws")!r}))
-run_eval(CountingBackend(), "all", workspace=ws, out={str(tmp_path / "run")!r}, progress=False)
+evaluate(CountingBackend(), "all", workspace=ws, out={str(tmp_path / "run")!r}, progress=False)
 os.umask(0o027)
 from medsbench import fileio
 fileio._UMASK = None  # read again (the value is cached per process)
@@ -410,7 +409,7 @@ fileio.write_json({str(tmp_path / "x.json")!r}, {{"a": 1}})
 def test_cli_resume_with_only_out_from_another_folder(tmp_path, tiny_model_dir):
     """The issue's path: `eval -w W --out RUN` then, elsewhere, `eval --resume --out RUN` (a decoy
     ./medsbench-work/tasks there must not be used), with a real hf model."""
-    from medsbench.runs import RunManifest
+    from medsbench.records.folder import RunFolder
 
     ws = make_workspace(tmp_path / "W", n_mcqa=3, n_ner=3)
     run = tmp_path / "RUN"
@@ -422,16 +421,16 @@ def test_cli_resume_with_only_out_from_another_folder(tmp_path, tiny_model_dir):
     # As a Ctrl-C after the first item leaves it: one row written, status interrupted.
     (run / "predictions.jsonl").write_text(json.dumps(whole[0]) + "\n")
     (run / "results.json").unlink()
-    manifest = RunManifest.load(run)
+    manifest = RunFolder(run).manifest()
     manifest.status = "interrupted"
-    manifest.save(run)
+    RunFolder(run).save_manifest(manifest)
     elsewhere = tmp_path / "elsewhere"
     make_workspace(elsewhere / "medsbench-work", n_mcqa=5, n_ner=5)
     resumed = cli("eval", "--resume", "--out", str(run), "--no-progress", cwd=elsewhere)
     assert resumed.returncode == 0, resumed.stderr
     assert "already answered, 0 to generate" in resumed.stderr  # everything else came from the recorded cache
     assert without_timing(rows_of(run)) == without_timing(whole)
-    assert RunManifest.load(run).status == "finished" and (run / "results.json").is_file()
+    assert RunFolder(run).manifest().status == "finished" and (run / "results.json").is_file()
     assert not (elsewhere / "medsbench-work" / "runs").exists() and not (elsewhere / "medsbench-work" / "cache.sqlite").exists()
     refused = cli("eval", "--resume", "--out", str(run), "--limit", "3", cwd=elsewhere)
     expected = (f"error: --resume takes its settings from {run / 'manifest.json'}: --limit 3 conflicts with the run's 2 "
@@ -440,12 +439,15 @@ def test_cli_resume_with_only_out_from_another_folder(tmp_path, tiny_model_dir):
 
 
 def test_resume_asks_again_for_a_spec_whose_credentials_were_redacted(tmp_path):
-    from medsbench.pipeline import run_eval
-    from medsbench.runs import RunManifest
+    from medsbench.pipeline import evaluate
+    from medsbench.records.folder import RunFolder
 
     _, run, _ = _interrupted_run(tmp_path)
-    manifest = RunManifest.load(run)
-    manifest.model = "openai:gpt-4,base_url=http://gw.example/v1?api_key=REDACTED"  # as ModelSpec.redacted() saves it
-    manifest.save(run)
+    manifest = RunFolder(run).manifest()
+    from medsbench.models.spec import ModelSpec
+
+    recorded = ModelSpec.parse("openai:gpt-4,base_url=http://gw.example/v1", strict=False)  # a key was dropped
+    manifest.config = manifest.config.model_copy(update={"model": recorded, "model_complete": False})
+    RunFolder(run).save_manifest(manifest)
     with pytest.raises(MedsbenchError, match=r"held credentials .* --resume --out .* --model SPEC"):
-        run_eval(None, None, out=run, resume=True, progress=False)
+        evaluate(None, None, out=run, resume=True, progress=False)

@@ -68,12 +68,14 @@ def test_heartbeat_thread_speaks_during_a_long_batch():
 def test_log_mode_run_prints_start_task_and_end_lines(tmp_path):
     from rich.console import Console
 
-    from medsbench.pipeline import run_eval
+    from medsbench.commands.render import ConsoleReporter
+    from medsbench.pipeline import evaluate
 
     ws = make_workspace(tmp_path / "ws")
     buf = io.StringIO()
     console = Console(file=buf, width=60, force_terminal=False)
-    run_eval(CountingBackend(), "all", workspace=ws, out=tmp_path / "r", console=console, progress="log", heartbeat=0)
+    evaluate(CountingBackend(), "all", workspace=ws, out=tmp_path / "r", reporter=ConsoleReporter(console), progress="log",
+             heartbeat=0)
     out = buf.getvalue().splitlines()
     assert "eval: 14 items in 2 task(s), 0 already answered, 14 to generate" in out
     assert any(line.startswith("task57: 8 items done in ") for line in out)
@@ -85,7 +87,7 @@ def test_log_mode_run_prints_start_task_and_end_lines(tmp_path):
     # A terminal gets one bar for the whole run instead of lines.
     buf2 = io.StringIO()
     tty = Console(file=buf2, width=100, force_terminal=True)
-    run_eval(CountingBackend(), "all", workspace=ws, out=tmp_path / "r2", console=tty, progress="auto",
+    evaluate(CountingBackend(), "all", workspace=ws, out=tmp_path / "r2", reporter=ConsoleReporter(tty), progress="auto",
              cache=tmp_path / "c2.sqlite")
     assert "14/14" in buf2.getvalue() and "eval: 14 items in" not in buf2.getvalue()
 
@@ -93,11 +95,11 @@ def test_log_mode_run_prints_start_task_and_end_lines(tmp_path):
 def test_summary_table_keeps_task_ids_whole_at_80_columns(tmp_path):
     from rich.console import Console
 
-    from medsbench.pipeline import run_eval
-    from medsbench.runs.report import summary_table
+    from medsbench.pipeline import evaluate
+    from medsbench.commands.render import summary_table
 
     ws = make_workspace(tmp_path / "ws")
-    res = run_eval(CountingBackend(), "all", workspace=ws, out=tmp_path / "r", progress=False)
+    res = evaluate(CountingBackend(), "all", workspace=ws, out=tmp_path / "r", progress=False)
 
     def render(result) -> str:
         console = Console(width=80, record=True, file=io.StringIO())
@@ -119,30 +121,28 @@ def test_summary_table_keeps_task_ids_whole_at_80_columns(tmp_path):
 
 
 def test_protocol_is_recorded_with_its_deviations(tmp_path):
-    from medsbench.pipeline import run_eval
-    from medsbench.runs import RunManifest
-    from medsbench.runs.run import protocol_deviations
-
-    ws = make_workspace(tmp_path / "ws")
-    run_eval(CountingBackend(), "task57", workspace=ws, out=tmp_path / "r", progress=False, limit=1)
-    manifest = RunManifest.load(tmp_path / "r")
-    assert manifest.protocol == "medsbench" and manifest.args["protocol"] == "medsbench"
-    assert manifest.deviations == protocol_deviations("medsbench")
-    with pytest.raises(MedsbenchError, match="unknown protocol 'bogus'"):
-        run_eval(CountingBackend(), "task57", workspace=ws, out=tmp_path / "r2", progress=False, protocol="bogus")
+    from medsbench.pipeline import evaluate
+    from medsbench.records.folder import RunFolder
     from medsbench.prompts.protocols import get_protocol
 
-    run_eval(CountingBackend(), "task57", workspace=ws, out=tmp_path / "r3", progress=False, protocol="official", limit=1)
-    official = RunManifest.load(tmp_path / "r3")
-    assert official.protocol == "official" and official.args["protocol"] == "official"
+    ws = make_workspace(tmp_path / "ws")
+    evaluate(CountingBackend(), "task57", workspace=ws, out=tmp_path / "r", progress=False, limit=1)
+    manifest = RunFolder(tmp_path / "r").manifest()
+    assert manifest.protocol == "medsbench" and manifest.config.protocol == "medsbench"
+    assert manifest.deviations == list(get_protocol("medsbench").deviations)
+    with pytest.raises(MedsbenchError, match="unknown protocol 'bogus'"):
+        evaluate(CountingBackend(), "task57", workspace=ws, out=tmp_path / "r2", progress=False, protocol="bogus")
+    evaluate(CountingBackend(), "task57", workspace=ws, out=tmp_path / "r3", progress=False, protocol="official", limit=1)
+    official = RunFolder(tmp_path / "r3").manifest()
+    assert official.protocol == "official" and official.config.protocol == "official"
     assert official.deviations == list(get_protocol("official").deviations) and official.deviations
     assert official.deviations != manifest.deviations
 
 
 def test_protocol_stop_strings_reach_the_backend_and_the_cache_key(tmp_path):
     from medsbench.prompts.protocols import get_protocol
-    from medsbench.pipeline import run_eval
-    from medsbench.runs import RunManifest
+    from medsbench.pipeline import evaluate
+    from medsbench.records.folder import RunFolder
 
     class Recording(CountingBackend):
         def __init__(self):
@@ -155,12 +155,12 @@ def test_protocol_stop_strings_reach_the_backend_and_the_cache_key(tmp_path):
 
     ws = make_workspace(tmp_path / "ws")
     ours = Recording()
-    run_eval(ours, "task57", workspace=ws, out=tmp_path / "a", progress=False, limit=2)
+    evaluate(ours, "task57", workspace=ws, out=tmp_path / "a", progress=False, limit=2)
     stop = get_protocol("medsbench").stop
     assert stop and ours.stops == {tuple(stop)}
-    assert RunManifest.load(tmp_path / "a").generation["stop"] == {"task57": list(stop)}
+    assert RunFolder(tmp_path / "a").manifest().generation["stop"] == {"task57": list(stop)}
     official = Recording()
-    run_eval(official, "task57", workspace=ws, out=tmp_path / "b", progress=False, limit=2, protocol="official")
+    evaluate(official, "task57", workspace=ws, out=tmp_path / "b", progress=False, limit=2, protocol="official")
     assert official.stops == {tuple(get_protocol("official").stop)}
     # The same prompt with and without a stop string are different cache entries; no stop keeps the old key.
     from medsbench.runs.cache import cache_key

@@ -32,7 +32,7 @@ def test_two_shard_processes_merge_into_the_unsharded_run(tmp_path, tiny_model_d
     common = ["--model", f"hf:{tiny_model_dir}", "--tasks", "task57,task126", "-w", str(ws), "--no-progress",
               "--max-new-tokens", "6"]
     procs = [
-        subprocess.Popen([sys.executable, "-m", "medsbench.cli", "eval", *common, "--shard", f"{i}/2",
+        subprocess.Popen([sys.executable, "-m", "medsbench.cli", "eval", *common, "--shard", f"{i + 1}/2",
                           "--out", str(tmp_path / f"shard{i}"), "--cache", str(tmp_path / "cache.sqlite")],
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -42,7 +42,7 @@ def test_two_shard_processes_merge_into_the_unsharded_run(tmp_path, tiny_model_d
         _out, err = p.communicate(timeout=600)
         assert p.returncode == 0, err[-2000:]
     shard_rows = [_rows(tmp_path / f"shard{i}") for i in range(2)]
-    assert [len(r) for r in shard_rows] == [4 + 3, 3 + 2]  # positions 0,2,4,6 | 1,3,5 of task57; 0,2,4 | 1,3 of task126
+    assert [len(r) for r in shard_rows] == [4 + 3, 3 + 2]  # positions 0,2,4,6 | 1,3,5 of task57; 0,2,4 | 1,3 of task126 (shards 1/2 | 2/2)
 
     from medsbench.cli import main
 
@@ -67,33 +67,41 @@ def test_two_shard_processes_merge_into_the_unsharded_run(tmp_path, tiny_model_d
     results = [json.loads((run / "results.json").read_text()) for run in (merged, fresh)]
     assert results[0]["tasks"] == results[1]["tasks"]  # only the predictions file's hash (timings) differs
 
-    from medsbench.records.manifest import RunManifest
+    from medsbench.records.folder import RunFolder
 
-    m = RunManifest.load(merged)
-    assert m.status == "finished" and m.args["shard"] is None and len(m.merged_from) == 2
+    m = RunFolder(merged).manifest()
+    assert m.status == "finished" and m.config.shard is None and len(m.merged_from) == 2
     assert {tid: t.n for tid, t in m.tasks.items()} == {"task57": 7, "task126": 5}
 
 
 def test_merge_refuses_gaps_duplicates_and_mismatches(tmp_path):
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
     from medsbench.pipeline import merge_runs
+    from medsbench.records.folder import RunFolder
     from test_runs import CountingBackend
 
     ws = make_workspace(tmp_path / "ws", n_mcqa=5, n_ner=3)
-    for i in range(3):
-        run_eval(CountingBackend(), "task57", workspace=ws, out=tmp_path / f"s{i}", shard=f"{i}/3", progress=False)
-    run_eval(CountingBackend(), "task57", workspace=ws, out=tmp_path / "other", shard="1/3", seed=7, progress=False)
-    run_eval(CountingBackend(), "task57", workspace=ws, out=tmp_path / "plain", progress=False)
-    with pytest.raises(MedsbenchError, match=r"missing shard\(s\) 2/3"):
+    for i in range(3):  # shard I of N counts from 1, like "1 of 3"
+        evaluate(CountingBackend(), "task57", workspace=ws, out=tmp_path / f"s{i}", shard=f"{i + 1}/3", progress=False)
+    evaluate(CountingBackend(), "task57", workspace=ws, out=tmp_path / "other", shard="2/3", seed=7, progress=False)
+    evaluate(CountingBackend(), "task57", workspace=ws, out=tmp_path / "plain", progress=False)
+    with pytest.raises(MedsbenchError, match=r"missing shard\(s\) 3/3"):
         merge_runs([tmp_path / "s0", tmp_path / "s1"], tmp_path / "m")
     with pytest.raises(MedsbenchError, match="given twice"):
         merge_runs([tmp_path / "s0", tmp_path / "s1", tmp_path / "s1", tmp_path / "s2"], tmp_path / "m")
-    with pytest.raises(MedsbenchError, match="measures something else.*args"):
+    with pytest.raises(MedsbenchError, match="measures something else.*seed"):
         merge_runs([tmp_path / "s0", tmp_path / "other", tmp_path / "s2"], tmp_path / "m")
     with pytest.raises(MedsbenchError, match="not a shard"):
         merge_runs([tmp_path / "plain"], tmp_path / "m")
-    with pytest.raises(MedsbenchError, match="--shard must be I/N"):
-        run_eval(CountingBackend(), "task57", workspace=ws, out=tmp_path / "bad", shard="3/3", progress=False)
+    for bad in ("0/3", "4/3", "1/0", "x"):  # 1-based: "0/3" is no shard of three
+        with pytest.raises(MedsbenchError, match="--shard must be I/N with 1 <= I <= N"):
+            evaluate(CountingBackend(), "task57", workspace=ws, out=tmp_path / "bad", shard=bad, progress=False)
+    # the merge never overwrites its own input, nor another run
+    with pytest.raises(MedsbenchError, match="one of the shards"):
+        merge_runs([tmp_path / "s2", tmp_path / "s0", tmp_path / "s1"], tmp_path / "s0")
+    with pytest.raises(MedsbenchError, match="already holds a run"):
+        merge_runs([tmp_path / "s2", tmp_path / "s0", tmp_path / "s1"], tmp_path / "plain")
+    assert (tmp_path / "s0" / "predictions.jsonl").is_file() and RunFolder(tmp_path / "plain").manifest().config.shard is None
     merged = merge_runs([tmp_path / "s2", tmp_path / "s0", tmp_path / "s1"], tmp_path / "m")
     assert merged.status == "finished"
     assert (tmp_path / "m" / "predictions.csv").read_bytes() == (tmp_path / "plain" / "predictions.csv").read_bytes()

@@ -84,18 +84,18 @@ def test_category_stops_are_recorded_in_to_json_and_named_as_a_deviation():
 
 
 def test_category_stops_reach_the_backend_the_manifest_and_the_results(tmp_path):
-    from medsbench.pipeline import run_eval
-    from medsbench.runs import RunManifest
+    from medsbench.pipeline import evaluate
+    from medsbench.records.folder import RunFolder
 
     ws = make_workspace(tmp_path / "ws", n_mcqa=3, n_ner=3)
     _add_hoc(ws)
     ours = Recording()
-    res = run_eval(ours, "task57,task106,task126", workspace=ws, out=tmp_path / "a", progress=False)
+    res = evaluate(ours, "task57,task106,task126", workspace=ws, out=tmp_path / "a", progress=False)
     expected = {"task57": MEDSBENCH.stops_for("mcqa"), "task106": MEDSBENCH.stops_for("text_classification"),
                 "task126": MEDSBENCH.stops_for("ner")}
     assert ours.stops == {t: {s} for t, s in expected.items()}
     assert expected["task106"] != expected["task57"]  # the category stop is really there
-    manifest = RunManifest.load(tmp_path / "a")
+    manifest = RunFolder(tmp_path / "a").manifest()
     assert manifest.generation["stop"] == {t: list(s) for t, s in expected.items()}
     assert manifest.deviations == list(MEDSBENCH.deviations)
     results = json.loads((tmp_path / "a" / "results.json").read_text())
@@ -103,27 +103,27 @@ def test_category_stops_reach_the_backend_the_manifest_and_the_results(tmp_path)
     assert res.n_items == 10
     for name in ("official", "paper"):
         theirs = Recording()
-        run_eval(theirs, "task57,task106,task126", workspace=ws, out=tmp_path / name, progress=False, protocol=name,
+        evaluate(theirs, "task57,task106,task126", workspace=ws, out=tmp_path / name, progress=False, protocol=name,
                  cache=tmp_path / f"{name}.sqlite")  # paper shares official prompts outside MCQA: no cache hits
         assert theirs.stops == {t: {()} for t in expected}  # the official behaviour: no stop string at all
-        assert RunManifest.load(tmp_path / name).generation["stop"] == {}
+        assert RunFolder(tmp_path / name).manifest().generation["stop"] == {}
 
 
 def test_changing_a_category_stop_regenerates_instead_of_reusing_the_cache(tmp_path, monkeypatch):
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
 
     ws = make_workspace(tmp_path / "ws", n_mcqa=3, n_ner=3)
     _add_hoc(ws)
     first = Recording()
-    run_eval(first, "task57,task106,task126", workspace=ws, out=tmp_path / "a", progress=False)
+    evaluate(first, "task57,task106,task126", workspace=ws, out=tmp_path / "a", progress=False)
     assert len(first.prompts) == 10
     again = Recording()
-    run_eval(again, "task57,task106,task126", workspace=ws, out=tmp_path / "b", progress=False)
+    evaluate(again, "task57,task106,task126", workspace=ws, out=tmp_path / "b", progress=False)
     assert again.prompts == []  # same stops: every item from the cache
     changed = dataclasses.replace(MEDSBENCH, category_stop=(("text_classification", ("###",)),))
     monkeypatch.setitem(PROTOCOLS, "medsbench", changed)
     third = Recording()
-    run_eval(third, "task57,task106,task126", workspace=ws, out=tmp_path / "c", progress=False)
+    evaluate(third, "task57,task106,task126", workspace=ws, out=tmp_path / "c", progress=False)
     # Exactly the tasks whose stop strings changed are generated again; the others come from the cache.
     regenerated = set(third.stops)
     assert "task106" in regenerated and third.stops["task106"] == {("\nInput:", "###")}
@@ -176,7 +176,7 @@ def test_hf_backend_cuts_a_real_generation_at_the_category_stop(tiny_model_dir, 
     generation at the blank line (the output is the answer before it); the official protocol runs to the cap."""
     pytest.importorskip("transformers")
     from medsbench.models.hf import HFBackend
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
 
     category = next(c for c, stops in MEDSBENCH.category_stop if BLANK_LINE in stops)
     entry = next(e for e in catalog().tasks.values() if e.category == category and e.availability == "public-here")
@@ -187,8 +187,8 @@ def test_hf_backend_cuts_a_real_generation_at_the_category_stop(tiny_model_dir, 
         write_task(ws / "tasks" / f"{entry.id}_{entry.slug}.test.json", meta,
                    [Instance(f"x{i}", f"Sentence {i} with aspirin.", ["aspirin"]) for i in range(2)])
     backend = HFBackend(str(model_dir), batch_size=2, prune_every=4, threads=1)
-    run_eval(backend, entry.id, workspace=ws, out=tmp_path / "ours", progress=False, max_new_tokens=24)
-    run_eval(backend, entry.id, workspace=ws, out=tmp_path / "official", progress=False, max_new_tokens=24,
+    evaluate(backend, entry.id, workspace=ws, out=tmp_path / "ours", progress=False, max_new_tokens=24)
+    evaluate(backend, entry.id, workspace=ws, out=tmp_path / "official", progress=False, max_new_tokens=24,
              protocol="official")
     ours = [json.loads(line) for line in (tmp_path / "ours" / "predictions.jsonl").read_text().splitlines()]
     official = [json.loads(line) for line in (tmp_path / "official" / "predictions.jsonl").read_text().splitlines()]
@@ -205,16 +205,16 @@ def test_hf_backend_cuts_a_real_generation_at_the_category_stop(tiny_model_dir, 
 def test_resuming_a_run_whose_stop_strings_changed_is_refused(tmp_path, monkeypatch):
     """Rows journaled with the old stops must not be mixed with rows generated under new ones."""
     from medsbench.errors import MedsbenchError
-    from medsbench.pipeline import run_eval
-    from medsbench.records.manifest import RunManifest
+    from medsbench.pipeline import evaluate
+    from medsbench.records.folder import RunFolder
 
     ws = make_workspace(tmp_path / "ws", n_mcqa=3, n_ner=3)
     _add_hoc(ws)
-    run_eval(Recording(), "task57,task106", workspace=ws, out=tmp_path / "r", progress=False)
-    manifest = RunManifest.load(tmp_path / "r")
+    evaluate(Recording(), "task57,task106", workspace=ws, out=tmp_path / "r", progress=False)
+    manifest = RunFolder(tmp_path / "r").manifest()
     manifest.status = "interrupted"
-    manifest.save(tmp_path / "r")
+    RunFolder(tmp_path / "r").save_manifest(manifest)
     changed = dataclasses.replace(MEDSBENCH, category_stop=(("text_classification", ("###",)),))
     monkeypatch.setitem(PROTOCOLS, "medsbench", changed)
     with pytest.raises(MedsbenchError, match=r"generation settings \(stop\) of task106 changed since the run started"):
-        run_eval(Recording(), None, workspace=ws, out=tmp_path / "r", resume=True, progress=False)
+        evaluate(Recording(), None, workspace=ws, out=tmp_path / "r", resume=True, progress=False)

@@ -341,11 +341,11 @@ def test_cli_pull_through_hf_home_offline(release, tmp_path):
 
 def test_eval_runs_on_the_imported_release(release, tmp_path, capsys, tiny_model_dir):
     """`eval --tasks all --limit 1` on the imported files, with the tiny random model."""
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
 
     code, _, err = run_cli(capsys, "data", "pull", "--from", str(release), "--workspace", str(tmp_path / "ws"))
     assert code == 0, err
-    res = run_eval(f"hf:{tiny_model_dir}", "all", workspace=tmp_path / "ws", out=tmp_path / "run", limit=1,
+    res = evaluate(f"hf:{tiny_model_dir}", "all", workspace=tmp_path / "ws", out=tmp_path / "run", limit=1,
                    max_new_tokens=4, progress=False)
     rows = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
     assert sorted(r["task_id"] for r in rows) == sorted(Path(r).name.split("_")[0] for r in RELEASED)

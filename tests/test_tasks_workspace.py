@@ -140,10 +140,10 @@ def test_eval_refuses_a_broken_file_before_the_model_loads(tmp_path, monkeypatch
 
     monkeypatch.setattr(medsbench.models, "load_backend", boom)
     monkeypatch.setattr(medsbench.models, "check_spec", lambda *a, **k: None)
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
 
     with pytest.raises(MedsbenchError, match=r"task57_medqa_en.test.json:0: output"):
-        run_eval("hf:/some/model", "task57", workspace=tmp_path, out=tmp_path / "run", progress=False)
+        evaluate("hf:/some/model", "task57", workspace=tmp_path, out=tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
 
 

@@ -393,30 +393,28 @@ class Store:
         paired test over the items both share is computed here, and again whenever either run is added anew.
         Without ``baseline`` an existing link of this run is kept.
         """
-        from medsbench.models.spec import ModelSpec
-        from medsbench.records import read_predictions
-        from medsbench.records.manifest import MANIFEST, RunManifest
-        from medsbench.records.results import Results
+        from medsbench.records.folder import RunFolder
 
-        run_dir = Path(run_dir)
+        folder = RunFolder(run_dir)
+        run_dir = folder.path
         if not run_dir.is_dir():
             raise MedsbenchError("run folder not found", where=str(run_dir))
-        results_path = run_dir / "results.json"
-        preds_path = run_dir / "predictions.jsonl"
-        if not results_path.is_file():
+        results_path = folder.results_path
+        preds_path = folder.predictions_path
+        if not folder.has_results():
             raise MedsbenchError("results.json missing (score the run first: medsbench score)", where=str(run_dir))
-        if not preds_path.is_file():
+        if not folder.has_predictions():
             raise MedsbenchError("predictions.jsonl missing", where=str(run_dir))
         if kind not in KINDS or kind == "reported":
             raise MedsbenchError(f"kind must be measured or submission, got {kind!r}")
         if status not in STATUSES:
             raise MedsbenchError(f"status must be one of {STATUSES}, got {status!r}")
-        manifest = RunManifest.load(run_dir)
-        results = Results.load(results_path)
-        rows = read_predictions(preds_path, format="jsonl")
-        name = check_display_name(run_name or run_dir.resolve().name, "run name")
-        judged, judged_sha = _load_judged(run_dir, manifest, rows)
-        model = check_display_name(model_name or ModelSpec.parse(manifest.model).display_name)
+        manifest = folder.manifest()
+        results = folder.results()
+        rows = folder.predictions()  # ids checked, rows checked against the manifest's plan
+        name = check_display_name(run_name or folder.name, "run name")
+        judged, judged_sha = _load_judged(folder, manifest, rows)
+        model = check_display_name(model_name or (manifest.config.model.display_name if manifest.config else manifest.model))
         protocol = _protocol_of(manifest, results, results_path)
         partial = _check_complete(manifest, results, rows, run_dir, allow_partial)
 
@@ -473,7 +471,7 @@ class Store:
                 log.warning("run %r is no longer compared with %r: %s", dep["run"], name, exc)
         stored_manifest = redact_value(manifest.model_dump(mode="json"))
         if not isinstance(stored_manifest, dict):  # pragma: no cover - model_dump gives a dict
-            raise MedsbenchError("manifest is not an object", where=str(run_dir / MANIFEST))
+            raise MedsbenchError("manifest is not an object", where=str(folder.manifest_path))
         with self._tx() as db:
             db.execute("DELETE FROM runs WHERE name = ?", (name,))
             db.execute(
@@ -719,15 +717,14 @@ class Store:
 # -- judged scores ----------------------------------------------------------------------------
 
 
-def _load_judged(run_dir: Path, manifest: Any, rows: list[Any]) -> tuple[Any, str | None]:
-    """``run_dir/judged.json`` through its one reader, checked against the run; (None, None) without one."""
-    from medsbench.records.judged import JUDGED, JudgedResults
+def _load_judged(folder: Any, manifest: Any, rows: list[Any]) -> tuple[Any, str | None]:
+    """The run folder's judged.json, checked against the run; (None, None) without one."""
     from medsbench.tasks.catalog import catalog
 
-    path = run_dir / JUDGED
-    if not path.is_file():
+    run_dir, path = folder.path, folder.judged_path
+    if not folder.has_judged():
         return None, None
-    judged = JudgedResults.load(path)
+    judged = folder.judged()
 
     def refuse(why: str) -> None:
         raise MedsbenchError(
@@ -739,7 +736,7 @@ def _load_judged(run_dir: Path, manifest: Any, rows: list[Any]) -> tuple[Any, st
     judged_folder = Path(judged.run).name
     if judged_folder not in ("", ".", "..") and judged_folder != run_dir.resolve().name:
         refuse(f"it judged the run folder {judged_folder!r}")
-    if judged.predictions_sha256 is not None and judged.predictions_sha256 != sha256_file(run_dir / "predictions.jsonl"):
+    if judged.predictions_sha256 is not None and judged.predictions_sha256 != folder.predictions_sha256():
         refuse("it judged another predictions.jsonl (sha256 differs)")
     names = [j.name for j in judged.judges]
     if not names or len(set(names)) != len(names):

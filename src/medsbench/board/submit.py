@@ -366,7 +366,9 @@ def submit(
 ) -> tuple[str, SubmissionReport]:
     """Validate, write ``runs/submission-<slug>/`` (the stage records), score, and add to the store as pending."""
     from medsbench.board.store import check_display_name, slugify
-    from medsbench.fileio import exclusive_lock, sha256_file
+    from medsbench.fileio import sha256_file
+    from medsbench.records.folder import RunFolder
+    from medsbench.workspace import Workspace
 
     model_name = check_display_name(model_name)
     if description is not None and len(description) > 2000:
@@ -381,24 +383,22 @@ def submit(
     if not report.predictions:
         raise MedsbenchError("submission has no rows", where=str(report.path))
     run_name = f"submission-{slugify(model_name)}"
-    run_dir = workspace / "runs" / run_name
-    with exclusive_lock(run_dir, "run folder"):
-        _write_submission_run(run_dir, report, tasks_dir, model_name, description, sha256_file(report.path))
-        (scorer or default_scorer)(run_dir / "predictions.jsonl", run_dir / "results.json")
+    folder = RunFolder(Workspace(workspace).run_dir(run_name))
+    run_dir = folder.path
+    with folder.lock():
+        _write_submission_run(folder, report, tasks_dir, model_name, description, sha256_file(report.path))
+        (scorer or default_scorer)(folder.predictions_path, folder.results_path)
         store.add_run(run_dir, model_name=model_name, kind="submission", status="pending",
                       description=description, run_name=run_name, allow_partial=allow_partial)
     return run_name, report
 
 
-SUBMITTED_PROTOCOL = "submitted"  # prompts and decoding are the submitter's, not known here
-
-
-def _write_submission_run(run_dir: Path, report: SubmissionReport, tasks_dir: Path, model_name: str,
+def _write_submission_run(folder: Any, report: SubmissionReport, tasks_dir: Path, model_name: str,
                           description: str | None, file_sha256: str) -> None:
     """predictions.jsonl and manifest.json of a submission, through the stage records."""
     from medsbench.fileio import sha256_file, sha256_text
-    from medsbench.records import write_predictions
-    from medsbench.records.manifest import ManifestTask, RunManifest, TaskFile, now
+    from medsbench.records.folder import items_digest
+    from medsbench.records.manifest import ManifestTask, RunManifest, Submission, TaskFile, now
     from medsbench.tasks.catalog import catalog
     from medsbench.tasks.workspace import find_task_files
     from medsbench.tasks.format import read_meta
@@ -413,20 +413,18 @@ def _write_submission_run(run_dir: Path, report: SubmissionReport, tasks_dir: Pa
         tasks[tid] = ManifestTask(
             category=cat[tid].category, language=cat[tid].language,
             definition_sha256=sha256_text(str(definition or "")), n_total=total, n=got,
+            items_sha256=items_digest(r.id for r in report.predictions if r.task_id == tid),
             files={"test": TaskFile(path=str(test), sha256=sha256_file(test))},
         )
-    write_predictions(run_dir / "predictions.jsonl", report.predictions)
-    RunManifest(
-        model=model_name,
+    folder.write_predictions(report.predictions)
+    folder.save_manifest(RunManifest(
+        submission=Submission(model_name=model_name, description=description, file=report.path.name,
+                              sha256=file_sha256, format=report.format, flags=[f.as_dict() for f in report.flags]),
         backend={"kind": "submission", "submitted_file": report.path.name, "submitted_sha256": file_sha256,
                  "format": report.format},
-        protocol=SUBMITTED_PROTOCOL,
         tasks=tasks,
-        args={"description": description, "flags": [f.as_dict() for f in report.flags]},
-        generation={},
         prompt_template_sha256="unknown (outputs were submitted)",
-        seed=0,
         finished=now(),
         status="finished",
         counts={"items": len(report.predictions), "failed": 0, "written": len(report.predictions)},
-    ).save(run_dir)
+    ))

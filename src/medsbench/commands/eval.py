@@ -1,47 +1,51 @@
-"""`medsbench eval`: evaluate a model on MedS-Bench tasks (a thin layer over medsbench.pipeline.run_eval)."""
+"""`medsbench eval`: evaluate a model on MedS-Bench tasks (a thin layer over medsbench.pipeline.run_eval).
+
+The flags that define a run are the fields of :class:`medsbench.records.config.EvalConfig` (their
+help texts are the fields' descriptions; a test checks that every field has its flag and no flag
+exists here only); backend flags (``--dtype``, ``--device``, ``--batch-size``, ``--api-key-env``,
+``--trust-remote-code``) are written into the model spec, so the config records them.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
 
+from medsbench.records.config import EvalConfig
 
-def _batch_size(value: str | None) -> int | str | None:
-    from medsbench.errors import MedsbenchError
+HELP = EvalConfig.cli_fields()
 
-    if value is None or value == "auto":
-        return value
-    try:
-        size = int(value)
-    except ValueError:
-        raise MedsbenchError(f"--batch-size must be a number or 'auto', got '{value}'") from None
-    if size < 1:
-        raise MedsbenchError("--batch-size must be at least 1")
-    return size
+#: Flags that are not EvalConfig fields: where a run lives and how it behaves, and backend options
+#: (merged into the model spec).
+PLACE_FLAGS = ("out", "workspace", "cache", "build_from", "resume", "overwrite", "no_progress")
+BACKEND_FLAGS = ("batch_size", "dtype", "device", "api_key_env", "trust_remote_code")
 
 
 def eval_cmd(
-    model: str = typer.Option(None, "--model", "-m", help="[default: default] default | hf:PATH[,dtype=..,device=..] | vllm:PATH | openai:MODEL[,base_url=..,concurrency=..]"),
-    tasks: str = typer.Option(None, "--tasks", "-t", help="Task ids, categories, 'all' or 'available' (comma-separated). [default: available]"),
-    limit: int = typer.Option(None, "--limit", min=1, help="First N items of each task (a sample, not a failure)."),
-    shots: int = typer.Option(None, "--shots", min=0, help="Demos per prompt (default: the catalog's, 3; MCQA 0)."),
-    seed: int = typer.Option(None, "--seed", help="Seed of the demo choice (per task and item). [default: 0]"),
-    batch_size: str = typer.Option(None, "--batch-size", help="Batch size or 'auto'."),
-    max_new_tokens: int = typer.Option(None, "--max-new-tokens", help="Override the catalog's per-category limit."),
-    out: Path = typer.Option(None, "--out", help="Run folder (default: WORKSPACE/runs/<model name>)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue (or retry the failed items of) the run in --out, with every setting from its manifest."),
-    workspace: Path = typer.Option(None, "--workspace", "-w", help="Workspace folder (tasks/, runs/). [default: medsbench-work]"),
-    build_from: Path = typer.Option(None, "--build-from", help="Build the task files from this raw data folder first."),
-    prompt_style: str = typer.Option(None, "--prompt-style", help="official (byte-exact paper prompt) | readable. [default: official]"),
-    protocol: str = typer.Option(None, "--protocol", help="official | paper | medsbench: whose evaluation protocol to follow (recorded with its deviations). [default: medsbench]"),
-    shard: str = typer.Option(None, "--shard", help="I/N: answer only the items at positions I, I+N, ... of each task (merge the N runs with `medsbench runs merge`)."),
-    definitions: Path = typer.Option(None, "--definitions", help="RewriteDefinitions.json: use the paper's own definitions."),
-    api_key_env: str = typer.Option(None, "--api-key-env", help="Environment variable holding the API key (openai)."),
+    model: str = typer.Option(None, "--model", "-m", help=HELP["model"] + " [default: default]", show_default=False),
+    tasks: str = typer.Option(None, "--tasks", "-t", help=HELP["tasks"] + " [default: available]", show_default=False),
+    protocol: str = typer.Option(None, "--protocol", help=HELP["protocol"] + " [default: medsbench]", show_default=False),
+    limit: int = typer.Option(None, "--limit", min=1, help=HELP["limit"]),
+    shots: int = typer.Option(None, "--shots", min=0, help=HELP["shots"]),
+    seed: int = typer.Option(None, "--seed", help=HELP["seed"] + " [default: 0]", show_default=False),
+    max_new_tokens: int = typer.Option(None, "--max-new-tokens", min=1, help=HELP["max_new_tokens"]),
+    stop: list[str] = typer.Option(None, "--stop", help=HELP["stop"] + " (repeatable)"),
+    prompt_style: str = typer.Option(None, "--prompt-style", help=HELP["prompt_style"] + " [default: official]", show_default=False),
+    definitions: Path = typer.Option(None, "--definitions", help=HELP["definitions"]),
+    shard: str = typer.Option(None, "--shard", help=HELP["shard"]),
+    batch_size: str = typer.Option(None, "--batch-size", help="Batch size or 'auto' (written into the model spec)."),
     dtype: str = typer.Option(None, "--dtype", help="hf: float32 (default, reproducible) | bfloat16 | float16 | auto."),
     device: str = typer.Option(None, "--device", help="hf: cpu | cuda | cuda:N."),
+    api_key_env: str = typer.Option(None, "--api-key-env", help="Environment variable holding the API key (openai)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow model code from the model folder."),
+    out: Path = typer.Option(None, "--out", help="Run folder (default: WORKSPACE/runs/<model name>-<config digest>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue (or retry the failed items of) the run in --out, with every setting from its manifest."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run of another configuration in --out."),
+    workspace: Path = typer.Option(None, "--workspace", "-w", help="Workspace folder (tasks/, runs/, cache.sqlite). [default: medsbench-work]", show_default=False),
     cache: Path = typer.Option(None, "--cache", help="Result cache (default: WORKSPACE/cache.sqlite)."),
+    build_from: Path = typer.Option(None, "--build-from", help="Build the task files from this raw data folder first."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar: a one-line heartbeat every 30 s instead."),
 ) -> None:
     """Evaluate a model on MedS-Bench tasks: predictions.jsonl, predictions.csv, results.json.
@@ -50,52 +54,33 @@ def eval_cmd(
     """
     from rich.console import Console
 
+    from medsbench.commands.render import ConsoleReporter, failure_lines, summary_table
+    from medsbench.errors import MedsbenchError
     from medsbench.models.spec import ModelSpec
     from medsbench.pipeline import run_eval
-    from medsbench.runs.report import failure_lines, summary_table
+    from medsbench.runs.run import RunOptions, prepare
 
-    console = Console(stderr=True)
-    options: dict[str, str | bool | None] = {"api_key_env": api_key_env, "dtype": dtype, "device": device}
-    if trust_remote_code:
-        options["trust_remote_code"] = True
-    kind = ModelSpec.parse(model).kind if model is not None else None  # None: --resume, the manifest's model
-    if kind == "openai":
-        options.pop("dtype")
-        options.pop("device")
-    elif kind is not None:
-        options.pop("api_key_env")
-    result = run_eval(
-        model,
-        tasks,
-        workspace=workspace,
-        out=out,
-        limit=limit,
-        shots=shots,
-        seed=seed,
-        batch_size=_batch_size(batch_size),
-        max_new_tokens=max_new_tokens,
-        prompt_style=prompt_style,
-        definitions=definitions,
-        protocol=protocol,
-        shard=shard,
-        resume=resume,
-        build_from=build_from,
-        cache=cache,
-        backend_options={k: v for k, v in options.items() if v is not None},
-        progress="log" if no_progress else "auto",
-        console=console,
-    )
-    import sys
-
+    backend_flags = {"batch_size": batch_size, "dtype": dtype, "device": device, "api_key_env": api_key_env,
+                     "trust_remote_code": True if trust_remote_code else None}
+    spec = None
+    if model is not None or any(v is not None for v in backend_flags.values()):
+        spec = ModelSpec.parse(model or "default").with_overrides(**backend_flags)
+    given = {"model": spec, "tasks": tasks, "protocol": protocol, "limit": limit, "shots": shots, "seed": seed,
+             "max_new_tokens": max_new_tokens, "stop": tuple(stop) if stop else None, "prompt_style": prompt_style,
+             "definitions": definitions, "shard": shard}
+    if resume and model is None and spec is not None:
+        raise MedsbenchError("--resume takes the backend options from the run's model spec: give --model SPEC with them")
+    config, places = prepare(given, out=out, workspace=workspace, cache=cache, resume=resume)
+    reporter = ConsoleReporter(Console(stderr=True))
+    options = RunOptions(resume=resume, overwrite=overwrite, progress="log" if no_progress else "auto", reporter=reporter)
+    result = run_eval(config, places, options, build_from=build_from)
     # Piped output (logs, CI) gets a fixed width so the table is never squeezed into ellipses.
     Console(width=None if sys.stdout.isatty() else 120).print(summary_table(result))
-    console.print(f"run folder: {result.run_dir}", soft_wrap=True, markup=False, highlight=False)
+    reporter.message(f"run folder: {result.run_dir}")
     lines = failure_lines(result)
     for line in lines:  # whole lines (paths and commands are never wrapped)
-        console.print(line, style="red", soft_wrap=True, markup=False, highlight=False)
-    if result.status == "scoring":  # scoring refused the predictions (warned above)
-        raise typer.Exit(1)
-    if lines:
+        reporter.message(line, "error")
+    if result.status == "scoring" or lines:  # scoring refused the predictions (warned above), or items failed
         raise typer.Exit(1)
 
 

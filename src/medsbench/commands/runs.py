@@ -11,18 +11,17 @@ runs_app = typer.Typer(help="Run folders: merge the shards of a sharded eval.", 
 
 @runs_app.command("merge")
 def merge_cmd(
-    shards: list[Path] = typer.Argument(..., help="Run folders of every shard (eval --shard I/N), in any order."),
+    shards: list[Path] = typer.Argument(..., help="Run folders of every shard (eval --shard I/N, I = 1..N), in any order."),
     out: Path = typer.Option(..., "--out", help="Run folder of the merged run."),
     no_score: bool = typer.Option(False, "--no-score", help="Write predictions only (score later with --resume)."),
 ) -> None:
     """Merge shards into the run an unsharded eval writes (predictions, official CSV, results.json)."""
-    from rich.console import Console
-
+    from medsbench.commands.render import ConsoleReporter
     from medsbench.pipeline import merge_runs
 
-    console = Console(stderr=True)
-    manifest = merge_runs(shards, out, log=lambda s: console.print(s, markup=False, highlight=False), score=not no_score)
-    console.print(f"run folder: {out} ({manifest.status})", markup=False, highlight=False)
+    reporter = ConsoleReporter()
+    manifest = merge_runs(shards, out, reporter=reporter, score=not no_score)
+    reporter.message(f"run folder: {out} ({manifest.status})")
 
 
 def register(app: typer.Typer) -> None:

@@ -17,8 +17,23 @@ def _fmt(values: dict[str, float], keys: tuple[str, ...]) -> str:
     return "/".join(f"{values[k]:.2f}" if k in values else "-" for k in keys)
 
 
+def _load(path: Path, fmt: str):
+    """(rows, manifest or None, run folder or None, label) of a run folder or a predictions file.
+
+    A run folder (or its predictions.jsonl) is read through RunFolder: rows checked against its plan,
+    its protocol taken from its manifest; any other file is a bare predictions file.
+    """
+    from medsbench.records.folder import RunFolder
+    from medsbench.records.predictions import read_predictions
+
+    if path.is_dir() or (path.is_file() and RunFolder(path.parent).is_run() and path == RunFolder(path.parent).predictions_path):
+        folder = RunFolder.of(path)
+        return folder.predictions(), folder.manifest(), folder, folder.path.resolve().name
+    return read_predictions(path, format=fmt), None, None, path.name
+
+
 def score_cmd(
-    predictions: Path = typer.Argument(..., help="predictions.jsonl or the official CSV (task_id,input,GT,output)."),
+    predictions: Path = typer.Argument(..., help="A run folder, its predictions.jsonl, or the official CSV (task_id,input,GT,output)."),
     fmt: str = typer.Option("auto", "--format", help="auto | csv | jsonl"),
     out: Path = typer.Option(None, "--out", help="Where to write results.json (default: beside the predictions)."),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for the 95% CIs (0: none)."),
@@ -30,13 +45,24 @@ def score_cmd(
     from rich.console import Console
     from rich.table import Table
 
+    from medsbench.fileio import sha256_file
     from medsbench.metrics import get_scorer, headline_metrics, score_predictions, write_results
+    from medsbench.records.results import InputFile
 
-    results = score_predictions(predictions, bootstrap=bootstrap, seed=seed, strict_ids=strict_ids, format=fmt)
-    target = out or predictions.with_name("results.json")
-    write_results(results, target)
+    rows, manifest, folder, label = _load(predictions, fmt)
+    results = score_predictions(rows, bootstrap=bootstrap, seed=seed, strict_ids=strict_ids,
+                                protocol=manifest.protocol if manifest else None,
+                                protocol_deviations=manifest.deviations if manifest else ())
+    source = folder.predictions_path if folder is not None else predictions
+    results.inputs = [InputFile(path=str(source), sha256=sha256_file(source))]
+    if out is None and folder is not None:
+        target = folder.results_path
+        folder.save_results(results)
+    else:
+        target = out or predictions.with_name("results.json")
+        write_results(results, target)
     console = Console()
-    table = Table(title=f"{predictions.name}: strict | reference (official scripts)", box=box.SIMPLE_HEAD,
+    table = Table(title=f"{label}: strict | reference (official scripts)", box=box.SIMPLE_HEAD,
                   pad_edge=False, padding=(0, 1, 0, 0),
                   caption="n: scored/all when items failed; B1/RL: BLEU-1/ROUGE-L; maj: majority baseline, ! degenerate")
     width = max(len(t) for t in results.tasks)
@@ -75,8 +101,8 @@ def score_cmd(
 
 
 def compare_cmd(
-    a: Path = typer.Argument(..., help="Predictions of system A."),
-    b: Path = typer.Argument(..., help="Predictions of system B (same items)."),
+    a: Path = typer.Argument(..., help="Run folder or predictions of system A."),
+    b: Path = typer.Argument(..., help="Run folder or predictions of system B (same items)."),
     fmt: str = typer.Option("auto", "--format", help="auto | csv | jsonl"),
     resamples: int = typer.Option(1000, "--resamples", min=100, help="Bootstrap / permutation resamples."),
     seed: int = typer.Option(0, "--seed"),
@@ -89,12 +115,17 @@ def compare_cmd(
 
     from medsbench.errors import MedsbenchError
     from medsbench.fileio import write_json
-    from medsbench.metrics import compare_predictions, primary_metric
+    from medsbench.metrics import primary_metric
+    from medsbench.metrics.compare import compare_rows
 
     if method not in ("permutation", "bootstrap"):
         raise MedsbenchError(f"unknown --method '{method}' (permutation or bootstrap)")
-    res = compare_predictions(a, b, resamples=resamples, seed=seed, method=method, format=fmt)
-    table = Table(title=f"A = {a.name}, B = {b.name} (strict; delta = A - B, {method} p-value)")
+    rows_a, _, _, label_a = _load(a, fmt)
+    rows_b, _, _, label_b = _load(b, fmt)
+    if label_a == label_b:
+        label_a, label_b = str(a), str(b)
+    res = {"a": str(a), "b": str(b), **compare_rows(rows_a, rows_b, resamples=resamples, seed=seed, method=method)}
+    table = Table(title=f"A = {label_a}, B = {label_b} (strict; delta = A - B, {method} p-value)")
     for col in ("task / category", "n", "metric", "A", "B", "delta", "95% CI", "p"):
         table.add_column(col)
     for tid, t in res["tasks"].items():

@@ -99,7 +99,7 @@ def configs_cmd() -> None:
 
 
 def demo_cmd(
-    work: Path = typer.Option(Path("medsbench-work/demo"), "--work", help="Workspace for the demo."),
+    work: Path = typer.Option(None, "--work", help="Workspace for the demo. [default: WORKSPACE/demo]", show_default=False),
     raw: Path = typer.Option(None, "--raw", help="Raw data root (default: ../shared/data/raw if present)."),
     steps: int = typer.Option(100, "--steps", min=1, help="LoRA optimizer steps (one 768-token packed row each)."),
     items: int = typer.Option(150, "--items", min=1, help="Test items per task for the base-vs-tuned evaluation."),
@@ -113,12 +113,15 @@ def demo_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from medsbench.pipeline.demo import format_p, run_demo
+    from medsbench.commands.render import ConsoleReporter
+    from medsbench.workspace import Workspace
+    from medsbench.pipeline.demo import DEFAULT_RAW, DEMO_TASKS, DemoConfig, format_p, run_demo
 
     console = Console()
-    out = run_demo(work=work, raw=raw, steps=steps, items=items, tasks=tasks, per_task=per_task,
-                   shots=None if shots < 0 else shots, threads=threads, seed=seed,
-                   say=lambda m: console.print(m, markup=False, highlight=False, soft_wrap=True), console=console)
+    work = work or Workspace().root / "demo"
+    config = DemoConfig(work=work, raw=raw or DEFAULT_RAW, steps=steps, items=items, tasks=tasks or DEMO_TASKS,
+                        per_task=per_task, shots=None if shots < 0 else shots, threads=threads, seed=seed)
+    out = run_demo(config, ConsoleReporter(Console(stderr=True)))
     for mode, rows in out["rows"].items():
         table = Table(title=f"{mode} metrics: tuned - base, paired bootstrap 95% CI, permutation p")
         for col in ("level", "name", "n", "metric", "base", "tuned", "delta", "95% CI", "p", "MDE80", "verdict"):

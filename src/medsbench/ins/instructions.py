@@ -20,6 +20,7 @@ from typing import Any
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import write_json
 from medsbench.tasks.definitions import read_definitions_file
+from medsbench.models.base import Request
 
 
 @dataclass
@@ -120,8 +121,6 @@ def clean_rewrite(text: str) -> str:
 
 
 def _request(rid: str, messages: list[dict[str, str]], max_new_tokens: int) -> Any:
-    from medsbench.models import Request
-
     return Request(id=rid, messages=messages, prompt=None, max_new_tokens=max_new_tokens)
 
 

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from medsbench.errors import MedsbenchError
-from medsbench.fileio import sha256_file, write_jsonl
 from medsbench.judge.reliability import (
     PROBE_KINDS,
     JudgeItem,
@@ -36,7 +35,8 @@ from medsbench.judge.reliability import (
 )
 from medsbench.judge.rubric import PromptTemplate, Rubric, load_rubrics, rubric_for
 from medsbench.models.base import Backend, Request, Response
-from medsbench.records import read_predictions
+from medsbench.records.folder import RunFolder
+from medsbench.records.predictions import PredictionRow
 from medsbench.records.judged import (
     Agreement,
     CategoryJudged,
@@ -48,10 +48,10 @@ from medsbench.records.judged import (
 )
 from medsbench.records.manifest import now
 from medsbench.runs.cache import ResultCache, cache_key
+from medsbench.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-JUDGEMENTS = "judgements.jsonl"
 JURY = "jury"
 NOTES = [
     (
@@ -102,10 +102,10 @@ def resolve_cache(run_dir: Path, manifest: Any | None) -> Path:
     if manifest is not None and getattr(manifest, "cache", None):
         return Path(manifest.cache)
     if manifest is not None and getattr(manifest, "workspace", None):
-        return Path(manifest.workspace) / "cache.sqlite"
-    if run_dir.parent.name == "runs":  # WORKSPACE/runs/<run>: the cache `medsbench eval` used
-        return run_dir.parent.parent / "cache.sqlite"
-    return run_dir / "cache.sqlite"
+        return Workspace(Path(manifest.workspace)).cache
+    if run_dir.parent == Workspace(run_dir.parent.parent).runs:  # WORKSPACE/runs/<run>: the cache `medsbench eval` used
+        return Workspace(run_dir.parent.parent).cache
+    return Workspace(run_dir).cache
 
 
 def judgement_key(
@@ -250,13 +250,12 @@ def _merge_probe_tables(tables: Sequence[dict[str, ProbeSummary]]) -> dict[str, 
     return out
 
 
-def select_items(pred_path: Path, tasks: str | None = None, limit: int | None = None) -> tuple[dict[str, list[JudgeItem]], dict[str, int]]:
+def select_items(rows: list[PredictionRow], tasks: str | None = None, limit: int | None = None) -> tuple[dict[str, list[JudgeItem]], dict[str, int]]:
     """Free-text items per task (catalog metric ``bleu_rouge``) and the failed-prediction count per task."""
     from medsbench.tasks.catalog import catalog
 
     cat = catalog()
     wanted = {e.id for e in cat.select(tasks)} if tasks else None
-    rows = read_predictions(pred_path)
     items: dict[str, list[JudgeItem]] = {}
     failed: dict[str, int] = {}
     skipped_ref = 0
@@ -339,22 +338,20 @@ def judge_run(
 
     ``price``: USD per million (prompt, output) tokens, applied where the judge reports usage.
     """
-    from medsbench.records.manifest import RunManifest
-
-    run_dir = Path(run_dir)
+    folder = RunFolder(run_dir)
+    run_dir = folder.path
     say = progress or log.info
     if not judges:
         raise MedsbenchError("no judge given (--judge SPEC, e.g. openai:gpt-4o or default)")
-    pred_path = run_dir / "predictions.jsonl"
-    if not pred_path.is_file():
-        raise MedsbenchError("no predictions.jsonl in the run folder", where=str(run_dir))
-    manifest = RunManifest.load(run_dir) if (run_dir / "manifest.json").is_file() else None
+    if not folder.has_predictions():
+        raise MedsbenchError("no predictions in the run folder", where=str(run_dir))
+    manifest = folder.manifest() if folder.is_run() else None
     rubric_set, template, settings = load_rubrics(rubrics_dir)
-    by_task, failed = select_items(pred_path, tasks, limit)
+    by_task, failed = select_items(folder.predictions(plan=manifest is not None), tasks, limit)
     if not by_task:
         raise MedsbenchError(
             "no free-text predictions to judge (only tasks scored with BLEU/ROUGE are judged: summarization, "
-            "explanation, rationale, task100, task42)", where=str(pred_path),
+            "explanation, rationale, task100, task42)", where=str(folder.predictions_path),
         )
     rubric_of = {t: rubric_for(t, v[0].category if v else None, rubric_set) for t, v in by_task.items()}
     probe_items: dict[str, list[JudgeItem]] = {
@@ -451,7 +448,7 @@ def judge_run(
     result = JudgedResults(
         run=str(run_dir),
         model=manifest.model if manifest else None,
-        predictions_sha256=sha256_file(pred_path),
+        predictions_sha256=folder.predictions_sha256(),
         created=now(),
         template=template.ref,
         rubrics={r.id: r.ref for r in {id(r): r for r in rubric_of.values()}.values()},
@@ -464,7 +461,7 @@ def judge_run(
         cache=str(cache_path),
         notes=list(NOTES),
     )
-    result.save(run_dir / "judged.json")
+    folder.save_judged(result)
     rows = []
     for j in loaded:
         for it, v in zip(flat, j.verdicts):
@@ -473,5 +470,5 @@ def judge_run(
                 "rubric": rubric_of[it.task_id].ref, "score": v.score, "status": v.status, "retried": v.retried,
                 "error": v.error, "reply": v.reply, "prompt_tokens": v.prompt_tokens, "output_tokens": v.output_tokens,
             })
-    write_jsonl(run_dir / JUDGEMENTS, rows)
+    folder.save_judgements(rows)
     return result

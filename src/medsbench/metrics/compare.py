@@ -20,7 +20,7 @@ import numpy as np
 from medsbench.errors import MedsbenchError
 from medsbench.metrics.score import TaskItems, score_items
 from medsbench.metrics.stats import MetricFn, paired_test_groups
-from medsbench.records.predictions import PredictionRow, read_predictions
+from medsbench.records.predictions import PredictionRow, check_unique, read_predictions
 from medsbench.tasks.workspace import task_order as _task_order
 
 
@@ -68,6 +68,8 @@ def compare_rows(
     Returns ``{"method", "resamples", "seed", "tasks", "categories"}``; deltas are A - B.
     """
     rows_a, rows_b = list(rows_a), list(rows_b)
+    check_unique(rows_a, "A")
+    check_unique(rows_b, "B")
     ids_a = all(r.id is not None for r in rows_a)
     ids_b = all(r.id is not None for r in rows_b)
     if not (ids_a and ids_b):  # CSV submissions: pair by task id + input
@@ -114,6 +116,9 @@ def compare_rows(
                                      seed=f"{seed}:{cat}:{mode}", method=method)
             out[mode] = {k: _r(v) for k, v in res.items()}
         categories[cat] = out
+    if not tasks:
+        raise MedsbenchError("the two prediction files share no item (matched by task and instance id, or by input "
+                             "where ids are missing): nothing to compare")
     return {
         "method": method,
         "resamples": resamples,

@@ -31,7 +31,7 @@ from medsbench.metrics.registry import KINDS, POOLED, POOLED_KIND, Scorer, get_s
 from medsbench.metrics.stats import bootstrap_ci
 from medsbench.metrics.text import bleu1, rouge_l
 from medsbench.metrics.tokenize import tokenize_many
-from medsbench.records.predictions import PredictionRow, read_predictions, row_from
+from medsbench.records.predictions import PredictionRow, check_unique, read_predictions, row_from
 from medsbench.records.results import (
     Bootstrap,
     CategoryResult,
@@ -372,12 +372,11 @@ def score_predictions(
         rows = read_predictions(rows_or_path, format=format)
         inputs.append(InputFile(path=str(rows_or_path), sha256=sha256_file(rows_or_path)))
         where = str(rows_or_path)
-        if protocol is None:
-            protocol, protocol_deviations = _run_protocol(Path(rows_or_path).parent, protocol_deviations)
     else:
         rows = as_rows(rows_or_path)
         if not rows:
             raise MedsbenchError("no predictions to score")
+    check_unique(rows, where)
     per_task, unknown, warnings = score_items(rows, strict_ids=strict_ids)
     if not per_task:
         reason = f"task ids not in the catalog: {', '.join(unknown)}" if unknown else "no row has a gold answer"
@@ -425,20 +424,6 @@ def score_predictions(
         protocol_deviations=list(protocol_deviations),
         bootstrap=Bootstrap(resamples=bootstrap, seed=seed, level=0.95),
     )
-
-
-def _run_protocol(run_dir: Path, default: Sequence[str]) -> tuple[str | None, Sequence[str]]:
-    """The evaluation protocol and its deviations from the run's manifest.json, when there is one."""
-    from medsbench.records.manifest import MANIFEST, RunManifest
-
-    if not (run_dir / MANIFEST).is_file():
-        return None, default
-    try:
-        manifest = RunManifest.load(run_dir)
-    except MedsbenchError as exc:  # a foreign or older manifest: score anyway, without the protocol
-        log.warning("protocol not recorded in results: %s", exc)
-        return None, default
-    return manifest.protocol, list(default) or list(manifest.deviations)
 
 
 def write_results(results: Results, path: str | os.PathLike) -> Path:

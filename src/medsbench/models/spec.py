@@ -5,20 +5,23 @@ Forms: ``default[,k=v]`` | ``hf:PATH_OR_NAME[,k=v]`` | ``vllm:PATH_OR_NAME[,k=v]
 name or a loggable form of the spec asks this class; credentials in URLs never leave it
 (:meth:`ModelSpec.redacted`, :mod:`medsbench.redact`).
 
-Options are typed per backend kind (:class:`HFOptions` for ``default``/``hf``, :class:`OpenAIOptions`,
+Backend kinds are registered (:func:`register_backend`, a :class:`BackendKind`: options class,
+loader, cheap checks); :mod:`medsbench.models` registers the built-in ones. Options are typed per
+backend kind (:class:`HFOptions` for ``default``/``hf``, :class:`OpenAIOptions`,
 :class:`VLLMOptions`): values are coerced (``batch_size=4`` -> 4, ``trust_remote_code=yes`` -> True)
 and an option the backend does not know is an error that lists the ones it knows.
 
 Command-line flags (``--dtype``, ``--device``, ``--batch-size``, ``--api-key-env``,
 ``--trust-remote-code``) merge through the same options (:meth:`ModelSpec.settings`), winning over
 the spec's own options. A flag that has no meaning for the backend kind is ignored only where
-:data:`IGNORED_FLAGS` says so (e.g. ``--dtype`` for ``openai``: the server owns its weights);
+the kind's ``ignored_flags`` say so (e.g. ``--dtype`` for ``openai``: the server owns its weights);
 any other unknown override is an error.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,7 +38,10 @@ from pydantic import (
 from medsbench.errors import MedsbenchError
 from medsbench.redact import REDACTED, SECRET_NAME, redact_text
 
-KINDS = ("default", "hf", "vllm", "openai")
+#: Options that never change what a run measures: where the API key comes from, transport and retries.
+UNMEASURED_OPTIONS = frozenset(
+    {"api_key_env", "concurrency", "max_attempts", "timeout", "backoff_base", "backoff_cap", "max_connection_errors"}
+)
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -112,22 +118,60 @@ class VLLMOptions(BackendOptions):
         return self.model_dump(exclude_none=True)
 
 
-OPTIONS: dict[str, type[BackendOptions]] = {
-    "default": HFOptions,
-    "hf": HFOptions,
-    "openai": OpenAIOptions,
-    "vllm": VLLMOptions,
-}
+class InstanceOptions(BackendOptions):
+    """``instance:NAME``: a backend object handed to the runner in code (tests, notebooks); never loaded from a spec."""
 
-#: CLI flags (override names) that are silently ignored for a backend kind, because they have no
-#: meaning there: a remote API owns its dtype, device and batching; vLLM places the model on the
-#: visible GPUs itself (CUDA_VISIBLE_DEVICES) and batches continuously; local backends need no key.
-IGNORED_FLAGS: dict[str, frozenset[str]] = {
-    "default": frozenset({"api_key_env"}),
-    "hf": frozenset({"api_key_env"}),
-    "vllm": frozenset({"api_key_env", "device", "batch_size"}),
-    "openai": frozenset({"dtype", "device", "batch_size", "trust_remote_code"}),
-}
+
+@dataclass(frozen=True)
+class BackendKind:
+    """One model backend kind: its spec options, how to check and load it. Register with :func:`register_backend`.
+
+    ``load(spec, options)`` creates the backend (heavy imports happen inside it); ``check(spec, options)``
+    runs the cheap checks made before any planning (a local folder exists, an API key is set);
+    ``ignored_flags`` are CLI flags without meaning for this kind (e.g. ``--dtype`` for an API: the server
+    owns its weights), dropped instead of refused; ``target`` says whether ``kind:TARGET`` needs one.
+    """
+
+    name: str
+    options: type[BackendOptions]
+    load: Callable[[ModelSpec, Any], Any]
+    target: Literal["required", "none"] = "required"
+    ignored_flags: frozenset[str] = frozenset()
+    check: Callable[[ModelSpec, Any], None] | None = None
+    display_name: str | None = None  # a fixed display name (default: the target's last path part)
+
+
+_BACKENDS: dict[str, BackendKind] = {}
+
+
+def register_backend(kind: BackendKind) -> BackendKind:
+    """Make ``kind.name`` a model spec kind (``NAME:TARGET,k=v``); a second registration of a name is an error."""
+    if kind.name in _BACKENDS:
+        raise ValueError(f"backend kind {kind.name!r} is already registered")
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", kind.name):
+        raise ValueError(f"backend kind {kind.name!r}: lower-case letters, digits and '_'")
+    _BACKENDS[kind.name] = kind
+    return kind
+
+
+def backend_kind(name: str) -> BackendKind:
+    try:
+        return _BACKENDS[name]
+    except KeyError:
+        raise MedsbenchError(f"unknown model kind '{name}' (kinds: {', '.join(kinds())})") from None
+
+
+def kinds() -> tuple[str, ...]:
+    """The registered backend kinds (``instance`` is for code only and not listed)."""
+    return tuple(k for k in _BACKENDS if k != "instance")
+
+
+def _refuse_instance(spec: ModelSpec, options: Any) -> Any:
+    raise MedsbenchError(f"'{spec.redacted()}' names a backend object that was passed in code; it cannot be loaded "
+                         "from its spec (give a model spec such as hf:PATH)")
+
+
+register_backend(BackendKind("instance", InstanceOptions, _refuse_instance))
 
 
 def _explain(exc: ValidationError) -> tuple[str, str]:
@@ -168,9 +212,9 @@ class ModelSpec:
             head, _, tail = spec.partition(",")
             spec = f"{head}:" + (f",{tail}" if tail else "")
         kind, _, rest = spec.partition(":")
-        if kind not in KINDS:
+        if kind not in _BACKENDS:
             shown = redact_text(spec.rstrip(":"))
-            raise MedsbenchError(f"unknown model spec '{shown}' (kinds: {', '.join(KINDS)}; e.g. hf:/path/to/model)")
+            raise MedsbenchError(f"unknown model spec '{shown}' (kinds: {', '.join(kinds())}; e.g. hf:/path/to/model)")
         parts = rest.split(",") if rest else []
         target = ""
         if parts and "=" not in parts[0]:
@@ -183,10 +227,10 @@ class ModelSpec:
             if not eq:
                 raise MedsbenchError(f"bad option '{redact_text(part)}' in model spec (expected key=value)")
             options[key.strip()] = value.strip()
-        if kind in ("hf", "vllm", "openai") and not target:
+        if _BACKENDS[kind].target == "required" and not target:
             raise MedsbenchError(f"model spec '{kind}:' needs a target: {kind}:PATH_OR_NAME")
-        if kind == "default" and target:
-            raise MedsbenchError(f"model spec 'default' takes no target (got '{redact_text(target)}'); use hf:PATH")
+        if _BACKENDS[kind].target == "none" and target:
+            raise MedsbenchError(f"model spec '{kind}' takes no target (got '{redact_text(target)}'); use hf:PATH")
         parsed = cls(kind, target, options)
         if strict:
             parsed.settings()
@@ -194,16 +238,16 @@ class ModelSpec:
 
     # -- options ----------------------------------------------------------
     @property
-    def options_class(self) -> type[BackendOptions]:
-        return OPTIONS[self.kind]
+    def backend(self) -> BackendKind:
+        return backend_kind(self.kind)
 
     def settings(self, **overrides: Any) -> BackendOptions:
         """The typed options of this spec, with ``overrides`` (CLI flags; ``None`` = not given) on top.
 
         Raises :class:`MedsbenchError` naming the option and, for an unknown one, the backend's
-        known options. Overrides listed in :data:`IGNORED_FLAGS` for this kind are dropped.
+        known options. Overrides in the kind's ``ignored_flags`` are dropped.
         """
-        cls = self.options_class
+        cls = self.backend.options
         known = cls.known()
         for key in self.options:
             if key not in known:
@@ -213,7 +257,7 @@ class ModelSpec:
                 )
         values: dict[str, Any] = dict(self.options)
         for key, value in overrides.items():
-            if value is None or key in IGNORED_FLAGS[self.kind]:
+            if value is None or key in self.backend.ignored_flags:
                 continue
             if key not in known:
                 raise MedsbenchError(
@@ -232,10 +276,14 @@ class ModelSpec:
         self.settings(**overrides)
         merged = dict(self.options)
         for key, value in overrides.items():
-            if value is None or key in IGNORED_FLAGS[self.kind]:
+            if value is None or key in self.backend.ignored_flags:
                 continue
             merged[key] = str(value).lower() if isinstance(value, bool) else str(value)
         return ModelSpec(self.kind, self.target, merged)
+
+    def measured(self) -> ModelSpec:
+        """This spec without the options in :data:`UNMEASURED_OPTIONS` (what a resume must not change)."""
+        return ModelSpec(self.kind, self.target, {k: v for k, v in self.options.items() if k not in UNMEASURED_OPTIONS})
 
     # -- strings ----------------------------------------------------------
     def __str__(self) -> str:
@@ -267,8 +315,8 @@ class ModelSpec:
     @property
     def display_name(self) -> str:
         """A short model name: the last path part of the target (names never carry paths), or the kind."""
-        if self.kind == "default":
-            return "SmolLM2-135M-Instruct"
+        if self.backend.display_name:
+            return self.backend.display_name
         base = self.target.rstrip("/\\")
         base = re.split(r"[/\\]", base)[-1].replace("..", ".")
         return base or self.kind
@@ -283,6 +331,4 @@ class ModelSpec:
 
 def known_options(kind: str) -> tuple[str, ...]:
     """The option names a backend kind accepts (for help texts and error messages)."""
-    if kind not in OPTIONS:
-        raise MedsbenchError(f"unknown model kind '{kind}' (kinds: {', '.join(KINDS)})")
-    return OPTIONS[kind].known()
+    return backend_kind(kind).options.known()

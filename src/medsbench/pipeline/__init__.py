@@ -3,39 +3,44 @@
 Stages below this layer never import each other sideways or to their right: ``medsbench.runs``
 generates predictions and takes a scorer as a parameter; this module passes it the metrics
 scorer (:func:`score_run`) and builds task files from raw data first when asked
-(``--build-from``). Library users and the CLI call :func:`run_eval` and :func:`merge_runs` here.
+(``--build-from``). Library users and the CLI call :func:`run_eval` and :func:`merge_runs` here;
+:func:`evaluate` is the keyword form for scripts and notebooks.
 """
 
 from __future__ import annotations
 
-import logging
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import ensure_writable
-from medsbench.records.results import Results
-from medsbench.runs import RunResult
-from medsbench.runs import run_eval as _run_eval
-from medsbench.runs.merge import merge_runs as _merge_runs
+from medsbench.ids import slug
+from medsbench.metrics import score_predictions
+from medsbench.models.base import Backend
+from medsbench.models.spec import ModelSpec
+from medsbench.records.config import EvalConfig
+from medsbench.records.folder import RunFolder
 from medsbench.records.manifest import RunManifest
-
-log = logging.getLogger(__name__)
-DEFAULT_WORKSPACE = Path("medsbench-work")
-
-
-def score_run(pred_path: Path) -> Results:
-    """The metrics stage on a run's predictions.jsonl (with the run's protocol from its manifest)."""
-    from medsbench.metrics import score_predictions
-
-    return score_predictions(pred_path)
+from medsbench.records.predictions import PredictionRow
+from medsbench.records.results import InputFile, Results
+from medsbench.reporter import LogReporter, Reporter
+from medsbench.runs.merge import merge_runs as _merge_runs
+from medsbench.runs.run import RunOptions, RunPlaces, RunResult, prepare
+from medsbench.runs.run import run_eval as _run_eval
+from medsbench.sources import convert_all
 
 
-def build_tasks(raw: str | Path, tasks_dir: str | Path, say: Any = None) -> int:
+def score_run(rows: list[PredictionRow], manifest: RunManifest, folder: RunFolder) -> Results:
+    """The metrics stage on a run's rows, with the run's protocol and deviations from its manifest."""
+    results = score_predictions(rows, protocol=manifest.protocol, protocol_deviations=manifest.deviations)
+    results.inputs = [InputFile(path=str(folder.predictions_path), sha256=folder.predictions_sha256())]
+    return results
+
+
+def build_tasks(raw: str | Path, tasks_dir: str | Path, reporter: Reporter | None = None) -> int:
     """Convert every raw source present under ``raw`` into ``tasks_dir``; returns the files written."""
-    from medsbench.sources import convert_all
-
-    say = say or log.info
+    say = (reporter or LogReporter()).message
     tasks_dir = Path(tasks_dir)
     ensure_writable(tasks_dir, "task folder")
 
@@ -50,23 +55,52 @@ def build_tasks(raw: str | Path, tasks_dir: str | Path, say: Any = None) -> int:
     return len(report.files)
 
 
-def run_eval(model: Any, tasks: str | None = None, *, build_from: str | Path | None = None, score: bool = True,
-             **kwargs: Any) -> RunResult:
-    """Evaluate and score: :func:`medsbench.runs.run_eval` with the metrics scorer, after building the
-    task files from ``build_from`` (a raw data folder) on a new run. Keyword arguments are those of
-    :func:`medsbench.runs.run_eval`."""
+def run_eval(config: EvalConfig, places: RunPlaces, options: RunOptions | None = None, *,
+             build_from: str | Path | None = None, score: bool = True) -> RunResult:
+    """Evaluate and score (:func:`medsbench.runs.run.run_eval` with the metrics scorer), after building
+    the task files from ``build_from`` (a raw data folder) on a new run."""
+    options = options or RunOptions()
     if build_from is not None:
-        if kwargs.get("resume"):
+        if options.resume:
             raise MedsbenchError("--resume continues a run on its recorded task files; --build-from cannot be used with it")
-        console = kwargs.get("console")
-        say = (lambda s: console.print(s, markup=False, highlight=False)) if console is not None else None
-        build_tasks(build_from, Path(kwargs.get("workspace") or DEFAULT_WORKSPACE) / "tasks", say)
-    return _run_eval(model, tasks, scorer=score_run if score else None, **kwargs)
+        build_tasks(build_from, places.workspace.tasks, options.reporter)
+    if score and options.scorer is None:
+        options = dataclasses.replace(options, scorer=score_run)
+    return _run_eval(config, places, options)
 
 
-def merge_runs(shards: Any, out: str | Path, *, score: bool = True, **kwargs: Any) -> RunManifest:
+_PLACES = ("out", "workspace", "cache")
+_OPTIONS = tuple(f.name for f in dataclasses.fields(RunOptions) if f.name not in ("backend", "scorer"))
+
+
+def evaluate(model: str | ModelSpec | Backend | None = None, tasks: str | None = None, *, build_from: str | Path | None = None,
+             score: bool = True, **kwargs: Any) -> RunResult:
+    """Keyword form of :func:`run_eval`: ``evaluate("hf:/models/x", "mcqa", limit=20, workspace="ws")``.
+
+    ``kwargs`` are :class:`EvalConfig` fields (``limit``, ``shots``, ``protocol``, ...), places
+    (``out``, ``workspace``, ``cache``) and :class:`RunOptions` fields (``resume``, ``progress``,
+    ``reporter``, ...). ``model`` may be a ready :class:`Backend` (recorded as ``spec=`` or its name).
+    """
+    unknown = sorted(set(kwargs) - set(EvalConfig.cli_fields()) - set(_PLACES) - set(_OPTIONS) - {"spec"})
+    if unknown:
+        raise TypeError(f"evaluate() got unknown argument(s): {', '.join(unknown)}")
+    backend = model if model is not None and not isinstance(model, (str, ModelSpec)) else None
+    given = {k: v for k, v in kwargs.items() if k in EvalConfig.cli_fields()}
+    given["tasks"] = tasks
+    given["model"] = kwargs.get("spec") or (f"instance:{slug(getattr(backend, 'name', 'backend'))}" if backend is not None else model)
+    places_given = {k: kwargs.get(k) for k in _PLACES}
+    behaviour = {k: v for k, v in kwargs.items() if k in _OPTIONS}
+    if isinstance(behaviour.get("progress"), bool):  # True: a bar or heartbeat lines, as the reporter can
+        behaviour["progress"] = "auto" if behaviour["progress"] else "off"
+    options = RunOptions(backend=backend, **behaviour)
+    config, places = prepare(given, resume=options.resume, **places_given)
+    return run_eval(config, places, options, build_from=build_from, score=score)
+
+
+def merge_runs(shards: Any, out: str | Path, *, score: bool = True, reporter: Reporter | None = None) -> RunManifest:
     """:func:`medsbench.runs.merge.merge_runs` with the metrics scorer (results.json of the merged run)."""
-    return _merge_runs(shards, out, scorer=score_run if score else None, **kwargs)
+    options = RunOptions(reporter=reporter or LogReporter(), scorer=score_run if score else None)
+    return _merge_runs(shards, out, options=options)
 
 
-__all__ = ["build_tasks", "merge_runs", "run_eval", "score_run"]
+__all__ = ["build_tasks", "evaluate", "merge_runs", "run_eval", "score_run"]

@@ -36,12 +36,26 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medsbench.board.store import Store
 from medsbench.errors import MedsbenchError
-from medsbench.fileio import atomic_write, read_json, write_json
+from medsbench.fileio import LOCK_NAME, atomic_write, read_json, write_json
+from medsbench.ins import build_mixture
+from medsbench.ins.config import InsConfig
+from medsbench.metrics import primary_metric
+from medsbench.metrics.compare import ALPHA as COMPARE_ALPHA
+from medsbench.metrics.compare import compare_rows, difference
+from medsbench.models.spec import ModelSpec
+from medsbench.pipeline import evaluate
+from medsbench.records.folder import RunFolder
+from medsbench.reporter import LogReporter, Reporter
+from medsbench.sources import convert_all
+from medsbench.tasks.format import iter_instances
+from medsbench.tasks.workspace import resolve_tasks
+from medsbench.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +76,6 @@ _OVERHEAD_CHARS = 235
 _CHARS_PER_TOKEN = 4.0
 _MARGIN = 1.2
 
-Say = Callable[[str], None]
-
-
 # ------------------------------------------------------------------------- comparison rows
 
 
@@ -74,8 +85,6 @@ def verdict(delta: float, ci: list[float], p_value: float) -> str:
     the delta excludes 0 AND the permutation p-value is below its alpha; otherwise (in particular
     whenever the CI contains 0) no difference was found.
     """
-    from medsbench.metrics.compare import difference
-
     return {"none": "no difference found", "higher": "tuned better",
             "lower": "tuned worse"}[difference(delta, ci[0], ci[1], p_value)]
 
@@ -112,8 +121,6 @@ def comparison_rows(cmp: dict[str, Any], mode: str = "strict") -> list[dict[str,
     Each row: base, tuned, delta = tuned - base, 95% CI of the delta, p-value, n, verdict.
     A category's base and tuned are the macro averages of its tasks' values (as its delta is).
     """
-    from medsbench.metrics import primary_metric
-
     rows: list[dict[str, Any]] = []
     tasks = cmp.get("tasks", {})
     for cat, c in cmp.get("categories", {}).items():
@@ -163,8 +170,6 @@ def comparison_markdown(rows_by_mode: dict[str, list[dict[str, Any]]], header: s
 
 def select_tasks(selection: str, tasks_dir: Path) -> dict[str, dict[str, Path]]:
     """The evaluated tasks' files; each must have a train split (the mixture is built from them)."""
-    from medsbench.tasks.workspace import resolve_tasks
-
     entries, files, _skipped = resolve_tasks(selection, tasks_dir, validate=False)
     if not entries:
         raise MedsbenchError(f"--tasks '{selection}' selects no task with a test file in {tasks_dir}")
@@ -180,8 +185,6 @@ def select_tasks(selection: str, tasks_dir: Path) -> dict[str, dict[str, Path]]:
 def token_caps(train_files: dict[str, Path], budget_tokens: int) -> dict[str, int]:
     """Per-task instance caps giving every task an equal share of ``budget_tokens`` training tokens
     (estimated from characters), so long-prompt tasks do not crowd out short ones."""
-    from medsbench.tasks.format import iter_instances
-
     share = _MARGIN * budget_tokens / max(1, len(train_files))
     caps = {}
     for tid, path in train_files.items():
@@ -216,95 +219,113 @@ def _move_aside(folder: Path) -> Path:
     return target
 
 
-def run_demo(
-    work: Path,
-    raw: Path | None = None,
-    *,
-    steps: int = DEFAULT_STEPS,
-    items: int = DEFAULT_ITEMS,
-    tasks: str | None = None,
-    per_task: int | None = None,
-    shots: int | None = 0,
-    seed: int = 0,
-    threads: int | None = None,
-    max_new_tokens: int = MAX_NEW_TOKENS,
-    max_length: int = MAX_LENGTH,
-    base_model: str = "default",
-    resamples: int = RESAMPLES,
-    say: Say | None = None,
-    console: Any = None,
-) -> dict[str, Any]:
-    """Run (or continue) the demo in ``work``; returns the comparison record also written to
-    ``work/demo_comparison.json`` (``rows`` per mode, ``seconds`` per stage, ``settings``)."""
-    say = say or log.info
-    if steps < 1 or items < 1:
+@dataclass(frozen=True)
+class DemoConfig:
+    """Settings of one demo (recorded in WORK/demo.json; a rerun with others is refused)."""
+
+    work: Path
+    raw: Path = DEFAULT_RAW
+    steps: int = DEFAULT_STEPS
+    items: int = DEFAULT_ITEMS
+    tasks: str = DEMO_TASKS
+    per_task: int | None = None
+    shots: int | None = 0
+    seed: int = 0
+    threads: int | None = None
+    max_new_tokens: int = MAX_NEW_TOKENS
+    max_length: int = MAX_LENGTH
+    base_model: str = "default"
+    resamples: int = RESAMPLES
+
+    def recorded(self) -> dict[str, Any]:
+        """The settings that define the experiment (not where it runs or how fast)."""
+        return {"tasks": self.tasks, "steps": self.steps, "items": self.items, "per_task": self.per_task,
+                "shots": self.shots, "seed": self.seed, "max_new_tokens": self.max_new_tokens,
+                "max_length": self.max_length, "base_model": self.base_model}
+
+
+def run_demo(config: DemoConfig, reporter: Reporter | None = None) -> dict[str, Any]:
+    """Run (or continue) the demo in ``config.work``; returns the comparison record also written to
+    ``WORK/demo_comparison.json`` (``rows`` per mode, ``seconds`` per stage, ``settings``)."""
+    if config.steps < 1 or config.items < 1:
         raise MedsbenchError("--steps and --items must be at least 1")
-    work = Path(work)
-    raw = Path(raw) if raw else DEFAULT_RAW
-    selection = tasks or DEMO_TASKS
-    work.mkdir(parents=True, exist_ok=True)
-    settings = {"tasks": selection, "steps": steps, "items": items, "per_task": per_task, "shots": shots,
-                "seed": seed, "max_new_tokens": max_new_tokens, "max_length": max_length, "base_model": base_model}
-    state = _check_settings(work, settings)
-    seconds: dict[str, float] = state.setdefault("seconds", {})
-    write_json(work / STATE, state)
-    t_all = time.time()
+    return _Demo(config, reporter or LogReporter()).run()
 
-    def done(stage: str, t0: float) -> None:
-        seconds[stage] = round(time.time() - t0, 1)
-        write_json(work / STATE, state)
 
-    if threads:
-        import torch
+class _Demo:
+    """The demo's six stages; each is skipped when its output exists."""
 
-        torch.set_num_threads(int(threads))
+    def __init__(self, config: DemoConfig, reporter: Reporter):
+        self.cfg, self.reporter, self.say = config, reporter, reporter.message
+        self.ws = Workspace(Path(config.work))
+        self.definitions: Path | None = None
+        self.ws.root.mkdir(parents=True, exist_ok=True)
+        self.state = _check_settings(self.ws.root, config.recorded())
+        self.seconds: dict[str, float] = self.state.setdefault("seconds", {})
+        write_json(self.ws.root / STATE, self.state)
+
+    def done(self, stage: str, t0: float) -> None:
+        self.seconds[stage] = round(time.time() - t0, 1)
+        write_json(self.ws.root / STATE, self.state)
+
+    def run(self) -> dict[str, Any]:
+        t_all = time.time()
+        if self.cfg.threads:
+            import torch
+
+            torch.set_num_threads(int(self.cfg.threads))
+        files = self.tasks()
+        sidecar = Path(self.cfg.raw) / "meds_ins_definitions" / "RewriteDefinitions.json"  # the paper's words, by path
+        definitions: Path | None = sidecar if sidecar.is_file() else None
+        self.definitions = definitions
+        mixture = self.mixture(files, definitions)
+        model_dir, train_info = self.tune(mixture)
+        runs = self.evaluate(files, model_dir, definitions)
+        return self.compare(files, runs, train_info, t_all)
 
     # 1. task files
-    tasks_dir = work / "tasks"
-    if not any(tasks_dir.glob("*.json*")):
-        if not raw.is_dir():
-            raise MedsbenchError("raw data folder not found (pass --raw)", where=str(raw))
-        from medsbench.sources import convert_all
-
-        t0 = time.time()
-        report = convert_all(raw, tasks_dir)
-        done("convert", t0)
-        say(f"1/6 converted {len(report.files)} task file(s) from {raw}")
-    else:
-        say(f"1/6 task files already in {tasks_dir}")
-    files = select_tasks(selection, tasks_dir)
-    sidecar = raw / "meds_ins_definitions" / "RewriteDefinitions.json"  # the paper's words, by path
-    definitions: Path | None = sidecar if sidecar.is_file() else None
+    def tasks(self) -> dict[str, dict[str, Path]]:
+        tasks_dir, raw = self.ws.tasks, Path(self.cfg.raw)
+        if not any(tasks_dir.glob("*.json*")):
+            if not raw.is_dir():
+                raise MedsbenchError("raw data folder not found (pass --raw)", where=str(raw))
+            t0 = time.time()
+            report = convert_all(raw, tasks_dir)
+            self.done("convert", t0)
+            self.say(f"1/6 converted {len(report.files)} task file(s) from {raw}")
+        else:
+            self.say(f"1/6 task files already in {tasks_dir}")
+        return select_tasks(self.cfg.tasks, tasks_dir)
 
     # 2. mixture: the evaluated tasks' train splits, decontaminated against every test split
-    mixture = work / "mixtures" / "demo"
-    if not (mixture / "stats.json").is_file():
-        from medsbench.ins import build_mixture
-        from medsbench.ins.config import InsConfig
-
+    def mixture(self, files: dict[str, dict[str, Path]], definitions: Path | None) -> Path:
+        mixture = self.ws.mixture_dir("demo")
+        if (mixture / "stats.json").is_file():
+            self.say(f"2/6 mixture already in {mixture}")
+            return mixture
         t0 = time.time()
         train_files = {tid: f["train"] for tid, f in files.items()}
-        caps = token_caps(train_files, steps * max_length)
-        if per_task:
-            caps = {tid: min(c, per_task) for tid, c in caps.items()}
+        caps = token_caps(train_files, self.cfg.steps * self.cfg.max_length)
+        if self.cfg.per_task:
+            caps = {tid: min(c, self.cfg.per_task) for tid, c in caps.items()}
         # Zero-shot like the evaluation; every chosen instance once (T = 1, no repeats), sized by tokens.
-        changes: dict[str, Any] = {"seed": seed, "shots.probs": {0: 1.0}, "balance.caps": caps,
+        changes: dict[str, Any] = {"seed": self.cfg.seed, "shots.probs": {0: 1.0}, "balance.caps": caps,
                                    "balance.temperature": 1.0, "balance.max_repeats": 1}
         if definitions is not None:
             changes["instructions.definitions"] = definitions
         cfg = InsConfig().updated(**changes)
-        stats = build_mixture(list(train_files.values()), mixture, cfg, bench_tasks=[tasks_dir], log=lambda m: None)
-        done("mixture", t0)
-        n = stats.get("totals", {}).get("examples", "?")
-        say(f"2/6 built mixture {mixture} ({n} rows; caps {caps})")
-    else:
-        say(f"2/6 mixture already in {mixture}")
+        stats = build_mixture(list(train_files.values()), mixture, cfg, bench_tasks=[self.ws.tasks], log=lambda m: None)
+        self.done("mixture", t0)
+        self.say(f"2/6 built mixture {mixture} ({stats.get('totals', {}).get('examples', '?')} rows; caps {caps})")
+        return mixture
 
     # 3. LoRA tuning of the default model
-    model_dir = work / "models" / "smollm2-demo-lora"
-    training = model_dir / "medsbench_training.json"
-    if not training.is_file():
-        from medsbench.fileio import LOCK_NAME
+    def tune(self, mixture: Path) -> tuple[Path, dict[str, Any]]:
+        model_dir = self.ws.model_dir("smollm2-demo-lora")
+        training = model_dir / "medsbench_training.json"
+        if training.is_file():
+            self.say(f"3/6 tuned model already in {model_dir}")
+            return model_dir, read_json(training)
         from medsbench.tune.config import load_config
         from medsbench.tune.train import train
 
@@ -312,73 +333,71 @@ def run_demo(
         ckpts = model_dir / "checkpoints"
         resume = ckpts.is_dir() and any(p.name.startswith("checkpoint-") for p in ckpts.iterdir())
         if model_dir.is_dir() and not resume and any(p.name != LOCK_NAME for p in model_dir.iterdir()):
-            say(f"3/6 no checkpoint in {model_dir}: moved to {_move_aside(model_dir)}, training again")
+            self.say(f"3/6 no checkpoint in {model_dir}: moved to {_move_aside(model_dir)}, training again")
         # One packed row of max_length tokens per optimizer step; LoRA on the top 8 of 30 layers
         # (backward stops there: about half the compute of all layers).
-        tcfg = load_config("cpu_small_lora", max_steps=steps, save_steps=max(10, steps // 5), seed=seed,
-                           max_length=max_length, gradient_accumulation_steps=1, warmup_ratio=0.1,
+        steps = self.cfg.steps
+        tcfg = load_config("cpu_small_lora", max_steps=steps, save_steps=max(10, steps // 5), seed=self.cfg.seed,
+                           max_length=self.cfg.max_length, gradient_accumulation_steps=1, warmup_ratio=0.1,
                            learning_rate=LEARNING_RATE)
         tcfg.lora.top_layers = 8
-        res = train(base_model, mixture, model_dir, tcfg, resume=resume)
-        done("tune", t0)
-        say(f"3/6 LoRA-tuned {res.steps} steps on {res.examples} examples, mean loss {res.train_loss:.3f} "
-            f"({res.seconds:.0f}s) -> {model_dir}")
-    else:
-        say(f"3/6 tuned model already in {model_dir}")
-    train_info = read_json(training)
+        res = train(self.cfg.base_model, mixture, model_dir, tcfg, resume=resume)
+        self.done("tune", t0)
+        self.say(f"3/6 LoRA-tuned {res.steps} steps on {res.examples} examples, mean loss {res.train_loss:.3f} "
+                 f"({res.seconds:.0f}s) -> {model_dir}")
+        return model_dir, read_json(training)
 
-    # 4. evaluate base and tuned on the same items (same seed, limit, prompts)
-    from medsbench.pipeline import run_eval
-
-    runs = {"base": work / "runs" / "smollm2-base", "tuned": work / "runs" / "smollm2-demo-lora"}
-    specs = {"base": base_model, "tuned": f"hf:{model_dir.resolve()}"}
-    for step, key in ((4, "base"), (5, "tuned")):
-        run_dir = runs[key]
-        if not (run_dir / "results.json").is_file():
-            t0 = time.time()
-            resume = (run_dir / "manifest.json").is_file()
-            run_eval(None if resume else specs[key], ",".join(files), workspace=work, out=run_dir, limit=items,
-                     seed=seed, shots=shots, max_new_tokens=max_new_tokens, definitions=definitions,
-                     resume=resume, progress=True, console=console,
-                     backend_options={"threads": threads} if threads else None)
-            done(f"eval_{key}", t0)
-        say(f"{step}/6 evaluated {key} on up to {items} item(s) per task -> {run_dir}")
+    # 4-5. evaluate base and tuned on the same items (same seed, limit, prompts)
+    def evaluate(self, files: dict[str, dict[str, Path]], model_dir: Path, definitions: Path | None) -> dict[str, RunFolder]:
+        runs = {"base": RunFolder(self.ws.run_dir("smollm2-base")), "tuned": RunFolder(self.ws.run_dir("smollm2-demo-lora"))}
+        specs = {"base": self.cfg.base_model, "tuned": f"hf:{model_dir.resolve()}"}
+        for step, key in ((4, "base"), (5, "tuned")):
+            folder = runs[key]
+            if not folder.has_results():
+                t0 = time.time()
+                resume = folder.is_run()
+                spec = ModelSpec.parse(specs[key]).with_overrides(threads=self.cfg.threads)
+                evaluate(None if resume else spec, ",".join(files), workspace=self.ws.root, out=folder.path,
+                         limit=self.cfg.items, seed=self.cfg.seed, shots=self.cfg.shots,
+                         max_new_tokens=self.cfg.max_new_tokens, definitions=definitions, resume=resume,
+                         reporter=self.reporter)
+                self.done(f"eval_{key}", t0)
+            self.say(f"{step}/6 evaluated {key} on up to {self.cfg.items} item(s) per task -> {folder.path}")
+        return runs
 
     # 6. board, then the paired comparison
-    from medsbench.board.store import Store
-    from medsbench.fileio import exclusive_lock
-    from medsbench.metrics import compare_predictions
-    from medsbench.metrics.compare import ALPHA as COMPARE_ALPHA
-
-    t0 = time.time()
-    task_list = ", ".join(files)
-    with exclusive_lock(work, "board store folder"), Store(work / "board.sqlite") as store:
-        store.add_run(runs["base"], model_name="SmolLM2-135M-Instruct (base)",
-                      description=f"medsbench demo: base, zero-shot on {task_list}")
-        # the tuned model's page shows the paired comparison with the base run (the board's baseline)
-        store.add_run(runs["tuned"], model_name="SmolLM2-135M-Instruct + MedS-Ins LoRA (demo)",
-                      description=f"medsbench demo: LoRA, {train_info.get('steps')} steps on the train splits of "
-                                  f"{task_list} (mixtures/demo)", baseline=runs["base"].name)
-    cmp = compare_predictions(runs["base"] / "predictions.jsonl", runs["tuned"] / "predictions.jsonl",
-                              resamples=resamples, seed=seed)
-    rows = {mode: comparison_rows(cmp, mode) for mode in ("strict", "reference")}
-    seconds["board_compare"] = round(time.time() - t0, 1)
-    seconds["this_invocation"] = round(time.time() - t_all, 1)
-    seconds["total_measured"] = round(sum(v for k, v in seconds.items() if k not in ("this_invocation", "total_measured")), 1)
-    write_json(work / STATE, state)
-    say(f"6/6 added both runs to {work / 'board.sqlite'} (build the site: medsbench board build)")
-    out = {
-        "settings": {**settings, "definitions": str(definitions) if definitions else None, "resamples": resamples,
-                     "p_value": "paired permutation test", "ci": "paired bootstrap, 95%",
-                     "delta": "tuned - base", "verdict": f"a difference needs CI excluding 0 and p < {COMPARE_ALPHA}"},
-        "training": {k: train_info.get(k) for k in ("steps", "examples", "train_loss", "seconds")},
-        "seconds": dict(seconds),
-        "rows": rows,
-        "comparison": cmp,
-    }
-    write_json(work / "demo_comparison.json", out)
-    header = (f"## base vs LoRA-tuned SmolLM2-135M-Instruct ({items} items/task, {shots}-shot, "
-              f"{train_info.get('steps')} LoRA steps)")
-    with atomic_write(work / "demo_comparison.md") as fh:
-        fh.write(comparison_markdown(rows, header))
-    return out
+    def compare(self, files: dict[str, dict[str, Path]], runs: dict[str, RunFolder], train_info: dict[str, Any],
+                t_all: float) -> dict[str, Any]:
+        t0 = time.time()
+        task_list = ", ".join(files)
+        with Store(self.ws.board_store) as store:
+            store.add_run(runs["base"].path, model_name="SmolLM2-135M-Instruct (base)",
+                          description=f"medsbench demo: base, zero-shot on {task_list}")
+            # the tuned model's page shows the paired comparison with the base run (the board's baseline)
+            store.add_run(runs["tuned"].path, model_name="SmolLM2-135M-Instruct + MedS-Ins LoRA (demo)",
+                          description=f"medsbench demo: LoRA, {train_info.get('steps')} steps on the train splits of "
+                                      f"{task_list} (mixtures/demo)", baseline=runs["base"].name)
+        cmp = compare_rows(runs["base"].predictions(), runs["tuned"].predictions(), resamples=self.cfg.resamples,
+                           seed=self.cfg.seed)
+        rows = {mode: comparison_rows(cmp, mode) for mode in ("strict", "reference")}
+        seconds = self.seconds
+        seconds["board_compare"] = round(time.time() - t0, 1)
+        seconds["this_invocation"] = round(time.time() - t_all, 1)
+        seconds["total_measured"] = round(sum(v for k, v in seconds.items() if k not in ("this_invocation", "total_measured")), 1)
+        write_json(self.ws.root / STATE, self.state)
+        self.say(f"6/6 added both runs to {self.ws.board_store} (build the site: medsbench board build)")
+        out = {
+            "settings": {**self.cfg.recorded(), "definitions": str(self.definitions) if self.definitions else None, "resamples": self.cfg.resamples,
+                         "p_value": "paired permutation test", "ci": "paired bootstrap, 95%",
+                         "delta": "tuned - base", "verdict": f"a difference needs CI excluding 0 and p < {COMPARE_ALPHA}"},
+            "training": {k: train_info.get(k) for k in ("steps", "examples", "train_loss", "seconds")},
+            "seconds": dict(seconds),
+            "rows": rows,
+            "comparison": cmp,
+        }
+        write_json(self.ws.root / "demo_comparison.json", out)
+        header = (f"## base vs LoRA-tuned SmolLM2-135M-Instruct ({self.cfg.items} items/task, {self.cfg.shots}-shot, "
+                  f"{train_info.get('steps')} LoRA steps)")
+        with atomic_write(self.ws.root / "demo_comparison.md") as fh:
+            fh.write(comparison_markdown(rows, header))
+        return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -17,9 +17,19 @@ R = TypeVar("R", bound="Record")
 
 
 class Record(BaseModel):
-    """A typed record: unknown fields are refused, so a foreign or hand-edited file fails loudly."""
+    """A typed record: unknown fields are refused, so a foreign or hand-edited file fails loudly.
+
+    A record whose file shape changed sets ``SCHEMA`` to its current version and reads older
+    files through :meth:`migrate` (one reader for every version it accepts).
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=False)
+    SCHEMA: ClassVar[int] = SCHEMA_VERSION
+
+    @classmethod
+    def migrate(cls, data: dict[str, Any], version: int) -> dict[str, Any]:
+        """``data`` of an older ``version`` in the current shape (records without older shapes refuse)."""
+        raise ValueError(f"schema_version {version!r} is not read by this medsbench (it reads {cls.SCHEMA})")
 
 
 def first_error(exc: ValidationError) -> str:
@@ -34,10 +44,14 @@ def validate_record(cls: type[R], data: Any, where: str, what: str) -> R:
     """``cls.model_validate(data)`` with a one-line :class:`MedsbenchError` naming ``where``."""
     if isinstance(data, dict):
         version = data.get("schema_version")
-        if version is not None and version != SCHEMA_VERSION:
-            raise MedsbenchError(
-                f"{what} has schema_version {version!r}, this medsbench reads {SCHEMA_VERSION}", where=where
-            )
+        if version is not None and version != cls.SCHEMA:
+            if not isinstance(version, int) or version > cls.SCHEMA:
+                raise MedsbenchError(f"{what} has schema_version {version!r}, this medsbench reads {cls.SCHEMA}",
+                                     where=where)
+            try:
+                data = cls.migrate(dict(data), version)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise MedsbenchError(f"{what} of schema_version {version}: {exc}", where=where) from None
     try:
         return cls.model_validate(data)
     except ValidationError as exc:

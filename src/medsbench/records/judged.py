@@ -17,9 +17,6 @@ from pydantic import Field
 
 from medsbench.records.base import SCHEMA_VERSION, Record, load_model, save_model
 
-JUDGED = "judged.json"
-
-
 class JudgeInfo(Record):
     name: str  # the label used as key in the per-task tables
     spec: str  # model spec, credentials redacted
@@ -102,12 +99,9 @@ class JudgedResults(Record):
     notes: list[str] = Field(default_factory=list)
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write ``judged.json`` (a folder means ``folder/judged.json``)."""
-        path = Path(path)
-        return save_model(self, path / JUDGED if path.is_dir() else path)
+        return save_model(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> JudgedResults:
-        """Read ``judged.json`` (a run folder means ``folder/judged.json``); one-line error on a bad file."""
-        path = Path(path)
-        return load_model(cls, path / JUDGED if path.is_dir() else path, "judged results file")
+        """Read a judged results file; one-line error on a bad file."""
+        return load_model(cls, path, "judged results file")

@@ -1,25 +1,32 @@
 """``RunManifest``: ``manifest.json`` of a run folder, everything needed to reproduce or audit it.
 
-Written and read by :mod:`medsbench.runs` (``--resume`` re-checks it), read by :mod:`medsbench.board`.
-Model specs are stored redacted (no credentials in URLs, see :mod:`medsbench.models.spec`).
+A run folder holds either an evaluation (``config``: the run's :class:`EvalConfig`) or a leaderboard
+submission (``submission``: who submitted what); :attr:`RunManifest.model` and
+:attr:`RunManifest.protocol` are derived from whichever it is. Read and written only through
+:class:`medsbench.records.folder.RunFolder`. Model specs are stored redacted
+(:mod:`medsbench.redact`).
+
+Schema 2 (``config`` replaces schema 1's ``model``/``protocol``/``seed``/``args``); schema-1 files are
+read through :meth:`RunManifest.migrate`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import platform
 import sys
 from importlib import metadata
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from medsbench.records.base import SCHEMA_VERSION, Record, load_model, save_model
+from medsbench.models.spec import ModelSpec
+from medsbench.records.base import Record
+from medsbench.records.config import EvalConfig
+from medsbench.redact import REDACTED
 
 PACKAGES = ("medsbench", "torch", "transformers", "tokenizers", "openai", "vllm")
-MANIFEST = "manifest.json"
+SUBMITTED_PROTOCOL = "submitted"  # prompts and decoding are the submitter's, not known here
 
 
 def package_versions() -> dict[str, str]:
@@ -47,21 +54,33 @@ class ManifestTask(Record):
     definition_sha256: str
     n_total: int  # instances in the test file
     n: int  # items planned (after --limit / sharding)
+    items_sha256: str | None = None  # of the planned instance ids in order (None: recorded before ids were)
     files: dict[str, TaskFile]  # split -> file
     source: dict[str, Any] | None = None  # where the task file came from (converter, hub repo/revision/path)
 
 
+class Submission(Record):
+    """A leaderboard submission: outputs made elsewhere, validated item by item against the task files."""
+
+    model_name: str
+    description: str | None = None
+    file: str  # the submitted file's name
+    sha256: str
+    format: str
+    flags: list[dict[str, Any]] = Field(default_factory=list)
+
+
 class RunManifest(Record):
-    schema_version: int = SCHEMA_VERSION
-    model: str  # the model spec as given, credentials redacted
+    SCHEMA: ClassVar[int] = 2
+
+    schema_version: int = 2
+    config: EvalConfig | None = None  # an evaluation run (None: a submission)
+    submission: Submission | None = None
     backend: dict[str, Any]  # backend identity: kind, weights fingerprint, dtype, chat template hash, ...
-    protocol: str = "medsbench"
     tasks: dict[str, ManifestTask]
-    args: dict[str, Any]  # the command's settings (selection, limit, shots, seed, max_new_tokens, ...)
-    generation: dict[str, Any]
+    generation: dict[str, Any] = Field(default_factory=dict)
     prompt_template_sha256: str
     chat_template_sha256: str | None = None
-    seed: int
     workspace: str | None = None
     cache: str | None = None
     deviations: list[str] = Field(default_factory=list)  # from the official protocol
@@ -73,9 +92,56 @@ class RunManifest(Record):
     status: Literal["running", "scoring", "finished", "interrupted", "failed"] = "running"
     counts: dict[str, int] = Field(default_factory=dict)
 
-    def save(self, run_dir: str | os.PathLike) -> None:
-        save_model(self, Path(run_dir) / MANIFEST)
+    @model_validator(mode="after")
+    def _one_kind(self) -> RunManifest:
+        if (self.config is None) == (self.submission is None):
+            raise ValueError("a run manifest records either an evaluation 'config' or a 'submission'")
+        return self
+
+    @property
+    def model(self) -> str:
+        """The run's model: its spec, redacted (an evaluation), or the submitted model's name."""
+        if self.config is not None:
+            return self.config.model.redacted()
+        assert self.submission is not None
+        return self.submission.model_name
+
+    @property
+    def protocol(self) -> str:
+        return self.config.protocol if self.config is not None else SUBMITTED_PROTOCOL
 
     @classmethod
-    def load(cls, run_dir: str | os.PathLike) -> RunManifest:
-        return load_model(cls, Path(run_dir) / MANIFEST, "run manifest")
+    def migrate(cls, data: dict[str, Any], version: int) -> dict[str, Any]:
+        """Schema 1 -> 2: ``model``/``protocol``/``seed``/``args`` become ``config`` (or ``submission``);
+        schema 1 counted shards from 0 (``0/2``), schema 2 from 1 (``1/2``)."""
+        if version != 1:
+            return super().migrate(data, version)
+        args = dict(data.pop("args", None) or {})
+        model, protocol, seed = data.pop("model"), data.pop("protocol", "medsbench"), data.pop("seed", 0)
+        data["schema_version"] = 2
+        backend = data.get("backend") or {}
+        if backend.get("kind") == "submission":
+            data["submission"] = {
+                "model_name": model, "description": args.get("description"), "flags": args.get("flags") or [],
+                "file": backend.get("submitted_file", "?"), "sha256": backend.get("submitted_sha256", "?"),
+                "format": backend.get("format", "?"),
+            }
+            return data
+        spec = ModelSpec.parse(model, strict=False)
+        options = {k: v for k, v in (args.get("backend_options") or {}).items() if v is not None}
+        spec = ModelSpec(spec.kind, spec.target, {**spec.options, **{k: _option(v) for k, v in options.items()}})
+        shard = args.get("shard")
+        if shard:
+            index, _, count = str(shard).partition("/")
+            shard = f"{int(index) + 1}/{count}"
+        data["config"] = {
+            "model": spec.redacted(), "model_complete": REDACTED not in model, "protocol": protocol, "seed": seed,
+            "tasks": args.get("tasks", "available"), "shots": args.get("shots"), "limit": args.get("limit"),
+            "max_new_tokens": args.get("max_new_tokens"), "prompt_style": args.get("prompt_style", "official"),
+            "definitions": args.get("definitions"), "shard": shard,
+        }
+        return data
+
+
+def _option(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)

@@ -22,6 +22,7 @@ from pydantic import BeforeValidator, Field, model_validator
 
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import atomic_write, dumps, iter_jsonl
+from medsbench.ids import is_item_id, is_name
 from medsbench.records.base import SCHEMA_VERSION, Record, validate_record
 
 CSV_COLUMNS = ("task_id", "input", "GT", "output")
@@ -75,6 +76,11 @@ class PredictionRow(Record):
         if not isinstance(tid, str) or not tid.strip():
             raise ValueError("missing 'task_id'")
         data["task_id"] = tid.strip()  # a documented deviation: the official scripts compare ids exactly
+        if not is_name(data["task_id"]):  # task ids become file names and page anchors downstream
+            raise ValueError(f"task_id {data['task_id'][:60]!r} is not a valid task id (letters, digits, '.', '_', '-')")
+        item_id = _text(data.get("id"))
+        if item_id is not None and not is_item_id(item_id):
+            raise ValueError(f"id {str(item_id)[:60]!r} is not a valid instance id (printable, 1-512 characters)")
         if "output" not in data:
             raise ValueError("missing 'output'")
         refs = data.get("references")
@@ -97,6 +103,20 @@ def row_from(obj: Any, where: str) -> PredictionRow:
     row = validate_record(PredictionRow, obj, where, "prediction row")
     row.where = where
     return row
+
+
+def check_unique(rows: Iterable[PredictionRow], where: str) -> None:
+    """Each (task id, instance id) at most once: a duplicated item would be counted twice, so it is an
+    error naming the first duplicate (rows without an id, e.g. official CSV rows, are not checked)."""
+    seen: set[tuple[str, str]] = set()
+    for row in rows:
+        if row.id is None:
+            continue
+        key = (row.task_id, row.id)
+        if key in seen:
+            raise MedsbenchError(f"duplicated item: {row.task_id} id {row.id!r} appears more than once "
+                                 "(each item must be scored once)", where=row.where or where)
+        seen.add(key)
 
 
 def read_predictions(path: str | os.PathLike, format: str = "auto") -> list[PredictionRow]:

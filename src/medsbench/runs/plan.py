@@ -7,14 +7,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medsbench.errors import MedsbenchError  # noqa: F401  (kept for plan_task)
+from medsbench.errors import MedsbenchError
 from medsbench.fileio import sha256_file, sha256_text
 from medsbench.models.base import Backend
 from medsbench.prompts import build_prompt, fit_prompt, sample_demos
-from medsbench.prompts.protocols import Protocol, get_protocol
-from medsbench.tasks.catalog import CatalogEntry
+from medsbench.prompts.protocols import get_protocol
+from medsbench.records.config import EvalConfig
+from medsbench.records.manifest import RunManifest
+from medsbench.reporter import Reporter
+from medsbench.tasks.catalog import CatalogEntry, catalog
 from medsbench.tasks.format import Instance, iter_instances, read_meta
-from medsbench.tasks.workspace import BUILD_HINT, load_definitions, resolve_tasks  # noqa: F401  (re-exported for runs.run)
+from medsbench.tasks.workspace import BUILD_HINT, resolve_tasks, validate_selected, workspace_entry
 
 log = logging.getLogger(__name__)
 
@@ -59,22 +62,19 @@ def plan_task(
     entry: CatalogEntry,
     files: dict[str, Path],
     backend: Backend,
+    config: EvalConfig,
     *,
-    limit: int | None,
-    shots: int | None,
-    seed: int,
-    max_new_tokens: int | None,
-    style: str,
     definitions: dict[str, str],
-    protocol: str | Protocol = "medsbench",
 ) -> TaskPlan:
-    """Every item of one task with its final prompt, as the evaluation ``protocol`` says.
+    """Every item of one task with its final prompt, as the run's ``config`` and its protocol say.
 
     The protocol (:mod:`medsbench.prompts.protocols`) sets the shots, the demo
-    pool, the zero-shot framing, the generation limit, the definition source
-    and the prompt budget; explicit ``shots``/``max_new_tokens`` win over it.
+    pool, the zero-shot framing, the generation limit, the stop strings, the
+    definition source and the prompt budget; the config's ``shots``,
+    ``max_new_tokens`` and ``stop`` win over it.
     """
-    proto = get_protocol(protocol)
+    proto = get_protocol(config.protocol)
+    style, limit, seed = config.prompt_style, config.limit, config.seed
     proto.check_style(style)
     test_path = files["test"]
     meta = read_meta(test_path)
@@ -84,7 +84,7 @@ def plan_task(
             log.warning("%s: protocol %s uses the task file's Definition, not the --definitions file", entry.id, proto.name)
         raw = meta.get("Definition")
         definition = (raw[0] if isinstance(raw, list) and raw else raw) or ""
-    k = proto.shots_for(entry.category, entry.shots, shots)
+    k = proto.shots_for(entry.category, entry.shots, config.shots)
     frame = proto.frame_for(k)
     tests = list(iter_instances(test_path))
     n_total = len(tests)
@@ -97,7 +97,8 @@ def plan_task(
             pool = list(iter_instances(files["train"]))
         else:
             pool = list(iter_instances(test_path))
-    new_tokens = proto.new_tokens_for(entry.max_new_tokens, max_new_tokens)
+    new_tokens = proto.new_tokens_for(entry.max_new_tokens, config.max_new_tokens)
+    stop = config.stop if config.stop is not None else proto.stops_for(entry.category)
     context = backend.context_length
     # Backends that know their context can count tokens; API backends (no context) are never truncated.
     budget = context - new_tokens if context else None
@@ -129,7 +130,7 @@ def plan_task(
                 truncated=fitted.truncated,
                 max_new_tokens=room,
                 error=error,
-                stop=proto.stops_for(entry.category),
+                stop=tuple(stop),
             )
         )
     return TaskPlan(entry, files, definition, n_total, items, new_tokens, protocol=proto.name, shots=k)
@@ -137,3 +138,29 @@ def plan_task(
 
 def file_hashes(files: dict[str, Path]) -> dict[str, dict[str, Any]]:
     return {split: {"path": str(p), "sha256": sha256_file(p)} for split, p in sorted(files.items())}
+
+
+def select_tasks(selection: str, tasks_dir: Path, reporter: Reporter) -> tuple[list[CatalogEntry], dict[str, dict[str, Path]]]:
+    """A new run's tasks: the selection resolved against the workspace's task folder, files validated."""
+    if not tasks_dir.is_dir():
+        hint = BUILD_HINT.format(tasks=tasks_dir)
+        raise MedsbenchError(f"no task files in {tasks_dir}: build them with `{hint}` (or pass --build-from RAW_DIR)")
+    entries, files, skipped = resolve_tasks(selection, tasks_dir, validate=False)
+    validate_selected({e.id: files[e.id] for e in entries})  # before any compute: file:index: field
+    if skipped:
+        reporter.message(f"skipping {len(skipped)} selected task(s) without files: {', '.join(skipped)}", "detail")
+    return entries, files
+
+
+def recorded_tasks(prev: RunManifest) -> tuple[list[CatalogEntry], dict[str, dict[str, Path]]]:
+    """The catalog entries and the files a run recorded (a resume never re-scans the workspace)."""
+    cat = catalog()
+    files = {tid: {split: Path(f.path) for split, f in t.files.items()} for tid, t in prev.tasks.items()}
+    entries = []
+    for tid in prev.tasks:
+        entry = cat.tasks.get(tid) or workspace_entry(tid, files[tid])
+        if entry is None:
+            raise MedsbenchError(f"the run's task {tid} is neither in the catalog nor a workspace task file")
+        entries.append(entry)
+    validate_selected(files)
+    return entries, files

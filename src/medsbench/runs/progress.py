@@ -1,8 +1,9 @@
 """Progress of a whole run: items done/total, measured items/s, ETA.
 
-:class:`RunProgress` keeps the counts; it drives either one rich bar (a terminal) or a one-line
-heartbeat every ``interval`` seconds (a log), so a run is never silent for minutes. The clock is
-injectable (tests step it by hand).
+:class:`RunProgress` keeps the counts; it drives either a live bar (a
+:class:`medsbench.reporter.Bar`, drawn by the CLI in a terminal) or a one-line heartbeat every
+``interval`` seconds (a log), so a run is never silent for minutes. The clock is injectable (tests
+step it by hand).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from medsbench.reporter import Bar
 
 if TYPE_CHECKING:  # typing.Self is new in Python 3.11
     from typing_extensions import Self
@@ -45,7 +48,8 @@ class RunProgress:
         clock: Callable[[], float] = time.monotonic,
         interval: float = HEARTBEAT_SECONDS,
         emit: Callable[[str], None] | None = None,
-        bar: Any = None,
+        bar: Bar | None = None,
+        noun: str = "eval",
     ):
         self.total = total
         self.to_generate = to_generate
@@ -57,7 +61,7 @@ class RunProgress:
         self.interval = interval
         self.emit = emit
         self.bar = bar
-        self._bar_task = bar.add_task("", total=total, rate="", eta="") if bar is not None else None
+        self.noun = noun
         self._gen_start: float | None = None
         self._last_beat = clock()
         self._lock = threading.Lock()
@@ -100,7 +104,7 @@ class RunProgress:
     def line(self) -> str:
         pct = 100 * self.done / self.total if self.total else 100.0
         rate = self.rate
-        parts = [f"eval: {self.done}/{self.total} items ({pct:.0f}%)"]
+        parts = [f"{self.noun}: {self.done}/{self.total} items ({pct:.0f}%)"]
         parts.append(f"{rate:.2f} items/s" if rate else "rate ?")
         parts.append(f"ETA {fmt_duration(self.eta)}")
         if self.failed:
@@ -134,8 +138,8 @@ class RunProgress:
             return
         rate = self.rate
         self.bar.update(
-            self._bar_task,
-            completed=self.done,
+            done=self.done,
+            total=self.total,
             description=self.task,
             rate=f"{rate:.2f} it/s" if rate else "",
             eta=f"ETA {fmt_duration(self.eta)}",
@@ -164,18 +168,3 @@ class Heartbeat:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
-
-
-def progress_bar(console: Any):
-    """One rich bar for the whole run: current task, items done/total, measured rate, ETA."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TextColumn("{task.fields[eta]}"),
-        console=console,
-        transient=False,
-    )

@@ -1,4 +1,5 @@
-"""The MedS-Bench task catalog (``catalog.yaml``); task folders are scanned in ``medsbench.tasks.workspace``."""
+"""The MedS-Bench task catalog (``catalog.yaml``) and the order of task ids; task folders are scanned in
+``medsbench.tasks.workspace``."""
 
 from __future__ import annotations
 
@@ -49,6 +50,23 @@ INS_CATEGORY_OF = {
     "fact_verification": "Fact Verification",
     "nli": "Natural Language Inference",
 }
+
+_POOLED = "pooled:"
+_LAST = 1 << 30  # sort key of ids without a task number (e.g. board rows such as "pooled:ner"): after every task
+
+
+def task_order(task_id: str) -> tuple[int, str]:
+    """Sort key of a task id: by the number its digits spell (``task2`` < ``task10``), then by the id.
+
+    Ids without digits and pooled board rows (``pooled:...``) sort after every
+    numbered task, alphabetically. Free-form ids with digits sort by them
+    (``bc2gm_ner`` as 2), as the MedS-Ins builder has always ordered its inputs.
+    """
+    digits = "".join(ch for ch in task_id if ch.isdigit())
+    if not digits or task_id.startswith(_POOLED):
+        return (_LAST, task_id)
+    return (int(digits), task_id)
+
 
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese", "ja": "Japanese", "fr": "French", "ru": "Russian", "es": "Spanish"}
 LANGUAGE_CODES = {v.lower(): k for k, v in LANGUAGE_NAMES.items()}
@@ -124,8 +142,6 @@ class Catalog:
                 raise MedsbenchError(
                     f"unknown task or category '{item}' (task ids like task57, categories: {', '.join(self.categories)}, all, available or quick)"
                 )
-        from medsbench.tasks.workspace import task_order
-
         return sorted(chosen.values(), key=lambda t: task_order(t.id))
 
 

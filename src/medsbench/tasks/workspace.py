@@ -29,31 +29,15 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from medsbench.errors import MedsbenchError
-from medsbench.tasks.catalog import CatalogEntry, catalog
+from medsbench.tasks.catalog import CatalogEntry, catalog, task_order
 from medsbench.tasks.format import Task, read_meta, read_task, split_of, task_id_of
 
 log = logging.getLogger(__name__)
 
 BUILD_HINT = "medsbench data convert --all --raw ../shared/data/raw --out {tasks}"
-_POOLED = "pooled:"
-# Sort key of ids without a task number (e.g. board rows such as "pooled:ner"): after every task.
-_LAST = 1 << 30
 # Fields whose errors make a task file unusable for a run (see the module docstring).
 _BLOCKING_FIELDS = frozenset({"file", "Instances", "input", "output", "Definition"})
 _NON_BLOCKING_PREFIXES = ("duplicate", "a positive example")
-
-
-def task_order(task_id: str) -> tuple[int, str]:
-    """Sort key of a task id: by the number its digits spell (``task2`` < ``task10``), then by the id.
-
-    Ids without digits and pooled board rows (``pooled:...``) sort after every
-    numbered task, alphabetically. Free-form ids with digits sort by them
-    (``bc2gm_ner`` as 2), as the MedS-Ins builder has always ordered its inputs.
-    """
-    digits = "".join(ch for ch in task_id if ch.isdigit())
-    if not digits or task_id.startswith(_POOLED):
-        return (_LAST, task_id)
-    return (int(digits), task_id)
 
 
 def find_task_files(tasks_dir: str | os.PathLike) -> dict[str, dict[str, Path]]:

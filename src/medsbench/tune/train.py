@@ -60,11 +60,11 @@ def resolve_base(spec: str) -> str:
     Model specs are parsed by :class:`medsbench.models.spec.ModelSpec`; a string that does not start
     with a spec kind is taken as a plain path or Hub id.
     """
-    from medsbench.models.spec import KINDS, ModelSpec
+    from medsbench.models.spec import ModelSpec, kinds
 
     spec = spec.strip()
     head = spec.split(",", 1)[0].split(":", 1)[0]
-    if head in KINDS:
+    if head in kinds():
         parsed = ModelSpec.parse(spec)
         if parsed.kind == "default":
             return str(_default_model_dir())

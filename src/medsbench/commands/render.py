@@ -1,10 +1,56 @@
-"""The final summary of a run: a table per task (n, failed, coverage, primary metric) and the failure lines."""
+"""Terminal rendering: the CLI's :class:`medsbench.reporter.Reporter` (messages, progress bar) and the eval summary."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from typing import Any
 
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from medsbench.reporter import Bar, Level
 from medsbench.runs.run import RunResult
+
+STYLE: dict[Level, str | None] = {"info": None, "detail": "dim", "warning": "yellow", "error": "red"}
+
+
+class ConsoleReporter:
+    """Messages as whole lines on stderr (coloured by level); one rich bar per run in a terminal."""
+
+    def __init__(self, console: Console | None = None, *, bars: bool = True):
+        self.console = console or Console(stderr=True)
+        self.bars = bars
+
+    def message(self, text: str, level: Level = "info") -> None:
+        self.console.print(text, style=STYLE[level], markup=False, highlight=False, soft_wrap=True)
+
+    @contextlib.contextmanager
+    def bar(self, total: int) -> Iterator[Bar | None]:
+        if not (self.bars and self.console.is_terminal):
+            yield None
+            return
+        progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[eta]}"),
+            console=self.console, transient=False,
+        )
+        with progress:
+            yield _RichBar(progress, progress.add_task("", total=total, rate="", eta=""))
+
+
+class _RichBar:
+    def __init__(self, progress: Progress, task: object):
+        self.progress, self.task = progress, task
+
+    def update(self, *, done: int, total: int, description: str, rate: str, eta: str) -> None:
+        self.progress.update(self.task, completed=done, total=total, description=description, rate=rate, eta=eta)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- the eval summary
 
 
 def _as_dict(results: Any) -> dict[str, Any]:
@@ -35,11 +81,8 @@ def title(result: RunResult) -> str:
     return head
 
 
-def summary_table(result: RunResult):
+def summary_table(result: RunResult) -> Table:
     """Task ids are never cut: the id column keeps its full width; at 80 columns other cells fold, never ellipsize."""
-    from rich import box
-    from rich.table import Table
-
     table = Table(title=title(result), box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
     ids = list(result.per_task) or ["task"]
     table.add_column("task", no_wrap=True, min_width=max(len(t) for t in ids))
