@@ -37,6 +37,7 @@ def generate(out: str, items_spec: str, tasks_dir: str, model: str, cap: int) ->
     import torch
 
     from medsbench.models import load_backend
+    from medsbench.records.config import EvalConfig
     from medsbench.runs.plan import plan_task
     from medsbench.runs.run import prediction_row
     from medsbench.tasks.workspace import resolve_tasks
@@ -48,8 +49,8 @@ def generate(out: str, items_spec: str, tasks_dir: str, model: str, cap: int) ->
     backend = load_backend(model, threads=1)
     items = []
     for tid, start, n in plan:
-        p = plan_task(by_id[tid], files[tid], backend, limit=start + n, shots=None, seed=0, max_new_tokens=cap,
-                      style="official", definitions={}, protocol="medsbench")
+        p = plan_task(by_id[tid], files[tid], backend, EvalConfig.from_flags(limit=start + n, max_new_tokens=cap),
+                      definitions={})
         items += p.items[start : start + n]
     reqs = [Request(str(i), it.messages, it.prompt, it.max_new_tokens, stop=()) for i, it in enumerate(items)]
     t0 = time.perf_counter()

@@ -192,7 +192,6 @@ def test_add_refuses_bad_runs_and_reported_names(tmp_path, board_ws):
 
 def test_manifest_spec_becomes_a_path_free_name(tmp_path, board_ws, tiny_model_dir):
     from medsbench.records.folder import RunFolder
-from medsbench.records.manifest import RunManifest
 
     run = board_ws["runs"][0]
     spec = RunFolder(run).manifest().model  # written by run_eval: "hf:/.../model"
@@ -218,18 +217,18 @@ def test_unfinished_runs_are_refused(tmp_path, board_ws):
 
     run = tmp_path / "runs" / "half"
     shutil.copytree(board_ws["runs"][0], run)
-    from medsbench.records.manifest import RunManifest
+    from medsbench.records.folder import RunFolder
 
     manifest = RunFolder(run).manifest()
     manifest.status = "interrupted"
-    manifest.save(run)
+    RunFolder(run).save_manifest(manifest)
     with Store(tmp_path / "b.sqlite") as store:
         with pytest.raises(MedsbenchError, match="interrupted.*--resume.*--allow-partial"):
             store.add_run(run)
         assert store.add_run(run, allow_partial=True) == "added"
         assert [r.partial for r in store.runs() if r.name == "half"] == [True]
         manifest.status = "running"
-        manifest.save(run)
+        RunFolder(run).save_manifest(manifest)
         with pytest.raises(MedsbenchError, match="run is running.*--resume"):
             store.add_run(run, allow_partial=True)
 

@@ -25,7 +25,6 @@ from medsbench.errors import MedsbenchError
 from medsbench.fileio import exclusive_lock
 from medsbench.records import PredictionRow
 from medsbench.records.folder import RunFolder
-from medsbench.records.manifest import RunManifest
 from medsbench.records.results import Results
 from medsbench.tasks.catalog import catalog
 from medsbench.tasks.format import iter_instances
@@ -242,7 +241,7 @@ def test_canary_credentials_never_reach_the_store_or_the_site(tmp_path, board_ws
     files = board_ws["files"]
     run = record_run(tmp_path / "runs" / "secret", files, _rows(files), spec=spec,
                      backend={"kind": "openai", "model": "gpt-4", "base_url": url, "api_key": key},
-                     command=["medsbench", "eval", "--model", spec, "--api-key", key], args={"model": spec})
+                     command=["medsbench", "eval", "--model", spec, "--api-key", key])
     assert canary in (run / "manifest.json").read_text()  # a careless writer: the board must not trust it
     ws = tmp_path / "ws"
     assert _cli("board", "add", str(run), "--model-name", "gpt-4 (ours)", "--workspace", str(ws)).returncode == 0

@@ -28,7 +28,7 @@ from medsbench.board.store import SCHEMA_VERSION, slugify
 from medsbench.errors import MedsbenchError
 from medsbench.metrics import compare_predictions
 from medsbench.records import PredictionRow, read_predictions
-from medsbench.records.judged import JudgedResults
+from medsbench.records.folder import RunFolder
 
 N_MCQA, N_SUMM = 60, 30
 BASE, TUNED = "base", "tuned"
@@ -113,7 +113,7 @@ def _tables(page: Page, cls: str) -> list[dict]:
 
 
 def test_judged_scores_are_stored_as_judged_json_says(tmp_path, pair):
-    rec = JudgedResults.load(pair["tuned"])
+    rec = RunFolder(pair["tuned"]).judged()
     with _store(tmp_path, pair) as store:
         j = store.judged(TUNED)
         assert j is not None and j["run"]["headline"] == "jury"
@@ -136,7 +136,7 @@ def test_judged_scores_are_stored_as_judged_json_says(tmp_path, pair):
         # A single judge is its own headline; the multiple-choice task is never judged.
         b = store.judged(BASE)
         assert b["run"]["headline"] == "overlap" and [t["task_id"] for t in b["tasks"]] == ["task114"]
-        assert b["tasks"][0]["mean"] == JudgedResults.load(pair["base"]).tasks["task114"].jury.mean
+        assert b["tasks"][0]["mean"] == RunFolder(pair["base"]).judged().tasks["task114"].jury.mean
         # Official tables are untouched by judged scores: same rows as a store without judged.json.
         official = {(s["task_id"], s["mode"], s["metric"]): s["value"] for s in store.task_scores(TUNED)}
     plain = _copy_run(pair, TUNED, tmp_path / "plain")
@@ -148,7 +148,7 @@ def test_judged_scores_are_stored_as_judged_json_says(tmp_path, pair):
 
 
 def test_judged_section_on_index_model_and_run_pages(tmp_path, pair):
-    rec = JudgedResults.load(pair["tuned"])
+    rec = RunFolder(pair["tuned"]).judged()
     t = rec.tasks["task114"]
     with _store(tmp_path, pair) as store:
         build_site(store, tmp_path / "site")
@@ -255,7 +255,7 @@ def test_a_judged_json_of_another_run_is_refused(tmp_path, pair):
 
 def test_hostile_judge_names_and_rubric_text_are_escaped(tmp_path, pair):
     run = _copy_run(pair, TUNED, tmp_path)
-    rec = JudgedResults.load(run)
+    rec = RunFolder(run).judged()
     ren = {"overlap": HOSTILE}
 
     def rename(d: dict) -> dict:
@@ -270,7 +270,7 @@ def test_hostile_judge_names_and_rubric_text_are_escaped(tmp_path, pair):
     for c in rec.categories.values():
         c.means = rename(c.means)
     rec.probe_totals = rename(rec.probe_totals)
-    rec.save(run)
+    RunFolder(run).save_judged(rec)
     rubrics = tmp_path / "rubrics"
     shutil.copytree(Path(__import__("medsbench.judge", fromlist=["x"]).__file__).parent / "rubrics", rubrics)
     text = (rubrics / "summarization.yaml").read_text()

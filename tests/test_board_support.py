@@ -15,6 +15,9 @@ from typing import Any
 from medsbench.fileio import sha256_file, sha256_text
 from medsbench.prompts.format import build_prompt
 from medsbench.records import PredictionRow, read_predictions, write_predictions
+from medsbench.models.spec import ModelSpec
+from medsbench.records.config import EvalConfig
+from medsbench.records.folder import RunFolder
 from medsbench.records.manifest import ManifestTask, RunManifest, TaskFile, now
 from medsbench.records.results import Results
 from medsbench.tasks.format import Instance, iter_instances, write_task
@@ -92,9 +95,10 @@ def manifest_for(spec: str, files: dict[str, Path], rows: list[PredictionRow], *
         split = {"test": TaskFile(path=str(files[task_id]), sha256=sha256_file(files[task_id]))}
         tasks[task_id] = ManifestTask(category=category, language="en", definition_sha256=sha256_text(definition),
                                       n_total=sum(1 for _ in iter_instances(files[task_id])), n=n, files=split)
+    config = EvalConfig(model=ModelSpec.parse(spec, strict=False), protocol=fields.pop("protocol", "medsbench"))
     values: dict[str, Any] = {
-        "model": spec, "backend": {"kind": spec.split(":")[0]}, "tasks": tasks, "args": {"limit": None, "seed": 0},
-        "generation": {"max_new_tokens": 12}, "prompt_template_sha256": sha256_text("test prompt template"), "seed": 0,
+        "config": config, "backend": {"kind": spec.split(":")[0]}, "tasks": tasks,
+        "generation": {"max_new_tokens": 12}, "prompt_template_sha256": sha256_text("test prompt template"),
         "finished": now(), "status": "finished",
         "counts": {"items": len(rows), "failed": sum(r.failed for r in rows), "written": len(rows)},
     }
@@ -135,7 +139,7 @@ def generate_run(model_dir: Path, files: dict[str, Path], run_dir: Path, *, shot
     run_dir.mkdir(parents=True, exist_ok=True)
     write_predictions(run_dir / "predictions.jsonl", rows)
     write_csv(run_dir / "predictions.csv", rows)
-    manifest_for(f"hf:{model_dir}", files, rows, generation={"do_sample": sample, "max_new_tokens": 12}).save(run_dir)
+    RunFolder(run_dir).save_manifest(manifest_for(f"hf:{model_dir}", files, rows, generation={"do_sample": sample, "max_new_tokens": 12}))
     return run_dir
 
 
@@ -163,7 +167,7 @@ def record_run(run_dir: Path, files: dict[str, Path], rows: list[PredictionRow],
     if results_edit is not None:
         results_edit(results)
     results.save(run_dir / "results.json")
-    manifest_for(spec, files, rows, **manifest_fields).save(run_dir)
+    RunFolder(run_dir).save_manifest(manifest_for(spec, files, rows, **manifest_fields))
     return run_dir
 
 

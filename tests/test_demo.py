@@ -3,6 +3,7 @@ items, and the whole demo end to end with the tiny fixture model and tiny settin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -81,16 +82,17 @@ def test_demo_end_to_end_tiny(tmp_path, tiny_model_dir):
     """Every stage with tiny settings on real BC5CDR data, then a rerun that skips every stage,
     and a rerun with other settings that is refused."""
     from medsbench.board.store import Store
-    from medsbench.pipeline.demo import run_demo
+    from medsbench.pipeline.demo import DemoConfig, run_demo
+    from medsbench.reporter import ListReporter
 
     raw = tmp_path / "raw"
     raw.mkdir()
     (raw / "bc5cdr").symlink_to(raw_dir("bc5cdr"))
     work = tmp_path / "demo"
-    said: list[str] = []
-    kwargs = dict(raw=raw, steps=2, items=6, tasks="task126", max_length=256, max_new_tokens=16,
-                  base_model=f"hf:{tiny_model_dir}", resamples=200, say=said.append)
-    out = run_demo(work, **kwargs)
+    said = ListReporter()
+    config = DemoConfig(work=work, raw=raw, steps=2, items=6, tasks="task126", max_length=256, max_new_tokens=16,
+                        base_model=f"hf:{tiny_model_dir}", resamples=200)
+    out = run_demo(config, said)
 
     assert out["training"]["steps"] == 2
     assert set(out["rows"]) == {"strict", "reference"}
@@ -113,13 +115,13 @@ def test_demo_end_to_end_tiny(tmp_path, tiny_model_dir):
         mine = next(r for r in out["rows"]["strict"] if r["level"] == "task" and r["name"] == "task126")
         assert stored[("task", "task126", "strict", mine["metric"])]["delta"] == pytest.approx(mine["delta"], abs=0.01)
 
-    said.clear()
-    again = run_demo(work, **kwargs)
+    said.lines.clear()
+    again = run_demo(config, said)
     assert again["rows"] == out["rows"]
-    assert any("already in" in m for m in said) and not any("LoRA-tuned" in m for m in said)
+    assert "already in" in said.text() and "LoRA-tuned" not in said.text()
 
     with pytest.raises(MedsbenchError, match="steps=2"):
-        run_demo(work, **{**kwargs, "steps": 3})
+        run_demo(dataclasses.replace(config, steps=3))
 
 
 def test_cli_defaults_are_the_demo_defaults():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 import subprocess
 import sys
 
@@ -31,7 +32,8 @@ def test_default_model_end_to_end(workspace):
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "task57" in proc.stdout and "task126" in proc.stdout and "accuracy" in proc.stdout  # summary table
-    run = workspace / "runs" / "default"
+    run = Path(next(line for line in proc.stderr.splitlines() if line.startswith("run folder: "))[len("run folder: "):])
+    assert run.parent == workspace / "runs" and run.name.startswith("default-")  # one folder per configuration
     rows = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
     assert [(r["task_id"], r["error"]) for r in rows] == [("task57", None)] * 2 + [("task126", None)] * 2
     assert all(r["output"].strip() and 0 < r["output_tokens"] <= 24 for r in rows)

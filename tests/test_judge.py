@@ -23,8 +23,9 @@ import pytest
 from conftest import REPO, raw_dir
 
 from medsbench.records import PredictionRow, write_predictions
-from medsbench.records.judged import JudgedResults
-from medsbench.records.manifest import RunManifest
+from medsbench.records.config import EvalConfig
+from medsbench.records.folder import RunFolder
+from medsbench.records.manifest import ManifestTask, RunManifest
 
 KEY_ENV = "MEDSBENCH_JUDGE_TEST_KEY"
 SERVER = Path(__file__).with_name("judge_server.py")
@@ -112,8 +113,14 @@ def build_run(tmp_path: Path, n_summ: int = 12, n_expl: int = 6) -> Path:
                               output="A", reference="A"))
     run.mkdir(parents=True)
     write_predictions(run / "predictions.jsonl", rows)
-    RunManifest(model="hf:/models/tuned", backend={"backend": "hf"}, tasks={}, args={}, generation={},
-                prompt_template_sha256="0" * 64, seed=0).save(run)
+    tasks = {}
+    for r in rows:
+        t = tasks.setdefault(r.task_id, ManifestTask(category=r.category or "mcqa", language="en", definition_sha256="0" * 64,
+                                                     n_total=0, n=0, files={}))
+        t.n += 1
+        t.n_total += 1
+    RunFolder(run).save_manifest(RunManifest(config=EvalConfig.from_flags(model="hf:/models/tuned"),
+                                             backend={"backend": "hf"}, tasks=tasks, prompt_template_sha256="0" * 64))
     return run
 
 
@@ -129,7 +136,7 @@ def test_jury_end_to_end_probes_agreement_and_resume(tmp_path, server):
     run = build_run(tmp_path)
     specs = [server.spec("overlap"), server.spec("recall")]
     res = judge_run(run, specs, bootstrap=200)
-    assert res == JudgedResults.load(run)  # one writer, one reader, same record
+    assert res == RunFolder(run).judged()  # one writer, one reader, same record
     assert set(res.tasks) == {"task114", "task46"}  # the multiple-choice row is not judged
     t = res.tasks["task114"]
     assert t.n == 12 and t.n_failed_predictions == 1 and t.rubric == "summarization@1"
@@ -243,7 +250,7 @@ def test_cli_killed_midway_resumes_without_asking_again(tmp_path, monkeypatch):
         out, err = done.communicate(timeout=300)
         assert done.returncode == 0, err
         total = slow.stats()["requests"]
-        judged = JudgedResults.load(run)
+        judged = RunFolder(run).judged()
         n_judgements = sum(1 for _ in (run / "judgements.jsonl").read_text().splitlines())
         # Replies committed before the kill were not asked again (at most one in-flight chunk was lost).
         sent_after = sum(j.requests for j in judged.judges)
@@ -266,7 +273,7 @@ def test_cli_errors_are_one_line(tmp_path, server):
     run = build_run(tmp_path, n_summ=4, n_expl=0)
     for args, needle in [
         (["judge", str(run)], "at least one --judge"),
-        (["judge", str(tmp_path / "nope"), "--judge", "default"], "no predictions.jsonl"),
+        (["judge", str(tmp_path / "nope"), "--judge", "default"], "no predictions in the run folder"),
         (["judge", str(run), "--judge", "gpt4"], "unknown model spec"),
         (["judge", str(run), "--judge", server.spec("overlap"), "--price", "cheap"], "--price must be"),
         (["judge", str(run), "--report"], "judged.json"),

@@ -284,18 +284,14 @@ def test_paired_test_is_sign_symmetric():
         assert ab["ci"][0] == pytest.approx(-ba["ci"][1]) and ab["ci"][1] == pytest.approx(-ba["ci"][0])
 
 
-def test_results_carry_the_runs_protocol_and_round_trip(tmp_path):
+def test_results_carry_the_given_protocol_and_round_trip(tmp_path):
     from medsbench.metrics import write_results
-    from medsbench.records.manifest import RunManifest
     from medsbench.records.results import Results
 
     run = tmp_path / "run"
     run.mkdir()
-    RunManifest(model="default", backend={"kind": "default"}, tasks={}, args={}, generation={},
-                prompt_template_sha256="0" * 64, seed=0, protocol="official",
-                deviations=["demos are drawn from the test file"]).save(run)
     pred = _write(run / "predictions.jsonl", [row("task41", "entailment"), row("task41", "neutral", "entailment")])
-    res = score_predictions(pred, bootstrap=20)
+    res = score_predictions(pred, bootstrap=20, protocol="official", protocol_deviations=["demos are drawn from the test file"])
     assert res.protocol == "official" and res.protocol_deviations == ["demos are drawn from the test file"]
     assert res.inputs[0].path == str(pred) and len(res.inputs[0].sha256) == 64
     back = Results.load(write_results(res, run / "results.json"))

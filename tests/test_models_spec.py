@@ -11,11 +11,11 @@ import pytest
 from medsbench.errors import MedsbenchError
 from medsbench.models import check_spec, load_backend
 from medsbench.models.spec import (
-    IGNORED_FLAGS,
     HFOptions,
     ModelSpec,
     OpenAIOptions,
     VLLMOptions,
+    backend_kind,
     known_options,
 )
 from medsbench.redact import redact, redact_text, redact_url
@@ -104,7 +104,7 @@ def test_cli_overrides_merge_through_the_typed_options():
     api = ModelSpec.parse("openai:m").settings(dtype="bfloat16", device="cuda", batch_size=8, trust_remote_code=True,
                                                api_key_env="MY_KEY")
     assert api.api_key_env == "MY_KEY"  # --dtype/--device/--batch-size/--trust-remote-code: ignored for openai
-    assert IGNORED_FLAGS["openai"] >= {"dtype", "device", "batch_size", "trust_remote_code"}
+    assert backend_kind("openai").ignored_flags >= {"dtype", "device", "batch_size", "trust_remote_code"}
     assert ModelSpec.parse("vllm:/m").settings(batch_size=8, dtype="bfloat16").dtype == "bfloat16"
     with pytest.raises(MedsbenchError, match="option 'prune_every' does not apply to the openai backend"):
         ModelSpec.parse("openai:m").settings(prune_every=3)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+
+from medsbench.records.config import EvalConfig
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -228,11 +230,13 @@ def _plan(files, protocol="medsbench", backend=None, **kw):
     from medsbench.runs.plan import plan_task
     from medsbench.tasks.catalog import catalog
 
-    args = {"limit": None, "shots": None, "seed": 0, "max_new_tokens": None, "style": "official", "definitions": {}}
-    args.update(kw)
-    if protocol is None:
-        return plan_task(catalog()["task126"], files, backend or _WordBackend(None), **args)
-    return plan_task(catalog()["task126"], files, backend or _WordBackend(None), protocol=protocol, **args)
+    defs = kw.pop("definitions", {})
+    if "style" in kw:
+        kw["prompt_style"] = kw.pop("style")
+    if protocol is not None:
+        kw["protocol"] = protocol
+    return plan_task(catalog()["task126"], files, backend or _WordBackend(None), EvalConfig.from_flags(**kw),
+                     definitions=defs)
 
 
 def test_plan_task_applies_the_protocol(tmp_path):
@@ -261,10 +265,12 @@ def test_plan_task_generation_limits_and_style(tmp_path):
 
     files = _tasks(tmp_path)
     meqsum = catalog()["task114"]  # summarization: 1000 new tokens in the catalog
-    args = {"limit": 1, "shots": 0, "seed": 0, "max_new_tokens": None, "style": "official", "definitions": {}}
-    assert plan_task(meqsum, files, _WordBackend(None), **args).max_new_tokens == meqsum.max_new_tokens == 1000
-    assert plan_task(meqsum, files, _WordBackend(None), protocol="official", **args).max_new_tokens == 200
-    assert plan_task(meqsum, files, _WordBackend(None), protocol="paper", **{**args, "max_new_tokens": 50}).max_new_tokens == 50
+    def plan(**kw):
+        return plan_task(meqsum, files, _WordBackend(None), EvalConfig.from_flags(limit=1, shots=0, **kw), definitions={})
+
+    assert plan().max_new_tokens == meqsum.max_new_tokens == 1000
+    assert plan(protocol="official").max_new_tokens == 200
+    assert plan(protocol="paper", max_new_tokens=50).max_new_tokens == 50
     assert _plan(files, style="readable").items  # medsbench allows the readable style
     with pytest.raises(MedsbenchError, match="prompt style 'readable' is not allowed with --protocol official"):
         _plan(files, "official", style="readable")

@@ -36,6 +36,7 @@ from conftest import REPO, missing, raw_dir
 
 from medsbench.models.base import BaseBackend, Rendered
 from medsbench.prompts import Prompt, render_chat
+from medsbench.records.config import EvalConfig
 from medsbench.runs.plan import TaskPlan, plan_task
 from medsbench.tasks.catalog import catalog
 from medsbench.tasks.format import iter_instances
@@ -265,10 +266,8 @@ def _official_folder(test_file: Path, root: Path) -> Path:
 
 
 def _plan(task_id: str, files: dict[str, Path], backend: BaseBackend, protocol: str, shots: int | None) -> TaskPlan:
-    return plan_task(
-        catalog()[task_id], files, backend, limit=LIMIT, shots=shots, seed=0, max_new_tokens=None,
-        style="official", definitions={}, protocol=protocol,
-    )
+    config = EvalConfig.from_flags(limit=LIMIT, shots=shots, protocol=protocol)
+    return plan_task(catalog()[task_id], files, backend, config, definitions={})
 
 
 def _assert_matches_official(official, task_files, backends, monkeypatch, category, protocol, shots, *, official_shots):
@@ -329,10 +328,8 @@ def test_paper_protocol_is_official_zero_shot_for_mcqa_only(official, task_files
 def test_official_uses_the_task_files_definition_and_whole_test_file_as_demo_pool(task_files, backends):
     task_id, files = _files_for("mcqa", task_files)
     definition = json.loads(files["test"].read_text())["Definition"][0]
-    plan = plan_task(
-        catalog()[task_id], files, backends["api"], limit=LIMIT, shots=None, seed=0, max_new_tokens=None,
-        style="official", definitions={task_id: "A REPLACEMENT DEFINITION"}, protocol="official",
-    )
+    plan = plan_task(catalog()[task_id], files, backends["api"], EvalConfig.from_flags(limit=LIMIT, protocol="official"),
+                     definitions={task_id: "A REPLACEMENT DEFINITION"})
     assert plan.definition == definition
     assert all(it.messages[0]["content"].endswith(definition + "Please learn from the few-shot cases to see what content you have to output.") for it in plan.items)
     test_ids = {inst.id for inst in iter_instances(files["test"])}

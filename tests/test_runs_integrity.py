@@ -94,10 +94,10 @@ def test_a_limited_run_is_a_sample_not_a_failure(tmp_path):
     assert res.n_items == 3 and res.n_failed == 0 and failure_lines(res) == []
     assert RunFolder(tmp_path / "r").manifest().status == "finished"
     assert "sample: first 3 per task" in title(res)
-    with pytest.raises(MedsbenchError, match="--limit: Input should be greater than or equal to 1"):
+    with pytest.raises(MedsbenchError, match="--limit: must be a whole number of items"):
         evaluate(CountingBackend(), "task57", workspace=ws, out=tmp_path / "r0", limit=0, progress=False)
     proc = cli("eval", "-w", str(ws), "--limit", "0")
-    assert proc.returncode == 2 and "greater than or equal to 1" in proc.stderr
+    assert proc.returncode == 1 and "--limit: must be a whole number of items (at least 1)" in proc.stderr
 
 
 def test_cli_run_against_a_dead_server_exits_1_and_keeps_credentials_out(tmp_path):

@@ -79,8 +79,11 @@ def test_log_mode_run_prints_start_task_and_end_lines(tmp_path):
     out = buf.getvalue().splitlines()
     assert "eval: 14 items in 2 task(s), 0 already answered, 14 to generate" in out
     assert any(line.startswith("task57: 8 items done in ") for line in out)
-    assert re.match(r"skipping \d+ selected task\(s\) without files: task1, task2, .*task\d+$", out[0])  # one line
-    assert out[1] == "planning prompts of 2 task(s) ..."
+    skipped = re.match(r"skipping (\d+) selected task\(s\) without a test file in .*:$", out[0])
+    assert skipped  # then one line per task: id, dataset, why and what to do
+    reasons = out[1 : 1 + int(skipped.group(1))]
+    assert all(re.match(r"  task\d+ +\S.*: (credentialed|public|raw data)", line) for line in reasons), reasons
+    assert out[1 + len(reasons)] == "planning prompts of 2 task(s) ..."
     assert out[-2:] == ["eval: 14/14 items done (0 failed)", "scoring 14 predictions ..."]
     beats = [line for line in out if line.startswith("eval: ") and " items (" in line]
     assert beats and all(len(line) > 60 or "now task" in line for line in beats)  # whole lines, never wrapped

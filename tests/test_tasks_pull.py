@@ -352,7 +352,7 @@ def test_eval_runs_on_the_imported_release(release, tmp_path, capsys, tiny_model
     assert res.n_items == 21 and res.n_failed == 0
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert set(manifest["tasks"]) == {r["task_id"] for r in rows}
-    assert res.results is not None and set(res.results["tasks"]) == {r["task_id"] for r in rows}  # every task scored
+    assert res.results is not None and set(res.results.tasks) == {r["task_id"] for r in rows}  # every task scored
 
 
 def test_pull_replaces_a_converted_test_split_and_repull_is_quiet(release, tmp_path):

@@ -71,13 +71,6 @@ def test_resolve_tasks_selects_catalog_tasks_and_reports_skips(tmp_path):
         resolve_tasks("nope", tasks)
 
 
-def test_runs_plan_uses_the_workspace_functions():
-    from medsbench.runs import plan
-    from medsbench.tasks import workspace
-
-    assert plan.resolve_tasks is workspace.resolve_tasks and plan.load_definitions is workspace.load_definitions
-
-
 def test_load_definitions_reads_original_def(tmp_path):
     path = tmp_path / "defs.json"
     path.write_text(json.dumps({"task57": {"original_def": "Pick one.", "auto_rewrite_def": ["x"]}, "task1": {"original_def": ["A list."]}}))
@@ -130,7 +123,7 @@ def test_validate_selected_takes_the_resolved_map(tmp_path):
 
 
 def test_eval_refuses_a_broken_file_before_the_model_loads(tmp_path, monkeypatch):
-    import medsbench.models
+    import medsbench.runs.run
 
     tasks = _workspace(tmp_path)
     write_task(tasks / "task57_medqa_en.test.json", {"Definition": DEF}, [{"id": 0, "input": "q"}])
@@ -138,8 +131,8 @@ def test_eval_refuses_a_broken_file_before_the_model_loads(tmp_path, monkeypatch
     def boom(*args, **kwargs):
         raise AssertionError("the model must not load")
 
-    monkeypatch.setattr(medsbench.models, "load_backend", boom)
-    monkeypatch.setattr(medsbench.models, "check_spec", lambda *a, **k: None)
+    monkeypatch.setattr(medsbench.runs.run, "load_backend", boom)
+    monkeypatch.setattr(medsbench.runs.run, "check_spec", lambda *a, **k: None)
     from medsbench.pipeline import evaluate
 
     with pytest.raises(MedsbenchError, match=r"task57_medqa_en.test.json:0: output"):

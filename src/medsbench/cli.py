@@ -25,6 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # help text as written: "[default: ...]" stays visible, flags show no value placeholder
 )
 
 
@@ -48,7 +49,15 @@ for _group in GROUPS:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     try:
-        app(args=argv, prog_name="medsbench", standalone_mode=True)
+        args = list(sys.argv[1:] if argv is None else argv)
+        if args[:1] == ["eval"]:  # lm-evaluation-harness flags: translated where exact, else refused in one line
+            from medsbench.commands.onramp import translate
+
+            rest, notes = translate(args[1:])
+            for note in notes:
+                typer.secho(f"note: {note}", fg="cyan", err=True)
+            args = ["eval", *rest]
+        app(args=args, prog_name="medsbench", standalone_mode=True)
     except MedsbenchError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(1)

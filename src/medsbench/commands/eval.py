@@ -27,7 +27,7 @@ def eval_cmd(
     model: str = typer.Option(None, "--model", "-m", help=HELP["model"] + " [default: default]", show_default=False),
     tasks: str = typer.Option(None, "--tasks", "-t", help=HELP["tasks"] + " [default: available]", show_default=False),
     protocol: str = typer.Option(None, "--protocol", help=HELP["protocol"] + " [default: medsbench]", show_default=False),
-    limit: int = typer.Option(None, "--limit", min=1, help=HELP["limit"]),
+    limit: str = typer.Option(None, "--limit", help=HELP["limit"]),
     shots: int = typer.Option(None, "--shots", min=0, help=HELP["shots"]),
     seed: int = typer.Option(None, "--seed", help=HELP["seed"] + " [default: 0]", show_default=False),
     max_new_tokens: int = typer.Option(None, "--max-new-tokens", min=1, help=HELP["max_new_tokens"]),

@@ -103,11 +103,15 @@ def judge_cmd(
     """Grade a run's free-text answers with judge models against the references (rubric scores 1-5)."""
     from rich.console import Console
 
-    from medsbench.records.judged import JudgedResults
+    from medsbench.records.folder import RunFolder
 
     console = Console()
+    folder = RunFolder(run)
     if report:
-        render(JudgedResults.load(run), console)
+        if not folder.has_judged():
+            raise MedsbenchError("no judged.json in the run folder (judge it first: medsbench judge RUN --judge SPEC)",
+                                 where=str(run))
+        render(folder.judged(), console)
         return
     specs = _specs(judge)
     if not specs:
@@ -121,7 +125,7 @@ def judge_cmd(
         progress=lambda msg: err.print(f"[dim]{msg}[/dim]"),
     )
     render(result, console)
-    console.print(f"wrote {Path(run) / 'judged.json'}")
+    console.print(f"wrote {folder.judged_path}")
 
 
 def register(app: typer.Typer) -> None:

@@ -77,7 +77,8 @@ def _primary(task_result: dict[str, Any] | None) -> tuple[str, str, str]:
 def title(result: RunResult) -> str:
     head = f"{result.manifest.model}: {result.n_items} items ({result.n_cached} cached, {result.n_failed} failed, {result.n_truncated} truncated)"
     if result.limit is not None:
-        head += f"; sample: first {result.limit} per task"
+        share = f"{result.limit:.0%} of each task" if isinstance(result.limit, float) else f"first {result.limit} per task"
+        head += f"; sample: {share}"
     return head
 
 

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
-runs_app = typer.Typer(help="Run folders: merge the shards of a sharded eval.", no_args_is_help=True)
+from medsbench.commands import group
+
+runs_app = group("Run folders: merge the shards of a sharded eval.")
 
 
 @runs_app.command("merge")

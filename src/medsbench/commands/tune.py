@@ -9,6 +9,7 @@ import typer
 tune_app = typer.Typer(
     help="Instruction-tune a model on a MedS-Ins mixture (TRL/PEFT; LoRA or full), merge LoRA adapters.",
     invoke_without_command=True,
+    rich_markup_mode=None,
 )
 
 _BASE = typer.Option(None, "--base", help="Base model: default | hf:PATH | PATH.")

@@ -15,6 +15,7 @@ redacted (:meth:`ModelSpec.redacted`), and ``model_complete`` records whether th
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -62,6 +63,19 @@ def _shard(value: Any) -> str | None:
     return None if parsed is None else f"{parsed[0]}/{parsed[1]}"
 
 
+def _limit(value: Any) -> int | float | None:
+    """A whole number of items (>= 1) or a fraction of each task (0 < f < 1), from a flag or a file."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if isinstance(value, bool) or not (0 < number < 1 or (number >= 1 and number == int(number))):
+        raise ValueError(f"must be a whole number of items (at least 1) or a fraction between 0 and 1, got {value!r}")
+    return int(number) if number >= 1 else number
+
+
 def _path(value: Any) -> str | None:
     return None if value is None else str(Path(value).expanduser().resolve())
 
@@ -83,7 +97,8 @@ class EvalConfig(Record):
                           "(recorded with its deviations)")
     shots: int | None = Field(None, ge=0, description="Demos per prompt (default: the protocol's; the catalog's 3, MCQA 0)")
     seed: int = Field(0, description="Seed of the demo choice (per task and item)")
-    limit: int | None = Field(None, ge=1, description="First N items of each task (a sample, not a failure)")
+    limit: Annotated[int | float | None, BeforeValidator(_limit)] = Field(
+        None, description="First N items of each task, or a fraction of each task below 1 (a sample, not a failure)")
     max_new_tokens: int | None = Field(None, ge=1, description="Token cap for every task (default: the protocol's per-category caps)")
     stop: tuple[str, ...] | None = Field(None, description="Stop strings for every task (default: the protocol's per-category ones)")
     prompt_style: str = Field("official", description="official (byte-exact paper prompt) | readable")
@@ -162,6 +177,15 @@ class EvalConfig(Record):
         """A short, stable id of :meth:`measured` (default run folder names never collide)."""
         return hashlib.sha256(orjson.dumps(self.measured(), option=orjson.OPT_SORT_KEYS)).hexdigest()[:8]
 
+    def items_of(self, n_total: int) -> int:
+        """How many of a task's ``n_total`` items this run takes: all, the first ``limit``, or
+        ``ceil(n_total * limit)`` for a fraction (as lm-evaluation-harness counts a fractional limit)."""
+        if self.limit is None:
+            return n_total
+        if isinstance(self.limit, float):
+            return min(n_total, math.ceil(n_total * self.limit))
+        return min(n_total, self.limit)
+
     @property
     def shard_index(self) -> tuple[int, int] | None:
         """(I, N) of ``shard`` (1-based I), or None for an unsharded run."""
@@ -181,4 +205,5 @@ def _validated(values: dict[str, Any]) -> EvalConfig:
     try:
         return EvalConfig.model_validate(values)
     except ValidationError as exc:
-        raise MedsbenchError(f"--{first_error(exc).replace('_', '-')}") from None
+        field, _, why = first_error(exc).partition(": ")
+        raise MedsbenchError(f"--{field.replace('_', '-')}: {why.removeprefix('Value error, ')}") from None

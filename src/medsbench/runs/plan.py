@@ -74,7 +74,7 @@ def plan_task(
     ``max_new_tokens`` and ``stop`` win over it.
     """
     proto = get_protocol(config.protocol)
-    style, limit, seed = config.prompt_style, config.limit, config.seed
+    style, seed = config.prompt_style, config.seed
     proto.check_style(style)
     test_path = files["test"]
     meta = read_meta(test_path)
@@ -88,8 +88,7 @@ def plan_task(
     frame = proto.frame_for(k)
     tests = list(iter_instances(test_path))
     n_total = len(tests)
-    if limit is not None:
-        tests = tests[:limit]
+    tests = tests[: config.items_of(n_total)]
     # Demos from the train split (else the full test split) or, officially, from the test file; never the item itself.
     pool: list[Instance] = []
     if k > 0:
@@ -140,6 +139,14 @@ def file_hashes(files: dict[str, Path]) -> dict[str, dict[str, Any]]:
     return {split: {"path": str(p), "sha256": sha256_file(p)} for split, p in sorted(files.items())}
 
 
+#: Why a selected catalog task has no test file, by its catalog availability, and what to do.
+SKIP_REASONS = {
+    "credentialed": "credentialed data: put the official files in the raw folder, then `medsbench data convert`",
+    "public-elsewhere": "public, not in the raw folder: `medsbench data pull` imports the released test file",
+    "public-here": "raw data here, not converted: `medsbench data convert --all`",
+}
+
+
 def select_tasks(selection: str, tasks_dir: Path, reporter: Reporter) -> tuple[list[CatalogEntry], dict[str, dict[str, Path]]]:
     """A new run's tasks: the selection resolved against the workspace's task folder, files validated."""
     if not tasks_dir.is_dir():
@@ -148,7 +155,12 @@ def select_tasks(selection: str, tasks_dir: Path, reporter: Reporter) -> tuple[l
     entries, files, skipped = resolve_tasks(selection, tasks_dir, validate=False)
     validate_selected({e.id: files[e.id] for e in entries})  # before any compute: file:index: field
     if skipped:
-        reporter.message(f"skipping {len(skipped)} selected task(s) without files: {', '.join(skipped)}", "detail")
+        reporter.message(f"skipping {len(skipped)} selected task(s) without a test file in {tasks_dir}:", "warning")
+        cat = catalog()
+        for tid in skipped:
+            entry = cat.tasks[tid]
+            why = SKIP_REASONS.get(entry.availability, "no test file")
+            reporter.message(f"  {tid:<8} {entry.dataset}: {why}", "warning")
     return entries, files
 
 

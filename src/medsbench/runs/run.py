@@ -124,7 +124,7 @@ class RunResult:
         return self.manifest.status
 
     @property
-    def limit(self) -> int | None:
+    def limit(self) -> int | float | None:
         """A run limited to the first N items of each task is a sample."""
         return self.manifest.config.limit if self.manifest.config is not None else None
 
