@@ -216,5 +216,23 @@ def audit_cmd(
         raise typer.Exit(1)
 
 
+@data_app.command("export")
+def export_cmd(
+    out: Path = typer.Option(..., "--out", help="Folder to write the dataset and its card (README.md) into."),
+    tasks: str = typer.Option("available", "--tasks", "-t", help="Task ids, categories, 'all', 'available' or 'quick'."),
+    workspace: Path = typer.Option(Path("medsbench-work"), "--workspace", "-w", help="Workspace folder (tasks/)."),
+    fmt: str = typer.Option("parquet", "--format", help="parquet (Hub layout, load_dataset) | hf (save_to_disk folders)."),
+    push_to_hub: str = typer.Option(None, "--push-to-hub", help="Also upload to this Hugging Face dataset repo (parquet only)."),
+) -> None:
+    """Task files as a Hugging Face dataset (one config per task, one split per file) with a dataset card."""
+    from medsbench.export.hf import export_task_dataset, push_to_hub as push
+
+    block = export_task_dataset(tasks, workspace, out, fmt=fmt)
+    n = sum(sum(c.values()) for c in block["counts"].values())
+    typer.echo(f"wrote {n} instance(s) of {len(block['counts'])} task(s) to {out}")
+    if push_to_hub:
+        typer.echo(f"pushed: {push(out, push_to_hub)}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(data_app, name="data")
