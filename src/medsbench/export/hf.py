@@ -193,7 +193,7 @@ def run_configs(rows: Sequence[Any]) -> list[Config]:
             i = position.get(id(r))
             strict = items.strict_metrics(items.strict[i]) if items is not None and i is not None else {}
             counted = items is not None and i is not None and bool(items.ref_counted[i])
-            ref = items.reference_metrics(items.reference[i]) if counted else {}  # type: ignore[union-attr,index]
+            ref = items.reference_metrics(items.reference[i]) if counted else {}  # type: ignore[union-attr]
             d.update({k: _num(strict.get(k)) for k in strict_keys})
             d.update({f"ref_{k}": _num(ref.get(k)) for k in ref_keys})
             d["parsed"] = bool(items.parsed[i]) if items is not None and i is not None else None
