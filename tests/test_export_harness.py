@@ -20,7 +20,7 @@ import pytest
 
 from conftest import REPO, build_tiny_model, raw_dir
 
-TASKS = "task57,task126,task114"  # MCQA (accuracy), NER (F1), summarization (BLEU-1/ROUGE-L)
+TASKS = "task57,task114"  # MCQA (accuracy), summarization (BLEU-1/ROUGE-L); NER (F1) in the plain test
 LIMIT, MAX_NEW = 2, 16
 
 
@@ -75,7 +75,7 @@ def our_run(ws, smol):
     medsbench("eval", "--model", f"hf:{smol}", "--tasks", TASKS, "--limit", str(LIMIT), "--max-new-tokens", str(MAX_NEW),
               "-w", str(ws), "--out", str(out), "--no-progress")
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
-    assert len(rows) == 3 * LIMIT and not any(r["truncated"] or r["error"] for r in rows)
+    assert len(rows) == 2 * LIMIT and not any(r["truncated"] or r["error"] for r in rows)
     return {(r["task_id"], r["id"]): r for r in rows}
 
 
@@ -123,7 +123,7 @@ def test_lm_eval_chat_prompts_and_scores_equal_ours(ws, smol, our_run, tmp_path)
          "--include_path", str(out), "--tasks", "medsbench_rt", "--apply_chat_template", "--log_samples",
          "--output_path", str(logs), "--batch_size", "4", "--device", "cpu"])
     results, samples = lm_eval_samples(logs)
-    assert len(samples) == 3 * LIMIT
+    assert len(samples) == 2 * LIMIT
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(smol)
@@ -136,7 +136,7 @@ def test_lm_eval_chat_prompts_and_scores_equal_ours(ws, smol, our_run, tmp_path)
         assert tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) == mine["prompt"]
         assert gen["until"][0] == "\nInput:" and gen["max_gen_toks"] == MAX_NEW and gen["do_sample"] is False
     seen = check_lm_eval_scores(tmp_path, results, samples, "medsbench_rt")
-    assert {t for t, _ in seen} == {"task57", "task126", "task114"}
+    assert {t for t, _ in seen} == {"task57", "task114"}
     assert any(v > 0 for v in seen.values())  # real outputs: numbers that could differ, not only 0 == 0
 
 
@@ -185,7 +185,7 @@ def test_lm_eval_plain_official_prompts_and_scores_equal_ours(ws, plain_model, t
 def test_inspect_scores_equal_ours(ws, smol, our_run, tmp_path):
     need("inspect_ai")
     out = tmp_path / "inspect"
-    medsbench("export", "inspect", "--tasks", "task57,task114", "--limit", str(LIMIT), "--max-new-tokens", str(MAX_NEW),
+    medsbench("export", "inspect", "--tasks", TASKS, "--limit", str(LIMIT), "--max-new-tokens", str(MAX_NEW),
               "-w", str(ws), "--out", str(out), "--name", "rt")
     logs = tmp_path / "logs"
     run(["inspect", "eval", "medsbench_rt.py", "--model", "hf/smollm2", "-M", f"model_path={smol}", "-M", "device=cpu",

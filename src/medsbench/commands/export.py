@@ -72,7 +72,8 @@ def inspect_cmd(
     summary = write_inspect(config, out, name=name or _default_name(tasks, protocol))
     n = sum(summary["items"].values())
     typer.echo(f"wrote {len(summary['tasks'])} task(s), {n} item(s) to {out}")
-    typer.echo(f"run: inspect eval {summary['file']} --model hf/NAME -M model_path=MODEL_DIR")
+    # inspect resolves task files relative to the working folder (an absolute path is refused)
+    typer.echo(f"run: cd {out} && inspect eval {Path(summary['file']).name} --model hf/NAME -M model_path=MODEL_DIR -M do_sample=False")
 
 
 def register(app: typer.Typer) -> None:
