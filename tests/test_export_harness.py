@@ -218,3 +218,34 @@ def test_inspect_scores_equal_ours(ws, smol, our_run, tmp_path):
             for metric, value in metrics.items():
                 assert theirs[metric]["value"] == pytest.approx(value, abs=1e-9), (tid, metric)
     assert logs_by_task["medsbench_rt_task114"]["results"]["scores"][0]["metrics"]["bleu1"]["value"] > 0
+
+
+def test_lm_eval_utils_score_like_medsbench_and_check_their_input(ws, tmp_path):
+    """Without running lm-eval: the written utils module's functions on gold and wrong outputs, and
+    the items file checks (ids, fields, a path outside the export)."""
+    out = tmp_path / "lm"
+    medsbench("export", "lm-eval", "--tasks", "task57,task114", "--limit", "6", "-w", str(ws), "--out", str(out), "--name", "u")
+    sys.path.insert(0, str(out))
+    try:
+        import utils  # the module lm-eval loads for `!function utils.*`
+    finally:
+        sys.path.remove(str(out))
+        sys.modules.pop("utils", None)
+    from medsbench.errors import MedsbenchError
+    from medsbench.export.items import prediction, score_rows
+
+    docs = list(utils.load(items="data/task57.jsonl")["test"])
+    assert len(docs) == 6
+    outputs = [d["references"][0] if i % 2 else "The right answer is Z." for i, d in enumerate(docs)]
+    rows = [utils.process_task57(d, [o])["accuracy"] for d, o in zip(docs, outputs)]
+    assert utils.agg_task57_accuracy(rows) == 50.0 == score_rows([prediction(d, o) for d, o in zip(docs, outputs)])["task57"]["accuracy"]
+    text = list(utils.load(items="data/task114.jsonl")["test"])
+    rows = [utils.process_task114(d, [d["references"][0]])["rougeL"] for d in text]
+    assert utils.agg_task114_rougeL(rows) == 100.0 and utils.agg_task114_ref_bleu1(rows) == 100.0
+    with pytest.raises(MedsbenchError, match="refusing to write outside"):
+        utils.load(items="../../outside.jsonl")
+    bad = out / "data" / "task57.jsonl"
+    lines = bad.read_text().splitlines()
+    bad.write_text("\n".join([lines[0].replace('"id":"', '"id":"\\u0007'), *lines[1:]]) + "\n")
+    with pytest.raises(MedsbenchError, match="instance id"):
+        utils.load(items="data/task57.jsonl")

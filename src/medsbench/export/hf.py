@@ -45,7 +45,7 @@ def _check_format(fmt: str) -> None:
 
 def _write(configs: Sequence[Config], out: Path, fmt: str) -> list[dict[str, Any]]:
     """Write every config's splits; returns the card's ``configs`` entries."""
-    datasets = require("datasets", "ins", "Hugging Face dataset export")
+    datasets = require("datasets", "export", "Hugging Face dataset export")
     import pyarrow.parquet as pq
     entries = []
     for cfg in configs:

@@ -25,6 +25,7 @@ from typing import Any
 
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import iter_jsonl, sha256_file, write_jsonl
+from medsbench.ids import check_item_id, check_name
 from medsbench.models.base import BaseBackend, Rendered
 from medsbench.prompts import Prompt, render_messages
 from medsbench.prompts.protocols import get_protocol
@@ -124,9 +125,14 @@ def read_items(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Read an exported items file, checking every line has the fields a harness needs."""
     rows = []
     for line, row in iter_jsonl(path, objects=True):
+        where = f"{path}:{line}"
         missing = [k for k in ITEM_FIELDS if k not in row]
         if missing:
-            raise MedsbenchError(f"not an exported items file: missing {', '.join(missing)}", where=f"{path}:{line}")
+            raise MedsbenchError(f"not an exported items file: missing {', '.join(missing)}", where=where)
+        check_name(row["task_id"], "task id", where)
+        check_item_id(row["id"], where)
+        if not all(isinstance(row[k], str) for k in ("input", "system", "user", "plain")):
+            raise MedsbenchError("input, system, user and plain must be strings", where=where)
         rows.append(row)
     return rows
 

@@ -39,7 +39,7 @@ import yaml
 
 from medsbench.errors import MedsbenchError
 from medsbench.export.items import ExportConfig, ExportTask, export_tasks, prediction, read_items, score_rows, write_items
-from medsbench.fileio import atomic_write
+from medsbench.fileio import atomic_write, dumps, sha256_text
 from medsbench.ids import inside
 
 GROUP_PREFIX = "medsbench_"
@@ -164,11 +164,23 @@ def results_for(metrics: Sequence[str]) -> Callable[[dict[str, Any], list[str]],
     return process_results
 
 
+_LAST: dict[str, dict[str, dict[str, float]]] = {}
+
+
+def _scores(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """score_rows, computed once for the rows every metric of a task aggregates (lm-eval asks per metric)."""
+    key = sha256_text(dumps(rows).decode())
+    if key not in _LAST:
+        _LAST.clear()
+        _LAST[key] = score_rows(rows)
+    return _LAST[key]
+
+
 def aggregation(task_id: str, metric: str) -> Callable[[list[dict[str, Any]]], float]:
     """lm-eval's aggregation of ``metric``: :func:`medsbench.metrics.score_predictions` on the task's rows."""
 
     def aggregate(rows: list[dict[str, Any]]) -> float:
-        value = score_rows(rows).get(task_id, {}).get(metric)
+        value = _scores(rows).get(task_id, {}).get(metric)
         return math.nan if value is None else float(value)
 
     aggregate.__name__ = f"medsbench_{metric}"
