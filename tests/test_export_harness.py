@@ -188,7 +188,7 @@ def test_inspect_scores_equal_ours(ws, smol, our_run, tmp_path):
     medsbench("export", "inspect", "--tasks", TASKS, "--limit", str(LIMIT), "--max-new-tokens", str(MAX_NEW),
               "-w", str(ws), "--out", str(out), "--name", "rt")
     logs = tmp_path / "logs"
-    run(["inspect", "eval", "medsbench_rt.py", "--model", "hf/smollm2", "-M", f"model_path={smol}", "-M", "device=cpu",
+    run([sys.executable, "-m", "inspect_ai", "eval", "medsbench_rt.py", "--model", "hf/smollm2", "-M", f"model_path={smol}", "-M", "device=cpu",
          "-M", "do_sample=False", "--log-dir", str(logs), "--log-format", "json"], cwd=out)
     logs_by_task = {}
     for f in glob.glob(str(logs / "*.json")):
