@@ -216,5 +216,49 @@ def audit_cmd(
         raise typer.Exit(1)
 
 
+@data_app.command("export")
+def export_cmd(
+    out: Path = typer.Option(..., "--out", help="Folder to write the dataset and its card (README.md) into."),
+    tasks: str = typer.Option("available", "--tasks", "-t", help="Task ids, categories, 'all', 'available' or 'quick'."),
+    workspace: Path = typer.Option(Path("medsbench-work"), "--workspace", "-w", help="Workspace folder (tasks/)."),
+    fmt: str = typer.Option("parquet", "--format", help="parquet (Hub layout, load_dataset) | hf (save_to_disk folders)."),
+    push_to_hub: str = typer.Option(None, "--push-to-hub", help="Also upload to this Hugging Face dataset repo (parquet only)."),
+) -> None:
+    """Task files as a Hugging Face dataset (one config per task, one split per file) with a dataset card."""
+    from medsbench.export.hf import export_task_dataset, push_to_hub as push
+
+    block = export_task_dataset(tasks, workspace, out, fmt=fmt)
+    n = sum(sum(c.values()) for c in block["counts"].values())
+    typer.echo(f"wrote {n} instance(s) of {len(block['counts'])} task(s) to {out}")
+    if push_to_hub:
+        typer.echo(f"pushed: {push(out, push_to_hub)}")
+
+
+@data_app.command("new-task")
+def new_task_cmd(
+    name: str = typer.Argument(..., help="Short name (slug) of the task: file names and the converter's name, e.g. my_qa."),
+    category: str = typer.Option(..., "--category", "-c", help="MedS-Bench category key (mcqa, ner, summarization, ...): picks the scorer."),
+    task_id: str = typer.Option(None, "--task-id", help="Task id (default: the name)."),
+    title: str = typer.Option(None, "--title", help="A readable title."),
+    language: str = typer.Option("en", "--language", help="Language code: en, zh, ja, fr, ru, es."),
+    source: str = typer.Option(None, "--source", help="Dataset name."),
+    url: str = typer.Option(None, "--url", help="Where the raw release is published."),
+    license: str = typer.Option(None, "--license", help="The release's licence, e.g. 'CC BY 4.0'."),
+    definition: str = typer.Option(None, "--definition", help="The task definition (what to do, the answer format)."),
+    split: str = typer.Option("hash", "--split", help="hash (9:1 by a hash of the item id) | official (the release's test/train files)."),
+    out: Path = typer.Option(Path("medsbench-work/new-tasks"), "--out", help="Folder for the task file, converter stub and test."),
+) -> None:
+    """Scaffold a new task: a task file, a converter stub in the registry's shape, and its test."""
+    from medsbench.sources.scaffold import NewTask, scaffold_task
+
+    given = {k: v for k, v in (("source", source), ("url", url), ("license", license)) if v is not None}
+    task = NewTask(name=name, category=category, task_id=task_id, title=title, language=language,
+                   definition=definition, split=split, **given)
+    for path in scaffold_task(task, out):
+        typer.echo(f"wrote {path}")
+    typer.echo(f"next: edit {name}.py (read_rows, TODO texts), move it to src/medsbench/sources/converters/, then "
+               f"`medsbench data convert {name} --raw RAW/{name} --out medsbench-work/tasks` and `medsbench data validate`")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(data_app, name="data")

@@ -26,5 +26,21 @@ def merge_cmd(
     reporter.message(f"run folder: {out} ({manifest.status})")
 
 
+@runs_app.command("export")
+def export_cmd(
+    run: Path = typer.Argument(..., help="Run folder (predictions.jsonl, manifest.json)."),
+    out: Path = typer.Option(..., "--out", help="Folder to write the dataset and its card (README.md) into."),
+    fmt: str = typer.Option("parquet", "--format", help="parquet (Hub layout, load_dataset) | hf (save_to_disk folders)."),
+    push_to_hub: str = typer.Option(None, "--push-to-hub", help="Also upload to this Hugging Face dataset repo (parquet only)."),
+) -> None:
+    """A run's items with their per-item scores (both modes) as a Hugging Face dataset with a card."""
+    from medsbench.export.hf import export_run_dataset, push_to_hub as push
+
+    block = export_run_dataset(run, out, fmt=fmt)
+    typer.echo(f"wrote {sum(sum(c.values()) for c in block['counts'].values())} item(s) of {len(block['counts'])} task(s) to {out}")
+    if push_to_hub:
+        typer.echo(f"pushed: {push(out, push_to_hub)}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(runs_app, name="runs")

@@ -48,10 +48,12 @@ from medsbench.records.judged import (
 )
 from medsbench.records.manifest import now
 from medsbench.runs.cache import ResultCache, cache_key
+from medsbench.runs.progress import HEARTBEAT_SECONDS, Heartbeat, RunProgress
 from medsbench.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
+PROGRESS_SECONDS = HEARTBEAT_SECONDS / 3  # the longest silence of a judge run (10 s)
 JURY = "jury"
 NOTES = [
     (
@@ -133,16 +135,30 @@ def _ask(judge: _Judge, store: ResultCache, asks: dict[str, list[dict[str, str]]
         return out
     progress(f"{judge.name}: {len(missing)} request(s) to send, {len(found)} cached")
     requests = [Request(id=k, messages=asks[k], max_new_tokens=max_tokens) for k in missing]
-    for done, resp in enumerate(judge.backend.iter_generate(requests), start=1):
-        store.put_many([(resp.id, resp)])  # durable at once; errors are not cached, so retried next run
-        judge.requests += 1
-        if resp.error is not None:
-            judge.errors += 1
-        judge.new_prompt_tokens = _add(judge.new_prompt_tokens, resp.prompt_tokens)
-        judge.new_output_tokens = _add(judge.new_output_tokens, resp.output_tokens)
-        out[resp.id] = (resp, True)
-        if done % 50 == 0:
-            progress(f"{judge.name}: {done}/{len(missing)}")
+    lines = [0]  # progress lines emitted so far
+
+    def emit(line: str) -> None:
+        lines[0] += 1
+        progress(line)
+
+    # eval's progress: a line with the rate and ETA at least every PROGRESS_SECONDS (a heartbeat thread
+    # speaks while a slow request is out), and always after the first and the last request.
+    tracker = RunProgress(len(missing), len(missing), interval=PROGRESS_SECONDS, emit=emit,
+                          label=f"judge {judge.name}", unit="requests")
+    tracker.generating()
+    with Heartbeat(tracker):
+        for done, resp in enumerate(judge.backend.iter_generate(requests), start=1):
+            store.put_many([(resp.id, resp)])  # durable at once; errors are not cached, so retried next run
+            judge.requests += 1
+            if resp.error is not None:
+                judge.errors += 1
+            judge.new_prompt_tokens = _add(judge.new_prompt_tokens, resp.prompt_tokens)
+            judge.new_output_tokens = _add(judge.new_output_tokens, resp.output_tokens)
+            out[resp.id] = (resp, True)
+            before = lines[0]
+            tracker.advance(generated=True, failed=resp.error is not None)
+            if done in (1, len(missing)) and lines[0] == before:
+                tracker.say(tracker.line())
     return out
 
 

@@ -49,8 +49,11 @@ class RunProgress:
         interval: float = HEARTBEAT_SECONDS,
         emit: Callable[[str], None] | None = None,
         bar: Bar | None = None,
-        noun: str = "eval",
+        label: str = "eval",
+        unit: str = "items",
     ):
+        self.label = label  # the line's first word(s), e.g. "judge gpt-4o"
+        self.unit = unit  # what is counted: items (eval), requests (judge)
         self.total = total
         self.to_generate = to_generate
         self.done = 0
@@ -61,7 +64,6 @@ class RunProgress:
         self.interval = interval
         self.emit = emit
         self.bar = bar
-        self.noun = noun
         self._gen_start: float | None = None
         self._last_beat = clock()
         self._lock = threading.Lock()
@@ -104,8 +106,8 @@ class RunProgress:
     def line(self) -> str:
         pct = 100 * self.done / self.total if self.total else 100.0
         rate = self.rate
-        parts = [f"{self.noun}: {self.done}/{self.total} items ({pct:.0f}%)"]
-        parts.append(f"{rate:.2f} items/s" if rate else "rate ?")
+        parts = [f"{self.label}: {self.done}/{self.total} {self.unit} ({pct:.0f}%)"]
+        parts.append(f"{rate:.2f} {self.unit}/s" if rate else "rate ?")
         parts.append(f"ETA {fmt_duration(self.eta)}")
         if self.failed:
             parts.append(f"{self.failed} failed")
