@@ -47,7 +47,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from medsbench.fileio import write_jsonl  # noqa: E402
-from medsbench.metrics import get_scorer, score_predictions  # noqa: E402
+from medsbench.metrics import score_predictions, scorer_for_task  # noqa: E402
 from medsbench.metrics.score import as_rows, score_items  # noqa: E402
 from medsbench.tasks.labels import HALLMARKS  # noqa: E402
 from medsbench.tasks.catalog import catalog  # noqa: E402
@@ -78,6 +78,11 @@ def text(rng: random.Random, lang: str, n: int) -> str:
     return " ".join(out).capitalize() + " ."
 
 
+def _is_text(task_id: str) -> bool:
+    scorer = scorer_for_task(task_id)
+    return scorer is not None and scorer.is_text
+
+
 def make_rows(n_rows: int, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
     cat = catalog()
@@ -89,7 +94,7 @@ def make_rows(n_rows: int, seed: int = 0) -> list[dict]:
             t = tasks[k % len(tasks)]
             long = k % 2 == 0
             lang = t.language
-            if t.metric == "bleu_rouge":
+            if _is_text(t.id):
                 ref_len = {"summarization": 45, "rationale": 120, "explanation": 40}.get(ckey, 25)
                 gold = text(rng, lang, rng.randint(ref_len // 2, ref_len * 2))
                 out = text(rng, lang, rng.randint(150, 300) if long else rng.randint(10, 60))
@@ -263,9 +268,9 @@ def main() -> None:
             naive = (time.perf_counter() - t0) / len(sample)
             naive_total += naive * len(cat_rows)
             official = ""
-            is_text = [get_scorer(catalog()[r.task_id].scorer or "").is_text for r in cat_rows]
+            is_text = [_is_text(r.task_id) for r in cat_rows]
             if any(is_text):
-                text_rows = [r.model_dump() for r in sample if get_scorer(catalog()[r.task_id].scorer or "").is_text]
+                text_rows = [r.model_dump() for r in sample if _is_text(r.task_id)]
                 sec = official_text_scores(text_rows, str(nltk_dir)) / max(1, len(text_rows))
                 frac = sum(is_text)
                 official_total += sec * frac + naive * (len(cat_rows) - frac)

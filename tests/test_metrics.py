@@ -142,11 +142,14 @@ def test_closed_label_reference_and_strict():
     assert R.outcome("TRUE", "True") == [1.0, 1.0]
     assert R.diagnosis(None, "The diagnosis result is pneumonia.") == [0.0, 1.0]
     assert R.treatment("radiation after surgery", "The treatment planning is: Radiation after surgery") == [1.0, 1.0]
-    labels = S.task_labels("nli", ["entailment"], known=("entailment", "contradiction", "neutral"))
-    assert S.closed_label("nli", "The relation is contradiction.", "contradiction", labels) == ([1.0, 1.0], True)
-    assert S.closed_label("nli", "I cannot tell.", "neutral", labels) == ([0.0, 1.0], False)
-    labels = S.task_labels("outcome", ["True"], known=("true", "false"))
-    assert S.closed_label("outcome", "False. The patient is stable.", "False", labels) == ([1.0, 1.0], True)
+    labels = S.label_set(["entailment", "contradiction", "neutral", "Entailment."])
+    assert labels == ("entailment", "contradiction", "neutral")
+    assert S.closed_label("The relation is contradiction.", S.closed_gold("contradiction"), labels) == ([1.0, 1.0], True)
+    assert S.closed_label("I cannot tell.", "neutral", labels) == ([0.0, 1.0], False)
+    labels = S.label_set(["true", "false"])
+    assert S.closed_label("False. The patient is stable.", S.closed_gold("False"), labels) == ([1.0, 1.0], True)
+    assert S.closed_gold("The diagnosis result is Pneumonia.", S.DIAGNOSIS_PREFIX) == "pneumonia"
+    assert S.closed_gold("The right answer is yes.", yes_no=True) == "yes"
 
 
 def test_ner_reference_quirks_and_strict_parsing():

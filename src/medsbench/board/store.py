@@ -458,7 +458,7 @@ class Store:
         from medsbench.tasks.catalog import catalog
 
         cat = catalog()
-        from medsbench.board.verdict import item_verdicts
+        from medsbench.metrics import item_verdicts
 
         flags = [f.as_dict() for f in suspicion_flags(rows)]
         verdicts = item_verdicts(rows)  # scored before the write transaction: readers are never held up
