@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 
-SHORT = {"accuracy": "acc", "bleu1": "B1", "rougeL": "RL", "f1": "F1"}
+SHORT_ID = 8  # ids up to this long ("task1001") are never wrapped
 
 
 def _fmt(values: dict[str, float], keys: tuple[str, ...]) -> str:
@@ -15,6 +15,83 @@ def _fmt(values: dict[str, float], keys: tuple[str, ...]) -> str:
     if not values:
         return "-"
     return "/".join(f"{values[k]:.2f}" if k in values else "-" for k in keys)
+
+
+def _plain(cell: str) -> str:
+    from rich.text import Text
+
+    return Text.from_markup(cell).plain
+
+
+def fit_id_table(table, header: str, rows: list[list[str]], headers: tuple[str, ...], width: int) -> None:
+    """Fill ``table`` (rows: an id, then one cell per header) so that it fits ``width`` columns:
+    value columns never wrap (they are what the table is for); ids as wide as the rest leaves
+    stay on one line, longer ones wrap (fold) at that width; ids up to :data:`SHORT_ID`
+    characters are never wrapped."""
+    from rich.console import Console
+
+    longest = max([len(header), *(len(r[0]) for r in rows)])
+    table.add_column(header, justify="left", overflow="fold", min_width=longest, max_width=longest)
+    for k, col in enumerate(headers, start=1):
+        w = max([len(col), *(len(_plain(r[k])) for r in rows)])
+        table.add_column(col, justify="left" if col in ("metric", "judge") else "right", no_wrap=True, min_width=w)
+    for r in rows:
+        table.add_row(*r)
+    excess = Console(width=10_000).measure(table).maximum - width
+    if excess > 0:
+        fit = max(longest - excess, min(longest, SHORT_ID), len(header))
+        table.columns[0].min_width = table.columns[0].max_width = fit
+
+
+def task_table(results, title: str, width: int = 80):
+    """The per-task table of ``medsbench score`` (readable at 80 columns)."""
+    from rich import box
+    from rich.table import Table
+
+    from medsbench.metrics import get_scorer
+
+    rows = []
+    for tid, t in results.tasks.items():
+        keys = get_scorer(t.scorer).headline if t.scorer else (t.metric,)
+        ci = t.ci.get(t.metric)
+        rows.append([
+            tid, f"{t.n}/{t.n + t.n_failed}" if t.n_failed else str(t.n), get_scorer(t.scorer).column if t.scorer else t.metric,
+            _fmt(t.metrics, keys) if t.metrics else "[red]all failed[/red]", _fmt(t.reference, keys),
+            f"{ci[0]:.1f}-{ci[1]:.1f}" if ci else "-",
+            "-" if t.parse_failure_rate is None else f"{100 * t.parse_failure_rate:.1f}%",
+            "-" if t.empty_rate is None else f"{100 * t.empty_rate:.1f}%",
+            "-" if t.majority_baseline is None else f"{t.majority_baseline:.0f}" + ("[yellow]![/yellow]" if t.degenerate else ""),
+        ])
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
+                  caption="n: scored/all when items failed; B1/RL: BLEU-1/ROUGE-L; maj: majority baseline, ! degenerate")
+    fit_id_table(table, "task", rows, ("n", "metric", "strict", "reference", "95% CI", "parse", "empty", "maj"), width)
+    return table
+
+
+def category_table(results):
+    """Categories (macro averages) and pooled groups of ``medsbench score``."""
+    from rich import box
+    from rich.table import Table
+
+    from medsbench.metrics import headline_metrics
+
+    cats = Table(title="Categories (macro average over tasks)", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                 padding=(0, 1, 0, 0))
+    rows = []
+    for cat, c in results.categories.items():
+        keys = headline_metrics(cat)
+        missing = f" (+{len(c.missing_tasks)} without metrics)" if c.missing_tasks else ""
+        rows.append([cat, f"{c.n_tasks}{missing}", _fmt(c.metrics, keys), _fmt(c.reference, keys)])
+    for name, pooled in results.pooled.items():
+        keys = headline_metrics(name)
+        rows.append([f"pooled {name}", str(len(pooled.tasks)), _fmt(pooled.metrics, keys), _fmt(pooled.reference, keys)])
+    cats.add_column("category", overflow="fold")
+    cats.add_column("tasks", overflow="fold")
+    for k, col in enumerate(("strict", "reference"), start=2):
+        cats.add_column(col, justify="right", no_wrap=True, min_width=max(len(col), *(len(r[k]) for r in rows)))
+    for r in rows:
+        cats.add_row(*r)
+    return cats
 
 
 def score_cmd(
@@ -26,47 +103,16 @@ def score_cmd(
     strict_ids: bool = typer.Option(False, "--strict-ids", help="Fail on task ids that are not in the catalog."),
 ) -> None:
     """Score predictions: strict and official (reference) metrics per task and category, with CIs."""
-    from rich import box
     from rich.console import Console
-    from rich.table import Table
 
-    from medsbench.metrics import get_scorer, headline_metrics, score_predictions, write_results
+    from medsbench.metrics import score_predictions, write_results
 
     results = score_predictions(predictions, bootstrap=bootstrap, seed=seed, strict_ids=strict_ids, format=fmt)
     target = out or predictions.with_name("results.json")
     write_results(results, target)
     console = Console()
-    table = Table(title=f"{predictions.name}: strict | reference (official scripts)", box=box.SIMPLE_HEAD,
-                  pad_edge=False, padding=(0, 1, 0, 0),
-                  caption="n: scored/all when items failed; B1/RL: BLEU-1/ROUGE-L; maj: majority baseline, ! degenerate")
-    width = max(len(t) for t in results.tasks)
-    for col in ("task", "n", "metric", "strict", "reference", "95% CI", "parse", "empty", "maj"):
-        table.add_column(col, justify="left" if col in ("task", "metric") else "right", no_wrap=col == "task",
-                         min_width=width if col == "task" else None, overflow="fold")
-    for tid, t in results.tasks.items():
-        scorer = get_scorer(t.scorer) if t.scorer else None
-        keys = scorer.headline if scorer else (t.metric,)
-        ci = t.ci.get(t.metric)
-        table.add_row(
-            tid, f"{t.n}/{t.n + t.n_failed}" if t.n_failed else str(t.n), "/".join(SHORT.get(k, k) for k in keys),
-            _fmt(t.metrics, keys) if t.metrics else "[red]all failed[/red]", _fmt(t.reference, keys),
-            f"{ci[0]:.1f}-{ci[1]:.1f}" if ci else "-",
-            "-" if t.parse_failure_rate is None else f"{100 * t.parse_failure_rate:.1f}%",
-            "-" if t.empty_rate is None else f"{100 * t.empty_rate:.1f}%",
-            "-" if t.majority_baseline is None else f"{t.majority_baseline:.0f}" + ("[yellow]![/yellow]" if t.degenerate else ""),
-        )
-    console.print(table)
-    cats = Table(title="Categories (macro average over tasks)", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
-    for col in ("category", "tasks", "strict", "reference"):
-        cats.add_column(col, no_wrap=col == "category")
-    for cat, c in results.categories.items():
-        keys = headline_metrics(cat)
-        missing = f" (+{len(c.missing_tasks)} without metrics)" if c.missing_tasks else ""
-        cats.add_row(cat, f"{c.n_tasks}{missing}", _fmt(c.metrics, keys), _fmt(c.reference, keys))
-    for name, p in results.pooled.items():
-        keys = headline_metrics(name)
-        cats.add_row(f"pooled {name}", str(len(p.tasks)), _fmt(p.metrics, keys), _fmt(p.reference, keys))
-    console.print(cats)
+    console.print(task_table(results, f"{predictions.name}: strict | reference (official scripts)", console.width))
+    console.print(category_table(results))
     for w in results.warnings:
         console.print(f"[yellow]warning:[/yellow] {w}")
     if results.unknown_task_ids:
