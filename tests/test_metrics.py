@@ -162,6 +162,12 @@ def test_ner_reference_quirks_and_strict_parsing():
     assert S.ner_entities("- Aspirin\n- 1,2-dichloroethane;  CISPLATIN .") == {"aspirin", "1,2-dichloroethane", "cisplatin"}
     assert S.ner_entities("There is no related entity.") == set()
     assert S.ner("aspirin, heparin.", "aspirin, cisplatin.") == ([1.0, 1.0, 1.0], True)
+    # Species-800 (task128): SmolLM2's real output vs its gold (the entity's own period + the list's closing one);
+    # the official rule (every "." removed) counts it right, and so must strict mode
+    out, gold = "Streptococcus ursoris sp. nov.", "Streptococcus ursoris sp. nov.."
+    assert R.ner(out, gold) == [1.0, 0.0, 0.0]
+    assert S.ner(out, gold) == ([1.0, 0.0, 0.0], True)
+    assert S.ner("- Streptococcus ursoris sp. nov\n- E. coli", "E. coli, Streptococcus ursoris sp. nov..") == ([2.0, 0.0, 0.0], True)
     res = score([row("task126", "aspirin, cisplatin.", "aspirin, heparin."), row("task126", "There is no related enetity.", "aspirin.")])
     t = res["tasks"]["task126"]
     assert t["reference"] == pytest.approx({"f1": 40.0, "precision": 100 / 3, "recall": 50.0}, abs=1e-3)

@@ -61,7 +61,7 @@ def render(judged, console) -> None:
 
     rel = Table(title="Reliability: probe pass rates (passed/scored): reference copy on top, empty / off-topic "
                 "at the bottom, truncated lower; agreement (alpha, kappa); Spearman rho with ROUGE-L",
-                box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+                box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 0, 0, 0))
     rows = []
     for tid, t in judged.tasks.items():
         for name in cols:

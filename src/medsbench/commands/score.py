@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import typer
@@ -17,12 +18,6 @@ def _fmt(values: dict[str, float], keys: tuple[str, ...]) -> str:
     return "/".join(f"{values[k]:.2f}" if k in values else "-" for k in keys)
 
 
-def _plain(cell: str) -> str:
-    from rich.text import Text
-
-    return Text.from_markup(cell).plain
-
-
 def fit_id_table(table, header: str, rows: list[list[str]], headers: tuple[str, ...], width: int) -> None:
     """Fill ``table`` (rows: an id, then one cell per header) so that it fits ``width`` columns:
     value columns never wrap (they are what the table is for); ids as wide as the rest leaves
@@ -32,15 +27,18 @@ def fit_id_table(table, header: str, rows: list[list[str]], headers: tuple[str, 
 
     longest = max([len(header), *(len(r[0]) for r in rows)])
     table.add_column(header, justify="left", overflow="fold", min_width=longest, max_width=longest)
-    for k, col in enumerate(headers, start=1):
-        w = max([len(col), *(len(_plain(r[k])) for r in rows)])
-        table.add_column(col, justify="left" if col in ("metric", "judge") else "right", no_wrap=True, min_width=w)
+    for col in headers:
+        table.add_column(col, justify="left" if col in ("metric", "judge") else "right", no_wrap=True)
     for r in rows:
         table.add_row(*r)
-    excess = Console(width=10_000).measure(table).maximum - width
-    if excess > 0:
-        fit = max(longest - excess, min(longest, SHORT_ID), len(header))
-        table.columns[0].min_width = table.columns[0].max_width = fit
+    floor = max(min(longest, SHORT_ID), len(header))
+    for _ in range(3):  # measured on the rendered lines: rich's own measure is off by a column here and there
+        lines = Console(width=10_000, file=io.StringIO(), color_system=None).render_lines(table, pad=False)
+        excess = max((sum(len(seg.text) for seg in line) for line in lines), default=0) - width
+        current = table.columns[0].max_width or longest
+        if excess <= 0 or current <= floor:
+            break
+        table.columns[0].min_width = table.columns[0].max_width = max(current - excess, floor)
 
 
 def task_table(results, title: str, width: int = 80):
@@ -62,7 +60,7 @@ def task_table(results, title: str, width: int = 80):
             "-" if t.empty_rate is None else f"{100 * t.empty_rate:.1f}%",
             "-" if t.majority_baseline is None else f"{t.majority_baseline:.0f}" + ("[yellow]![/yellow]" if t.degenerate else ""),
         ])
-    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 0, 0, 0),
                   caption="n: scored/all when items failed; B1/RL: BLEU-1/ROUGE-L; maj: majority baseline, ! degenerate")
     fit_id_table(table, "task", rows, ("n", "metric", "strict", "reference", "95% CI", "parse", "empty", "maj"), width)
     return table
@@ -76,7 +74,7 @@ def category_table(results):
     from medsbench.metrics import headline_metrics
 
     cats = Table(title="Categories (macro average over tasks)", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
-                 padding=(0, 1, 0, 0))
+                 padding=(0, 0, 0, 0))
     rows = []
     for cat, c in results.categories.items():
         keys = headline_metrics(cat)
@@ -87,8 +85,8 @@ def category_table(results):
         rows.append([f"pooled {name}", str(len(pooled.tasks)), _fmt(pooled.metrics, keys), _fmt(pooled.reference, keys)])
     cats.add_column("category", overflow="fold")
     cats.add_column("tasks", overflow="fold")
-    for k, col in enumerate(("strict", "reference"), start=2):
-        cats.add_column(col, justify="right", no_wrap=True, min_width=max(len(col), *(len(r[k]) for r in rows)))
+    for col in ("strict", "reference"):
+        cats.add_column(col, justify="right", no_wrap=True)
     for r in rows:
         cats.add_row(*r)
     return cats

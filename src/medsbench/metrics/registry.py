@@ -146,6 +146,7 @@ class Kind:
     columns: tuple[str, ...]
     compute: Callable[[np.ndarray, bool], Metrics]  # (column sums (..., k), strict) -> metrics
     verdict: Callable[[np.ndarray], int] | None = None
+    names: tuple[tuple[str, str, str], ...] = ()  # display names of new metric keys: (key, title, short)
 
     def metrics(self, sums: np.ndarray, *, strict: bool = False) -> Metrics:
         return self.compute(np.asarray(sums, dtype=float), strict)
@@ -159,6 +160,9 @@ def register_kind(kind: Kind) -> Kind:
     if kind.name in KINDS:
         raise ValueError(f"statistics kind {kind.name!r} is already registered")
     KINDS[kind.name] = kind
+    for key, title, short in kind.names:
+        METRIC_TITLES.setdefault(key, title)
+        METRIC_SHORT.setdefault(key, short)
     return kind
 
 

@@ -24,7 +24,9 @@ every label, or copies the whole input, scores. Here:
 * Information extraction: the same lead-in removed, then normalised exact match (list items
   split as NER's, in any order), plus token F1; an empty answer or a non-answer ("N/A", "not mentioned",
   "I cannot ...") is a parse failure.
-* Text similarity: the official BLEU-1 / ROUGE-L, but no item is skipped (empty = 0).
+* Text similarity: the official BLEU-1 / ROUGE-L of both texts stripped of surrounding white
+  space (as the official rationale script strips them: the ``rouge`` package counts a blank
+  piece after a final "." as a sentence), and no item is skipped (empty = 0).
 
 Each scorer returns ``(stats_row, parsed)``; ``parsed`` is False when no answer could be
 extracted from a non-empty output (the parse-failure rate).
@@ -430,7 +432,8 @@ _IE_NON_ANSWER = re.compile(
 def information_extraction(output: object, gold: object) -> tuple[list[float], bool]:
     if is_empty(output):
         return [0.0, 1.0, 0.0], True
-    o, g = _ie_norm(strip_lead_in(str(output))), _ie_norm(strip_lead_in(str(gold)))
-    ok = o == g or sorted(map(_ie_norm, split_items(o))) == sorted(map(_ie_norm, split_items(g)))
+    o_raw, g_raw = normalize(strip_lead_in(str(output))), normalize(strip_lead_in(str(gold)))
+    o, g = _ie_norm(o_raw), _ie_norm(g_raw)
+    ok = o == g or sorted(map(_ie_norm, split_items(o_raw))) == sorted(map(_ie_norm, split_items(g_raw)))
     parsed = ok or (bool(o) and not _IE_NON_ANSWER.match(o))
     return [float(ok), 1.0, _token_f1(o, g)], parsed

@@ -13,7 +13,9 @@ from medsbench.metrics.registry import Scorer, register_scorer
 
 
 def _text(value: str | None) -> str:
-    return value or ""
+    """A text as strict mode compares it: surrounding white space is formatting (the official rationale
+    script strips it too; the ``rouge`` package would count a blank piece after a final "." as a sentence)."""
+    return (value or "").strip()
 
 
 def text_scorer(name: str, description: str, **functions: Any) -> Scorer:
@@ -34,7 +36,7 @@ register_scorer(text_scorer(
 register_scorer(text_scorer(
     "rationale", "rationale: BLEU-1 / ROUGE-L of stripped texts; the official script skips empty ones",
     reference_pair=lambda r: R.rationale_pair(r.output, r.reference),
-    strict_pair=lambda r: (_text(r.output).strip(), _text(r.reference).strip()),
+    strict_pair=lambda r: (_text(r.output), _text(r.reference)),
 ))
 register_scorer(text_scorer(
     "ebms", "EBMS answer verification (task100): BLEU-1 / ROUGE-L, lower-cased, '.' removed",
