@@ -31,7 +31,7 @@ from medsbench.board.charts import category_bars
 from medsbench.metrics import METRIC_TITLES, headline_metrics, primary_metric, scorer_for_task
 from medsbench.metrics.compare import difference
 from medsbench.redact import redact as redact_value
-from medsbench.board.store import REPORTED_PREFIX, Store, load_seed, slugify
+from medsbench.board.store import Store, load_seed, slugify
 from medsbench.errors import MedsbenchError
 from medsbench.tasks.workspace import task_order as _task_order
 
@@ -550,7 +550,3 @@ def _g(value: float | None) -> str:
 def _pct(value: float | None) -> str:
     return "?" if value is None else f"{100 * value:.0f}%"
 
-
-def report_for(run_name: str) -> str:
-    """The site path of a run page (for messages)."""
-    return "" if run_name.startswith(REPORTED_PREFIX) else f"runs/{slugify(run_name)}.html"

@@ -52,7 +52,6 @@ from medsbench.fileio import sha256_file
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3
-MODES = ("strict", "reference")
 KINDS = ("measured", "submission", "reported")
 STATUSES = ("pending", "approved")
 REPORTED_PREFIX = "reported:"

@@ -119,7 +119,9 @@ class _ZeroDefault(defaultdict):
 
 
 @functools.lru_cache(maxsize=1)
-def _sentence_tokenizer():
+def _cached_punkt_class():
+    """NLTK's ``PunktSentenceTokenizer`` with its hot spots made cheap (a class made on first use:
+    nltk is imported only when text is tokenised)."""
     from nltk.tokenize.punkt import PunktSentenceTokenizer
 
     class _CachedPunkt(PunktSentenceTokenizer):
@@ -208,7 +210,12 @@ def _sentence_tokenizer():
             spans.append((last_break, len(text.rstrip())))
             return spans
 
-    tok = _CachedPunkt(punkt_parameters())
+    return _CachedPunkt
+
+
+@functools.lru_cache(maxsize=1)
+def _sentence_tokenizer():
+    tok = _cached_punkt_class()(punkt_parameters())
     # NLTK wraps every pattern in a timeout guard (nltk.redos.TimedPattern) whose Python wrapper
     # costs more than the match on short contexts: keep the time limit, drop the wrapper.
     lang = tok._lang_vars
@@ -425,9 +432,6 @@ class _BatchTreebank:
             low = text.lower()
             return any(word in low for word in self.contraction_words)
         return self.any_contraction.search(text) is not None
-
-    def tokenize_sentences(self, sentences: Sequence[str]) -> list[list[str]]:
-        return self.tokenize_groups(sentences, [1] * len(sentences))
 
     def tokenize_groups(self, sentences: Sequence[str], counts: Sequence[int]) -> list[list[str]]:
         """Tokens of consecutive groups of ``sentences`` (``counts[k]`` sentences in group k)."""
