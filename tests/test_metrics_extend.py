@@ -187,3 +187,25 @@ def test_labels_of_the_full_task_file(tmp_path):
     t = res.tasks["task9003"]
     assert t.label_source == "scorer + scored golds" and t.parse_failure_rate == pytest.approx(2 / 3, abs=1e-4)
     assert any("task9003" in w and "pass the task file's labels" in w for w in res.warnings)
+
+
+def test_score_cli_takes_label_sets_from_a_task_folder(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from medsbench.tasks.format import Instance, write_task
+
+    tasks = tmp_path / "tasks"
+    golds = ["true", "false", "mixture", "unproven"] * 3
+    write_task(tasks / "task9004_claims.test.json",
+               {"Definition": ["d"], "medsbench": {"task_id": "task9004", "split": "test", "bench_category": "fact_verification"}},
+               [Instance(str(i), f"claim {i}", [g]) for i, g in enumerate(golds)])
+    pred = tmp_path / "predictions.jsonl"
+    sample = [dict(r, category="fact_verification") for r in _sample("task9004", [("true", "mixture"), ("false", "false")])]
+    pred.write_text("".join(json.dumps(r) + "\n" for r in sample), encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "medsbench.cli", "score", str(pred), "--bootstrap", "0",
+                           "--tasks-dir", str(tasks)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    t = json.loads((tmp_path / "results.json").read_text())["tasks"]["task9004"]
+    assert t["parse_failure_rate"] == 0.0 and t["label_source"] == "scorer + task file"

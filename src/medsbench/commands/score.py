@@ -99,13 +99,20 @@ def score_cmd(
     bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for the 95% CIs (0: none)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     strict_ids: bool = typer.Option(False, "--strict-ids", help="Fail on task ids that are not in the catalog."),
+    tasks_dir: Path = typer.Option(
+        None, "--tasks-dir",
+        help="Task folder: closed-label tasks take their label sets from their full test files (for a --limit "
+        "sample); else from their scorer and the catalog."),
 ) -> None:
     """Score predictions: strict and official (reference) metrics per task and category, with CIs."""
     from rich.console import Console
 
     from medsbench.metrics import score_predictions, write_results
+    from medsbench.metrics.score import TaskFileLabels
 
-    results = score_predictions(predictions, bootstrap=bootstrap, seed=seed, strict_ids=strict_ids, format=fmt)
+    labels = TaskFileLabels(tasks_dir) if tasks_dir is not None else None
+    results = score_predictions(predictions, bootstrap=bootstrap, seed=seed, strict_ids=strict_ids, format=fmt,
+                                labels=labels)
     target = out or predictions.with_name("results.json")
     write_results(results, target)
     console = Console()

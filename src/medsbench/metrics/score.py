@@ -206,8 +206,8 @@ def score_items(
         if scorer.is_text:
             pending.append(_text_keys(items, text))
         else:
-            task_labels, items.label_source = task_label_set(
-                scorer, task_id, scored, None if labels is None else labels.get(task_id), warnings)
+            given = labels.get(task_id) if labels is not None and scorer.extensible_labels else None
+            task_labels, items.label_source = task_label_set(scorer, task_id, scored, given, warnings)
             _score_closed(items, task_labels)
         items.skipped_no_gold = no_gold
         items.n_failed = len(failed)
@@ -496,3 +496,25 @@ def task_file_golds(path: str | os.PathLike) -> list[str]:
     from medsbench.tasks.format import iter_instances
 
     return [inst.target for inst in iter_instances(path) if isinstance(inst.target, str) and inst.target.strip()]
+
+
+class TaskFileLabels(Mapping[str, list[str]]):
+    """The ``labels`` of :func:`score_predictions` from a task folder: each task's gold answers,
+    read from its full test file when the task asks for them (closed-label tasks only)."""
+
+    def __init__(self, tasks_dir: str | os.PathLike) -> None:
+        from medsbench.tasks.workspace import find_task_files
+
+        self._files = {tid: splits["test"] for tid, splits in find_task_files(Path(tasks_dir)).items() if "test" in splits}
+        self._read: dict[str, list[str]] = {}
+
+    def __getitem__(self, task_id: str) -> list[str]:
+        if task_id not in self._read:
+            self._read[task_id] = task_file_golds(self._files[task_id])
+        return self._read[task_id]
+
+    def __iter__(self):
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
