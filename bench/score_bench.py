@@ -47,7 +47,8 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from medsbench.fileio import write_jsonl  # noqa: E402
-from medsbench.metrics import score_predictions, scorer_for_task  # noqa: E402
+from medsbench import metrics  # noqa: E402
+from medsbench.metrics import score_predictions  # noqa: E402
 from medsbench.metrics.score import as_rows, score_items  # noqa: E402
 from medsbench.tasks.labels import HALLMARKS  # noqa: E402
 from medsbench.tasks.catalog import catalog  # noqa: E402
@@ -79,7 +80,9 @@ def text(rng: random.Random, lang: str, n: int) -> str:
 
 
 def _is_text(task_id: str) -> bool:
-    scorer = scorer_for_task(task_id)
+    if not hasattr(metrics, "scorer_for_task"):  # a --baseline checkout from before the scorer lookup
+        return metrics.get_scorer(catalog()[task_id].scorer or "").is_text
+    scorer = metrics.scorer_for_task(task_id)
     return scorer is not None and scorer.is_text
 
 

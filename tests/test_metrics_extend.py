@@ -60,7 +60,7 @@ EXTRA_CATEGORY = """
 @pytest.fixture()
 def extended(monkeypatch, tmp_path):
     """A registry and catalog that can be extended inside one test and are restored after it."""
-    registry.scorers()  # the built-in scorers, loaded before the snapshot
+    registry.all_scorers()  # the built-in scorers, loaded before the snapshot
     tables = (registry._SCORERS, registry.KINDS, registry.METRIC_TITLES, registry.METRIC_SHORT)
     saved = [dict(t) for t in tables]
     packaged = resources.files("medsbench.tasks").joinpath("catalog.yaml").read_text(encoding="utf-8")

@@ -20,7 +20,7 @@ from medsbench.metrics import (
     register_scorer,
     score_predictions,
     scorer_for_task,
-    scorers,
+    all_scorers,
 )
 from medsbench.metrics import strict as S
 from medsbench.metrics.registry import KINDS, metrics_from_sums
@@ -49,7 +49,7 @@ def _raw(name):
 
 def test_every_catalog_task_names_a_registered_scorer():
     cat = catalog()
-    names = scorers()
+    names = all_scorers()
     for key, category in cat.categories.items():
         assert category.scorer in names, key
     families = {"mcqa": "accuracy", "summarization": "bleu_rouge", "information_extraction": "accuracy",
@@ -85,13 +85,13 @@ def test_one_primary_metric_per_family():
 
 
 def test_a_scorer_is_registered_once_and_checked():
-    mcqa = scorers()["mcqa"]
+    mcqa = all_scorers()["mcqa"]
     with pytest.raises(ValueError, match="already registered"):
         register_scorer(mcqa)
     with pytest.raises(ValueError, match="primary"):
         register_scorer(Scorer("bad_primary", "x", "accuracy", "accuracy", "rougeL", ("rougeL",),
                                reference=mcqa.reference, strict=mcqa.strict))
-    assert "bad_primary" not in scorers()
+    assert "bad_primary" not in all_scorers()
 
 
 def test_kinds_compute_from_sums():

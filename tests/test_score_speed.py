@@ -172,9 +172,9 @@ def test_labels_in_equals_the_full_label_regex(real_texts):
 
 
 def test_answer_phrases_and_prefixes_match_where_the_ignorecase_patterns_do(real_texts):
-    from medsbench.metrics import scorers
+    from medsbench.metrics import all_scorers
 
-    closed = [s for s in scorers().values() if s.answer_prefix is not None]
+    closed = [s for s in all_scorers().values() if s.answer_prefix is not None]
     patterns = {s.answer_prefix.pattern: s.answer_prefix for s in closed}.values()
     assert {s.name for s in closed} >= {"diagnosis", "treatment", "nli", "yesno_mcqa"}
     for text in _closed_texts(real_texts):

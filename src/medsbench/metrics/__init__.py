@@ -20,7 +20,7 @@ from medsbench.metrics.registry import (
     primary_metric,
     register_scorer,
     scorer_for_task,
-    scorers,
+    all_scorers,
 )
 from medsbench.metrics.score import score_items, score_predictions, task_file_golds, write_results
 from medsbench.metrics.stats import bootstrap_ci, paired_test
@@ -42,7 +42,7 @@ __all__ = [
     "score_items",
     "score_predictions",
     "scorer_for_task",
-    "scorers",
+    "all_scorers",
     "task_file_golds",
     "write_results",
 ]

@@ -290,7 +290,7 @@ def _load_scorer_modules() -> None:
         _LOADED.set()
 
 
-def scorers() -> dict[str, Scorer]:
+def all_scorers() -> dict[str, Scorer]:
     """Every registered scorer by name."""
     _load_scorer_modules()
     return dict(_SCORERS)
