@@ -172,16 +172,20 @@ def test_labels_in_equals_the_full_label_regex(real_texts):
 
 
 def test_answer_phrases_and_prefixes_match_where_the_ignorecase_patterns_do(real_texts):
-    patterns = [*S.PREFIXES.values(), S._GENERIC_PREFIX]
+    from medsbench.metrics import all_scorers
+
+    closed = [s for s in all_scorers().values() if s.answer_prefix is not None]
+    patterns = {s.answer_prefix.pattern: s.answer_prefix for s in closed}.values()
+    assert {s.name for s in closed} >= {"diagnosis", "treatment", "nli", "yesno_mcqa"}
     for text in _closed_texts(real_texts):
         text = S.normalize(text)
         assert [m.span() for m in S._answer_phrases(text)] == [m.span() for m in S._ANSWER_RE.finditer(text)]
-        for family in ("diagnosis", "treatment", "nli", "yesno_mcqa"):
-            spans = [text[m.end():].split("\n")[0] for m in (S.PREFIXES.get(family) or S._GENERIC_PREFIX).finditer(text)]
-            if family == "yesno_mcqa":
+        for prefix, yes_no in [(p, False) for p in patterns] + [(S.GENERIC_PREFIX, True)]:
+            spans = [text[m.end():].split("\n")[0] for m in prefix.finditer(text)]
+            if yes_no:
                 spans += [text[m.end():].split("\n")[0] for m in S._ANSWER_RE.finditer(text)]
             plain = ([" ".join(spans)] if spans else []) + [text.split("\n")[0], text]
-            assert list(S._answer_spans(family, text)) == plain
+            assert list(S.answer_spans(text, prefix, yes_no=yes_no)) == plain
         if text.isascii():
             for p in patterns:
                 assert [m.span() for m in S._lower_pattern(p).finditer(text.lower())] == [m.span() for m in p.finditer(text)]

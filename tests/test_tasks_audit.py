@@ -10,7 +10,7 @@ import pytest
 from conftest import raw_dir
 
 from medsbench.cli import main
-from medsbench.tasks.audit import audit_file, audit_paths, brackets_balanced, gold_label
+from medsbench.tasks.audit import audit_file, audit_paths, brackets_balanced
 from medsbench.tasks.format import Instance, write_task
 from medsbench.tasks.labels import is_degenerate, label_distribution, majority_baseline
 
@@ -44,19 +44,60 @@ def test_majority_baseline_and_degenerate_flag():
     ("category", "gold", "label"),
     [
         ("mcqa", "The right answer is B: aspirin.", "B"),
-        ("mcqa", "The right answer is B, D: x; y.", "B,D"),
-        ("mcqa", "The right answer is maybe.", "maybe"),
+        ("mcqa", "The right answer is B, D: x; y.", "B, D"),
         ("mcqa", "C. Metformin", "C"),
-        ("mcqa", "The right answer is Aspirin.", "the right answer is aspirin"),
+        ("mcqa", "The right answer is Aspirin.", "B"),  # the option text, read from the input
+        ("mcqa", "The right answer is none of these.", None),  # no letter: no label, counted as unreadable
         ("fact_verification", " No. ", "no"),
         ("text_classification", "resisting cell death, evading growth suppressors", "evading growth suppressors, resisting cell death"),
+        ("text_classification", "None of the hallmarks of cancer.", "none"),
         ("diagnosis", "The diagnosis result is  Pneumonia.", "pneumonia"),
         ("treatment_planning", "The treatment planning is: surgery.", "surgery"),
         ("nli", "Entailment", "entailment"),
     ],
 )
-def test_gold_label_per_category(category, gold, label):
-    assert gold_label(category, gold) == label
+def test_the_audit_reads_golds_with_the_task_scorers_rule(category, gold, label):
+    from medsbench.metrics import scorer_for_task
+
+    scorer = scorer_for_task(category)
+    assert scorer.label_of(gold, "Question: which?\nA. heparin\nB. aspirin\nC. metformin\nD. insulin") == label
+
+
+# The answer frames of the released MedS-Bench MCQA test files (MMedBench subsets: task58 zh, task59 ja,
+# task60 fr, task61 ru, task129 es; task57/task122 en), options on one tab-separated line as released.
+LOCALIZED = {
+    "task57": ("en", "Question: q\nOptions:\nA. x\nB. y\nC. z\nD. w", "The right answer is {l}: {t}."),
+    "task58": ("zh", "问题: q\n选项: A: 2小时\tB: 4小时内\tC: 12小时内\tD: 24小时内", "正确答案是 {l}: {t}"),
+    "task59": ("ja", "質問: q\nオプション: A: x\tB: y\tC: z\tD: w\tE: v", "正しい答えは {l}: {t} です"),
+    "task60": ("fr", "Question: q\nOptions: A: x\tB: y\tC: z\tD: w\tE: v", "Les bonnes réponses est {l}: {t}"),
+    "task61": ("ru", "Вопрос: q\nВарианты: A: да\tB: нет", "Правильные ответ: {l}: {t}"),
+    "task129": ("es", "Pregunta: q\nOpciones: A: x\tB: y\tC: z\tD: w", "La respuesta correcta es: {l}: {t}."),
+}
+
+
+@pytest.mark.parametrize("task_id", sorted(LOCALIZED))
+def test_localized_mcqa_golds_give_the_letter_distribution(tmp_path, task_id):
+    """12 golds in the task's released answer frame, 6 x A and 6 x B, each with its own option text (and
+    letters in lower case as some released golds have them): 2 labels, majority baseline 50%."""
+    _, question, frame = LOCALIZED[task_id]
+    golds = [frame.format(l=("A", "B", "a", "b")[i % 4], t=f"option text {i}") for i in range(12)]
+    if task_id == "task60":  # FrenchMedMCQA has several right answers
+        golds[0] = frame.format(l="A, B", t="x; y")
+    path = tmp_path / f"{task_id}_released.test.json"
+    write_task(path, _meta(task_id, "mcqa"), [Instance(str(i), question, [g]) for i, g in enumerate(golds)])
+    result = audit_file(path)
+    assert result.closed_label and result.unlabeled_golds == 0, result
+    if task_id == "task60":
+        assert result.label_distribution == {"B": 6, "A": 5, "A, B": 1}
+    else:
+        assert result.label_distribution == {"A": 6, "B": 6} and result.majority_baseline == 50.0
+    # the same rule scores the gold copy 100 and gives the results' majority baseline
+    from medsbench.metrics import score_predictions
+
+    rows = [{"task_id": task_id, "id": str(i), "input": question, "reference": g, "output": g} for i, g in enumerate(golds)]
+    t = score_predictions(rows, bootstrap=0).tasks[task_id]
+    assert t.metrics["accuracy"] == 100.0 and t.parse_failure_rate == 0.0
+    assert t.majority_baseline == result.majority_baseline
 
 
 def test_brackets():
@@ -179,7 +220,7 @@ def test_real_pubmedqa_distribution_matches_the_raw_ground_truth(converted):
 def test_real_medqa_letters_match_the_raw_answers(converted):
     raw = raw_dir("medqa_usmle") / "medqa_en_4op.jsonl"
     answers = Counter(
-        ",".join(sorted(a.upper() for a in json.loads(line)["answer"])) for line in raw.read_text().splitlines() if line.strip()
+        ", ".join(sorted(a.upper() for a in json.loads(line)["answer"])) for line in raw.read_text().splitlines() if line.strip()
     )
     (result,) = [t for t in audit_paths([converted]).tasks if t.task_id == "task57"]
     assert result.label_distribution == dict(answers)

@@ -144,7 +144,7 @@ def test_catalog_covers_issue_ids_and_selects():
         assert tid in cat
     assert all(f"task{i}" in cat for i in range(83, 95))
     assert cat["task57"].shots == 0 and cat["task126"].shots == 3
-    assert cat["task100"].metric == "bleu_rouge" and cat["task42"].metric == "bleu_rouge"
+    assert cat["task100"].scorer == "ebms" and cat["task42"].scorer == "text"
     assert [t.id for t in cat.select("task58,ner")] == ["task58", "task125", "task126", "task127", "task128"]
     assert {t.availability for t in cat.tasks.values()} == {"public-here", "public-elsewhere", "credentialed"}
     res = runner.invoke(app, ["data", "catalog", "--json"])

@@ -146,7 +146,7 @@ def test_workspace_tasks_outside_the_catalog_are_selectable_by_their_category(tm
                {"Definition": ["Diagnose."], "medsbench": {"task_id": "task999", "slug": "rare", "split": "test", "bench_category": "diagnosis"}},
                [Instance("0", "fever", ["The diagnosis result is flu."])])
     entries, _, _ = resolve_tasks("diagnosis", tasks)
-    assert [(e.id, e.category, e.metric) for e in entries] == [("task999", "diagnosis", "accuracy")]
+    assert [(e.id, e.category, e.scorer) for e in entries] == [("task999", "diagnosis", None)]
     assert "task999" in [e.id for e in resolve_tasks("all", tasks)[0]]
     assert "task999" in [e.id for e in resolve_tasks("available", tasks)[0]]
     assert resolve_tasks("task999", tasks)[0][0].slug == "rare"

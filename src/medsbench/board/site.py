@@ -28,19 +28,18 @@ from typing import Any
 
 from medsbench import __version__
 from medsbench.board.charts import category_bars
-from medsbench.metrics import primary_metric
+from medsbench.metrics import METRIC_TITLES, headline_metrics, primary_metric, scorer_for_task
 from medsbench.metrics.compare import difference
 from medsbench.redact import redact as redact_value
-from medsbench.board.store import REPORTED_PREFIX, Store, load_seed, slugify
+from medsbench.board.store import Store, load_seed, slugify
 from medsbench.errors import MedsbenchError
 from medsbench.tasks.workspace import task_order as _task_order
 
 MARKER = ".medsbench-site"
 KIND_LABEL = {"reported": "reported", "measured": "measured", "submission": "submitted"}
-METRIC_LABEL = {"accuracy": "accuracy", "bleu1": "BLEU-1", "rougeL": "ROUGE-L", "f1": "F1", "precision": "precision", "recall": "recall"}
-# The columns shown per category (text tasks show both BLEU-1 and ROUGE-L, as the paper's leaderboard);
-# the one metric used for charts and sorting is medsbench.metrics.primary_metric.
-HEADLINE = {"accuracy": ["accuracy"], "bleu_rouge": ["bleu1", "rougeL"], "f1_micro": ["f1"], "f1_macro": ["f1"]}
+METRIC_LABEL = METRIC_TITLES
+# The columns shown per category are its scorer's headline metrics (text tasks show both BLEU-1 and
+# ROUGE-L, as the paper's leaderboard); the one metric used for charts and sorting is medsbench.metrics.primary_metric.
 JUDGED_TITLE = "Judged free-text scores (model-graded, not part of the official scores)"
 PROBE_LABEL = {"reference": "reference copy", "empty": "empty answer", "off_topic": "off-topic answer",
                "truncated": "truncated answer"}
@@ -150,7 +149,7 @@ def _collect(store: Store) -> dict[str, Any]:
     comparisons = {r.name: c for r in runs if (c := store.comparison(r.name)) is not None and c["baseline"] in approved}
 
     categories = [
-        {"key": k, "title": c.title, "metric": c.metric, "headline": HEADLINE.get(c.metric, ["accuracy"]),
+        {"key": k, "title": c.title, "headline": list(headline_metrics(c)),
          "primary": primary_metric(c), "shots": c.shots, "max_new_tokens": c.max_new_tokens}
         for k, c in cat.categories.items()
     ]
@@ -466,7 +465,7 @@ def build_site(
     for tid in sorted(task_rows, key=_task_order):
         entry = cat.get(tid)
         category = (entry.category if entry else task_rows[tid][0]["info"]["category"]) or ""
-        metric_family = entry.metric if entry else "bleu_rouge"
+        metric_family = s.family if (s := scorer_for_task(entry or tid, category)) is not None else None
         metrics = sorted({k for row in task_rows[tid] for mode in row["scores"].values() for k in mode},
                          key=lambda k: list(METRIC_LABEL).index(k) if k in METRIC_LABEL else 99)
         rows = sorted(task_rows[tid], key=lambda r: (r["model"].kind == "reported", r["model"].name, r["run"].name))
@@ -551,7 +550,3 @@ def _g(value: float | None) -> str:
 def _pct(value: float | None) -> str:
     return "?" if value is None else f"{100 * value:.0f}%"
 
-
-def report_for(run_name: str) -> str:
-    """The site path of a run page (for messages)."""
-    return "" if run_name.startswith(REPORTED_PREFIX) else f"runs/{slugify(run_name)}.html"

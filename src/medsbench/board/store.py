@@ -52,7 +52,6 @@ from medsbench.fileio import sha256_file
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3
-MODES = ("strict", "reference")
 KINDS = ("measured", "submission", "reported")
 STATUSES = ("pending", "approved")
 REPORTED_PREFIX = "reported:"
@@ -456,7 +455,7 @@ class Store:
         from medsbench.tasks.catalog import catalog
 
         cat = catalog()
-        from medsbench.board.verdict import item_verdicts
+        from medsbench.metrics import item_verdicts
 
         flags = [f.as_dict() for f in suspicion_flags(rows)]
         verdicts = item_verdicts(rows)  # scored before the write transaction: readers are never held up

@@ -94,6 +94,7 @@ def suspicion_flags(rows: Iterable[Any]) -> list[SuspicionFlag]:
 
     ``rows``: prediction rows (:class:`medsbench.records.PredictionRow`); failed items are skipped.
     """
+    from medsbench.metrics import scorer_for_task
     from medsbench.tasks.catalog import catalog
 
     cat = catalog()
@@ -107,7 +108,7 @@ def suspicion_flags(rows: Iterable[Any]) -> list[SuspicionFlag]:
         entry = cat.get(tid)
         outs = [_canon(r.output) for r in task_rows]
         golds = [{_canon(g) for g in (r.references or [r.reference]) if g is not None} for r in task_rows]
-        free_text = entry.metric == "bleu_rouge" if entry is not None else None
+        free_text = scorer.is_text if entry is not None and (scorer := scorer_for_task(entry)) is not None else None
         if free_text is None:  # not in the catalog: free text when most golds are long
             long = sum(1 for g in golds if any(_words(x) >= FREE_TEXT_MIN_WORDS for x in g))
             free_text = long * 2 > len(golds)

@@ -19,6 +19,8 @@ def catalog_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Print the MedS-Bench task catalog."""
+    from medsbench.metrics import scorer_for_task
+
     cat = catalog()
     rows = [t for t in cat.tasks.values() if category is None or t.category == category]
     if as_json:
@@ -33,7 +35,7 @@ def catalog_cmd(
         # ids never wrap; other cells fold onto more lines rather than being cut with an ellipsis
         table.add_column(col, no_wrap=col == "id", overflow="fold", min_width=7 if col == "id" else None)
     for t in rows:
-        table.add_row(t.id, t.category, t.dataset, t.language, t.metric, str(t.shots), t.availability, t.source or "-")
+        table.add_row(t.id, t.category, t.dataset, t.language, (s.column if (s := scorer_for_task(t)) else "-"), str(t.shots), t.availability, t.source or "-")
     Console().print(table)
 
 

@@ -38,8 +38,11 @@ def _pct(value: float | None) -> str:
 
 
 def render(judged, console) -> None:
-    """Tables of judged.json: scores per task and judge, then the reliability report."""
+    """Tables of judged.json: scores per task and judge, then the reliability report (fits 80 columns)."""
+    from rich import box
     from rich.table import Table
+
+    from medsbench.commands.score import fit_id_table
 
     names = [j.name for j in judged.judges]
     cols = names + (["jury"] if len(names) > 1 else [])
@@ -56,9 +59,10 @@ def render(judged, console) -> None:
         scores.add_row(tid, t.rubric, str(t.n), *cells, fails)
     console.print(scores)
 
-    rel = Table(title="Reliability: probe pass rates (passed/scored), agreement, Spearman rho with ROUGE-L")
-    for col in ("task", "judge", "reference top", "empty bottom", "off-topic bottom", "truncated lower", "alpha", "kappa", "rho ROUGE-L"):
-        rel.add_column(col)
+    rel = Table(title="Reliability: probe pass rates (passed/scored): reference copy on top, empty / off-topic "
+                "at the bottom, truncated lower; agreement (alpha, kappa); Spearman rho with ROUGE-L",
+                box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 0, 0, 0))
+    rows = []
     for tid, t in judged.tasks.items():
         for name in cols:
             probes = t.probes.get(name, {})
@@ -68,11 +72,13 @@ def render(judged, console) -> None:
                 return "-" if p is None else f"{p.passed}/{p.n_scored} {_pct(p.pass_rate)}"
 
             agree = t.agreement if name == cols[0] else None
-            rel.add_row(
+            rows.append([
                 tid, name, cell("reference"), cell("empty"), cell("off_topic"), cell("truncated"),
                 _f(agree.krippendorff_alpha) if agree else "", _f(agree.cohen_kappa) if agree else "",
                 _f(t.rouge_l_spearman.get(name)),
-            )
+            ])
+    fit_id_table(rel, "task", rows, ("judge", "ref top", "empty", "off-topic", "truncated", "alpha", "kappa", "rho RL"),
+                 console.width)
     console.print(rel)
     for name, table in judged.probe_totals.items():
         parts = [f"{k} {p.passed}/{p.n_scored} ({_pct(p.pass_rate)})" for k, p in table.items()]

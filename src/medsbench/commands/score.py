@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import typer
 
 
-SHORT = {"accuracy": "acc", "bleu1": "B1", "rougeL": "RL", "f1": "F1"}
+SHORT_ID = 8  # ids up to this long ("task1001") are never wrapped
 
 
 def _fmt(values: dict[str, float], keys: tuple[str, ...]) -> str:
@@ -32,6 +33,80 @@ def _load(path: Path, fmt: str):
     return read_predictions(path, format=fmt), None, None, path.name
 
 
+def fit_id_table(table, header: str, rows: list[list[str]], headers: tuple[str, ...], width: int) -> None:
+    """Fill ``table`` (rows: an id, then one cell per header) so that it fits ``width`` columns:
+    value columns never wrap (they are what the table is for); ids as wide as the rest leaves
+    stay on one line, longer ones wrap (fold) at that width; ids up to :data:`SHORT_ID`
+    characters are never wrapped."""
+    from rich.console import Console
+
+    longest = max([len(header), *(len(r[0]) for r in rows)])
+    table.add_column(header, justify="left", overflow="fold", min_width=longest, max_width=longest)
+    for col in headers:
+        table.add_column(col, justify="left" if col in ("metric", "judge") else "right", no_wrap=True)
+    for r in rows:
+        table.add_row(*r)
+    floor = max(min(longest, SHORT_ID), len(header))
+    for _ in range(3):  # measured on the rendered lines: rich's own measure is off by a column here and there
+        lines = Console(width=10_000, file=io.StringIO(), color_system=None).render_lines(table, pad=False)
+        excess = max((sum(len(seg.text) for seg in line) for line in lines), default=0) - width
+        current = table.columns[0].max_width or longest
+        if excess <= 0 or current <= floor:
+            break
+        table.columns[0].min_width = table.columns[0].max_width = max(current - excess, floor)
+
+
+def task_table(results, title: str, width: int = 80):
+    """The per-task table of ``medsbench score`` (readable at 80 columns)."""
+    from rich import box
+    from rich.table import Table
+
+    from medsbench.metrics import get_scorer
+
+    rows = []
+    for tid, t in results.tasks.items():
+        keys = get_scorer(t.scorer).headline if t.scorer else (t.metric,)
+        ci = t.ci.get(t.metric)
+        rows.append([
+            tid, f"{t.n}/{t.n + t.n_failed}" if t.n_failed else str(t.n), get_scorer(t.scorer).column if t.scorer else t.metric,
+            _fmt(t.metrics, keys) if t.metrics else "[red]all failed[/red]", _fmt(t.reference, keys),
+            f"{ci[0]:.1f}-{ci[1]:.1f}" if ci else "-",
+            "-" if t.parse_failure_rate is None else f"{100 * t.parse_failure_rate:.1f}%",
+            "-" if t.empty_rate is None else f"{100 * t.empty_rate:.1f}%",
+            "-" if t.majority_baseline is None else f"{t.majority_baseline:.0f}" + ("[yellow]![/yellow]" if t.degenerate else ""),
+        ])
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 0, 0, 0),
+                  caption="n: scored/all when items failed; B1/RL: BLEU-1/ROUGE-L; maj: majority baseline, ! degenerate")
+    fit_id_table(table, "task", rows, ("n", "metric", "strict", "reference", "95% CI", "parse", "empty", "maj"), width)
+    return table
+
+
+def category_table(results):
+    """Categories (macro averages) and pooled groups of ``medsbench score``."""
+    from rich import box
+    from rich.table import Table
+
+    from medsbench.metrics import headline_metrics
+
+    cats = Table(title="Categories (macro average over tasks)", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                 padding=(0, 0, 0, 0))
+    rows = []
+    for cat, c in results.categories.items():
+        keys = headline_metrics(cat)
+        missing = f" (+{len(c.missing_tasks)} without metrics)" if c.missing_tasks else ""
+        rows.append([cat, f"{c.n_tasks}{missing}", _fmt(c.metrics, keys), _fmt(c.reference, keys)])
+    for name, pooled in results.pooled.items():
+        keys = headline_metrics(name)
+        rows.append([f"pooled {name}", str(len(pooled.tasks)), _fmt(pooled.metrics, keys), _fmt(pooled.reference, keys)])
+    cats.add_column("category", overflow="fold")
+    cats.add_column("tasks", overflow="fold")
+    for col in ("strict", "reference"):
+        cats.add_column(col, justify="right", no_wrap=True)
+    for r in rows:
+        cats.add_row(*r)
+    return cats
+
+
 def score_cmd(
     predictions: Path = typer.Argument(..., help="A run folder, its predictions.jsonl, or the official CSV (task_id,input,GT,output)."),
     fmt: str = typer.Option("auto", "--format", help="auto | csv | jsonl"),
@@ -39,18 +114,25 @@ def score_cmd(
     bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for the 95% CIs (0: none)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     strict_ids: bool = typer.Option(False, "--strict-ids", help="Fail on task ids that are not in the catalog."),
+    tasks_dir: Path = typer.Option(
+        None, "--tasks-dir",
+        help="Task folder: closed-label tasks take their label sets from their full test files (for a --limit "
+        "sample); else from their scorer and the catalog."),
 ) -> None:
     """Score predictions: strict and official (reference) metrics per task and category, with CIs."""
-    from rich import box
     from rich.console import Console
-    from rich.table import Table
 
     from medsbench.fileio import sha256_file
-    from medsbench.metrics import get_scorer, headline_metrics, score_predictions, write_results
+    from medsbench.metrics import score_predictions, write_results
+    from medsbench.metrics.score import TaskFileLabels
     from medsbench.records.results import InputFile
 
     rows, manifest, folder, label = _load(predictions, fmt)
-    results = score_predictions(rows, bootstrap=bootstrap, seed=seed, strict_ids=strict_ids,
+    if tasks_dir is not None:
+        labels = TaskFileLabels.folder(tasks_dir)
+    else:  # a run folder: the full test files it recorded (unchanged ones), for the label sets of a sample
+        labels = TaskFileLabels(manifest.test_files()) if manifest is not None else None
+    results = score_predictions(rows, bootstrap=bootstrap, seed=seed, strict_ids=strict_ids, labels=labels,
                                 protocol=manifest.protocol if manifest else None,
                                 protocol_deviations=manifest.deviations if manifest else ())
     source = folder.predictions_path if folder is not None else predictions
@@ -62,37 +144,8 @@ def score_cmd(
         target = out or predictions.with_name("results.json")
         write_results(results, target)
     console = Console()
-    table = Table(title=f"{label}: strict | reference (official scripts)", box=box.SIMPLE_HEAD,
-                  pad_edge=False, padding=(0, 1, 0, 0),
-                  caption="n: scored/all when items failed; B1/RL: BLEU-1/ROUGE-L; maj: majority baseline, ! degenerate")
-    width = max(len(t) for t in results.tasks)
-    for col in ("task", "n", "metric", "strict", "reference", "95% CI", "parse", "empty", "maj"):
-        table.add_column(col, justify="left" if col in ("task", "metric") else "right", no_wrap=col == "task",
-                         min_width=width if col == "task" else None, overflow="fold")
-    for tid, t in results.tasks.items():
-        scorer = get_scorer(t.scorer) if t.scorer else None
-        keys = scorer.headline if scorer else (t.metric,)
-        ci = t.ci.get(t.metric)
-        table.add_row(
-            tid, f"{t.n}/{t.n + t.n_failed}" if t.n_failed else str(t.n), "/".join(SHORT.get(k, k) for k in keys),
-            _fmt(t.metrics, keys) if t.metrics else "[red]all failed[/red]", _fmt(t.reference, keys),
-            f"{ci[0]:.1f}-{ci[1]:.1f}" if ci else "-",
-            "-" if t.parse_failure_rate is None else f"{100 * t.parse_failure_rate:.1f}%",
-            "-" if t.empty_rate is None else f"{100 * t.empty_rate:.1f}%",
-            "-" if t.majority_baseline is None else f"{t.majority_baseline:.0f}" + ("[yellow]![/yellow]" if t.degenerate else ""),
-        )
-    console.print(table)
-    cats = Table(title="Categories (macro average over tasks)", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
-    for col in ("category", "tasks", "strict", "reference"):
-        cats.add_column(col, no_wrap=col == "category")
-    for cat, c in results.categories.items():
-        keys = headline_metrics(cat)
-        missing = f" (+{len(c.missing_tasks)} without metrics)" if c.missing_tasks else ""
-        cats.add_row(cat, f"{c.n_tasks}{missing}", _fmt(c.metrics, keys), _fmt(c.reference, keys))
-    for name, p in results.pooled.items():
-        keys = headline_metrics(name)
-        cats.add_row(f"pooled {name}", str(len(p.tasks)), _fmt(p.metrics, keys), _fmt(p.reference, keys))
-    console.print(cats)
+    console.print(task_table(results, f"{label}: strict | reference (official scripts)", console.width))
+    console.print(category_table(results))
     for w in results.warnings:
         console.print(f"[yellow]warning:[/yellow] {w}")
     if results.unknown_task_ids:

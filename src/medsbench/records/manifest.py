@@ -16,10 +16,12 @@ import datetime as dt
 import platform
 import sys
 from importlib import metadata
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from medsbench.fileio import sha256_file
 from medsbench.models.spec import ModelSpec
 from medsbench.records.base import Record
 from medsbench.records.config import EvalConfig
@@ -105,6 +107,15 @@ class RunManifest(Record):
             return self.config.model.redacted()
         assert self.submission is not None
         return self.submission.model_name
+
+    def test_files(self) -> dict[str, Path]:
+        """Each task's recorded test file, where it still exists with the recorded sha256."""
+        out = {}
+        for tid, task in self.tasks.items():
+            test = task.files.get("test")
+            if test is not None and Path(test.path).is_file() and sha256_file(test.path) == test.sha256:
+                out[tid] = Path(test.path)
+        return out
 
     @property
     def protocol(self) -> str:

@@ -34,6 +34,9 @@ class TaskResult(Record):
     majority_baseline: float | None = None  # closed-label tasks: accuracy (0-100) of always answering the top gold
     majority_label: str | None = None  # that gold label
     degenerate: bool = False  # one gold label on >= 95% of the scored items
+    # closed-label tasks: where the strict label set came from ("scorer", "catalog", "task file",
+    # "scored golds", joined with " + "); None for tasks without a label set
+    label_source: str | None = None
     n_without_gold: int = 0
 
 

@@ -3,12 +3,14 @@
 Per task file (``audit_file``), streamed once:
 
 * instance count; instances without a usable ``input`` / ``output``;
-* for closed-label categories (:data:`CLOSED_LABEL_CATEGORIES`, except tasks
-  the catalog scores as text, such as the task100 justifications): the gold
-  label distribution, the majority-class baseline (percent) and a degenerate
-  flag (one label covers >= 95%, or a single label), using
-  :mod:`medsbench.tasks.labels`; what "the label" is depends on the category
-  (:func:`gold_label`);
+* for tasks whose scorer reads a label from a gold (closed-label scorers:
+  MCQA option letters, yes/no/maybe, NLI, fact, outcome, diagnosis, treatment,
+  HoC label sets; not tasks scored as text, such as the task100 justifications):
+  the gold label distribution, the majority-class baseline (percent) and a
+  degenerate flag (one label covers >= 95%, or a single label), using
+  :mod:`medsbench.tasks.labels`; the label is the scorer's own reading of the
+  gold (:attr:`medsbench.metrics.Scorer.gold_label`, the rule strict scoring
+  and the results' majority baseline use), and golds it cannot read are counted;
 * duplicated inputs, and inputs repeated with *different* golds (count and the
   worst example);
 * gold spans with unbalanced brackets in NER and information extraction
@@ -24,10 +26,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -42,25 +43,20 @@ from medsbench.tasks.format import (
 )
 from medsbench.tasks.labels import is_degenerate, label_distribution, majority_baseline
 
+if TYPE_CHECKING:
+    from medsbench.metrics import Scorer
+
 SCHEMA_VERSION = 1
-# Categories whose golds come from a closed label set (accuracy-style scoring).
-CLOSED_LABEL_CATEGORIES = frozenset(
-    {"mcqa", "fact_verification", "nli", "diagnosis", "treatment_planning", "clinical_outcome", "text_classification"}
-)
 # Categories whose golds are copied spans (where a truncated annotation shows as an unbalanced bracket).
 SPAN_CATEGORIES = frozenset({"ner", "information_extraction"})
 DEGENERATE_THRESHOLD = 0.95
-# A "closed-label" file with this many distinct golds is free text (e.g. a generative NLI or
-# justification task filed under a classification category): no label statistics for it.
+# A "closed-label" file with this many distinct golds, or whose golds are mostly unreadable to
+# its scorer, is free text (e.g. a generative NLI or justification task filed under a
+# classification category, MedQuAD answers under QA): no label statistics for it.
 _OPEN_MIN_LABELS = 60
 _OPEN_SHARE = 0.5
 _BENCH_CATEGORY_OF = {v: k for k, v in INS_CATEGORY_OF.items()}
-_LETTERS = re.compile(r"[Aa]nswer is\s*:?\s*\(?([A-Z](?:\s*(?:,|and|&)\s*[A-Z])*)\)?(?=$|[\s:.,;)])")
-_YES_NO = re.compile(r"[Aa]nswer is\s*:?\s*(yes|no|maybe)\b", re.IGNORECASE)
-_LEADING_LETTER = re.compile(r"^\(?([A-Z])(?:[).:]|\s|$)")
 _PAIRS = {")": "(", "]": "[", "}": "{"}
-# The official answer frames around a diagnosis / treatment label (lower-cased), stripped to get the label.
-_LEAD_INS = {"diagnosis": "the diagnosis result is", "treatment_planning": "the treatment planning is"}
 
 
 class Conflict(BaseModel):
@@ -83,6 +79,8 @@ class TaskAudit(BaseModel):
     missing_input: int = 0
     missing_output: int = 0
     closed_label: bool = False
+    unlabeled_golds: int | None = Field(
+        default=None, description="closed-label golds the task's scorer reads no label from (strict mode cannot score them)")
     open_ended: bool = Field(default=False, description="closed-label category, but the golds are free text")
     n_labels: int | None = None
     label_distribution: dict[str, int] | None = None
@@ -105,6 +103,8 @@ class TaskAudit(BaseModel):
             out.append(f"{self.missing_input} instance(s) without input")
         if self.missing_output:
             out.append(f"{self.missing_output} instance(s) without output")
+        if self.unlabeled_golds:
+            out.append(f"{self.unlabeled_golds} gold(s) without a label the scorer can read")
         if self.degenerate:
             out.append(
                 f"degenerate labels: '{_short(self.majority_label)}' is {self.majority_baseline:.1f}% "
@@ -142,40 +142,6 @@ def _norm(text: str) -> str:
     return " ".join(text.split()).strip().rstrip(".").strip().lower()
 
 
-def gold_label(category: str | None, gold: str) -> str:
-    """The label a closed-label gold stands for.
-
-    * ``mcqa``: the answer letter(s) of "The right answer is B: ..." (``B``,
-      ``B,D`` for several), or yes/no/maybe (PubMedQA), or a leading option
-      letter (``B. ...``); otherwise the normalised text.
-    * ``text_classification`` (multi-label): the set of comma/semicolon
-      separated labels, sorted and joined with ", " (one label per label set).
-    * ``diagnosis`` / ``treatment_planning``: the text after the official frame
-      ("The diagnosis result is ...", "The treatment planning is: ...").
-    * every other category: the gold text, whitespace-collapsed, lower-cased,
-      without a final period.
-    """
-    if category == "mcqa":
-        m = _LETTERS.search(gold)
-        if m:
-            return ",".join(re.findall(r"[A-Z]", m.group(1)))
-        m = _YES_NO.search(gold)
-        if m:
-            return m.group(1).lower()
-        m = _LEADING_LETTER.match(gold.strip())
-        if m:
-            return m.group(1)
-        return _norm(gold)
-    if category == "text_classification":
-        parts = sorted({_norm(p) for p in re.split(r"[,;]", gold) if _norm(p)})
-        return ", ".join(parts)
-    text = _norm(gold)
-    lead = _LEAD_INS.get(category or "")
-    if lead and text.startswith(lead):
-        text = text[len(lead):].lstrip(" :").strip()
-    return text
-
-
 def brackets_balanced(text: str) -> bool:
     """True when (), [] and {} nest and close properly in ``text``."""
     stack: list[str] = []
@@ -191,13 +157,12 @@ def _digest(text: str) -> bytes:
     return hashlib.blake2b(" ".join(text.split()).encode("utf-8", "surrogatepass"), digest_size=8).digest()
 
 
-def _is_closed(task_id: str | None, category: str | None) -> bool:
-    """Closed-label: a closed-label category, unless the task is scored as text (task100, task42: BLEU/ROUGE)."""
-    if category not in CLOSED_LABEL_CATEGORIES:
-        return False
-    entry = catalog().get(task_id) if task_id else None
-    metric = entry.metric if entry is not None else catalog().categories[category].metric
-    return metric != "bleu_rouge"
+def _closed_scorer(task_id: str | None, category: str | None) -> Scorer | None:
+    """The task's scorer when it reads a label from each gold (closed-label; never a text scorer)."""
+    from medsbench.metrics import scorer_for_task
+
+    scorer = scorer_for_task(task_id or "", category)
+    return scorer if scorer is not None and scorer.gold_label is not None and not scorer.is_text else None
 
 
 def _category_of(task_id: str | None, meta: dict[str, Any]) -> str | None:
@@ -240,19 +205,24 @@ def audit_file(path: str | os.PathLike, *, train: str | os.PathLike | None = Non
     tid = task_id_of(meta, path)
     category = _category_of(tid, meta)
     result = TaskAudit(file=str(path), task_id=tid, split=split_of(meta, path), category=category)
-    closed = _is_closed(tid, category)
+    closed = _closed_scorer(tid, category)
     spans = category in SPAN_CATEGORIES
     labels: list[str] = []
     seen: dict[bytes, list[Any]] = {}  # input digest -> [first id, count, {gold digests}]
     unbalanced = 0
+    unlabeled = 0
     for inst in iter_instances(path):
         result.instances += 1
         has_input = _usable_input(inst)
         golds = _golds(inst)
         result.missing_input += not has_input
         result.missing_output += golds is None
-        if golds is not None and closed:
-            labels.append(gold_label(category, golds[0]))
+        if golds is not None and closed is not None:
+            label = closed.label_of(golds[0], inst.input)
+            if label is None:
+                unlabeled += 1
+            else:
+                labels.append(label)
         if golds is not None and spans and not all(brackets_balanced(g) for g in golds):
             unbalanced += 1
             if result.unbalanced_example is None:
@@ -274,7 +244,11 @@ def audit_file(path: str | os.PathLike, *, train: str | os.PathLike | None = Non
         result.worst_conflict = Conflict(id=worst[0], repeats=worst[1], distinct_golds=len(worst[2]))
     if spans:
         result.unbalanced_golds = unbalanced
-    if closed and labels:
+    if closed is not None and unlabeled > _OPEN_SHARE * (unlabeled + len(labels)):
+        result.open_ended = True  # mostly golds the scorer reads no label from: free text (e.g. MedQuAD answers)
+    elif closed is not None:
+        result.unlabeled_golds = unlabeled
+    if closed is not None and labels and not result.open_ended:
         counts = label_distribution(labels)
         result.n_labels = len(counts)
         if len(counts) >= _OPEN_MIN_LABELS and len(counts) >= _OPEN_SHARE * len(labels):

@@ -76,7 +76,6 @@ LANGUAGE_CODES = {v.lower(): k for k, v in LANGUAGE_NAMES.items()}
 class Category:
     key: str
     title: str
-    metric: str
     shots: int
     max_new_tokens: int
     scorer: str | None = None  # the default scorer of the category's tasks (medsbench.metrics.registry)
@@ -91,12 +90,12 @@ class CatalogEntry:
     dataset: str
     language: str
     availability: str
-    metric: str
     shots: int
     max_new_tokens: int
     source: str | None = None
     note: str | None = None
     scorer: str | None = None  # the registered scorer (medsbench.metrics.registry); default: the category's
+    labels: tuple[str, ...] = ()  # the task's own closed label set, where its scorer's labels do not cover it
 
     def file_name(self, split: str = "test") -> str:
         """The workspace file name of this task's split, e.g. ``task57_medqa_en.test.json``."""
@@ -145,22 +144,26 @@ class Catalog:
         return sorted(chosen.values(), key=lambda t: task_order(t.id))
 
 
-@functools.lru_cache(maxsize=1)
-def load_catalog() -> Catalog:
-    text = resources.files("medsbench.tasks").joinpath("catalog.yaml").read_text(encoding="utf-8")
+def parse_catalog(text: str) -> Catalog:
+    """A catalog from the text of a ``catalog.yaml``."""
     data = yaml.safe_load(text)
     cats = {k: Category(key=k, **v) for k, v in data["categories"].items()}
     tasks: dict[str, CatalogEntry] = {}
     for row in data["tasks"]:
         cat = cats[row["category"]]
         row = dict(row)
-        row.setdefault("metric", None)
-        row["metric"] = row["metric"] or cat.metric
         row.setdefault("shots", cat.shots)
         row.setdefault("max_new_tokens", cat.max_new_tokens)
         row["scorer"] = row.get("scorer") or cat.scorer
+        row["labels"] = tuple(str(x) for x in row.get("labels") or ())
         tasks[row["id"]] = CatalogEntry(**row)
     return Catalog(version=int(data["version"]), categories=cats, tasks=tasks)
+
+
+@functools.lru_cache(maxsize=1)
+def load_catalog() -> Catalog:
+    """The packaged ``catalog.yaml``, parsed once."""
+    return parse_catalog(resources.files("medsbench.tasks").joinpath("catalog.yaml").read_text(encoding="utf-8"))
 
 
 def catalog() -> Catalog:

@@ -135,7 +135,7 @@ def workspace_entry(task_id: str, splits: dict[str, Path]) -> CatalogEntry | Non
     return CatalogEntry(
         id=task_id, slug=slug, title=str(ours.get("title") or slug), category=category,
         dataset=str(ours.get("dataset") or "-"), language=str(ours.get("language") or "en"),
-        availability="workspace", metric=c.metric, shots=c.shots, max_new_tokens=c.max_new_tokens,
+        availability="workspace", shots=c.shots, max_new_tokens=c.max_new_tokens,
         note="not in the packaged catalog: category from the task file",
     )
 
