@@ -345,6 +345,7 @@ def run_demo(
         say(f"{step}/6 evaluated {key} on up to {items} item(s) per task -> {run_dir}")
 
     # 6. board, then the paired comparison
+    from medsbench.board.publish import add_run
     from medsbench.board.store import Store
     from medsbench.fileio import exclusive_lock
     from medsbench.metrics import compare_predictions
@@ -353,10 +354,10 @@ def run_demo(
     t0 = time.time()
     task_list = ", ".join(files)
     with exclusive_lock(work, "board store folder"), Store(work / "board.sqlite") as store:
-        store.add_run(runs["base"], model_name="SmolLM2-135M-Instruct (base)",
+        add_run(store, runs["base"], model_name="SmolLM2-135M-Instruct (base)",
                       description=f"medsbench demo: base, zero-shot on {task_list}")
         # the tuned model's page shows the paired comparison with the base run (the board's baseline)
-        store.add_run(runs["tuned"], model_name="SmolLM2-135M-Instruct + MedS-Ins LoRA (demo)",
+        add_run(store, runs["tuned"], model_name="SmolLM2-135M-Instruct + MedS-Ins LoRA (demo)",
                       description=f"medsbench demo: LoRA, {train_info.get('steps')} steps on the train splits of "
                                   f"{task_list} (mixtures/demo)", baseline=runs["base"].name)
     cmp = compare_predictions(runs["base"] / "predictions.jsonl", runs["tuned"] / "predictions.jsonl",
