@@ -12,6 +12,7 @@ import os
 import threading
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,9 @@ def browser_skip_reason() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+@contextmanager
+def open_browser() -> Iterator[Any]:
+    """Headless Chromium (skipped loudly, or failed in CI, when it is missing)."""
     reason = browser_skip_reason()
     if reason:
         _missing(reason)
@@ -52,8 +54,16 @@ def browser() -> Iterator[Any]:
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with open_browser() as b:
         yield b
-        b.close()
 
 
 def serve(site: Path) -> tuple[str, Any]:

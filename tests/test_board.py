@@ -495,3 +495,43 @@ def test_serve_answers_on_localhost(site):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_task_page_describes_the_test_set(site, board_ws):
+    """Size, gold labels and the full-file majority baseline, one escaped example item, source and licence in
+    plain words (never the catalog's availability codes)."""
+    _, out = site
+    html = (out / "tasks" / "task57.html").read_text()
+    page = Page(html)
+    assert "6 items in the test file" in html
+    labels = next(t for t in page.tables if t["head"] and t["head"][0] == ["Label", "Items", "Share"])
+    assert labels["rows"] == [["A", "3", "50.0%"], ["B", "1", "16.7%"], ["C", "1", "16.7%"], ["D", "1", "16.7%"]]
+    assert "50.0% accuracy by always answering “A” (over the whole test file)" in html
+    assert "<dt>Source</dt><dd>hand-written</dd>" in html and "<dt>Licence</dt><dd>CC0</dd>" in html
+    assert "A 45-year-old man has crushing chest pain" in html  # the example item (the first instance)
+    for p in out.rglob("*.html"):
+        text = p.read_text()
+        for jargon in ("public-here", "public-elsewhere"):
+            assert jargon not in text, (p, jargon)
+    about_task114 = (out / "tasks" / "task114.html").read_text()
+    assert "4 items in the test file" in about_task114 and "Gold label distribution" not in about_task114
+
+
+def test_small_samples_get_honest_intervals(site):
+    """Accuracy: a Wilson interval from the number right and n (scipy); other metrics below 10 items: no
+    interval, "n too small"."""
+    from scipy.stats import binomtest
+
+    store, out = site
+    scores = {(s["task_id"], s["mode"], s["metric"]): s for s in store.task_scores("tiny-llama")}
+    infos = {i["task_id"]: i for i in store.task_info("tiny-llama")}
+    acc = scores[("task57", "strict", "accuracy")]
+    k, n = round(acc["value"] * infos["task57"]["n"] / 100), infos["task57"]["n"]
+    ci = binomtest(k, n).proportion_ci(method="wilson")
+    assert acc["ci_method"] == "wilson" and (acc["ci_lo"], acc["ci_hi"]) == pytest.approx((100 * ci.low, 100 * ci.high), abs=1e-3)
+    rouge = scores[("task114", "strict", "rougeL")]
+    assert rouge["ci_method"] == "bootstrap" and infos["task114"]["n"] == 4
+    table = next(t for t in Page((out / "runs" / f"{slugify('tiny-llama')}.html").read_text()).tables if t["id"] == "run-tasks")
+    rows = {r[0].split(" ")[0]: r for r in table["rows"]}
+    assert f"95% CI {acc['ci_lo']:.1f}–{acc['ci_hi']:.1f}" in rows["task57"][2]
+    assert rows["task114"][2].endswith("n too small for a CI") and "95% CI" not in rows["task114"][2]

@@ -395,3 +395,52 @@ def test_results_scored_from_other_predictions_are_refused(tmp_path, board_ws):
     write_predictions(run / "predictions.jsonl", rows)
     with Store(tmp_path / "b.sqlite") as store, pytest.raises(MedsbenchError, match="scored from another version"):
         add_run(store, run)
+
+
+# -- data versions and small comparisons ------------------------------------------------------------
+
+
+def test_runs_on_different_task_file_versions_are_marked(tmp_path, board_ws):
+    """Two runs of task57 on two versions of its test file: never ranked in one column without a mark."""
+    files = board_ws["files"]
+    other = _degenerate_files(tmp_path / "tasks-v2", files)
+    run_a = record_run(tmp_path / "runs" / "on-v1", files, _rows(files), spec="hf:/models/a")
+    run_b = record_run(tmp_path / "runs" / "on-v2", other, _rows(other), spec="hf:/models/b")
+    from medsbench.fileio import sha256_file
+
+    v1, v2 = sha256_file(files["task57"])[:8], sha256_file(other["task57"])[:8]
+    assert v1 != v2
+    with Store(tmp_path / "b.sqlite") as store:
+        add_run(store, run_a, model_name="model a")
+        add_run(store, run_b, model_name="model b")
+        versions = {r.name: r.benchmark_version for r in store.runs() if r.kind == "measured"}
+        assert versions["on-v1"] != versions["on-v2"] and all(len(v) == 8 for v in versions.values())
+        build_site(store, tmp_path / "site")
+    page = Page((tmp_path / "site" / "index.html").read_text())
+    table = next(t for t in page.tables if t["id"] == "table-reference")
+    head = table["head"][0]
+    col = head.index(next(h for h in head if h.startswith(catalog().categories["mcqa"].title)))
+    assert "⚑ mixed data versions" in head[col]
+    summ = head.index(next(h for h in head if "ROUGE-L" in h))
+    assert "mixed" not in head[summ]  # task114 ran on one version
+    for model, version in (("model a", v1), ("model b", v2)):
+        _, row = _overview_row(tmp_path / "site", model)
+        assert f"⚑ data task57 v{version}" in row[col] and f"data b{versions['on-v1' if model == 'model a' else 'on-v2']}" in row[0]
+        assert "mixed data versions in 1 category" in row[1]
+    task = (tmp_path / "site" / "tasks" / "task57.html").read_text()
+    assert "ran on different versions of its test file" in task and f"v{v1}" in task and f"v{v2}" in task
+    assert task.count("⚑ other versions on this board") == 2
+    about = (tmp_path / "site" / "about.html").read_text()
+    assert f"<code>v{v1}</code>" in about and f"<code>v{v2}</code>" in about and "Tasks with more than one version here: task57" in about
+
+
+def test_comparisons_with_few_items_say_so(tmp_path, board_ws):
+    """6 paired MCQA items: no verdict ("n too small to test"), no detectable difference."""
+    with Store(tmp_path / "b.sqlite") as store:
+        add_run(store, board_ws["runs"][0], model_name="base model")
+        add_run(store, board_ws["runs"][1], model_name="tuned model", baseline="tiny-llama")
+        build_site(store, tmp_path / "site")
+    page = Page((tmp_path / "site" / "models" / f"{slugify('tuned model')}.html").read_text())
+    table = next(t for t, (tag, a) in zip(page.tables, [x for x in page.tags if x[0] == "table"])
+                 if "comparison" in (a.get("class") or "") and "comparison-tasks" not in (a.get("class") or ""))
+    assert table["rows"] and all(r[2].startswith("n too small to test (n=") and r[4] == "–" for r in table["rows"])

@@ -496,3 +496,94 @@ def test_a_schema_2_store_is_migrated(tmp_path, pair):
         build_site(store, tmp_path / "site")
     with Store(path) as again:  # opens as schema 4 without migrating twice
         assert again.get_meta("schema_version") == "4" and again.baseline_of(TUNED) == BASE
+
+
+# -- unusable judges ---------------------------------------------------------------------------------
+
+
+def test_the_unusable_rule(pair):
+    """Parse failures >= 50%, a failed probe kind, or no probe at all make a judge unusable (and its jury)."""
+    from medsbench.judge.reliability import unusable_judges
+
+    rec = JudgedResults.load(pair["tuned"])
+    assert unusable_judges(rec) == {}  # the pair's judges pass their probes and always give a score
+    bad = rec.model_copy(deep=True)
+    s = bad.tasks["task114"].judges["recall"]
+    s.parse_failures = (s.n - s.errors) // 2
+    assert unusable_judges(bad) == {"recall": "50% of its replies had no parseable score (unusable from 50%)",
+                                    "jury": "its judge(s) recall are unusable"}
+    bad = rec.model_copy(deep=True)
+    p = bad.probe_totals["overlap"]["empty"]
+    p.passed = p.n_scored // 3
+    assert unusable_judges(bad)["overlap"] == f"empty probes passed {p.passed}/{p.n_scored} (needs 50%)"
+    bad.probe_totals = {}
+    assert set(unusable_judges(bad)) == {"overlap", "recall", "jury"}
+    assert "no sanity probe was scored (probes 0/0)" in unusable_judges(bad)["overlap"]
+
+
+def test_an_unusable_judge_is_said_and_its_numbers_are_not_scores(tmp_path, pair):
+    """A real judge run without probes (0/0): the board says "this judge is unusable" and shows no judged mean;
+    `medsbench judge --report` says so too. The item browser shows each judge's score and rationale."""
+    from medsbench.judge import judge_run
+
+    run = _copy_run(pair, BASE, tmp_path)
+    mp = pytest.MonkeyPatch()
+    mp.setenv(KEY_ENV, "sk-judge-test-never-logged")
+    server = JudgeServer()
+    try:
+        judge_run(run, [server.spec("sloppy")], probes=False, bootstrap=200)
+    finally:
+        server.close()
+        mp.undo()
+    mean = JudgedResults.load(run).tasks["task114"].jury.mean
+    with Store(tmp_path / "board.sqlite") as store:
+        add_run(store, run, model_name=BASE_MODEL)
+        add_run(store, pair["tuned"], model_name=TUNED_MODEL)
+        assert store.judged(BASE)["run"]["unusable"] == {"sloppy": "no sanity probe was scored (probes 0/0)"}
+        build_site(store, tmp_path / "site")
+    site = tmp_path / "site"
+    index = Page((site / "index.html").read_text())
+    judged = next(t for t in index.tables if t["id"] == "table-judged")
+    rows = {r[0].split("run ")[0]: r for r in judged["rows"]}
+    assert rows[BASE_MODEL][1].startswith("unusable judge") and f"{mean:.2f}" not in rows[BASE_MODEL][1]
+    assert "this judge is unusable: no sanity probe was scored" in rows[BASE_MODEL][-2]
+    assert not rows[TUNED_MODEL][1].startswith("unusable")
+    for page in (site / "models" / f"{slugify(BASE_MODEL)}.html", site / "runs" / f"{slugify(BASE)}.html"):
+        text = page.read_text()
+        assert "This judge is unusable" in text and f"{mean:.2f}" not in text
+    # Per item: every judge's score (and whether it is usable) and its rationale, beside the prediction.
+    from test_board_support import site_items
+
+    _, items = site_items(site, TUNED)
+    judged_items = [it for it in items if it[0] == "task114"]
+    assert len(judged_items) == N_SUMM and all({j[0] for j in it[11]} == {"overlap", "recall"} for it in judged_items)
+    assert all(j[2] == "ok" and 1 <= j[1] <= 5 and "key terms" in j[3]
+               for it in judged_items for j in it[11] if j[0] == "recall")
+    _, base_items = site_items(site, BASE)
+    assert all(j[4] == 1 for it in base_items for j in it[11])  # flagged: from an unusable judge
+    # The report of `medsbench judge` says it as well.
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "medsbench.cli", "judge", str(run), "--report"], capture_output=True,
+                         text=True, timeout=300, env={**__import__("os").environ, "COLUMNS": "200"})
+    assert res.returncode == 0, res.stderr
+    assert "judge sloppy: this judge is unusable (no sanity probe was scored (probes 0/0))" in res.stdout
+    # In the browser: the judged sections and the judgements in the item browser pass axe and fit a phone.
+    from board_browser import DESKTOP, PHONE, axe_violations, open_browser, serious, serve, sideways_overflow
+
+    base, httpd = serve(site)
+    with open_browser() as browser:
+        for width in (DESKTOP, PHONE):
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            for rel in (f"runs/{slugify(BASE)}.html", f"models/{slugify(TUNED_MODEL)}.html", "index.html"):
+                page.goto(base + rel)
+                if rel.startswith("runs/"):
+                    page.select_option("#f-show", "16")
+                    page.wait_for_selector("#item-list .judgement")
+                    assert "(unusable judge: not a score)" in page.text_content("#item-list")
+                assert serious(axe_violations(page)) == [], (rel, width)
+                assert sideways_overflow(page) == [], (rel, width)
+            page.close()
+    httpd.shutdown()
+    httpd.server_close()
