@@ -37,6 +37,7 @@ from medsbench.ids import check_name, inside
 from medsbench.metrics import primary_metric
 from medsbench.metrics.compare import difference
 from medsbench.redact import redact as redact_value
+from medsbench.tasks.catalog import LANGUAGE_NAMES
 from medsbench.tasks.workspace import task_order as _task_order
 
 MARKER = ".medsbench-site"
@@ -59,7 +60,7 @@ AVAILABILITY = {
 MIN_N_CI = 10  # below this many items a bootstrap CI is degenerate: "n too small" is shown instead
 MIN_N_TEST = 10  # below this many paired items a comparison is not tested
 Z_ALPHA, Z_POWER = 1.959964, 0.841621  # two-sided 5% test, 80% power
-SHARD_ITEMS = 200  # items per item-browser shard
+SHARD_ITEMS = 100  # items per item-browser shard (about 0.5 MB at the default --max-chars)
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def _env() -> Any:
     )
     env.globals.update(kind_label=KIND_LABEL, tier_label=TIER_LABEL, sample_text=sample_text,
                        coverage_text=coverage_text, judged_title=JUDGED_TITLE, probe_label=PROBE_LABEL, ci_text=ci_text,
-                       availability=AVAILABILITY)
+                       availability=AVAILABILITY, language_names=LANGUAGE_NAMES)
     env.filters["num"] = _fmt
     env.filters["metric_label"] = lambda k: METRIC_LABEL.get(k, k)
     env.filters["pct"] = lambda v: "" if v is None else f"{100 * v:.1f}%"
@@ -173,7 +174,7 @@ class _Model:
         else:
             self.tier = "complete"
         answered = sum(i["n"] or 0 for i in own)
-        self.sample_note = f"sample: n={answered} items" if self.tier == "sample" else ""
+        self.sample_note = f"n={answered} items" if self.tier == "sample" else ""
 
 
 def _collect(store: Store) -> dict[str, Any]:
@@ -576,7 +577,8 @@ def _task_pages(pages: _Pages, data: dict[str, Any], model_of: dict[str, Any]) -
         category = (entry.category if entry else task_rows[tid][0]["info"]["category"]) or ""
         metrics = sorted({k for row in task_rows[tid] for mode in row["scores"].values() for k in mode},
                          key=lambda k: list(METRIC_LABEL).index(k) if k in METRIC_LABEL else 99)
-        rows = sorted(task_rows[tid], key=lambda r: (r["model"].kind == "reported", r["model"].name, r["run"].name))
+        primary = metrics[0] if entry is None and metrics else (primary_metric(entry) if entry else None)
+        rows = sorted(task_rows[tid], key=lambda r: _task_row_order(r, primary))
         judged_rows = [{"model": r["model"], "run": r["run"], "run_slug": r["run_slug"],
                         "judged": data["judged"][r["run"].name], "task": jt}
                        for r in rows if r["run"].name in data["judged"]
@@ -584,13 +586,20 @@ def _task_pages(pages: _Pages, data: dict[str, Any], model_of: dict[str, Any]) -
         shas = sorted({r["info"]["file_sha256"] for r in rows if r["info"]["file_sha256"]})
         t = {"id": tid, "file": task_file(tid), "title": _task_title(tid, cat), "entry": entry, "category": category,
              "category_title": cat.categories[category].title if category in cat.categories else category,
-             "primary": metrics[0] if entry is None and metrics else (primary_metric(entry) if entry else None),
+             "primary": primary,
              "metrics": metrics, "rows": rows, "judged_rows": judged_rows, "mixed": tid in data["versions"],
              "files": [data["task_files"][s] for s in shas if s in data["task_files"]]}
         task_list.append(t)
         pages.page(f"tasks/{t['file']}", "task.html", task=t)
     pages.page("tasks.html", "tasks.html", tasks=task_list)
     return len(task_list)
+
+
+def _task_row_order(row: dict[str, Any], primary: str | None) -> tuple[Any, ...]:
+    """Rows of a task page: complete runs first, then by the official primary score, best first."""
+    score = row["scores"].get("reference", {}).get(primary or "")
+    value = score["value"] if score is not None else None
+    return (row["model"].tier != "complete", value is None, -(value or 0.0), row["model"].name, row["run"].name)
 
 
 def _run_pages(pages: _Pages, data: dict[str, Any], store: Store, model_of: dict[str, Any],
