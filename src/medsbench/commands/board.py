@@ -139,12 +139,14 @@ def list_cmd(
     store: Path = STORE,
 ) -> None:
     """List runs in the store: each run name in full on its own line (approve needs it), details below."""
+    from medsbench.board.names import POOLED_PREFIX
+
     with _store(workspace, store) as st:
         runs = [r for r in st.runs(include_pending=True) if not pending or r.status == "pending"]
         typer.echo(f"board store {st.path} (last update {st.last_update or 'never'}): "
                    f"{len(runs)} {'pending ' if pending else ''}run(s)")
         for r in runs:
-            infos = [i for i in st.task_info(r.name) if not i["task_id"].startswith("pooled:")]
+            infos = [i for i in st.task_info(r.name) if not i["task_id"].startswith(POOLED_PREFIX)]
             failed = sum(i["n_failed"] or 0 for i in infos)
             answered = sum(i["n"] or 0 for i in infos)
             details = [f"model {r.model}", r.kind, r.status, f"protocol {r.protocol or '-'}", f"{len(infos)} task(s)",
