@@ -9,6 +9,7 @@ Runs come from the real runner where it can produce the case (a ``--limit`` samp
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -17,10 +18,11 @@ from pathlib import Path
 
 import pytest
 from test_board import Page
-from test_board_support import board_ws, eval_run, record_run, run_rows  # noqa: F401
+from test_board_support import board_ws, eval_run, record_run, run_rows, site_items  # noqa: F401
 
-from medsbench.board import Store, build_site
-from medsbench.board.store import slugify
+from medsbench.board import Store, add_run, build_site
+from medsbench.board.names import unique_slug as slugify
+from medsbench.board.store import SCHEMA_VERSION
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import exclusive_lock
 from medsbench.records import PredictionRow
@@ -54,7 +56,7 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 def _overview_row(out: Path, model: str, mode: str = "reference") -> tuple[list[str], list[str]]:
     page = Page((out / "index.html").read_text())
     table = next(t for t in page.tables if t["id"] == f"table-{mode}")
-    row = next(r for r in table["rows"] if r[0].split("\n")[0].startswith(model))
+    row = next(r for r in table["rows"] if re.match(r"^(\d+ )?" + re.escape(model), r[0]))
     return table["head"][0], row
 
 
@@ -89,16 +91,17 @@ def test_every_item_failed_never_publishes_zero(tmp_path, board_ws):
     with Store(ws / "board.sqlite") as store:
         for allow in (False, True):
             with pytest.raises(MedsbenchError, match=r"counts 4 failed item\(s\) of task114 as answers \(a failed item is missing, not a 0\)"):
-                store.add_run(old, allow_partial=allow)
+                add_run(store, old, allow_partial=allow)
             with pytest.raises(MedsbenchError, match=r"no item of this run was answered \(10 failed\).*--resume"):
-                store.add_run(honest, allow_partial=allow)
+                add_run(store, honest, allow_partial=allow)
         assert [r for r in store.runs() if r.kind != "reported"] == []
     res = _cli("board", "add", str(honest), "--allow-partial", "--workspace", str(ws))
     assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
     assert _cli("board", "build", "--workspace", str(ws)).returncode == 0
     page = Page((ws / "site" / "index.html").read_text())
     rows = [r for t in page.tables for r in t["rows"]]
-    assert rows and all(r[1] == "reported" for r in rows) and not any(r[0].startswith("gpt-4") for r in rows)
+    assert rows and all("reported" in r[0] and "measured" not in r[0] for r in rows)
+    assert not any("gpt-4" in r[0] for r in rows)
     assert not (ws / "site" / "runs").exists() or not list((ws / "site" / "runs").iterdir())
 
 
@@ -109,17 +112,17 @@ def test_a_task_with_no_answer_shows_no_score(tmp_path, board_ws):
                      spec=DOWN, status="failed")
     with Store(tmp_path / "b.sqlite") as store:
         with pytest.raises(MedsbenchError, match=r"6 item\(s\) failed .*--resume --out .*--allow-partial"):
-            store.add_run(run)
+            add_run(store, run)
         # The spec's name is the reported row's name up to case: measured and reported must stay apart.
         with pytest.raises(MedsbenchError, match=r"'gpt-4' is \(up to case\) the reported \(seeded\) row 'GPT-4'"):
-            store.add_run(run, allow_partial=True)
-        assert store.add_run(run, allow_partial=True, model_name="gpt-4 (ours)") == "added"
+            add_run(store, run, allow_partial=True)
+        assert add_run(store, run, allow_partial=True, model_name="gpt-4 (ours)") == "added"
         assert {s["task_id"] for s in store.task_scores("half-dead")} == {"task114"}
         build_site(store, tmp_path / "site")
     head, row = _overview_row(tmp_path / "site", "gpt-4")
     mcqa = row[head.index(next(h for h in head if h.startswith(catalog().categories["mcqa"].title)))]
     assert mcqa.startswith("–") and "coverage 0% (6 failed)" in mcqa and "0.00" not in mcqa
-    assert "partial run" in row[2]
+    assert "partial run" in row[0] and not re.match(r"^\d", row[0])  # marked, and not ranked
     task57 = _run_table(tmp_path / "site", "half-dead")["task57"]
     assert task57["n"] == "0" and task57["Coverage"] == "0.0%6 failed" and task57["Official: primary"] == "–"
 
@@ -130,8 +133,8 @@ def test_partial_run_shows_coverage_beside_each_score(tmp_path, board_ws):
     run = record_run(tmp_path / "runs" / "flaky", files, rows, spec=DOWN, status="failed")
     with Store(tmp_path / "b.sqlite") as store:
         with pytest.raises(MedsbenchError, match=r"2 item\(s\) failed"):
-            store.add_run(run)
-        store.add_run(run, allow_partial=True, model_name="gpt-4 (ours)")
+            add_run(store, run)
+        add_run(store, run, allow_partial=True, model_name="gpt-4 (ours)")
         info = {i["task_id"]: i for i in store.task_info("flaky")}
         results = Results.load(run / "results.json")
         assert info["task57"]["n"] == results.tasks["task57"].n == 4 and info["task57"]["n_failed"] == 2
@@ -142,13 +145,12 @@ def test_partial_run_shows_coverage_beside_each_score(tmp_path, board_ws):
     assert mcqa.startswith(f"{accuracy:.2f}") and "coverage 67% (2 failed)" in mcqa
     table = _run_table(tmp_path / "site", "flaky")
     assert table["task57"]["Coverage"] == "66.7%2 failed" and table["task114"]["Coverage"] == "100.0%"
-    # Failed items are in the browser with their error and no verdict.
-    page = Page((tmp_path / "site" / "runs" / f"{slugify('flaky')}.html").read_text())
-    import json
-
-    items = json.loads(next(text for attrs, text in page.scripts if attrs.get("type") == "application/json"))
+    # Failed items are in the browser with the backend's message, no output and no verdict.
+    index, items = site_items(tmp_path / "site", "flaky")
     failed = [it for it in items if it[7]]
-    assert len(failed) == 2 and all(it[5] is None and it[6] is None and it[3] == "" for it in failed)
+    assert len(failed) == 2 and all(it[7] == REFUSED and it[3] is None for it in failed)
+    assert all(it[5] is None and it[6] is None and it[8] is None for it in failed)
+    assert [bool(flags & 4) for _, flags in index["items"]] == [it[7] is not None for it in items]
 
 
 def test_a_limited_run_is_a_sample_with_its_n(tmp_path, board_ws, tiny_model_dir):
@@ -158,7 +160,7 @@ def test_a_limited_run_is_a_sample_with_its_n(tmp_path, board_ws, tiny_model_dir
     manifest = RunFolder(run).manifest()
     assert {t.n for t in manifest.tasks.values()} == {3} and manifest.tasks["task57"].n_total == 6
     with Store(tmp_path / "b.sqlite") as store:
-        assert store.add_run(run, model_name="limited") == "added"  # a sample is not partial
+        assert add_run(store, run, model_name="limited") == "added"  # a sample is not partial
         assert not next(r for r in store.runs() if r.name == "limited").partial
         build_site(store, tmp_path / "site")
     head, row = _overview_row(tmp_path / "site", "limited")
@@ -171,31 +173,83 @@ def test_a_limited_run_is_a_sample_with_its_n(tmp_path, board_ws, tiny_model_dir
 # -- majority baseline, degenerate tasks, protocol --------------------------------------------------
 
 
-def test_majority_baseline_degenerate_flag_and_protocol_are_shown(tmp_path, board_ws):
+def _degenerate_files(root: Path, files: dict[str, Path]) -> dict[str, Path]:
+    """A copy of the test tasks whose task57 gold is "A" on every item (a degenerate test file)."""
+    from medsbench.tasks.format import Instance, read_meta, write_task
+
+    root.mkdir(parents=True, exist_ok=True)
+    out = dict(files)
+    insts = list(iter_instances(files["task57"]))
+    out["task57"] = root / files["task57"].name
+    write_task(out["task57"], read_meta(files["task57"]),
+               [Instance(id=i.id, input=i.input, output=["A. " + i.input.split("\nA. ")[1].split("\n")[0]]) for i in insts])
+    return out
+
+
+def test_majority_baseline_comes_from_the_full_test_file(tmp_path, board_ws):
+    """A 3-item sample claims a 99% baseline in results.json; the board shows the full file's (3 of 6 golds are
+    A: 50.0), computed with the scorer's gold-label rule, and never the sample's."""
     files = board_ws["files"]
 
     def edit(results):
-        results.tasks["task57"].majority_baseline = 50.0
+        results.tasks["task57"].majority_baseline = 99.0
         results.tasks["task57"].degenerate = True
         results.protocol = "official"
 
-    run = record_run(tmp_path / "runs" / "official-run", files, _rows(files), results_edit=edit, protocol="official")
+    sample = [r for r in _rows(files) if r.task_id == "task114" or r.id in ("0", "4", "5")]  # golds A, A, A
+    run = record_run(tmp_path / "runs" / "official-run", files, sample, results_edit=edit, protocol="official")
     with Store(tmp_path / "b.sqlite") as store:
-        store.add_run(run, model_name="audited")
+        add_run(store, run, model_name="audited")
+        [info] = [i for i in store.task_info("official-run") if i["task_id"] == "task57"]
+        assert info["majority_baseline"] == 50.0 and info["majority_label"] == "A" and not info["degenerate"]
+        assert info["n_total"] == 6 and info["n"] == 3
         build_site(store, tmp_path / "site")
     head, row = _overview_row(tmp_path / "site", "audited")
-    assert row[2] == "official"
+    assert "protocol official" in row[0]
     mcqa = row[head.index(next(h for h in head if h.startswith(catalog().categories["mcqa"].title)))]
-    assert "majority baseline 50.0" in mcqa and "degenerate gold: task57" in mcqa
+    assert "majority baseline 50.0" in mcqa and "degenerate" not in mcqa and "99" not in mcqa
     summ = row[head.index(next(h for h in head if "ROUGE-L" in h))]
     assert "majority" not in summ  # no baseline beside a text-similarity score
     table = _run_table(tmp_path / "site", "official-run")
-    assert table["task57"]["Majority baseline"] == "50.00degenerate gold" and table["task114"]["Majority baseline"] == "–"
+    assert table["task57"]["Majority baselinefull test file"] == "50.00"
     html = (tmp_path / "site" / "runs" / f"{slugify('official-run')}.html").read_text()
-    assert 'Protocol: <strong class="protocol">official</strong>' in html
-    task_page = Page((tmp_path / "site" / "tasks" / "task57.html").read_text())
-    mine = next(r for r in task_page.tables[0]["rows"] if r[0].startswith("audited"))
-    assert "official" in mine and "50.00degenerate gold" in mine
+    assert '<strong class="protocol">official</strong>' in html
+    task_page = (tmp_path / "site" / "tasks" / "task57.html").read_text()
+    assert "6 items in the test file" in task_page and "50.0% accuracy by always answering “A”" in task_page
+
+
+def test_degenerate_gold_is_flagged_from_the_full_file(tmp_path, board_ws):
+    files = _degenerate_files(tmp_path / "tasks", board_ws["files"])
+    run = record_run(tmp_path / "runs" / "all-a", files, _rows(files))
+    with Store(tmp_path / "b.sqlite") as store:
+        add_run(store, run, model_name="all-a")
+        build_site(store, tmp_path / "site")
+    head, row = _overview_row(tmp_path / "site", "all-a")
+    mcqa = row[head.index(next(h for h in head if h.startswith(catalog().categories["mcqa"].title)))]
+    assert "majority baseline 100.0" in mcqa and "degenerate gold: task57" in mcqa
+    assert _run_table(tmp_path / "site", "all-a")["task57"]["Majority baselinefull test file"] == "100.00degenerate gold"
+    assert "degenerate gold" in (tmp_path / "site" / "tasks" / "task57.html").read_text()
+
+
+@pytest.mark.parametrize("change", ["missing", "edited"])
+def test_baseline_unknown_without_the_task_file(tmp_path, board_ws, change):
+    """The task file the run recorded is gone (or changed): the baseline is unknown, never guessed from the sample."""
+    files = {k: tmp_path / "tasks" / v.name for k, v in board_ws["files"].items()}
+    shutil.copytree(board_ws["root"] / "tasks", tmp_path / "tasks")
+    run = record_run(tmp_path / "runs" / "moved", files, _rows(files))
+    if change == "missing":
+        files["task57"].unlink()
+    else:
+        files["task57"].write_text(files["task57"].read_text().replace("aspirin", "asprin"))
+    with Store(tmp_path / "b.sqlite") as store:
+        add_run(store, run, model_name="moved")
+        [info] = [i for i in store.task_info("moved") if i["task_id"] == "task57"]
+        assert info["majority_baseline"] is None and info["file_sha256"] is not None
+        build_site(store, tmp_path / "site")
+    head, row = _overview_row(tmp_path / "site", "moved")
+    mcqa = row[head.index(next(h for h in head if h.startswith(catalog().categories["mcqa"].title)))]
+    why = "task file not available" if change == "missing" else "the task file changed since the run"
+    assert f"baseline unknown ({why}" in mcqa and "majority baseline" not in mcqa
 
 
 def test_protocols_must_agree(tmp_path, board_ws):
@@ -206,7 +260,7 @@ def test_protocols_must_agree(tmp_path, board_ws):
 
     run = record_run(tmp_path / "runs" / "mixed", files, _rows(files), results_edit=edit, protocol="official")
     with Store(tmp_path / "b.sqlite") as store, pytest.raises(MedsbenchError, match="protocol 'paper'.*'official'"):
-        store.add_run(run)
+        add_run(store, run)
 
 
 def test_old_or_foreign_results_are_refused_in_one_line(tmp_path, board_ws):
@@ -219,12 +273,12 @@ def test_old_or_foreign_results_are_refused_in_one_line(tmp_path, board_ws):
     (run / "results.json").write_text(json.dumps(data))
     with Store(tmp_path / "b.sqlite") as store:
         with pytest.raises(MedsbenchError, match=r"results.json: results file has schema_version 99"):
-            store.add_run(run)
+            add_run(store, run)
         data["schema_version"] = 1
         data["tasks"]["task57"]["ci"] = {"strict": {"accuracy": [0, 1]}}  # a CI shape the board once guessed at
         (run / "results.json").write_text(json.dumps(data))
         with pytest.raises(MedsbenchError, match=r"results.json: not a medsbench results file: tasks.task57.ci"):
-            store.add_run(run)
+            add_run(store, run)
     res = _cli("board", "add", str(run), "--workspace", str(tmp_path / "ws"))
     assert res.returncode == 1 and "Traceback" not in res.stderr
     [line] = res.stderr.strip().splitlines()
@@ -285,7 +339,7 @@ def test_a_schema_1_store_is_migrated_and_redacted(tmp_path):
     con.commit()
     con.close()
     with Store(path) as store:
-        assert store.get_meta("schema_version") == "3"  # schema 1 -> 2 -> 3
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION)  # schema 1 -> 4
         [run] = [r for r in store.runs() if r.name == "r"]
         assert run.manifest == {"model": "openai:x,base_url=http://h/v1"} and run.flags == () and not run.partial
     assert b"OLDCANARY" not in path.read_bytes()  # overwritten, not left in a free page (secure_delete)
@@ -325,7 +379,7 @@ def test_board_list_prints_full_names_at_80_columns(tmp_path, board_ws):
     res = _cli("board", "list", "--workspace", str(ws), env={"COLUMNS": "80"})
     assert res.returncode == 0
     lines = res.stdout.splitlines()
-    assert long_name in lines and "reported:MMedIns-Llama 3" in lines
+    assert long_name in lines and "reported-MMedIns-Llama-3" in lines
     detail = lines[lines.index(long_name) + 1]
     assert "model a model name that is long enough to matter here" in detail and "protocol medsbench" in detail
 
@@ -340,4 +394,53 @@ def test_results_scored_from_other_predictions_are_refused(tmp_path, board_ws):
     rows[0].output = "A. aspirin" if rows[0].output != "A. aspirin" else "B. ibuprofen"
     write_predictions(run / "predictions.jsonl", rows)
     with Store(tmp_path / "b.sqlite") as store, pytest.raises(MedsbenchError, match="scored from another version"):
-        store.add_run(run)
+        add_run(store, run)
+
+
+# -- data versions and small comparisons ------------------------------------------------------------
+
+
+def test_runs_on_different_task_file_versions_are_marked(tmp_path, board_ws):
+    """Two runs of task57 on two versions of its test file: never ranked in one column without a mark."""
+    files = board_ws["files"]
+    other = _degenerate_files(tmp_path / "tasks-v2", files)
+    run_a = record_run(tmp_path / "runs" / "on-v1", files, _rows(files), spec="hf:/models/a")
+    run_b = record_run(tmp_path / "runs" / "on-v2", other, _rows(other), spec="hf:/models/b")
+    from medsbench.fileio import sha256_file
+
+    v1, v2 = sha256_file(files["task57"])[:8], sha256_file(other["task57"])[:8]
+    assert v1 != v2
+    with Store(tmp_path / "b.sqlite") as store:
+        add_run(store, run_a, model_name="model a")
+        add_run(store, run_b, model_name="model b")
+        versions = {r.name: r.benchmark_version for r in store.runs() if r.kind == "measured"}
+        assert versions["on-v1"] != versions["on-v2"] and all(len(v) == 8 for v in versions.values())
+        build_site(store, tmp_path / "site")
+    page = Page((tmp_path / "site" / "index.html").read_text())
+    table = next(t for t in page.tables if t["id"] == "table-reference")
+    head = table["head"][0]
+    col = head.index(next(h for h in head if h.startswith(catalog().categories["mcqa"].title)))
+    assert "⚑ mixed data versions" in head[col]
+    summ = head.index(next(h for h in head if "ROUGE-L" in h))
+    assert "mixed" not in head[summ]  # task114 ran on one version
+    for model, version in (("model a", v1), ("model b", v2)):
+        _, row = _overview_row(tmp_path / "site", model)
+        assert f"⚑ data task57 v{version}" in row[col] and f"data b{versions['on-v1' if model == 'model a' else 'on-v2']}" in row[0]
+        assert "mixed data versions in 1 category" in row[1]
+    task = (tmp_path / "site" / "tasks" / "task57.html").read_text()
+    assert "ran on different versions of its test file" in task and f"v{v1}" in task and f"v{v2}" in task
+    assert task.count("⚑ other versions on this board") == 2
+    about = (tmp_path / "site" / "about.html").read_text()
+    assert f"<code>v{v1}</code>" in about and f"<code>v{v2}</code>" in about and "Tasks with more than one version here: task57" in about
+
+
+def test_comparisons_with_few_items_say_so(tmp_path, board_ws):
+    """6 paired MCQA items: no verdict ("n too small to test"), no detectable difference."""
+    with Store(tmp_path / "b.sqlite") as store:
+        add_run(store, board_ws["runs"][0], model_name="base model")
+        add_run(store, board_ws["runs"][1], model_name="tuned model", baseline="tiny-llama")
+        build_site(store, tmp_path / "site")
+    page = Page((tmp_path / "site" / "models" / f"{slugify('tuned model')}.html").read_text())
+    table = next(t for t, (tag, a) in zip(page.tables, [x for x in page.tags if x[0] == "table"])
+                 if "comparison" in (a.get("class") or "") and "comparison-tasks" not in (a.get("class") or ""))
+    assert table["rows"] and all(r[2].startswith("n too small to test (n=") and r[4] == "–" for r in table["rows"])

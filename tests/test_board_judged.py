@@ -22,9 +22,10 @@ from test_board import Page
 from test_board_support import record_run
 from test_judge import KEY_ENV, JudgeServer
 
-from medsbench.board import Store, build_site
-from medsbench.board.site import verdict
-from medsbench.board.store import SCHEMA_VERSION, slugify
+from medsbench.board import Store, add_run, build_site
+from medsbench.board.site import detectable_difference, verdict
+from medsbench.board.names import unique_slug as slugify
+from medsbench.board.store import SCHEMA_VERSION
 from medsbench.errors import MedsbenchError
 from medsbench.metrics import compare_predictions
 from medsbench.records import PredictionRow, read_predictions
@@ -97,8 +98,8 @@ def _copy_run(pair, name: str, tmp_path: Path) -> Path:
 
 def _store(tmp_path: Path, pair, *, baseline: bool = True) -> Store:
     store = Store(tmp_path / "board.sqlite")
-    assert store.add_run(pair["base"], model_name=BASE_MODEL) == "added"
-    assert store.add_run(pair["tuned"], model_name=TUNED_MODEL, baseline=BASE if baseline else None) == "added"
+    assert add_run(store, pair["base"], model_name=BASE_MODEL) == "added"
+    assert add_run(store, pair["tuned"], model_name=TUNED_MODEL, baseline=BASE if baseline else None) == "added"
     return store
 
 
@@ -142,7 +143,7 @@ def test_judged_scores_are_stored_as_judged_json_says(tmp_path, pair):
     plain = _copy_run(pair, TUNED, tmp_path / "plain")
     (plain / "judged.json").unlink()
     with Store(tmp_path / "plain.sqlite") as other:
-        other.add_run(plain, model_name=TUNED_MODEL)
+        add_run(other, plain, model_name=TUNED_MODEL)
         assert other.judged(TUNED) is None
         assert {(s["task_id"], s["mode"], s["metric"]): s["value"] for s in other.task_scores(TUNED)} == official
 
@@ -170,8 +171,8 @@ def test_judged_section_on_index_model_and_run_pages(tmp_path, pair):
     row = rows[TUNED_MODEL]
     cell = next(x for x in row if x.startswith(f"{t.jury.mean:.2f}"))
     assert f"95% CI {t.jury.ci95[0]:.2f}–{t.jury.ci95[1]:.2f}" in cell and f"n={N_SUMM}" in cell
-    assert "overlap, recall" in row[1] and "reference copy 100.0%" in row[-1]
-    assert rows[BASE_MODEL][1].startswith("overlap")
+    assert row[-2].startswith("overlap, recall") and "reference copy 100.0%" in row[-1]
+    assert rows[BASE_MODEL][-2].startswith("overlap")
     # The official tables carry no judged column or number.
     for tid in ("table-reference", "table-strict"):
         tb = next(x for x in page.tables if x["id"] == tid)
@@ -188,7 +189,7 @@ def test_judged_section_on_index_model_and_run_pages(tmp_path, pair):
     task_page = Page((tmp_path / "site" / "tasks" / "task114.html").read_text())
     [jt] = _tables(task_page, "judged-task")
     shown = {r[0].split(" run ")[0]: r for r in jt["rows"]}
-    assert set(shown) == {BASE_MODEL, TUNED_MODEL} and shown[TUNED_MODEL][3].startswith(f"{t.jury.mean:.2f}")
+    assert set(shown) == {BASE_MODEL, TUNED_MODEL} and shown[TUNED_MODEL][1].startswith(f"{t.jury.mean:.2f}")
     assert not _tables(Page((tmp_path / "site" / "tasks" / "task57.html").read_text()), "judged-task")
     run_page = (tmp_path / "site" / "runs" / f"{slugify(TUNED)}.html").read_text()
     assert JUDGED_TITLE in run_page and f"{t.jury.mean:.2f}" in run_page and "summarization@1" in run_page
@@ -200,7 +201,7 @@ def test_no_judged_section_without_judged_json(tmp_path, pair):
         (run / "judged.json").unlink()
     with Store(tmp_path / "board.sqlite") as store:
         for run in runs:
-            store.add_run(run)
+            add_run(store, run)
         assert store.judged(BASE) is None and store.judged(TUNED) is None
         build_site(store, tmp_path / "site")
     index = (tmp_path / "site" / "index.html").read_text()
@@ -214,12 +215,12 @@ def test_judged_json_added_later_updates_the_run(tmp_path, pair):
     judged = (run / "judged.json").read_bytes()
     (run / "judged.json").unlink()
     with Store(tmp_path / "board.sqlite") as store:
-        assert store.add_run(run) == "added" and store.judged(TUNED) is None
+        assert add_run(store, run) == "added" and store.judged(TUNED) is None
         (run / "judged.json").write_bytes(judged)
-        assert store.add_run(run) == "updated" and store.judged(TUNED)["tasks"][0]["n_scored"] == N_SUMM
-        assert store.add_run(run) == "unchanged"
+        assert add_run(store, run) == "updated" and store.judged(TUNED)["tasks"][0]["n_scored"] == N_SUMM
+        assert add_run(store, run) == "unchanged"
         (run / "judged.json").unlink()
-        assert store.add_run(run) == "updated" and store.judged(TUNED) is None
+        assert add_run(store, run) == "updated" and store.judged(TUNED) is None
 
 
 def test_a_judged_json_of_another_run_is_refused(tmp_path, pair):
@@ -229,7 +230,7 @@ def test_a_judged_json_of_another_run_is_refused(tmp_path, pair):
     with Store(tmp_path / "board.sqlite") as store:
         with pytest.raises(MedsbenchError, match=r"judged.json does not belong to this run \(it judged model "
                                                  r"'hf:/models/smol-tuned', manifest.json says 'hf:/models/smol-base'\)") as err:
-            store.add_run(base)
+            add_run(store, base)
         assert "\n" not in str(err.value) and str(base / "judged.json") in str(err.value)
         assert store.runs() and BASE not in {r.name for r in store.runs()}  # nothing stored
     # Same model, but the predictions changed after judging: fewer summaries than were judged.
@@ -237,23 +238,23 @@ def test_a_judged_json_of_another_run_is_refused(tmp_path, pair):
     rows = [r for i, r in enumerate(read_predictions(tuned / "predictions.jsonl")) if r.task_id != "task114" or i % 5]
     record_run(tuned, pair["files"], rows, spec="hf:/models/smol-tuned")
     with Store(tmp_path / "board2.sqlite") as store, pytest.raises(MedsbenchError, match=r"it judged another predictions.jsonl \(sha256 differs\)"):
-        store.add_run(tuned)
+        add_run(store, tuned)
     # A judged.json from before predictions_sha256 was recorded: caught by the item counts.
     data = json.loads((tuned / "judged.json").read_text())
     assert data.pop("predictions_sha256")
     (tuned / "judged.json").write_text(json.dumps(data))
     with Store(tmp_path / "board2.sqlite") as store, pytest.raises(MedsbenchError, match=r"task114: it judged 30 item\(s\), predictions.jsonl has 24"):
-        store.add_run(tuned)
+        add_run(store, tuned)
     # A judged.json written for another run folder.
     other = _copy_run(pair, TUNED, tmp_path / "elsewhere")
     data = json.loads((other / "judged.json").read_text())
     data["run"] = str(tmp_path / "runs" / "some-other-run")
     (other / "judged.json").write_text(json.dumps(data))
     with Store(tmp_path / "board3.sqlite") as store, pytest.raises(MedsbenchError, match="it judged the run folder 'some-other-run'"):
-        store.add_run(other)
+        add_run(store, other)
 
 
-def test_hostile_judge_names_and_rubric_text_are_escaped(tmp_path, pair):
+def test_hostile_judge_names_are_refused_and_judge_text_is_escaped(tmp_path, pair):
     run = _copy_run(pair, TUNED, tmp_path)
     rec = RunFolder(run).judged()
     ren = {"overlap": HOSTILE}
@@ -261,15 +262,23 @@ def test_hostile_judge_names_and_rubric_text_are_escaped(tmp_path, pair):
     def rename(d: dict) -> dict:
         return {ren.get(k, k): v for k, v in d.items()}
 
-    rec.judges[0].name = HOSTILE
-    rec.judges[0].spec = f"openai:{HOSTILE}"
-    for t in rec.tasks.values():
+    hostile = rec.model_copy(deep=True)
+    hostile.judges[0].name = HOSTILE
+    for t in hostile.tasks.values():
         t.judges = rename(t.judges)
         t.probes = rename(t.probes)
-        t.rubric = "summarization@1<b>bold</b>"
-    for c in rec.categories.values():
+    for c in hostile.categories.values():
         c.means = rename(c.means)
-    rec.probe_totals = rename(rec.probe_totals)
+    hostile.probe_totals = rename(hostile.probe_totals)
+    RunFolder(run).save_judged(hostile)
+    with Store(tmp_path / "board.sqlite") as store:
+        with pytest.raises(MedsbenchError, match=r"judged.json: judge name .* is not a valid name") as err:
+            add_run(store, run, model_name=TUNED_MODEL)
+        assert "\n" not in str(err.value) and TUNED not in {r.name for r in store.runs()}
+    # Free text of a judged.json (a judge's spec, a rubric id) and of the rubric files is shown escaped.
+    rec.judges[0].spec = f"openai:{HOSTILE}"
+    for t in rec.tasks.values():
+        t.rubric = "summarization@1<b>bold</b>"
     RunFolder(run).save_judged(rec)
     rubrics = tmp_path / "rubrics"
     shutil.copytree(Path(__import__("medsbench.judge", fromlist=["x"]).__file__).parent / "rubrics", rubrics)
@@ -278,14 +287,14 @@ def test_hostile_judge_names_and_rubric_text_are_escaped(tmp_path, pair):
     text = text.replace("  5: Equivalent", "  5: <iframe src=//evil.example></iframe> Equivalent")
     (rubrics / "summarization.yaml").write_text(text)
     with Store(tmp_path / "board.sqlite") as store:
-        store.add_run(run, model_name=TUNED_MODEL)
+        add_run(store, run, model_name=TUNED_MODEL)
         build_site(store, tmp_path / "site", rubrics_dir=rubrics)
     pages = {p.name: p.read_text() for p in (tmp_path / "site").rglob("*.html")}
     for name, html in pages.items():
         assert "<script>alert(" not in html and "<img src=x" not in html and "<iframe" not in html, name
         assert "<b>bold</b>" not in html, name
     model = pages[f"{slugify(TUNED_MODEL)}.html"]
-    assert "&lt;script&gt;alert(&#34;judge&#34;)&lt;/script&gt;" in model
+    assert "openai:&lt;script&gt;alert(&#34;judge&#34;)&lt;/script&gt;" in model
     assert "summarization@1&lt;b&gt;bold&lt;/b&gt;" in model
     about = pages["about.html"]
     assert "Summaries &lt;script&gt;alert(&#34;rubric&#34;)&lt;/script&gt;" in about
@@ -360,20 +369,23 @@ def test_baseline_comparison_equals_compare_predictions(tmp_path, pair):
         build_site(store, tmp_path / "site")
     model = Page((tmp_path / "site" / "models" / f"{slugify(TUNED_MODEL)}.html").read_text())
     cats, tasks = _tables(model, "comparison")
-    assert cats["head"][0] == ["Category", "Scoring", "Metric", "Base", "Tuned", "Delta", "95% CI of delta", "p",
-                               "n items", "Verdict"]
-    shown = {(r[0], r[1]): r for r in cats["rows"]}
-    row = shown[("Multiple-choice QA", "strict")]
-    assert row[2] == "accuracy" and row[3] == f"{mcqa['base']:.2f}" and row[4] == f"{mcqa['tuned']:.2f}"
-    assert row[5] == f"{mcqa['delta']:+.2f}" and row[6] == f"{mcqa['ci_lo']:+.2f} to {mcqa['ci_hi']:+.2f}"
-    assert row[8] == f"{N_MCQA} in 1 task" and row[9] == "tuned is better"
-    summ_row = shown[("Text summarization", "strict")]
-    assert summ_row[2] == "ROUGE-L" and summ_row[9] == "no difference found"
+    # Key columns first: delta and verdict right after the row's name.
+    assert cats["head"][0] == ["Category", "Delta", "Verdict", "95% CI of delta", "Detectable difference80% power", "p",
+                               "Base", "Tuned", "n items"]
+    shown = {r[0]: r for r in cats["rows"]}
+    row = shown["Multiple-choice QAstrict · accuracy"]
+    assert row[6] == f"{mcqa['base']:.2f}" and row[7] == f"{mcqa['tuned']:.2f}"
+    assert row[1] == f"{mcqa['delta']:+.2f}" and row[3] == f"{mcqa['ci_lo']:+.2f} to {mcqa['ci_hi']:+.2f}"
+    assert row[8] == f"{N_MCQA} in 1 task" and row[2] == "tuned is better"
+    mdd = detectable_difference(mcqa["ci_lo"], mcqa["ci_hi"])
+    assert row[4] == f"±{mdd:.2f}" and mdd == pytest.approx(2.8016 * (mcqa["ci_hi"] - mcqa["ci_lo"]) / 3.92, abs=0.01)
+    summ_row = shown["Text summarizationstrict · ROUGE-L"]
+    assert summ_row[2] == "no difference found"
     # Every row's verdict follows its own CI and p-value; the per-task table folds under <details>.
     for r in cats["rows"] + tasks["rows"]:
-        lo, hi = (float(x) for x in r[6].split(" to "))
-        p = 0.0 if r[7] == "< 0.001" else float(r[7])
-        assert r[9] == verdict(float(r[5]), lo, hi, p)[0]
+        lo, hi = (float(x) for x in r[3].split(" to "))
+        p = 0.0 if r[5] == "< 0.001" else float(r[5])
+        assert r[2] == verdict(float(r[1]), lo, hi, p)[0]
     assert {r[0].split()[0] for r in tasks["rows"]} == {"task57", "task114"}
     # The base model's page shows no comparison.
     base_page = (tmp_path / "site" / "models" / f"{slugify(BASE_MODEL)}.html").read_text()
@@ -383,17 +395,17 @@ def test_baseline_comparison_equals_compare_predictions(tmp_path, pair):
 def test_baseline_is_recomputed_when_either_run_changes(tmp_path, pair):
     base = _copy_run(pair, BASE, tmp_path)
     with Store(tmp_path / "board.sqlite") as store:
-        store.add_run(base, model_name=BASE_MODEL)
-        store.add_run(pair["tuned"], model_name=TUNED_MODEL, baseline=BASE)
+        add_run(store, base, model_name=BASE_MODEL)
+        add_run(store, pair["tuned"], model_name=TUNED_MODEL, baseline=BASE)
         before = _stored(store, TUNED)
         # Unchanged re-add (baseline kept without naming it again) is a no-op.
-        assert store.add_run(pair["tuned"], model_name=TUNED_MODEL) == "unchanged"
+        assert add_run(store, pair["tuned"], model_name=TUNED_MODEL) == "unchanged"
         # The base run answers fewer items now: the comparison follows (only shared items).
         rows = read_predictions(base / "predictions.jsonl")
         kept = [r for i, r in enumerate(rows) if r.task_id != "task57" or i % 2 == 0]
         record_run(base, pair["files"], kept, spec="hf:/models/smol-base")
         (base / "judged.json").unlink(missing_ok=True)  # it judged the old predictions.jsonl (refused otherwise)
-        assert store.add_run(base, model_name=BASE_MODEL) == "updated"
+        assert add_run(store, base, model_name=BASE_MODEL) == "updated"
         after = _stored(store, TUNED)
         assert after != before and after[("task", "task57", "strict", "accuracy")]["n"] == N_MCQA // 2
         res = compare_predictions(pair["tuned"] / "predictions.jsonl", base / "predictions.jsonl")
@@ -407,11 +419,11 @@ def test_baseline_is_recomputed_when_either_run_changes(tmp_path, pair):
 def test_bad_baselines_are_refused_in_one_line(tmp_path, pair):
     with Store(tmp_path / "board.sqlite") as store:
         for baseline, msg in ((None, None), ("nope", "no stored run named 'nope'"), (TUNED, "cannot be its own baseline"),
-                              ("reported:GPT-4", "reported \\(seeded\\) row")):
+                              ("reported-GPT-4", "reported \\(seeded\\) row")):
             if baseline is None:
                 continue
             with pytest.raises(MedsbenchError, match=msg) as err:
-                store.add_run(pair["tuned"], baseline=baseline)
+                add_run(store, pair["tuned"], baseline=baseline)
             assert "\n" not in str(err.value)
         assert TUNED not in {r.name for r in store.runs()}
 
@@ -472,15 +484,106 @@ def test_a_schema_2_store_is_migrated(tmp_path, pair):
     con.commit()
     con.close()
     with Store(path) as store:
-        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "3"
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "4"
         assert [s["value"] for s in store.task_scores(BASE)] == [100.0]
         assert store.judged(BASE) is None and store.comparison(BASE) is None
         # Old rows lack what scoring needs: not a baseline until its folder is added again.
         with pytest.raises(MedsbenchError, match="stored by an older medsbench.*add its run folder again"):
-            store.add_run(pair["tuned"], model_name=TUNED_MODEL, baseline=BASE)
-        assert store.add_run(pair["base"], model_name=BASE_MODEL) == "updated"  # same name: replaced, rows complete
-        assert store.add_run(pair["tuned"], model_name=TUNED_MODEL, baseline=BASE) == "added"
+            add_run(store, pair["tuned"], model_name=TUNED_MODEL, baseline=BASE)
+        assert add_run(store, pair["base"], model_name=BASE_MODEL) == "updated"  # same name: replaced, rows complete
+        assert add_run(store, pair["tuned"], model_name=TUNED_MODEL, baseline=BASE) == "added"
         assert store.judged(TUNED) is not None and store.baseline_of(TUNED) == BASE
         build_site(store, tmp_path / "site")
-    with Store(path) as again:  # opens as schema 3 without migrating twice
-        assert again.get_meta("schema_version") == "3" and again.baseline_of(TUNED) == BASE
+    with Store(path) as again:  # opens as schema 4 without migrating twice
+        assert again.get_meta("schema_version") == "4" and again.baseline_of(TUNED) == BASE
+
+
+# -- unusable judges ---------------------------------------------------------------------------------
+
+
+def test_the_unusable_rule(pair):
+    """Parse failures >= 50%, a failed probe kind, or no probe at all make a judge unusable (and its jury)."""
+    from medsbench.judge.reliability import unusable_judges
+
+    rec = RunFolder(pair["tuned"]).judged()
+    assert unusable_judges(rec) == {}  # the pair's judges pass their probes and always give a score
+    bad = rec.model_copy(deep=True)
+    s = bad.tasks["task114"].judges["recall"]
+    s.parse_failures = (s.n - s.errors) // 2
+    assert unusable_judges(bad) == {"recall": "50% of its replies had no parseable score (unusable from 50%)",
+                                    "jury": "its judge(s) recall are unusable"}
+    bad = rec.model_copy(deep=True)
+    p = bad.probe_totals["overlap"]["empty"]
+    p.passed = p.n_scored // 3
+    assert unusable_judges(bad)["overlap"] == f"empty probes passed {p.passed}/{p.n_scored} (needs 50%)"
+    bad.probe_totals = {}
+    assert set(unusable_judges(bad)) == {"overlap", "recall", "jury"}
+    assert "no sanity probe was scored (probes 0/0)" in unusable_judges(bad)["overlap"]
+
+
+def test_an_unusable_judge_is_said_and_its_numbers_are_not_scores(tmp_path, pair):
+    """A real judge run without probes (0/0): the board says "this judge is unusable" and shows no judged mean;
+    `medsbench judge --report` says so too. The item browser shows each judge's score and rationale."""
+    from medsbench.judge import judge_run
+
+    run = _copy_run(pair, BASE, tmp_path)
+    mp = pytest.MonkeyPatch()
+    mp.setenv(KEY_ENV, "sk-judge-test-never-logged")
+    server = JudgeServer()
+    try:
+        judge_run(run, [server.spec("sloppy")], probes=False, bootstrap=200)
+    finally:
+        server.close()
+        mp.undo()
+    mean = RunFolder(run).judged().tasks["task114"].jury.mean
+    with Store(tmp_path / "board.sqlite") as store:
+        add_run(store, run, model_name=BASE_MODEL)
+        add_run(store, pair["tuned"], model_name=TUNED_MODEL)
+        assert store.judged(BASE)["run"]["unusable"] == {"sloppy": "no sanity probe was scored (probes 0/0)"}
+        build_site(store, tmp_path / "site")
+    site = tmp_path / "site"
+    index = Page((site / "index.html").read_text())
+    judged = next(t for t in index.tables if t["id"] == "table-judged")
+    rows = {r[0].split("run ")[0]: r for r in judged["rows"]}
+    assert rows[BASE_MODEL][1].startswith("unusable judge") and f"{mean:.2f}" not in rows[BASE_MODEL][1]
+    assert "this judge is unusable: no sanity probe was scored" in rows[BASE_MODEL][-2]
+    assert not rows[TUNED_MODEL][1].startswith("unusable")
+    for page in (site / "models" / f"{slugify(BASE_MODEL)}.html", site / "runs" / f"{slugify(BASE)}.html"):
+        text = page.read_text()
+        assert "This judge is unusable" in text and f"{mean:.2f}" not in text
+    # Per item: every judge's score (and whether it is usable) and its rationale, beside the prediction.
+    from test_board_support import site_items
+
+    _, items = site_items(site, TUNED)
+    judged_items = [it for it in items if it[0] == "task114"]
+    assert len(judged_items) == N_SUMM and all({j[0] for j in it[11]} == {"overlap", "recall"} for it in judged_items)
+    assert all(j[2] == "ok" and 1 <= j[1] <= 5 and "key terms" in j[3]
+               for it in judged_items for j in it[11] if j[0] == "recall")
+    _, base_items = site_items(site, BASE)
+    assert all(j[4] == 1 for it in base_items for j in it[11])  # flagged: from an unusable judge
+    # The report of `medsbench judge` says it as well.
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "medsbench.cli", "judge", str(run), "--report"], capture_output=True,
+                         text=True, timeout=300, env={**__import__("os").environ, "COLUMNS": "200"})
+    assert res.returncode == 0, res.stderr
+    assert "judge sloppy: this judge is unusable (no sanity probe was scored (probes 0/0))" in res.stdout
+    # In the browser: the judged sections and the judgements in the item browser pass axe and fit a phone.
+    from board_browser import DESKTOP, PHONE, axe_violations, open_browser, serious, serve, sideways_overflow
+
+    base, httpd = serve(site)
+    with open_browser() as browser:
+        for width in (DESKTOP, PHONE):
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            for rel in (f"runs/{slugify(BASE)}.html", f"models/{slugify(TUNED_MODEL)}.html", "index.html"):
+                page.goto(base + rel)
+                if rel.startswith("runs/"):
+                    page.select_option("#f-show", "16")
+                    page.wait_for_selector("#item-list .judgement")
+                    assert "(unusable judge: not a score)" in page.text_content("#item-list")
+                assert serious(axe_violations(page)) == [], (rel, width)
+                assert sideways_overflow(page) == [], (rel, width)
+            page.close()
+    httpd.shutdown()
+    httpd.server_close()

@@ -12,7 +12,7 @@ import pytest
 from test_board_support import HOSTILE_MODEL, board_ws  # noqa: F401
 
 from medsbench.board import Store, build_site, validate_submission
-from medsbench.board.store import slugify
+from medsbench.board.names import unique_slug as slugify
 from medsbench.board.submit import SubmissionRejected, submit
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import iter_jsonl, write_jsonl

@@ -226,9 +226,33 @@ def board_ws(tmp_path_factory, tiny_model_dir, tiny_qwen_dir) -> dict[str, Any]:
 
 def fresh_store(tmp: Path, ws: dict[str, Any]):
     """A store with the seed rows and both runs (the second under the hostile model name)."""
-    from medsbench.board.store import Store
+    from medsbench.board import Store, add_run
 
     store = Store(tmp / "board.sqlite")
-    store.add_run(ws["runs"][0], model_name="tiny-llama (random)", size="tiny", link="https://example.org/tiny")
-    store.add_run(ws["runs"][1], model_name=HOSTILE_MODEL, description=HOSTILE_MODEL)
+    add_run(store, ws["runs"][0], model_name="tiny-llama (random)", size="tiny", link="https://example.org/tiny")
+    add_run(store, ws["runs"][1], model_name=HOSTILE_MODEL, description=HOSTILE_MODEL)
     return store
+
+
+def shard_data(path: Path) -> Any:
+    """The JSON inside one item-browser shard (``medsbenchData("name", {...});``)."""
+    import json
+    import re
+
+    text = path.read_text(encoding="utf-8")
+    m = re.fullmatch(r'medsbenchData\("([a-z0-9-]+)",(.*)\);\n', text, re.S)
+    assert m is not None and m.group(1) == path.stem, path
+    return json.loads(m.group(2))
+
+
+def site_items(site: Path, run: str) -> tuple[dict[str, Any], list[list[Any]]]:
+    """A run's item browser data as the site holds it: (index, every item in order)."""
+    from medsbench.board.names import unique_slug
+
+    folder = site / "runs" / unique_slug(run)
+    index = shard_data(folder / "index.js")
+    items: list[list[Any]] = []
+    for k in range(index["shards"]):
+        items += shard_data(folder / f"items-{k:04d}.js")
+    assert len(items) == len(index["items"])
+    return index, items

@@ -1,68 +1,91 @@
 """Build-time SVG charts, written by hand so they are tiny, dependency-free and byte-identical.
 
-Every piece of text goes through :func:`html.escape`; charts are shown with ``<img>``, so even a
-hostile model name inside one could not run script.
+Charts are placed inline in the pages (not ``<img>``): every label and value is visible text (no
+hover needed) of at least 12 px at the chart's natural width (:data:`WIDTH`, which fits a 390 px
+phone screen), and every piece of text goes through :func:`html.escape`.
 """
 
 from __future__ import annotations
 
 from html import escape
 
-COLORS = {"reference": "#3b6ea8", "strict": "#d9822b"}
-MODE_LABEL = {"reference": "official scoring (reference)", "strict": "strict scoring"}
+WIDTH = 340
+FONT = 12  # px at natural width; never scaled down on a 390 px screen (the page column is wider than WIDTH)
+COLORS = {"reference": "#2f5f93", "strict": "#9c4d00"}
+KIND_COLORS = {"measured": "#2f5f93", "submission": "#9c4d00", "reported": "#5a6472"}
+MODE_LABEL = {"reference": "official scoring", "strict": "strict scoring"}
+INK, MUTED, GRID = "#1b2430", "#4a5565", "#d5dbe3"
 
 
 def _fmt(value: float) -> str:
     return f"{value:.1f}"
 
 
-def category_bars(title: str, rows: list[tuple[str, str, dict[str, float | None]]]) -> str:
-    """A horizontal grouped bar chart on a 0-100 axis.
+def _short(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
 
-    ``rows``: (category title, metric label, {mode: value or None}). One bar per mode present.
-    """
-    modes = [m for m in ("reference", "strict") if any(vals.get(m) is not None for _, _, vals in rows)]
-    modes = modes or ["reference"]
-    label_w, bar_w, right = 230, 340, 50
-    bar_h, gap = 11, 9
-    row_h = bar_h * len(modes) + gap
-    top = 54
-    width = label_w + bar_w + right
-    height = top + row_h * len(rows) + 28
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
-        'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif" font-size="12">',
-        f"<title>{escape(title)}</title>",
-        f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
-        f'<text x="8" y="20" font-size="14" font-weight="600" fill="#1b2430">{escape(title)}</text>',
+
+def _open(width: int, height: int, label: str, cls: str) -> list[str]:
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="{cls}" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)}" '
+        f'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif" font-size="{FONT}">',
+        f"<title>{escape(label)}</title>",
     ]
-    x = 8
-    for mode in modes:
-        out.append(f'<rect x="{x}" y="30" width="10" height="10" fill="{COLORS[mode]}"/>')
-        out.append(f'<text x="{x + 14}" y="39" fill="#3d4756">{escape(MODE_LABEL[mode])}</text>')
-        x += 14 + 7 * len(MODE_LABEL[mode]) + 16
-    for tick in range(0, 101, 25):
-        tx = label_w + bar_w * tick / 100
-        out.append(f'<line x1="{tx:.1f}" y1="{top - 4}" x2="{tx:.1f}" y2="{top + row_h * len(rows)}" stroke="#e3e7ed"/>')
-        out.append(f'<text x="{tx:.1f}" y="{top + row_h * len(rows) + 16}" text-anchor="middle" fill="#6b7585">{tick}</text>')
-    for i, (cat_title, metric, values) in enumerate(rows):
+
+
+def category_panel(title: str, metric: str, bars: list[tuple[str, float, str]]) -> str:
+    """One category of the overview chart: a horizontal bar per model, best first, each labelled with the
+    model's name and its value on a 0-100 axis. ``bars``: (model name, value, kind)."""
+    label_w, bar_w, row_h, top = 158, 136, 18, 30
+    height = top + row_h * max(len(bars), 1) + 6
+    out = _open(WIDTH, height, f"{title} ({metric}, official scoring): " + "; ".join(
+        f"{name} {_fmt(v)}" for name, v, _ in bars), "panel")
+    out.append(f'<text x="0" y="14" font-weight="600" font-size="13" fill="{INK}">{escape(title)}'
+               f'<tspan fill="{MUTED}" font-weight="400" font-size="{FONT}"> {escape(metric)}</tspan></text>')
+    for tick in (0, 50, 100):
+        x = label_w + bar_w * tick / 100
+        out.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{height - 4}" stroke="{GRID}"/>')
+    if not bars:
+        out.append(f'<text x="{label_w}" y="{top + 12}" fill="{MUTED}">no complete run scored</text>')
+    for i, (name, value, kind) in enumerate(bars):
         y = top + i * row_h
-        out.append(
-            f'<text x="{label_w - 8}" y="{y + row_h / 2 - 1:.1f}" text-anchor="end" fill="#1b2430">{escape(cat_title)}'
-            f'<tspan fill="#6b7585" font-size="10"> {escape(metric)}</tspan></text>'
-        )
+        w = bar_w * max(0.0, min(value, 100.0)) / 100
+        out.append(f'<text x="{label_w - 6}" y="{y + 12}" text-anchor="end" fill="{INK}">{escape(_short(name, 21))}</text>')
+        out.append(f'<rect x="{label_w}" y="{y + 2}" width="{w:.1f}" height="{row_h - 5}" fill="{KIND_COLORS.get(kind, MUTED)}"/>')
+        out.append(f'<text x="{label_w + w + 4:.1f}" y="{y + 12}" fill="{INK}">{_fmt(value)}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def category_bars(title: str, rows: list[tuple[str, str, dict[str, float | None]]]) -> str:
+    """A model's categories: each category's title on its own line, then one bar per scoring mode
+    (0-100) with its value. ``rows``: (category title, metric label, {mode: value or None})."""
+    modes = [m for m in ("reference", "strict") if any(vals.get(m) is not None for _, _, vals in rows)] or ["reference"]
+    bar_w, bar_h, head = 250, 15, 16
+    block = head + bar_h * len(modes) + 8
+    top = 40
+    height = top + block * len(rows)
+    out = _open(WIDTH, height, title, "bars")
+    out.append(f'<text x="0" y="14" font-weight="600" font-size="13" fill="{INK}">{escape(_short(title, 44))}</text>')
+    x = 0
+    for mode in modes:
+        out.append(f'<rect x="{x}" y="22" width="11" height="11" fill="{COLORS[mode]}"/>')
+        out.append(f'<text x="{x + 15}" y="32" fill="{MUTED}">{escape(MODE_LABEL[mode])}</text>')
+        x += 15 + 7 * len(MODE_LABEL[mode]) + 14
+    for i, (cat_title, metric, values) in enumerate(rows):
+        y = top + i * block
+        out.append(f'<text x="0" y="{y + 12}" fill="{INK}">{escape(cat_title)}'
+                   f'<tspan fill="{MUTED}"> {escape(metric)}</tspan></text>')
         for j, mode in enumerate(modes):
             value = values.get(mode)
-            by = y + j * bar_h
+            by = y + head + j * bar_h
             if value is None:
-                out.append(f'<text x="{label_w + 4}" y="{by + bar_h - 2}" fill="#9aa3b0" font-size="10">not reported</text>')
+                out.append(f'<text x="0" y="{by + 11}" fill="{MUTED}">{escape(MODE_LABEL[mode])}: not reported</text>')
                 continue
             w = bar_w * max(0.0, min(value, 100.0)) / 100
-            out.append(
-                f'<rect x="{label_w}" y="{by}" width="{w:.1f}" height="{bar_h - 1}" fill="{COLORS[mode]}">'
-                f"<title>{escape(f'{cat_title} {metric} ({MODE_LABEL[mode]}): {_fmt(value)}')}</title></rect>"
-            )
-            out.append(f'<text x="{label_w + w + 4:.1f}" y="{by + bar_h - 2}" fill="#3d4756" font-size="10">{_fmt(value)}</text>')
+            out.append(f'<rect x="0" y="{by + 1}" width="{w:.1f}" height="{bar_h - 3}" fill="{COLORS[mode]}">'
+                       f"<title>{escape(f'{cat_title} {metric} ({MODE_LABEL[mode]}): {_fmt(value)}')}</title></rect>")
+            out.append(f'<text x="{w + 4:.1f}" y="{by + 11}" fill="{INK}">{_fmt(value)}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"

@@ -1,4 +1,6 @@
-"""Submissions: validate predictions someone sent against our benchmark files, score, store as pending.
+"""Submissions: validate predictions someone sent against our benchmark files, then publish them as
+any run is published: validate -> a run folder (the stage records) -> score -> :func:`medsbench.board.publish.add_run`
+(pending until approved).
 
 Accepted formats: the official CSV (``task_id,input,GT,output``; other columns, such as a pandas index,
 are ignored) and our ``predictions.jsonl``, both read by the one prediction reader
@@ -10,21 +12,7 @@ covered completely (unless ``allow_partial``). File-level problems (unsafe name,
 encoding) raise :class:`MedsbenchError`; row-level problems are collected with their line numbers so a
 rejection says exactly which rows and why.
 
-Suspicious outputs are flagged, not rejected (:func:`suspicion_flags`; approval stays manual): the flags
-are printed in the validation report, stored with the run and shown by ``board list`` / ``--pending``.
-What separates a copy from an honest strong model:
-
-- ``copies_reference``: on a free-text task (BLEU/ROUGE family), an output equal to a reference of at
-  least :data:`FREE_TEXT_MIN_WORDS` words (whitespace collapsed, case folded, a final period ignored).
-  A model that writes summaries or explanations reproduces a multi-word reference verbatim almost
-  never, so :data:`COPY_SHARE` (50%) of such rows is flagged.
-- ``verbatim_closed``: on a closed-answer task (a letter, a label, an entity list) a strong model
-  matches the gold often, so the share alone says little. Flagged only from :data:`CLOSED_SHARE` (95%)
-  of at least :data:`MIN_ROWS` rows equal to the reference verbatim, and only when the golds are not
-  one label everywhere (then answering the majority label is not a copy); the flag quotes the majority
-  baseline so the approver can compare.
-- ``copies_input``: an output that is the item's input (or the input plus a little, or most of it):
-  from :data:`COPY_SHARE` of the rows whose input has at least :data:`FREE_TEXT_MIN_WORDS` words.
+Suspicious outputs are flagged, not rejected (:mod:`medsbench.board.flags`; approval stays manual).
 """
 
 from __future__ import annotations
@@ -32,118 +20,22 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medsbench.board.flags import SuspicionFlag, suspicion_flags
+from medsbench.board.names import check_model_name, unique_slug
 from medsbench.errors import MedsbenchError
+from medsbench.records.folder import RunFolder, items_digest
+from medsbench.workspace import Workspace
 
 DEFAULT_MAX_BYTES = 100 << 20  # the whole MedS-Bench test set with long outputs is well under this
 _SAFE_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_LISTED = 50
-FREE_TEXT_MIN_WORDS = 4  # a reference this long is not reproduced verbatim by chance
-COPY_SHARE = 0.5  # flag a task when at least this share of its eligible rows are copies
-CLOSED_SHARE = 0.95  # closed-answer tasks: verbatim share that is flagged
-MIN_ROWS = 5  # closed-answer tasks: fewer rows say nothing
-INPUT_COVERAGE = 0.8  # an output holding >= 80% of the input (as one piece) copies it
-
-
-@dataclass(frozen=True)
-class SuspicionFlag:
-    """A task whose outputs look copied: shown to the approver, never a rejection."""
-
-    task_id: str
-    kind: str  # copies_reference | verbatim_closed | copies_input
-    count: int
-    eligible: int
-    note: str = ""
-
-    @property
-    def share(self) -> float:
-        return self.count / self.eligible if self.eligible else 0.0
-
-    def __str__(self) -> str:
-        what = {
-            "copies_reference": "outputs are the reference verbatim",
-            "verbatim_closed": "closed answers are the reference verbatim",
-            "copies_input": "outputs copy the input",
-        }.get(self.kind, self.kind)
-        note = f" ({self.note})" if self.note else ""
-        return f"[{self.task_id}] {self.count} of {self.eligible} {what} ({100 * self.share:.0f}%){note}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"task_id": self.task_id, "kind": self.kind, "count": self.count, "eligible": self.eligible,
-                "note": self.note, "text": str(self)}
-
-
-def _canon(text: Any) -> str:
-    """Whitespace collapsed, case folded, a final period dropped: what "the same text" means here."""
-    return re.sub(r"\s+", " ", str(text)).strip().rstrip(".").strip().casefold()
-
-
-def _words(text: str) -> int:
-    """Words of a canonical text; scripts without spaces (Chinese, Japanese) count 2 characters a word."""
-    parts = text.split()
-    return len(parts) if len(parts) > 1 else len(text) // 2 if text and not text.isascii() else len(parts)
-
-
-def suspicion_flags(rows: Iterable[Any]) -> list[SuspicionFlag]:
-    """Flags per task for outputs identical to the references or copying the input (see module doc).
-
-    ``rows``: prediction rows (:class:`medsbench.records.PredictionRow`); failed items are skipped.
-    """
-    from medsbench.metrics import scorer_for_task
-    from medsbench.tasks.catalog import catalog
-
-    cat = catalog()
-    by_task: dict[str, list[Any]] = {}
-    for r in rows:
-        if getattr(r, "error", None) is None and r.output is not None:
-            by_task.setdefault(r.task_id, []).append(r)
-    flags: list[SuspicionFlag] = []
-    for tid in sorted(by_task, key=_id_order_task):
-        task_rows = by_task[tid]
-        entry = cat.get(tid)
-        outs = [_canon(r.output) for r in task_rows]
-        golds = [{_canon(g) for g in (r.references or [r.reference]) if g is not None} for r in task_rows]
-        free_text = scorer.is_text if entry is not None and (scorer := scorer_for_task(entry)) is not None else None
-        if free_text is None:  # not in the catalog: free text when most golds are long
-            long = sum(1 for g in golds if any(_words(x) >= FREE_TEXT_MIN_WORDS for x in g))
-            free_text = long * 2 > len(golds)
-        if free_text:
-            eligible = [i for i, g in enumerate(golds) if any(_words(x) >= FREE_TEXT_MIN_WORDS for x in g)]
-            hits = sum(1 for i in eligible if outs[i] in golds[i])
-            if eligible and hits / len(eligible) >= COPY_SHARE:
-                flags.append(SuspicionFlag(tid, "copies_reference", hits, len(eligible),
-                                           f"free-text references of {FREE_TEXT_MIN_WORDS}+ words; flagged from "
-                                           f"{100 * COPY_SHARE:.0f}%"))
-        else:
-            scored = [i for i, g in enumerate(golds) if g]
-            hits = sum(1 for i in scored if outs[i] in golds[i])
-            firsts = [_canon(r.reference if r.reference is not None else r.references[0]) for r in task_rows
-                      if r.reference is not None or r.references]
-            top = max(Counter(firsts).values()) if firsts else 0
-            baseline = top / len(firsts) if firsts else 0.0
-            if len(scored) >= MIN_ROWS and hits / len(scored) >= CLOSED_SHARE and baseline < 1.0:
-                flags.append(SuspicionFlag(tid, "verbatim_closed", hits, len(scored),
-                                           f"majority baseline {100 * baseline:.0f}%; flagged from "
-                                           f"{100 * CLOSED_SHARE:.0f}%"))
-        inputs = [_canon(r.input) if r.input is not None else "" for r in task_rows]
-        eligible = [i for i, x in enumerate(inputs) if _words(x) >= FREE_TEXT_MIN_WORDS]
-        copies = sum(1 for i in eligible if outs[i] and (
-            inputs[i] in outs[i] or (outs[i] in inputs[i] and len(outs[i]) >= INPUT_COVERAGE * len(inputs[i]))))
-        if eligible and copies / len(eligible) >= COPY_SHARE:
-            flags.append(SuspicionFlag(tid, "copies_input", copies, len(eligible),
-                                       f"output holds the input or {100 * INPUT_COVERAGE:.0f}%+ of it; flagged from "
-                                       f"{100 * COPY_SHARE:.0f}%"))
-    return flags
-
-
-def _id_order_task(task_id: str) -> tuple[int, str]:
-    digits = "".join(ch for ch in task_id if ch.isdigit())
-    return (int(digits) if digits else 1 << 30, task_id)
+SUBMISSION_PREFIX = "submission-"
+DESCRIPTION_MAX = 2000
 
 
 @dataclass(frozen=True)
@@ -353,56 +245,66 @@ def default_scorer(predictions: Path, results: Path) -> None:
     Results.model_validate(score_predictions(predictions)).save(results)
 
 
+@dataclass(frozen=True)
+class SubmissionOptions:
+    """What a submitter gives besides the file."""
+
+    model_name: str
+    description: str | None = None
+    tasks_dir: str | os.PathLike | None = None  # default: WORKSPACE/tasks
+    allow_partial: bool = False
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+
+def submission_run_name(model_name: str) -> str:
+    """The run folder (and run) name of a model's submission."""
+    return SUBMISSION_PREFIX + unique_slug(model_name)
+
+
 def submit(
     path: str | os.PathLike,
     *,
-    model_name: str,
     workspace: str | os.PathLike,
     store: Any,
-    description: str | None = None,
-    tasks_dir: str | os.PathLike | None = None,
-    allow_partial: bool = False,
-    max_bytes: int = DEFAULT_MAX_BYTES,
     scorer: Scorer | None = None,
+    **fields: Any,
 ) -> tuple[str, SubmissionReport]:
-    """Validate, write ``runs/submission-<slug>/`` (the stage records), score, and add to the store as pending."""
-    from medsbench.board.store import check_display_name, slugify
+    """Validate, write ``runs/submission-<slug>/`` (the stage records), score, and add to the store as
+    pending. ``fields`` are those of :class:`SubmissionOptions`."""
+    from medsbench.board.publish import add_run
     from medsbench.fileio import sha256_file
-    from medsbench.records.folder import RunFolder
-    from medsbench.workspace import Workspace
 
-    model_name = check_display_name(model_name)
-    if description is not None and len(description) > 2000:
-        raise MedsbenchError("description is longer than 2000 characters")
+    sub = SubmissionOptions(**fields)
+    model_name = check_model_name(sub.model_name)
+    if sub.description is not None and len(sub.description) > DESCRIPTION_MAX:
+        raise MedsbenchError(f"description is longer than {DESCRIPTION_MAX} characters")
     workspace = Path(workspace)
-    tasks_dir = Path(tasks_dir) if tasks_dir else workspace / "tasks"
+    tasks_dir = Path(sub.tasks_dir) if sub.tasks_dir else Workspace(workspace).tasks
     if not tasks_dir.is_dir():
         raise MedsbenchError("no benchmark task files to check against (medsbench data convert ...)", where=str(tasks_dir))
-    report = validate_submission(path, tasks_dir, max_bytes=max_bytes, allow_partial=allow_partial)
+    report = validate_submission(path, tasks_dir, max_bytes=sub.max_bytes, allow_partial=sub.allow_partial)
     if not report.ok:
         raise SubmissionRejected(report)
     if not report.predictions:
         raise MedsbenchError("submission has no rows", where=str(report.path))
-    run_name = f"submission-{slugify(model_name)}"
+    run_name = submission_run_name(model_name)
     folder = RunFolder(Workspace(workspace).run_dir(run_name))
-    run_dir = folder.path
     with folder.lock():
-        _write_submission_run(folder, report, tasks_dir, model_name, description, sha256_file(report.path))
+        _write_submission_run(folder, report, tasks_dir, model_name, sub.description, sha256_file(report.path))
         (scorer or default_scorer)(folder.predictions_path, folder.results_path)
-        store.add_run(run_dir, model_name=model_name, kind="submission", status="pending",
-                      description=description, run_name=run_name, allow_partial=allow_partial)
+        add_run(store, folder.path, model_name=model_name, kind="submission", status="pending",
+                description=sub.description, run_name=run_name, allow_partial=sub.allow_partial)
     return run_name, report
 
 
-def _write_submission_run(folder: Any, report: SubmissionReport, tasks_dir: Path, model_name: str,
+def _write_submission_run(folder: RunFolder, report: SubmissionReport, tasks_dir: Path, model_name: str,
                           description: str | None, file_sha256: str) -> None:
-    """predictions.jsonl and manifest.json of a submission, through the stage records."""
+    """predictions.jsonl and manifest.json of a submission, through the run folder's one writer."""
     from medsbench.fileio import sha256_file, sha256_text
-    from medsbench.records.folder import items_digest
     from medsbench.records.manifest import ManifestTask, RunManifest, Submission, TaskFile, now
     from medsbench.tasks.catalog import catalog
-    from medsbench.tasks.workspace import find_task_files
     from medsbench.tasks.format import read_meta
+    from medsbench.tasks.workspace import find_task_files
 
     cat = catalog()
     files = find_task_files(tasks_dir)
@@ -415,7 +317,7 @@ def _write_submission_run(folder: Any, report: SubmissionReport, tasks_dir: Path
             category=cat[tid].category, language=cat[tid].language,
             definition_sha256=sha256_text(str(definition or "")), n_total=total, n=got,
             items_sha256=items_digest(r.id for r in report.predictions if r.task_id == tid),
-            files={"test": TaskFile(path=str(test), sha256=sha256_file(test))},
+            files={"test": TaskFile(path=str(test.resolve()), sha256=sha256_file(test))},
         )
     folder.write_predictions(report.predictions)
     folder.save_manifest(RunManifest(

@@ -65,10 +65,12 @@ def add_cmd(
     store: Path = STORE,
 ) -> None:
     """Add (or refresh) measured runs, with their judged.json when present; re-adding an unchanged run does nothing."""
+    from medsbench.board.publish import add_run
+
     with _locked((_store_path(workspace, store).parent, "board store")), _store(workspace, store) as st:
         for run in runs:
-            status = st.add_run(run, model_name=model_name, description=description, link=link, size=size,
-                                allow_partial=allow_partial, baseline=baseline)
+            status = add_run(st, run, model_name=model_name, description=description, link=link, size=size,
+                             allow_partial=allow_partial, baseline=baseline)
             name, notes = run.resolve().name, []
             if st.judged(name) is not None:
                 notes.append("judged scores stored")
@@ -80,8 +82,10 @@ def add_cmd(
 @board_app.command("build")
 def build_cmd(
     out: Path = typer.Option(None, "--out", help="Site folder (default: WORKSPACE/site)."),
-    max_items: int = typer.Option(100, "--max-items-per-task", help="Predictions embedded per task on run pages."),
-    max_chars: int = typer.Option(2000, "--max-chars", help="Characters kept per input/output/reference on run pages."),
+    max_items: int = typer.Option(None, "--max-items-per-task", min=1,
+                                  help="Items per task in a run's item browser (default: all)."),
+    max_chars: int = typer.Option(2000, "--max-chars", min=100,
+                                  help="Characters kept per prompt/input/output/gold in the item browser."),
     workspace: Path = WORKSPACE,
     store: Path = STORE,
 ) -> None:
@@ -94,7 +98,8 @@ def build_cmd(
         rep = build_site(st, out, max_items_per_task=max_items, max_chars=max_chars)
     typer.echo(
         f"wrote {rep.files} files ({rep.bytes / 1e6:.2f} MB) to {rep.out} in {rep.seconds:.2f}s: "
-        f"{rep.models} models, {rep.runs} run pages, {rep.tasks} task pages; open {rep.out / 'index.html'}"
+        f"{rep.models} models, {rep.runs} run pages, {rep.tasks} task pages; largest page {rep.largest_page} "
+        f"({rep.largest_page_bytes / 1e3:.0f} kB); open {rep.out / 'index.html'}"
     )
 
 
@@ -134,12 +139,14 @@ def list_cmd(
     store: Path = STORE,
 ) -> None:
     """List runs in the store: each run name in full on its own line (approve needs it), details below."""
+    from medsbench.board.names import POOLED_PREFIX
+
     with _store(workspace, store) as st:
         runs = [r for r in st.runs(include_pending=True) if not pending or r.status == "pending"]
         typer.echo(f"board store {st.path} (last update {st.last_update or 'never'}): "
                    f"{len(runs)} {'pending ' if pending else ''}run(s)")
         for r in runs:
-            infos = [i for i in st.task_info(r.name) if not i["task_id"].startswith("pooled:")]
+            infos = [i for i in st.task_info(r.name) if not i["task_id"].startswith(POOLED_PREFIX)]
             failed = sum(i["n_failed"] or 0 for i in infos)
             answered = sum(i["n"] or 0 for i in infos)
             details = [f"model {r.model}", r.kind, r.status, f"protocol {r.protocol or '-'}", f"{len(infos)} task(s)",

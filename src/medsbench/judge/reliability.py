@@ -5,7 +5,8 @@ reference itself must score at the top, an empty answer and an off-topic answer 
 another item) at the bottom, and the first third of the reference below the full reference.
 Agreement: Krippendorff's alpha (ordinal, package ``krippendorff``) for any number of judges and
 quadratic-weighted Cohen's kappa (scikit-learn) for two. Correlation: Spearman's rho (scipy, or
-numpy average ranks when scipy is absent).
+numpy average ranks when scipy is absent). Usable or not: :func:`unusable_judges` (parse failures,
+probe pass rates), shown by ``medsbench judge --report`` and on the leaderboard.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from medsbench.errors import MedsbenchError, require
 from medsbench.fileio import stable_seed
 from medsbench.judge.rubric import ProbeSettings
+from medsbench.records.judged import JudgedResults, ProbeSummary
 
 log = logging.getLogger(__name__)
 
@@ -159,3 +161,55 @@ def spearman(x: Sequence[float | None], y: Sequence[float | None]) -> float | No
     except ImportError:
         rho = float(np.corrcoef(_ranks(xa), _ranks(ya))[0, 1])
     return round(rho, 4) if np.isfinite(rho) else None
+
+
+# ------------------------------------------------------------------ usable or not
+
+UNUSABLE_PARSE_FAILURE = 0.5  # a judge whose replies fail to parse this often is not following the prompt
+MIN_PROBE_PASS = 0.5  # every probe kind must pass at least this often over all judged tasks
+
+
+def unusable_judges(judged: JudgedResults) -> dict[str, str]:
+    """Judges (and the jury) of ``judged`` whose scores cannot be used, with the reason in plain words.
+
+    A judge is unusable when, over every judged task, at least :data:`UNUSABLE_PARSE_FAILURE` of its
+    replies had no parseable score, when it scored no sanity probe at all (probes 0/0, or none were
+    run), or when any probe kind passed less than :data:`MIN_PROBE_PASS` of the time. The jury is
+    unusable when its own probes fail or any of its judges is unusable (its mean contains their scores).
+    """
+    names = [j.name for j in judged.judges]
+    out: dict[str, str] = {}
+    for name in names:
+        summaries = [t.judges[name] for t in judged.tasks.values() if name in t.judges]
+        answered = sum(s.n - s.errors for s in summaries)
+        failures = sum(s.parse_failures for s in summaries)
+        reasons = []
+        if answered and failures / answered >= UNUSABLE_PARSE_FAILURE:
+            reasons.append(f"{100 * failures / answered:.0f}% of its replies had no parseable score "
+                           f"(unusable from {100 * UNUSABLE_PARSE_FAILURE:.0f}%)")
+        elif not answered:
+            reasons.append("no reply came back")
+        reasons += _probe_problems(judged.probe_totals.get(name, {}))
+        if reasons:
+            out[name] = "; ".join(reasons)
+    if len(names) > 1:
+        reasons = _probe_problems(judged.probe_totals.get("jury", {}))
+        bad = [n for n in names if n in out]
+        if bad:
+            reasons.insert(0, f"its judge(s) {', '.join(bad)} are unusable")
+        if reasons:
+            out["jury"] = "; ".join(reasons)
+    return out
+
+
+def _probe_problems(table: dict[str, ProbeSummary]) -> list[str]:
+    scored = sum(p.n_scored for p in table.values())
+    if not scored:
+        return ["no sanity probe was scored (probes 0/0)"]
+    out = []
+    for kind in PROBE_KINDS:
+        p = table.get(kind)
+        if p is not None and p.n_scored and p.passed / p.n_scored < MIN_PROBE_PASS:
+            out.append(f"{kind.replace('_', '-')} probes passed {p.passed}/{p.n_scored} "
+                       f"(needs {100 * MIN_PROBE_PASS:.0f}%)")
+    return out

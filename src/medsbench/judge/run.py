@@ -38,6 +38,7 @@ from medsbench.models.base import Backend, Request, Response
 from medsbench.records.folder import RunFolder
 from medsbench.records.predictions import PredictionRow
 from medsbench.records.judged import (
+    JudgementRow,
     Agreement,
     CategoryJudged,
     JudgedResults,
@@ -482,10 +483,10 @@ def judge_run(
     rows = []
     for j in loaded:
         for it, v in zip(flat, j.verdicts):
-            rows.append({
-                "task_id": it.task_id, "id": it.id, "probe": it.probe, "judge": j.name,
-                "rubric": rubric_of[it.task_id].ref, "score": v.score, "status": v.status, "retried": v.retried,
-                "error": v.error, "reply": v.reply, "prompt_tokens": v.prompt_tokens, "output_tokens": v.output_tokens,
-            })
+            rows.append(JudgementRow(
+                task_id=it.task_id, id=it.id, probe=it.probe, judge=j.name, rubric=rubric_of[it.task_id].ref,
+                score=v.score, status=v.status, retried=v.retried, error=v.error, reply=v.reply,
+                prompt_tokens=v.prompt_tokens, output_tokens=v.output_tokens,
+            ))
     folder.save_judgements(rows)
     return result

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medsbench.board.publish import add_run
 from medsbench.board.store import Store
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import LOCK_NAME, atomic_write, read_json, write_json
@@ -371,12 +372,12 @@ class _Demo:
         t0 = time.time()
         task_list = ", ".join(files)
         with Store(self.ws.board_store) as store:
-            store.add_run(runs["base"].path, model_name="SmolLM2-135M-Instruct (base)",
-                          description=f"medsbench demo: base, zero-shot on {task_list}")
+            add_run(store, runs["base"].path, model_name="SmolLM2-135M-Instruct (base)",
+                    description=f"medsbench demo: base, zero-shot on {task_list}")
             # the tuned model's page shows the paired comparison with the base run (the board's baseline)
-            store.add_run(runs["tuned"].path, model_name="SmolLM2-135M-Instruct + MedS-Ins LoRA (demo)",
-                          description=f"medsbench demo: LoRA, {train_info.get('steps')} steps on the train splits of "
-                                      f"{task_list} (mixtures/demo)", baseline=runs["base"].name)
+            add_run(store, runs["tuned"].path, model_name="SmolLM2-135M-Instruct + MedS-Ins LoRA (demo)",
+                    description=f"medsbench demo: LoRA, {train_info.get('steps')} steps on the train splits of "
+                                f"{task_list} (mixtures/demo)", baseline=runs["base"].name)
         cmp = compare_rows(runs["base"].predictions(), runs["tuned"].predictions(), resamples=self.cfg.resamples,
                            seed=self.cfg.seed)
         rows = {mode: comparison_rows(cmp, mode) for mode in ("strict", "reference")}

@@ -25,16 +25,16 @@ import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import orjson
 
 from medsbench.errors import MedsbenchError
-from medsbench.fileio import exclusive_lock, sha256_file, write_jsonl
+from medsbench.fileio import exclusive_lock, iter_jsonl, sha256_file, write_jsonl
 from medsbench.ids import check_name
-from medsbench.records.base import load_model, save_model
+from medsbench.records.base import load_model, save_model, validate_record
 from medsbench.records.config import EvalConfig
-from medsbench.records.judged import JudgedResults
+from medsbench.records.judged import JudgedResults, JudgementRow
 from medsbench.records.manifest import RunManifest
 from medsbench.records.predictions import (
     PredictionRow,
@@ -259,8 +259,20 @@ class RunFolder:
     def judgements_path(self) -> Path:
         return self.path / JUDGEMENTS
 
-    def save_judgements(self, rows: list[dict[str, Any]]) -> None:
-        write_jsonl(self.judgements_path, rows)
+    def has_judgements(self) -> bool:
+        return self.judgements_path.is_file()
+
+    def judgements(self) -> list[JudgementRow]:
+        """Every row of judgements.jsonl, validated (one line names a bad row)."""
+        return [validate_record(JudgementRow, obj, f"{self.judgements_path}:{line}", "judgement row")
+                for line, obj in iter_jsonl(self.judgements_path)]
+
+    def save_judgements(self, rows: list[JudgementRow]) -> None:
+        write_jsonl(self.judgements_path, [r.model_dump(mode="json") for r in rows])
+
+    def sha256(self, path: Path) -> str:
+        """sha256 of one of this folder's files (to tie records to the files they were made from)."""
+        return sha256_file(path)
 
 
 class Journal:

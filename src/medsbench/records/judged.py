@@ -17,6 +17,23 @@ from pydantic import Field
 
 from medsbench.records.base import SCHEMA_VERSION, Record, load_model, save_model
 
+class JudgementRow(Record):
+    """One line of ``judgements.jsonl``: one judge's reply to one item (or probe), for audits and the board."""
+
+    task_id: str
+    id: str | None = None
+    probe: str | None = None  # the probe kind for a sanity probe, None for a real item
+    judge: str
+    rubric: str | None = None
+    score: int | None = None
+    status: str
+    retried: bool = False
+    error: str | None = None
+    reply: str = ""
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+
+
 class JudgeInfo(Record):
     name: str  # the label used as key in the per-task tables
     spec: str  # model spec, credentials redacted
