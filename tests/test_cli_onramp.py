@@ -57,3 +57,24 @@ def test_help_shows_defaults_and_no_placeholder_on_flags():
     for shown in ("[default: default]", "[default: available]", "[default: medsbench]", "'quick'", "[default: medsbench-work]"):
         assert shown in text, shown
     assert "--resume <bool>" not in text and "--no-progress <bool>" not in text and "--resume " in text
+
+
+def test_tasks_answer_to_their_names_and_typos_get_a_suggestion():
+    from medsbench.tasks.catalog import catalog
+
+    cat = catalog()
+    assert [e.id for e in cat.select("pubmedqa,medqa_usmle,BC5CDR_Chem,task57")] == ["task57", "task123", "task126"]
+    assert all(cat.find(e.name) is e for e in cat.tasks.values())  # every task has a name that finds it
+    assert len({e.name for e in cat.tasks.values()}) == len(cat.tasks)  # names are unique
+    for typo, hint in (("task1233", "did you mean task123"), ("mcqq", "did you mean mcqa"), ("pubmedq", "did you mean pubmedqa")):
+        with pytest.raises(MedsbenchError, match=hint):
+            cat.select(typo)
+
+
+def test_eval_takes_a_task_name_and_an_explicit_task_without_files_fails(tmp_path, tiny_model_dir):
+    ws = make_workspace(tmp_path / "ws", n_mcqa=2, n_ner=2)
+    proc = cli("eval", "--model", f"hf:{tiny_model_dir}", "--tasks", "medqa_usmle", "-w", str(ws), "--max-new-tokens", "2",
+               "--out", str(tmp_path / "run"), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    proc = cli("eval", "--model", f"hf:{tiny_model_dir}", "--tasks", "pubmedqa", "-w", str(ws), "--no-progress")
+    assert proc.returncode == 1 and "task123 (PubMedQA (PQA-L)) has no test file" in proc.stderr

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 from dataclasses import dataclass
 from importlib import resources
@@ -96,6 +97,11 @@ class CatalogEntry:
     note: str | None = None
     scorer: str | None = None  # the registered scorer (medsbench.metrics.registry); default: the category's
     labels: tuple[str, ...] = ()  # the task's own closed label set, where its scorer's labels do not cover it
+    name: str = ""  # the stable human name (pubmedqa, medqa_usmle, bc5cdr_chem); default: the slug
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", self.slug)
 
     def file_name(self, split: str = "test") -> str:
         """The workspace file name of this task's split, e.g. ``task57_medqa_en.test.json``."""
@@ -120,6 +126,24 @@ class Catalog:
     def get(self, task_id: str) -> CatalogEntry | None:
         return self.tasks.get(task_id)
 
+    @functools.cached_property
+    def _by_name(self) -> dict[str, CatalogEntry]:
+        """Task names and slugs (lower case) -> entries: every name a user may write for a task."""
+        out: dict[str, CatalogEntry] = {}
+        for e in self.tasks.values():
+            for key in (e.name, e.slug):
+                out.setdefault(key.lower(), e)
+        return out
+
+    def find(self, token: str) -> CatalogEntry | None:
+        """The task a token names: its id (``task123``), its name (``pubmedqa``) or its file slug."""
+        return self.tasks.get(token) or self._by_name.get(token.lower())
+
+    def suggest(self, token: str, extra: tuple[str, ...] = ()) -> list[str]:
+        """Close matches of a mistyped task id, name or category (at most three)."""
+        words = [*self.tasks, *(e.name for e in self.tasks.values()), *self.categories, *extra]
+        return difflib.get_close_matches(token.lower(), words, n=3, cutoff=0.6)
+
     def by_category(self, category: str) -> list[CatalogEntry]:
         return [t for t in self.tasks.values() if t.category == category]
 
@@ -135,11 +159,14 @@ class Catalog:
                 chosen.update(self.tasks)
             elif item in self.categories:
                 chosen.update({t.id: t for t in self.by_category(item)})
-            elif item in self.tasks:
-                chosen[item] = self.tasks[item]
+            elif (entry := self.find(item)) is not None:
+                chosen[entry.id] = entry
             else:
+                near = self.suggest(item, ("all", "available", "quick"))
+                hint = f"did you mean {' or '.join(near)}? " if near else ""
                 raise MedsbenchError(
-                    f"unknown task or category '{item}' (task ids like task57, categories: {', '.join(self.categories)}, all, available or quick)"
+                    f"unknown task or category '{item}': {hint}(task ids or names such as task123 / pubmedqa, categories: "
+                    f"{', '.join(self.categories)}, all, available or quick; `medsbench data catalog` lists them)"
                 )
         return sorted(chosen.values(), key=lambda t: task_order(t.id))
 

@@ -185,7 +185,7 @@ def resolve_tasks(
             chosen[item] = extra[item]
             continue
         entries = cat.select(item)  # raises one clear line for unknown ids/categories
-        explicit = item in cat.tasks
+        explicit = cat.find(item) is not None  # a task named by id or name: it must run
         for e in entries:
             if "test" in files.get(e.id, {}):
                 chosen[e.id] = e
