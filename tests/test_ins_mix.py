@@ -248,7 +248,7 @@ def test_second_ins_build_on_locked_folder_fails(tmp_path):
     tasks = _tiny_tasks(tmp_path)
     out = tmp_path / "mix"
     cli = [sys.executable, "-c", "import sys\nfrom medsbench.cli import main\nmain(sys.argv[1:])"]
-    build = [*cli, "ins", "build", "--tasks", str(tasks), "--out", str(out), "--bench-tasks", str(tasks), "--no-near-dup"]
+    build = [*cli, "ins", "build", "--tasks", str(tasks), "--out", str(out), "--no-decontamination", "--no-near-dup"]
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(out)],
         stdout=subprocess.PIPE, text=True)
