@@ -150,7 +150,7 @@ def _screen(plan: Plan, settings: ScreenSettings, index: TestIndex | None, pool:
         assert st.pool is not None  # made for every task by plan_build
         for inst, ok in zip(chunk, keep):
             if ok and (max_demo is None or len(inst.input) + len(inst.target) <= max_demo):
-                st.pool.offer(slim(inst))
+                st.pool.offer(inst)
     for st in plan.states.values():
         for f in st.files:
             st.keep[f.path] = np.concatenate(flags[f.path]) if flags[f.path] else np.zeros(0, dtype=bool)
@@ -183,7 +183,7 @@ def _emit_jobs(plan: Plan, targets: dict[str, int]) -> Iterator[EmitJob]:
     for tid, st in plan.states.items():
         sel = Selector(st.counts["clean"], targets[tid], stable_seed(cfg.seed, "select", tid))
         assert st.pool is not None
-        ctx = TaskContext(tid, st.original, tuple(st.paraphrases), tuple(st.pool.sample()), cfg.seed,
+        ctx = TaskContext(tid, st.original, tuple(st.paraphrases), tuple(slim(i) for i in st.pool.sample()), cfg.seed,
                           cfg.shots.probs, cfg.instructions.paraphrase_prob)
         for f in st.files:
             flags = st.keep[f.path]
@@ -192,7 +192,7 @@ def _emit_jobs(plan: Plan, targets: dict[str, int]) -> Iterator[EmitJob]:
                 items = []
                 for inst, ok in zip(chunk, flags[offset : offset + len(chunk)]):
                     if ok and (times := sel.next()):
-                        items.append((slim(inst), times))
+                        items.append((inst.id, inst.input, inst.target, times))
                 if items:
                     yield EmitJob(ctx, labels, items)
 

@@ -241,10 +241,11 @@ class Signer:
         for lo in range(0, len(hashes), self.BLOCK):
             h, own = hashes[lo : lo + self.BLOCK], owner[lo : lo + self.BLOCK]
             with np.errstate(over="ignore"):
-                phv = h[:, None] * self._a + self._b
+                phv = np.multiply.outer(self._a, h)  # (num_perm, shingles): contiguous rows for reduceat
+                phv += self._b[:, None]
             starts = np.flatnonzero(np.r_[True, own[1:] != own[:-1]])
             rows = own[starts]
-            sigs[rows] = np.minimum(sigs[rows], np.minimum.reduceat(phv, starts, axis=0))
+            sigs[rows] = np.minimum(sigs[rows], np.minimum.reduceat(phv, starts, axis=1).T)
         active = np.zeros(n, dtype=bool)
         active[owner] = True
         return sigs, active

@@ -43,7 +43,7 @@ class FileLabels:
 class EmitJob:
     task: TaskContext
     labels: FileLabels
-    items: list[tuple[Instance, int]]  # (instance, times to emit), in file order
+    items: list[tuple[str, str, str, int]]  # (instance id, input, first reference, times to emit), in file order
 
 
 @dataclass
@@ -72,7 +72,8 @@ def emit_chunk(job: EmitJob) -> Records:
     t = job.task
     chooser = VariantChooser(t.seed, t.shot_probs, t.paraphrase_prob)
     rec = Records(task_id=t.task_id, labels=job.labels)
-    for inst, times in job.items:
+    for iid, text, target, times in job.items:
+        inst = Instance(iid, text, [target])
         for r in range(times):
             v = chooser.choose(t.task_id, inst.id, r, len(t.paraphrases))
             definition = t.paraphrases[v.paraphrase] if v.paraphrase >= 0 else t.original
