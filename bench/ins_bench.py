@@ -14,6 +14,18 @@ then runs in its own subprocess, which reports wall time and peak RSS
 Instances/s counts input instances per second of one process (one core).
 Builds use the natural mix (every clean instance once), not the balanced default.
 
+    python bench/ins_bench.py --real TASKS [--workers 1,2] [--repeat 2] [--baseline-src DIR]
+
+The default mixture over every train split in TASKS (``medsbench data convert --all
+--out TASKS``), decontaminated against TASKS' test splits, once per worker count (each
+build in its own subprocess, alternating, ``--repeat`` rounds): wall seconds, input
+instances/s, the speedup of N workers over 1 in the same run, peak RSS of the
+building process and of the whole process tree (workers included, sampled), and
+whether every output file is byte-identical across worker counts. ``--baseline-src``
+runs the same build with the ``src`` folder of another checkout (e.g. the previous
+commit) in the same rounds, for a before/after ratio. The load average is printed
+before and after: the machine is shared.
+
     python bench/ins_bench.py --cjk TASKS [--sample 12]
 
 Decontamination false positives in Chinese and Japanese on converted real task
@@ -46,16 +58,17 @@ WORDS = (
 
 
 def make_tasks(root: Path, n: int, n_tasks: int, seed: int = 0) -> None:
-    from medsbench.sources.registry import task_meta
+    from medsbench.sources.registry import TaskSpec, task_meta
     from medsbench.tasks.format import write_task
 
     rng = random.Random(seed)
     per = n // n_tasks
     for t in range(n_tasks):
         tid = f"task{9000 + t}"
-        meta = task_meta(None, split="train", definition=f"Answer the clinical question (synthetic task {t}).",
-                         source=f"Synth{t % 7}", url="-", split_method="synthetic", license="CC0", task_id=tid, slug="synth",
-                         categories=["Question Answering" if t % 2 else "Diagnosis"], language="en")
+        spec = TaskSpec(task_id=tid, slug="synth", definition=f"Answer the clinical question (synthetic task {t}).",
+                        source=f"Synth{t % 7}", url="-", license="CC0", category="Question Answering" if t % 2 else "Diagnosis",
+                        language="en")
+        meta = task_meta(spec, "train", "synthetic")
         count = per + (1 if t < n % n_tasks else 0)
 
         def rows(count=count, t=t):
@@ -67,14 +80,14 @@ def make_tasks(root: Path, n: int, n_tasks: int, seed: int = 0) -> None:
 
 
 def make_tests(root: Path) -> None:
-    from medsbench.sources.registry import task_meta
+    from medsbench.sources.registry import TaskSpec, task_meta
     from medsbench.tasks.format import write_task
 
     rng = random.Random(99)
     for t in range(20):
         tid = f"task{8000 + t}"
-        meta = task_meta(None, split="test", definition="Synthetic benchmark task.", source="SynthTest", url="-",
-                         split_method="synthetic", license="CC0", task_id=tid, slug="bench")
+        meta = task_meta(TaskSpec(task_id=tid, slug="bench", definition="Synthetic benchmark task.", source="SynthTest", url="-",
+                                  license="CC0"), "test", "synthetic")
         write_task(root / f"{tid}_bench.test.json", meta,
                    [{"id": i, "input": " ".join(rng.choices(WORDS, k=45)), "output": "x"} for i in range(500)])
 
@@ -84,11 +97,11 @@ import json, resource, sys, time
 from medsbench.ins import InsConfig, build_mixture
 import medsbench.ins.build, pyarrow, datasketch, numpy, matplotlib  # import cost outside the timing
 tasks, bench, out, mode = sys.argv[1:5]
-cfg = InsConfig().updated(**{"dedupe.near": mode == "near", "decontam.near": mode == "near",
+cfg = InsConfig().updated(**{"dedupe.near": mode == "near", "decontam.near": mode == "near", "decontam.enabled": mode != "base",
                              "balance.cap": None, "balance.temperature": 1.0, "balance.max_repeats": 1})
 base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
-s = build_mixture([tasks], out, cfg, bench_tasks=[bench] if mode != "base" else [])
+s = build_mixture([tasks], out, cfg, bench_tasks=[bench] if mode != "base" else None, workers=1)
 dt = time.perf_counter() - t
 print(json.dumps({"seconds": dt, "input": s["totals"]["input"], "examples": s["totals"]["examples"],
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "import_rss_mb": base_rss / 1024,
@@ -124,7 +137,7 @@ def cjk_report(tasks: Path, sample: int) -> None:
     import difflib
 
     from medsbench.ins.config import DecontamConfig
-    from medsbench.sources.registry import task_meta
+    from medsbench.sources.registry import TaskSpec, task_meta
     from medsbench.tasks.format import iter_instances, read_meta, write_task
 
     def one(path: Path) -> Path:
@@ -144,8 +157,9 @@ def cjk_report(tasks: Path, sample: int) -> None:
         half = len(order) // 2
         meta = read_meta(zh)
         zh_test = tmp / "task58_half.test.json"
-        write_task(zh_test, {**meta, **task_meta(None, split="test", definition=meta["Definition"][0], source="MedQA-MCMLE half B",
-                                                  url="-", split_method="seeded halves", license="MIT", task_id="task58", slug="half")},
+        write_task(zh_test, {**meta, **task_meta(TaskSpec(task_id="task58", slug="half", definition=meta["Definition"][0],
+                                                           source="MedQA-MCMLE half B", url="-", license="MIT"),
+                                                  "test", "seeded halves")},
                    [{"id": items[i].id, "input": items[i].input, "output": items[i].output} for i in order[half:]])
         cases = {"ja: IgakuQA train vs test": (ja_train, [ja_test]),
                  "zh: MedQA-MCMLE half A vs half B": ([items[i] for i in order[:half]], [zh_test])}
@@ -164,6 +178,86 @@ def cjk_report(tasks: Path, sample: int) -> None:
                     print(f"  - {train[i].id}: longest text shared with a test input ({m.size} chars): {text[m.a:m.a + m.size]!r}")
 
 
+CHILD_REAL = r"""
+import json, os, resource, sys, threading, time
+tasks, out, workers = sys.argv[1:4]
+from medsbench.ins import build_mixture
+import medsbench.ins.build, pyarrow, numpy, matplotlib  # import cost outside the timing
+peak = {"tree": 0}
+def sample():
+    try:
+        import psutil
+    except ImportError:
+        return
+    me = psutil.Process()
+    while True:
+        procs = [me, *me.children(recursive=True)]
+        total = 0
+        for p in procs:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
+        peak["tree"] = max(peak["tree"], total)
+        time.sleep(0.2)
+threading.Thread(target=sample, daemon=True).start()
+kw = {} if workers == "baseline" else {"workers": int(workers)}
+t = time.perf_counter()
+s = build_mixture([tasks], out, bench_tasks=[tasks], **kw)
+dt = time.perf_counter() - t
+print(json.dumps({"seconds": dt, "input": s["totals"]["input"], "examples": s["totals"]["examples"],
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "tree_mb": peak["tree"] / 2**20}))
+"""
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".medsbench.lock"}
+
+
+def _load() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+
+
+def real_report(tasks: Path, workers: list[int], repeat: int, baseline: Path | None) -> None:
+    import os
+    import statistics
+
+    print(f"start: {_load()}", flush=True)
+    runs: dict[str, list[dict]] = {}
+    trees: dict[str, dict[str, str]] = {}
+    labels = (["baseline"] if baseline else []) + [str(w) for w in workers]
+    with tempfile.TemporaryDirectory(prefix="ins-real-") as tmp:
+        for rnd in range(repeat):
+            for label in labels:
+                out = Path(tmp) / label / "mix"
+                src = str(baseline) if label == "baseline" else str(Path(__file__).resolve().parents[1] / "src")
+                env = {**os.environ, "PYTHONPATH": src}
+                res = subprocess.run([sys.executable, "-c", CHILD_REAL, str(tasks), str(out), label],
+                                     capture_output=True, text=True, check=False, env=env)
+                if res.returncode:
+                    raise SystemExit(res.stderr)
+                r = json.loads(res.stdout.strip().splitlines()[-1])
+                runs.setdefault(label, []).append(r)
+                if label != "baseline":
+                    trees[label] = _tree(out)
+                print(f"round {rnd + 1} {'workers=' + label if label != 'baseline' else 'baseline':>10}: {r['seconds']:7.1f}s "
+                      f"{r['input'] / r['seconds']:8.0f} inst/s  peak RSS {r['rss_mb']:.0f} MB (process tree {r['tree_mb']:.0f} MB)",
+                      flush=True)
+    med = {k: statistics.median(r["seconds"] for r in v) for k, v in runs.items()}
+    one = med[str(workers[0])]
+    for label in labels:
+        line = f"median {label:>8}: {med[label]:.1f}s, {runs[label][0]['input'] / med[label]:.0f} inst/s"
+        if label != str(workers[0]):
+            line += f", {one / med[label]:.2f}x workers={workers[0]}"
+        print(line)
+    same = all(trees[str(w)] == trees[str(workers[0])] for w in workers)
+    print(f"outputs byte-identical across workers {','.join(map(str, workers))}: {same} ({len(trees[str(workers[0])])} files)")
+    print(f"end: {_load()}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="100000,1000000")
@@ -171,7 +265,14 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=20)
     ap.add_argument("--cjk", type=Path, help="converted task folder: measure zh/ja decontamination false positives")
     ap.add_argument("--sample", type=int, default=12)
+    ap.add_argument("--real", type=Path, help="converted task folder: build the default mixture of all its train splits")
+    ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--baseline-src", type=Path, help="src folder of another checkout, built in the same rounds")
     args = ap.parse_args()
+    if args.real:
+        real_report(args.real, [int(w) for w in args.workers.split(",")], args.repeat, args.baseline_src)
+        return
     if args.cjk:
         cjk_report(args.cjk, args.sample)
         return

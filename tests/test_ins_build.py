@@ -144,12 +144,12 @@ main(sys.argv[1:])
 
 def _small_tasks(root: Path) -> Path:
     tasks = root / "tasks"
-    from medsbench.sources.registry import task_meta
+    from medsbench.sources.registry import TaskSpec, task_meta
 
     def meta(split: str) -> dict:
-        return task_meta(None, split=split, definition="Answer the question.", source="Synthetic", url="-",
-                         split_method="synthetic", license="CC0", task_id="task900", slug="synthetic",
-                         categories=["Question Answering"], language="en")
+        spec = TaskSpec(task_id="task900", slug="synthetic", definition="Answer the question.", source="Synthetic", url="-",
+                        license="CC0", category="Question Answering", language="en")
+        return task_meta(spec, split, "synthetic")
 
     write_task(tasks / "task900_synthetic.train.json", meta("train"),
                [{"id": i, "input": f"Synthetic question {i} about dose {i * 37 % 101} mg of drug {i % 13}?", "output": f"answer {i % 5}"}
@@ -218,7 +218,7 @@ def test_one_and_two_workers_write_the_same_bytes(tmp_path):
     cfg = InsConfig(seed=5).updated(**{"export.jsonl": True, "export.shard_rows": 3000, "export.row_group_rows": 700})
     a, b = tmp_path / "one" / "mix", tmp_path / "two" / "mix"
     sa = build_mixture([tasks], a, cfg, workers=1)
-    sb = build_mixture([tasks], b, cfg, workers=2)
+    build_mixture([tasks], b, cfg, workers=2)
     assert sa["totals"]["examples"] > 3000 and sa["totals"]["shards"] >= 2
     assert _tree(a) == _tree(b)
 

@@ -124,12 +124,13 @@ def test_definitions_cli_and_config(tmp_path, capsys):
 
 
 def _tiny_tasks(tmp_path: Path) -> Path:
-    from medsbench.sources.registry import task_meta
+    from medsbench.sources.registry import TaskSpec, task_meta
     from medsbench.tasks.format import write_task
 
     tasks = tmp_path / "tasks"
-    meta = task_meta(None, split="train", definition="Answer the question.", source="S", url="-", split_method="synthetic",
-                     license="CC0", task_id="task9001", slug="s", language="en", categories=["Question Answering"])
+    spec = TaskSpec(task_id="task9001", slug="s", definition="Answer the question.", source="S", url="-", license="CC0",
+                    category="Question Answering", language="en")
+    meta = task_meta(spec, "train", "synthetic")
     write_task(tasks / "task9001_s.train.json", meta, [{"id": i, "input": f"Question number {i} about aspirin?", "output": "yes"} for i in range(5)])
     return tasks
 
