@@ -184,6 +184,7 @@ tasks, out, workers = sys.argv[1:4]
 from medsbench.ins import build_mixture
 import medsbench.ins.build, pyarrow, numpy, matplotlib  # import cost outside the timing
 peak = {"tree": 0}
+cpu = {}  # pid -> last seen user + system seconds of every process of the tree but this one
 def sample():
     try:
         import psutil
@@ -191,21 +192,28 @@ def sample():
         return
     me = psutil.Process()
     while True:
-        procs = [me, *me.children(recursive=True)]
-        total = 0
-        for p in procs:
+        total = me.memory_info().rss
+        for p in me.children(recursive=True):
             try:
                 total += p.memory_info().rss
+                t = p.cpu_times()
+                cpu[p.pid] = t.user + t.system
             except psutil.Error:
                 pass
         peak["tree"] = max(peak["tree"], total)
-        time.sleep(0.2)
+        time.sleep(0.1)
 threading.Thread(target=sample, daemon=True).start()
 kw = {} if workers == "baseline" else {"workers": int(workers)}
+def cpu_self():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+c0 = cpu_self()
 t = time.perf_counter()
 s = build_mixture([tasks], out, bench_tasks=[tasks], **kw)
 dt = time.perf_counter() - t
+main_cpu = cpu_self() - c0
 print(json.dumps({"seconds": dt, "input": s["totals"]["input"], "examples": s["totals"]["examples"],
+                  "main_cpu": main_cpu, "workers_cpu": sum(cpu.values()),
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "tree_mb": peak["tree"] / 2**20}))
 """
 
@@ -244,7 +252,8 @@ def real_report(tasks: Path, workers: list[int], repeat: int, baseline: Path | N
                 if label != "baseline":
                     trees[label] = _tree(out)
                 print(f"round {rnd + 1} {'workers=' + label if label != 'baseline' else 'baseline':>10}: {r['seconds']:7.1f}s "
-                      f"{r['input'] / r['seconds']:8.0f} inst/s  peak RSS {r['rss_mb']:.0f} MB (process tree {r['tree_mb']:.0f} MB)",
+                      f"{r['input'] / r['seconds']:8.0f} inst/s  CPU {r['main_cpu']:.1f}s building process + "
+                      f"{r['workers_cpu']:.1f}s workers  peak RSS {r['rss_mb']:.0f} MB (process tree {r['tree_mb']:.0f} MB)",
                       flush=True)
     med = {k: statistics.median(r["seconds"] for r in v) for k, v in runs.items()}
     one = med[str(workers[0])]

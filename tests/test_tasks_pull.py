@@ -285,10 +285,11 @@ def _git_blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def write_hf_cache(cache: Path, release: Path, *, commit: str = COMMIT, extra_listed: list[str] = ()) -> Path:
+def write_hf_cache(cache: Path, release: Path, *, commit: str = COMMIT, extra_listed: list[str] = (),
+                   repo_id: str = "Henrychur/MedS-Bench") -> Path:
     """The hub's own cache layout for the dataset: blobs/<hash>, snapshots/<commit>/<path> -> ../../blobs/<hash>,
     refs/main, and the tree listing trees/<commit>.json (``extra_listed`` lists files the snapshot lacks)."""
-    repo = cache / "datasets--Henrychur--MedS-Bench"
+    repo = cache / ("datasets--" + repo_id.replace("/", "--"))
     (repo / "blobs").mkdir(parents=True, exist_ok=True)
     files = {}
     for path in sorted(p for p in release.rglob("*") if p.is_file()):

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from medsbench.errors import MedsbenchError
 
-ins_app = typer.Typer(help="MedS-Ins: build instruction-tuning mixtures, rewrite instructions, show stats.", no_args_is_help=True)
+ins_app = typer.Typer(help="MedS-Ins: import the release, build instruction-tuning mixtures, rewrite instructions, show stats.", no_args_is_help=True)
 
 WORKSPACE = Path("medsbench-work")
 
@@ -81,6 +81,47 @@ def build_cmd(
         f"{out}: {t['examples']} examples from {t['tasks']} task(s) in {t['shards']} shard(s); dropped "
         f"{t['exact_duplicate']} exact dup, {t['near_duplicate']} near dup, {t['contaminated']} contaminated"
     )
+
+
+@ins_app.command("pull")
+def pull_cmd(
+    source: Path = typer.Option(None, "--from", help="Local copy of the release (task<N>_<name>.json files) instead of the Hub."),
+    repo: str = typer.Option(None, "--repo", help="Dataset repository (default Henrychur/MedS-Ins)."),
+    revision: str = typer.Option(None, "--revision", help="Hub revision to pin (commit hash, tag or branch; default main)."),
+    workspace: Path = typer.Option(WORKSPACE, "--workspace", "-w", help="Workspace folder: files go to WORKSPACE/meds-ins."),
+    out: Path = typer.Option(None, "--out", help="Folder for the imported task files (default WORKSPACE/meds-ins)."),
+    definitions: Path = typer.Option(None, "--definitions", help="RewriteDefinitions.json: definitions for files that carry none."),
+    cache_dir: Path = typer.Option(None, "--cache-dir", help="Hugging Face cache folder (default: HF_HUB_CACHE / HF_HOME)."),
+) -> None:
+    """Import the released MedS-Ins (Hugging Face dataset, or --from DIR) as train-split task files, streamed."""
+    from medsbench.ins.release import HF_REPO, import_release, pull_release, summarize
+    from medsbench.tasks.workspace import load_definitions
+
+    defs = load_definitions(definitions)
+    defs_name = definitions.name if definitions is not None else None
+    target = out or workspace / "meds-ins"
+    if source is not None:
+        if revision or repo or cache_dir:
+            raise MedsbenchError("--revision, --repo and --cache-dir apply to the Hub, not to --from DIR")
+        report = import_release(source, target, definitions=defs, definitions_name=defs_name)
+    else:
+        report = pull_release(target, repo=repo or HF_REPO, revision=revision, cache_dir=cache_dir, definitions=defs,
+                              definitions_name=defs_name)
+    for line in summarize(report):
+        typer.echo(line)
+    for line in report.warnings:
+        typer.echo(f"warning: {line}", err=True)
+    for line in report.errors:
+        typer.echo(f"error: {line}", err=True)
+    src = report.source
+    where = src.get("repo") or src.get("folder")
+    at = f"@{src['commit'] or src['revision']}" if src.get("kind") == "huggingface" else ""
+    unknown = sum(1 for t in report.tasks if t.category is None)
+    typer.echo(f"imported {len(report.tasks)} task(s) ({sum(t.instances for t in report.tasks)} instances) from {where}{at} "
+               f"into {target}; {unknown} with an unknown category; {len(report.missing)} of the paper's 122 tasks not in this copy; "
+               f"{len(report.warnings)} warning(s), {len(report.errors)} error(s)")
+    if report.errors:
+        raise typer.Exit(1)
 
 
 @ins_app.command("rewrite")

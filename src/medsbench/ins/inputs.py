@@ -23,6 +23,9 @@ from medsbench.tasks.catalog import LANGUAGE_CODES
 from medsbench.tasks.format import read_meta, split_of, task_id_of
 
 
+UNKNOWN_CATEGORY = "unknown"  # a task file without Categories (e.g. a released MedS-Ins task nobody has categorised)
+
+
 @dataclass
 class InputFile:
     path: Path
@@ -62,7 +65,7 @@ def describe(path: Path, origin: str) -> InputFile:
         task_id=task_id_of(meta, path) or path.name.split(".")[0],
         origin=origin,
         definition=definition.strip(),
-        category=str(cats[0]) if cats else "Uncategorized",
+        category=str(cats[0]) if cats else UNKNOWN_CATEGORY,
         source=str(_first(meta.get("Source")) or path.name.split(".")[0]),
         language=_language_code(_first(meta.get("Input_language"))),
         license=str(ours.get("license") or "unknown (no medsbench licence field; see the file's Source/URL)"),
@@ -125,12 +128,19 @@ def bench_test_files(dirs: Sequence[str | os.PathLike], exclude: Sequence[Path] 
     return files
 
 
+def _blocking(problem) -> bool:
+    """A validation error stops a build, except a missing category: it only labels the card ('unknown')."""
+    if getattr(problem, "level", "error") != "error":
+        return False
+    return not (problem.field == "Categories" and problem.message == "no category given")
+
+
 def validate_one(path: Path) -> tuple[str | None, int]:
-    """(first validation error line or None, number of warnings) of one task file."""
+    """(first blocking validation error line or None, number of other problems) of one task file."""
     from medsbench.tasks.validate import validate_file
 
     problems = validate_file(path)
-    errors = [pr for pr in problems if getattr(pr, "level", "error") == "error"]
+    errors = [pr for pr in problems if _blocking(pr)]
     if not errors:
         return None, len(problems)
     more = f" (+{len(errors) - 1} more errors)" if len(errors) > 1 else ""

@@ -188,18 +188,19 @@ def read_release_file(path: str | os.PathLike) -> tuple[dict[str, Any], list[Ins
     return meta, instances, shape
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """A file-name part from a task name: lower case, ``_`` between alphanumeric runs, at most 60 characters."""
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:60] or "task"
 
 
-def _fill_meta(meta: dict[str, Any], category: str, language: str, repo: str | None) -> dict[str, Any]:
-    """Add the task-file keys a released file may lack (never overwrites what it has)."""
+def fill_meta(meta: dict[str, Any], categories: list[str], language: str, release: str, repo: str | None) -> dict[str, Any]:
+    """Add the task-file keys a released file (of ``release``, e.g. MedS-Bench) may lack (never overwrites what it has)."""
     lang = LANGUAGE_NAMES.get(language, "English")
     defaults: dict[str, Any] = {
         "Contributors": [],
-        "Source": [f"MedS-Bench ({repo})" if repo else "MedS-Bench"],
+        "Source": [f"{release} ({repo})" if repo else release],
         "URL": [f"https://huggingface.co/datasets/{repo}"] if repo else [],
-        "Categories": [INS_CATEGORY_OF[category]],
+        "Categories": categories,
         "Reasoning": [],
         "Input_language": [lang],
         "Output_language": [lang],
@@ -312,10 +313,10 @@ def _import_file(path: Path, rel: str, ctx: _Import) -> None:
             ctx.report.errors.append(missing_definition(rel, tid, len(instances), ctx.definitions_name))
     entry = catalog().get(tid)
     language = entry.language if entry else "en"
-    meta = _fill_meta(meta, category, language, ctx.origin.get("repo"))
+    meta = fill_meta(meta, [INS_CATEGORY_OF[category]], language, "MedS-Bench", ctx.origin.get("repo"))
     digest = sha256_file(path)
     ours = dict(meta.get("medsbench") or {}) if isinstance(meta.get("medsbench"), dict) else {}
-    ours.update({"task_id": tid, "slug": entry.slug if entry else _slug(name), "split": "test", "bench_category": category,
+    ours.update({"task_id": tid, "slug": entry.slug if entry else slug(name), "split": "test", "bench_category": category,
                  "source": {**ctx.origin, "path": rel, "sha256": digest, "shape": shape}})
     if entry is None:
         ours.update({"title": name.replace("_", " ") or tid, "language": language})
