@@ -26,6 +26,13 @@ runs the same build with the ``src`` folder of another checkout (e.g. the previo
 commit) in the same rounds, for a before/after ratio. The load average is printed
 before and after: the machine is shared.
 
+    python bench/ins_bench.py --pull-gb 2
+
+``medsbench ins pull --from DIR`` on one synthetic released MedS-Ins file of about that
+many GB (a Super-NaturalInstructions object, generated under /tmp and deleted after):
+instances/s, MB/s and peak RSS of the importing process, then the same command again
+(the file is unchanged, so only its sha256 is computed).
+
     python bench/ins_bench.py --cjk TASKS [--sample 12]
 
 Decontamination false positives in Chinese and Japanese on converted real task
@@ -267,6 +274,57 @@ def real_report(tasks: Path, workers: list[int], repeat: int, baseline: Path | N
     print(f"end: {_load()}")
 
 
+def make_release_file(path: Path, gb: float, seed: int = 0) -> int:
+    """One synthetic released task file of about ``gb`` GB, written streaming; returns its instances."""
+    import orjson
+
+    rng = random.Random(seed)
+    meta = {"Contributors": ["synthetic"], "Source": ["synthetic"], "URL": [], "Categories": ["Explanation"], "Reasoning": [],
+            "Definition": ["Explain the code."], "Input_language": ["English"], "Output_language": ["English"],
+            "Instruction_language": ["English"], "Domains": ["Medicine"], "Positive Examples": [], "Negative Examples": []}
+    target, n = int(gb * 2**30), 0
+    with open(path, "wb") as fh:
+        fh.write(orjson.dumps(meta)[:-1] + b',"Instances":[')
+        while fh.tell() < target:
+            row = {"id": f"s{n}", "input": " ".join(rng.choices(WORDS, k=120)), "output": [" ".join(rng.choices(WORDS, k=60))]}
+            fh.write((b"," if n else b"") + orjson.dumps(row))
+            n += 1
+        fh.write(b"]}")
+    return n
+
+
+def pull_report(gb: float) -> None:
+    import os
+    import resource
+    import shutil
+
+    root = Path(tempfile.mkdtemp(prefix="ins-pull-", dir="/tmp"))
+    try:
+        rel = root / "rel"
+        rel.mkdir()
+        t0 = time.perf_counter()
+        n = make_release_file(rel / "task115_icd10_code_explanation.json", gb)
+        size = (rel / "task115_icd10_code_explanation.json").stat().st_size
+        print(f"generated {n} instances, {size / 2**30:.2f} GB in {time.perf_counter() - t0:.0f}s; {_load()}", flush=True)
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+        for label in ("import", "rerun"):
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            before, cpu0 = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+            t0 = time.perf_counter()
+            res = subprocess.run([sys.executable, "-m", "medsbench.cli", "ins", "pull", "--from", str(rel), "--out", str(root / "out")],
+                                 capture_output=True, text=True, env=env, check=False)
+            dt = time.perf_counter() - t0
+            if res.returncode:
+                raise SystemExit(res.stderr)
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            rss, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime - cpu0
+            print(f"{label}: {dt:.1f}s ({cpu:.1f}s CPU), {n / dt:.0f} instances/s, {size / 2**20 / dt:.0f} MB/s, peak RSS "
+                  f"{rss / 1024:.0f} MB{' (at least: an earlier child may hold the maximum)' if rss == before else ''}", flush=True)
+        print(f"end: {_load()}")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="100000,1000000")
@@ -278,7 +336,11 @@ def main() -> None:
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--baseline-src", type=Path, help="src folder of another checkout, built in the same rounds")
+    ap.add_argument("--pull-gb", type=float, help="measure ins pull on a synthetic released file of this many GB")
     args = ap.parse_args()
+    if args.pull_gb:
+        pull_report(args.pull_gb)
+        return
     if args.real:
         real_report(args.real, [int(w) for w in args.workers.split(",")], args.repeat, args.baseline_src)
         return

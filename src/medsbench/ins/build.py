@@ -47,11 +47,12 @@ from medsbench.ins.instructions import Variants, load_sidecars
 from medsbench.ins.mixer import Reservoir, Selector, allocate
 from medsbench.ins.parallel import Workers, default_workers
 from medsbench.ins.report import BuildRecord, DecontamRecord, length_hist, stats_of
-from medsbench.ins.screen import ChunkJob, Screener, ScreenSettings, TaskState, check_instance, fingerprint
+from medsbench.ins.screen import ChunkJob, Screener, ScreenSettings, TaskState, check_instance, fingerprint, forget_indexes
 from medsbench.tasks.format import Instance, iter_instances
 from medsbench.tasks.workspace import task_order as _task_order
 
 CHUNK = 4096
+PRELOAD = ("medsbench.ins.screen", "medsbench.ins.emit", "medsbench.ins.inputs", "medsbench.tasks.validate")
 
 Log = Callable[[str], None]
 
@@ -232,7 +233,6 @@ def _test_index(plan: Plan, signer: Signer | None, stage: Path, pool: Workers) -
 
 def _build(plan: Plan, stage: Path, out: Path, pool: Workers, say: Log) -> dict[str, Any]:
     from medsbench import __version__
-    from medsbench.ins.card import write_card
 
     cfg = plan.cfg
     warnings = _validate(plan, pool)
@@ -249,14 +249,18 @@ def _build(plan: Plan, stage: Path, out: Path, pool: Workers, say: Log) -> dict[
     n_contam = sum(st.counts["contaminated"] for st in plan.states.values())
     say(f"screened {sum(st.counts['input'] for st in plan.states.values())} instance(s): {n_contam} contaminated")
     if index_dir is not None:
+        forget_indexes()
         shutil.rmtree(index_dir)
     _fail_on_contamination(plan, out)
     return _finish(plan, stage, pool, say, BuildRecord(
         cfg=cfg, name=out.name, version=__version__, files=plan.files, skipped=plan.skipped, validation_warnings=warnings,
-        states=plan.states, targets={}, decontam=dec, index_bytes=screener.index_bytes), write_card)
+        states=plan.states, targets={}, decontam=dec, index_bytes=screener.index_bytes))
 
 
-def _finish(plan: Plan, stage: Path, pool: Workers, say: Log, rec: BuildRecord, write_card: Callable) -> dict[str, Any]:
+def _finish(plan: Plan, stage: Path, pool: Workers, say: Log, rec: BuildRecord) -> dict[str, Any]:
+    """Allocation, pass 2, stats.json and the card."""
+    from medsbench.ins.card import write_card  # matplotlib, imported when needed
+
     rec.targets = allocate({tid: st.counts["clean"] for tid, st in plan.states.items()}, plan.cfg.balance)
     if sum(rec.targets.values()) == 0:
         raise MedsbenchError("nothing to write: every input instance was dropped (duplicates, contamination or caps)")
@@ -298,7 +302,7 @@ def build_mixture(
     try:
         # The staging folder's lock marks the build alive (clean_stale leaves it); it is swapped in with the
         # mixture and becomes the lock file of ``out``.
-        with exclusive_lock(stage, "mixture staging folder"), Workers(workers or default_workers()) as pool:
+        with exclusive_lock(stage, "mixture staging folder"), Workers(workers or default_workers(), preload=PRELOAD) as pool:
             stats = _build(plan, stage, out, pool, say)
             swap_in(stage, out)
     except BaseException:

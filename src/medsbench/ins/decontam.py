@@ -59,6 +59,30 @@ REASONS = ("exact_input", "ngram", "near")
 CHUNK = 4096
 
 
+def presence_table(keys: np.ndarray) -> np.ndarray:
+    """A bool table indexed by the top bits of a key, True where some key has them: at most 1/8 full
+    (<= 32 MB), so most absent keys are ruled out by one look-up instead of a binary search."""
+    bits = int(min(25, max(16, np.ceil(np.log2(max(1, len(keys)) * 8)))))
+    table = np.zeros(1 << bits, dtype=bool)
+    table[(keys >> np.uint64(64 - bits)).astype(np.intp)] = True
+    return table
+
+
+def _find(keys: np.ndarray, q: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(hit, position in ``keys``) of each query; ``table`` from :func:`presence_table` of ``keys``."""
+    hit = np.zeros(len(q), dtype=bool)
+    pos = np.zeros(len(q), dtype=np.int64)
+    if not len(keys) or not len(q):
+        return hit, pos
+    shift = np.uint64(64 - int(np.log2(len(table))))
+    cand = np.flatnonzero(table[(q >> shift).astype(np.intp)])
+    p = np.searchsorted(keys, q[cand])
+    p[p == len(keys)] = 0
+    hit[cand[keys[p] == q[cand]]] = True
+    pos[cand] = p
+    return hit, pos
+
+
 def _lookup(keys: np.ndarray, payload: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not len(keys) or not len(q):
         return np.zeros(len(q), dtype=bool), np.zeros(len(q), dtype=np.int64)
@@ -183,6 +207,7 @@ class TestIndex:
     cjk_instances: int = 0  # test inputs with any CJK character (indexed at the CJK sizes too)
     signer: Signer | None = None
     bander: Bander | None = None
+    _ngram_table: np.ndarray | None = field(default=None, repr=False)  # presence_table(ngram_keys), made on first use
 
     @property
     def nbytes(self) -> int:
@@ -237,7 +262,7 @@ class TestIndex:
         folder.mkdir(parents=True, exist_ok=True)
         for name in self._ARRAYS:
             np.save(folder / f"{name}.npy", getattr(self, name))
-        rest = {k: v for k, v in self.__dict__.items() if k not in self._ARRAYS}
+        rest = {k: v for k, v in self.__dict__.items() if k not in self._ARRAYS and k != "_ngram_table"}
         (folder / "rest.pickle").write_bytes(pickle.dumps(rest))
 
     @classmethod
@@ -291,9 +316,9 @@ class TestIndex:
         hit, pay = _lookup(self.input_keys, self.input_task, digests([normalise(x) for x in texts]))
         reason[hit], task[hit] = 0, pay[hit]
         h, own = rolling(th, lengths, self.cfg.ngram)
-        pos = np.searchsorted(self.ngram_keys, h) if len(self.ngram_keys) else np.zeros(len(h), np.int64)
-        pos[pos == len(self.ngram_keys)] = 0
-        hit = (self.ngram_keys[pos] == h) if len(self.ngram_keys) else np.zeros(len(h), bool)
+        if self._ngram_table is None:
+            self._ngram_table = presence_table(self.ngram_keys)
+        hit, pos = _find(self.ngram_keys, h, self._ngram_table)
         # A CJK item's ``ngram``-grams count only where they occur in a test input without CJK characters.
         hit &= (classes[own] == LATIN) | (self.ngram_latin[pos] if len(self.ngram_latin) else False)
         pay = self.ngram_task[pos] if len(self.ngram_task) else np.zeros(len(h), np.uint32)

@@ -144,10 +144,14 @@ def rolling(th: np.ndarray, lengths: np.ndarray, n: int, *, short: bool = False)
 
 
 class U64Set:
-    """A growing set of uint64 values: sorted numpy runs merged like an LSM tree (8 bytes/value)."""
+    """A growing set of uint64 values: sorted numpy runs merged like an LSM tree (8 bytes/value), with a
+    fixed 16 MB presence table of the values' top bits so that most absent values skip the binary searches."""
+
+    TABLE_BITS = 24
 
     def __init__(self) -> None:
         self.runs: list[np.ndarray] = []
+        self._table = np.zeros(1 << self.TABLE_BITS, dtype=bool)
 
     def __len__(self) -> int:
         return sum(len(r) for r in self.runs)
@@ -156,18 +160,28 @@ class U64Set:
     def nbytes(self) -> int:
         return sum(r.nbytes for r in self.runs)
 
+    def _top(self, values: np.ndarray) -> np.ndarray:
+        return (values >> np.uint64(64 - self.TABLE_BITS)).astype(np.intp)
+
     def contains(self, q: np.ndarray) -> np.ndarray:
         hit = np.zeros(len(q), dtype=bool)
+        if not self.runs or not len(q):
+            return hit
+        cand = np.flatnonzero(self._table[self._top(q)])
+        sub = q[cand]
+        found = np.zeros(len(cand), dtype=bool)
         for run in self.runs:
-            pos = np.searchsorted(run, q)
+            pos = np.searchsorted(run, sub)
             pos[pos == len(run)] = 0
-            hit |= run[pos] == q
+            found |= run[pos] == sub
+        hit[cand] = found
         return hit
 
     def add(self, values: np.ndarray) -> None:
         """Add values (callers pass values not yet in the set; duplicates are removed anyway)."""
         if not len(values):
             return
+        self._table[self._top(values)] = True
         self.runs.append(np.unique(values))
         while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):
             b = self.runs.pop()

@@ -113,14 +113,11 @@ def bench_folders(tasks: Sequence[str | os.PathLike], workspace_tasks: str | os.
 
 
 def bench_test_files(dirs: Sequence[str | os.PathLike], exclude: Sequence[Path] = ()) -> list[Path]:
-    """The test-split task files in ``dirs`` (each file once, inputs in ``exclude`` left out)."""
+    """The test-split task files in ``dirs`` (folders or files; each file once, inputs in ``exclude`` left out)."""
     skip = {p.resolve() for p in exclude}
     files: list[Path] = []
     for d in dirs:
-        d = Path(d)
-        if not d.is_dir():
-            continue
-        for p in task_files(d):
+        for p in task_files(Path(d)):  # a path that does not exist is an error: it was asked for
             key = p.resolve()
             if key not in skip and split_of(read_meta(p), p) == "test":
                 skip.add(key)

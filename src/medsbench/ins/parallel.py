@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
@@ -64,7 +64,7 @@ def _unwrap(value: Any) -> Any:
 class Workers:
     """A process pool (or inline execution for ``n == 1``) with an ordered, bounded ``map``."""
 
-    def __init__(self, n: int, init: Callable[..., None] | None = None, args: tuple = ()) -> None:
+    def __init__(self, n: int, init: Callable[..., None] | None = None, args: tuple = (), preload: Sequence[str] = ()) -> None:
         if n < 1:
             raise MedsbenchError(f"workers must be >= 1, got {n}")
         self.n = n
@@ -76,6 +76,8 @@ class Workers:
             import multiprocessing
 
             ctx = multiprocessing.get_context("forkserver")
+            if preload:  # imported once in the fork server, so every worker starts with them loaded
+                ctx.set_forkserver_preload(list(preload))
             self._pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=init, initargs=args)
 
     def map(self, fn: Callable[[Any], Any], jobs: Iterable[Any]) -> Iterator[Any]:

@@ -195,7 +195,7 @@ def _lines(path: Path) -> int:
     """Lines of a JSONL task file (the header and one per instance), counted without parsing."""
     n = 0
     with open(path, "rb") as fh:
-        while block := fh.read(1 << 24):
+        while block := fh.read(1 << 20):
             n += block.count(b"\n")
     return n
 

@@ -94,6 +94,11 @@ class Fingerprints:
 _INDEXES: dict[Path, TestIndex] = {}  # per process: the test index, mapped once from its folder
 
 
+def forget_indexes() -> None:
+    """Drop this process's mapped test index (before its folder is removed)."""
+    _INDEXES.clear()
+
+
 def _index(folder: Path | None) -> TestIndex | None:
     if folder is None:
         return None
