@@ -96,9 +96,12 @@ def test_import_from_folder(tmp_path, monkeypatch):
     assert read_meta(by["task126"].path)["Categories"] == ["Named Entity Recognition"]
     assert read_meta(by["task26"].path)["Categories"] == []
     assert len(report.missing) == 122 - 4
-    # a rerun reads nothing it has already imported
-    again = import_release(root, out)
-    assert {t.status for t in again.tasks} == {"unchanged"} and [t.instances for t in again.tasks] == [40] * 5
+    # a rerun reads nothing it has already imported, except a task still without a definition
+    again = import_release(root, out, definitions={"task19": "Translate."}, definitions_name="defs.json")
+    assert {t.task_id: t.status for t in again.tasks} == {"task19": "imported", "task26": "unchanged", "task115": "unchanged",
+                                                          "task126": "unchanged", "task999": "unchanged"}
+    assert [t.instances for t in again.tasks] == [40] * 5 and not again.errors
+    assert read_meta(by["task19"].path)["Definition"] == ["Translate."]
     with pytest.raises(MedsbenchError, match="not a folder"):
         import_release(tmp_path / "nope", out)
 

@@ -33,7 +33,7 @@ import yaml
 
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import sha256_file
-from medsbench.tasks.catalog import INS_CATEGORY_OF, catalog
+from medsbench.tasks.catalog import INS_CATEGORY_OF, LANGUAGE_CODES, catalog
 from medsbench.tasks.format import META_HEADER, iter_instances, read_meta, write_task
 from medsbench.tasks.pull import fill_meta, has_definition, missing_definition, release_files, slug, snapshot
 from medsbench.tasks.workspace import task_order
@@ -147,8 +147,8 @@ def _metadata(tid: str, name: str, meta: dict[str, Any], rel: str, digest: str, 
     if not has_definition(meta) and tid in ctx.definitions:
         meta["Definition"] = [ctx.definitions[tid]]
     lang = meta.get("Input_language")
-    language = "en" if not lang else {"english": "en", "chinese": "zh", "japanese": "ja", "french": "fr", "russian": "ru",
-                                      "spanish": "es"}.get(str(lang[0] if isinstance(lang, list) and lang else lang).lower(), "en")
+    lang = lang[0] if isinstance(lang, list) and lang else lang
+    language = LANGUAGE_CODES.get(str(lang).lower(), "en") if lang else "en"  # only fills keys the file lacks
     meta = fill_meta(meta, [category] if category else [], language, "MedS-Ins", ctx.origin.get("repo"))
     ours = dict(meta.get("medsbench") or {}) if isinstance(meta.get("medsbench"), dict) else {}
     ours.update({"task_id": tid, "slug": slug(name), "split": "train", "license": LICENSE, "ins_category": category,
@@ -171,7 +171,7 @@ def _import_file(path: Path, rel: str, ctx: _Import) -> None:
     try:
         shape = _shape(path)
         digest = sha256_file(path)
-        if _recorded_sha256(target) == digest:
+        if _recorded_sha256(target) == digest and has_definition(read_meta(target)):  # else: definitions may be given now
             ours = read_meta(target)["medsbench"]
             ctx.report.tasks.append(InsTask(tid, ours.get("ins_category"), ours.get("category_basis", "unknown"), target,
                                             _lines(target) - 1, rel, digest, "unchanged"))
