@@ -12,7 +12,7 @@ from conftest import RAW, missing
 from medsbench.ins import InsConfig, build_mixture
 from medsbench.ins.stats import check_shards
 from medsbench.prompts import build_query
-from medsbench.sources.registry import task_meta
+from medsbench.sources.registry import TaskSpec, task_meta
 from medsbench.tasks.catalog import catalog
 from medsbench.tasks.format import write_task
 
@@ -61,8 +61,9 @@ def _grams(text: str, n: int = 13) -> set[tuple[str, ...]]:
 
 def _meta(task_id: str, split: str, definition: str, license: str = "MIT"):
     entry = catalog().get(task_id)
-    return task_meta(entry, split=split, definition=definition, source=task_id.upper(), url="https://example.org",
-                     split_method="official", license=license, task_id=task_id, slug="t")
+    spec = TaskSpec(task_id=task_id, slug="t", definition=definition, source=task_id.upper(), url="https://example.org",
+                    license=license, entry=entry)
+    return task_meta(spec, split, "official")
 
 
 @pytest.fixture()

@@ -124,12 +124,13 @@ def test_definitions_cli_and_config(tmp_path, capsys):
 
 
 def _tiny_tasks(tmp_path: Path) -> Path:
-    from medsbench.sources.registry import task_meta
+    from medsbench.sources.registry import TaskSpec, task_meta
     from medsbench.tasks.format import write_task
 
     tasks = tmp_path / "tasks"
-    meta = task_meta(None, split="train", definition="Answer the question.", source="S", url="-", split_method="synthetic",
-                     license="CC0", task_id="task9001", slug="s", language="en", categories=["Question Answering"])
+    spec = TaskSpec(task_id="task9001", slug="s", definition="Answer the question.", source="S", url="-", license="CC0",
+                    category="Question Answering", language="en")
+    meta = task_meta(spec, "train", "synthetic")
     write_task(tasks / "task9001_s.train.json", meta, [{"id": i, "input": f"Question number {i} about aspirin?", "output": "yes"} for i in range(5)])
     return tasks
 
@@ -248,7 +249,7 @@ def test_second_ins_build_on_locked_folder_fails(tmp_path):
     tasks = _tiny_tasks(tmp_path)
     out = tmp_path / "mix"
     cli = [sys.executable, "-c", "import sys\nfrom medsbench.cli import main\nmain(sys.argv[1:])"]
-    build = [*cli, "ins", "build", "--tasks", str(tasks), "--out", str(out), "--bench-tasks", str(tasks), "--no-near-dup"]
+    build = [*cli, "ins", "build", "--tasks", str(tasks), "--out", str(out), "--no-decontamination", "--no-near-dup"]
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(out)],
         stdout=subprocess.PIPE, text=True)

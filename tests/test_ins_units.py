@@ -166,13 +166,13 @@ def test_rewrite_with_fake_backend(tmp_path, monkeypatch, capsys):
     # CLI: the backend comes from medsbench.models.load_backend (faked here).
     import medsbench.models as models
     from medsbench.cli import main
-    from medsbench.sources.registry import task_meta
+    from medsbench.sources.registry import TaskSpec, task_meta
     from medsbench.tasks.format import write_task
 
     monkeypatch.setattr(models, "load_backend", lambda spec: FakeBackend(), raising=False)
     tasks = tmp_path / "tasks"
-    write_task(tasks / "task57_medqa_en.train.json", task_meta(None, split="train", definition="Pick the answer.", source="MedQA",
-               url="-", split_method="official", license="MIT", task_id="task57", slug="medqa_en"), [{"id": 1, "input": "q", "output": "A"}])
+    write_task(tasks / "task57_medqa_en.train.json", task_meta(TaskSpec(task_id="task57", slug="medqa_en",
+               definition="Pick the answer.", source="MedQA", url="-", license="MIT"), "train", "official"), [{"id": 1, "input": "q", "output": "A"}])
     out = tmp_path / "rw.json"
     with pytest.raises(SystemExit) as exc:
         main(["ins", "rewrite", "--tasks", str(tasks), "--model", "fake", "--n", "5", "--out", str(out)])

@@ -184,17 +184,35 @@ def test_from_folder_imports_all_21_released_paths(tmp_path, capsys, shape):
     assert [e.id for e in resolve_tasks("fact_verification", ws / "tasks")[0]] == ["task12", "task16", "task100"]
 
 
-def test_jsonl_without_definition_is_one_error_line_and_the_rest_imports(tmp_path, capsys):
+def test_jsonl_without_definition_imports_what_it_holds_and_names_what_is_missing(tmp_path, capsys):
+    """`data pull --from DIR` without --definitions: a file without a Definition is imported as it is, with one
+    error line saying what it holds and what is missing; --definitions appears only as the remedy."""
     root = write_release(tmp_path / "rel", jsonl_shape="instances")
-    code, out, err = run_cli(capsys, "data", "pull", "--from", str(root), "--workspace", str(tmp_path / "ws"))
+    ws = tmp_path / "ws"
+    code, out, err = run_cli(capsys, "data", "pull", "--from", str(root), "--workspace", str(ws))
     assert code == 1
     errors = [line for line in err.splitlines() if line.startswith("error:")]
-    expected = (
-        "error: MCQA/task57_medqa_question_answering_en.jsonl: no Definition in the file and none for "
-        "task57 in --definitions (RewriteDefinitions.json): skipped"
-    )
-    assert errors == [expected]
-    assert "imported 20 task(s)" in out
+    assert errors == [
+        "error: MCQA/task57_medqa_question_answering_en.jsonl: holds 4 instance(s) but no Definition (the task's "
+        "instruction) and no --definitions file was given; imported without one, so it cannot be prompted until it has "
+        "one: re-run with --definitions RewriteDefinitions.json (the paper's task definitions)"
+    ]
+    assert "imported 21 task(s)" in out
+    path = find_task_files(ws / "tasks")["task57"]["test"]
+    assert [i.input for i in iter_instances(path)] == [i["input"] for i in _instances("task57", "mcqa")]
+    assert read_meta(path)["medsbench"]["source"]["shape"] == "jsonl-instances"
+    with pytest.raises(MedsbenchError, match="Definition"):
+        check_task_file(path)  # eval refuses it until it has a definition
+    # a definitions file without the task: the message names that file, not a flag the user never gave
+    defs = tmp_path / "defs.json"
+    defs.write_text(json.dumps({"task1": {"original_def": SYNTHETIC_DEFINITION, "auto_rewrite_def": []}}))
+    code, out, err = run_cli(capsys, "data", "pull", "--from", str(root), "--workspace", str(ws), "--definitions", str(defs))
+    assert code == 1 and "and defs.json (--definitions) has none for task57" in err and "give a --definitions file that has task57" in err
+    # and with the task's definition, it imports clean
+    defs.write_text(json.dumps({"task57": {"original_def": SYNTHETIC_DEFINITION, "auto_rewrite_def": []}}))
+    code, out, err = run_cli(capsys, "data", "pull", "--from", str(root), "--workspace", str(ws), "--definitions", str(defs))
+    assert code == 0, err
+    check_task_file(path)
 
 
 def test_category_selection_and_folder_names(release, tmp_path):
@@ -267,10 +285,11 @@ def _git_blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def write_hf_cache(cache: Path, release: Path, *, commit: str = COMMIT, extra_listed: list[str] = ()) -> Path:
+def write_hf_cache(cache: Path, release: Path, *, commit: str = COMMIT, extra_listed: list[str] = (),
+                   repo_id: str = "Henrychur/MedS-Bench") -> Path:
     """The hub's own cache layout for the dataset: blobs/<hash>, snapshots/<commit>/<path> -> ../../blobs/<hash>,
     refs/main, and the tree listing trees/<commit>.json (``extra_listed`` lists files the snapshot lacks)."""
-    repo = cache / "datasets--Henrychur--MedS-Bench"
+    repo = cache / ("datasets--" + repo_id.replace("/", "--"))
     (repo / "blobs").mkdir(parents=True, exist_ok=True)
     files = {}
     for path in sorted(p for p in release.rglob("*") if p.is_file()):

@@ -158,16 +158,17 @@ def pull_cmd(
     from medsbench.tasks.workspace import load_definitions
 
     defs = load_definitions(definitions)
+    defs_name = definitions.name if definitions is not None else None
     tasks_dir = workspace / "tasks"
     if source is not None:
         if revision or repo or cache_dir:
             from medsbench.errors import MedsbenchError
 
             raise MedsbenchError("--revision, --repo and --cache-dir apply to the Hub, not to --from DIR")
-        report = import_release(source, tasks_dir, categories=category or None, definitions=defs)
+        report = import_release(source, tasks_dir, categories=category or None, definitions=defs, definitions_name=defs_name)
     else:
         report = pull_hub(tasks_dir, repo=repo or HF_REPO, revision=revision, categories=category or None,
-                          cache_dir=cache_dir, definitions=defs)
+                          cache_dir=cache_dir, definitions=defs, definitions_name=defs_name)
     for line in summarize(report):
         typer.echo(line)
     for line in report.warnings:

@@ -10,9 +10,9 @@ from rich.table import Table
 
 from medsbench.errors import MedsbenchError
 
-ins_app = typer.Typer(help="MedS-Ins: build instruction-tuning mixtures, rewrite instructions, show stats.", no_args_is_help=True)
+ins_app = typer.Typer(help="MedS-Ins: import the release, build instruction-tuning mixtures, rewrite instructions, show stats.", no_args_is_help=True)
 
-WORK_TASKS = Path("medsbench-work/tasks")
+WORKSPACE = Path("medsbench-work")
 
 
 @ins_app.command("build")
@@ -21,19 +21,25 @@ def build_cmd(
     tasks: list[Path] = typer.Option([], "--tasks", help="Task folder or file (repeatable); files of the configured splits (default train) are used."),
     ins_files: list[Path] = typer.Option([], "--ins-files", help="Official MedS-Ins task files or folders (repeatable); every instance is training data."),
     config: Path = typer.Option(None, "--config", help="Build config (.yaml/.yml/.toml)."),
-    bench_tasks: list[Path] = typer.Option(None, "--bench-tasks", help="Folders whose test-split files are decontaminated against (default: medsbench-work/tasks)."),
+    bench_tasks: list[Path] = typer.Option(None, "--bench-tasks", help="Folders whose test-split files are decontaminated against (repeatable; default: the --tasks folders and WORKSPACE/tasks)."),
+    workspace: Path = typer.Option(WORKSPACE, "--workspace", "-w", help="Workspace folder: its tasks/ test splits are decontaminated against by default."),
+    no_decontamination: bool = typer.Option(False, "--no-decontamination", help="Build without checking against any benchmark test file (the card says so)."),
     definitions: Path = typer.Option(None, "--definitions", help="The official RewriteDefinitions.json (original definitions + the paper's ~19K paraphrases), loaded by path."),
     instructions: list[Path] = typer.Option([], "--instructions", help="More RewriteDefinitions.json-shaped sidecars (repeatable)."),
     seed: int = typer.Option(None, "--seed", help="Override the config's seed."),
     jsonl: bool = typer.Option(False, "--jsonl", help="Also write JSONL shards (jsonl/)."),
     fail_on_contamination: bool = typer.Option(False, "--fail-on-contamination", help="Exit 1 if any training example overlaps a test instance."),
     no_near: bool = typer.Option(False, "--no-near-dup", help="Skip MinHash near-duplicate search (dedupe and decontamination)."),
+    workers: int = typer.Option(None, "--workers", min=1, help="Processes for the parallel stages (default: the CPUs available); the output does not depend on it."),
 ) -> None:
-    """Build a mixture: shards in OUT/data, card.md and stats.json."""
+    """Build a mixture: shards in OUT/data, card.md and stats.json (built beside OUT and swapped in whole)."""
     from medsbench.ins import build_mixture, load_config
+    from medsbench.ins.inputs import bench_folders
 
     if not tasks and not ins_files:
         raise MedsbenchError("give at least one --tasks or --ins-files")
+    if no_decontamination and bench_tasks:
+        raise MedsbenchError("--no-decontamination and --bench-tasks contradict each other: give one")
     cfg = load_config(config)
     changes: dict = {}
     if definitions is not None:
@@ -49,8 +55,11 @@ def build_cmd(
     if no_near:
         changes["dedupe.near"] = False
         changes["decontam.near"] = False
+    if no_decontamination:
+        changes["decontam.enabled"] = False
     if changes:
         cfg = cfg.updated(**changes)
+    bench = list(bench_tasks) if bench_tasks else bench_folders(tasks, workspace / "tasks")
     from medsbench.fileio import LOCK_NAME, exclusive_lock
 
     console = Console(stderr=True)
@@ -58,7 +67,8 @@ def build_cmd(
     try:
         with exclusive_lock(out, "mixture folder"):  # one writer per mixture folder
             stats = build_mixture(
-                tasks, out, cfg, ins_files=ins_files, bench_tasks=bench_tasks or [WORK_TASKS], log=lambda m: console.print(m)
+                tasks, out, cfg, ins_files=ins_files, bench_tasks=bench, log=lambda m: console.print(m, highlight=False),
+                workers=workers,
             )
     except BaseException:
         # A build that fails before writing anything leaves no folder behind (the lock made it).
@@ -73,6 +83,47 @@ def build_cmd(
     )
 
 
+@ins_app.command("pull")
+def pull_cmd(
+    source: Path = typer.Option(None, "--from", help="Local copy of the release (task<N>_<name>.json files) instead of the Hub."),
+    repo: str = typer.Option(None, "--repo", help="Dataset repository (default Henrychur/MedS-Ins)."),
+    revision: str = typer.Option(None, "--revision", help="Hub revision to pin (commit hash, tag or branch; default main)."),
+    workspace: Path = typer.Option(WORKSPACE, "--workspace", "-w", help="Workspace folder: files go to WORKSPACE/meds-ins."),
+    out: Path = typer.Option(None, "--out", help="Folder for the imported task files (default WORKSPACE/meds-ins)."),
+    definitions: Path = typer.Option(None, "--definitions", help="RewriteDefinitions.json: definitions for files that carry none."),
+    cache_dir: Path = typer.Option(None, "--cache-dir", help="Hugging Face cache folder (default: HF_HUB_CACHE / HF_HOME)."),
+) -> None:
+    """Import the released MedS-Ins (Hugging Face dataset, or --from DIR) as train-split task files, streamed."""
+    from medsbench.ins.release import HF_REPO, import_release, pull_release, summarize
+    from medsbench.tasks.workspace import load_definitions
+
+    defs = load_definitions(definitions)
+    defs_name = definitions.name if definitions is not None else None
+    target = out or workspace / "meds-ins"
+    if source is not None:
+        if revision or repo or cache_dir:
+            raise MedsbenchError("--revision, --repo and --cache-dir apply to the Hub, not to --from DIR")
+        report = import_release(source, target, definitions=defs, definitions_name=defs_name)
+    else:
+        report = pull_release(target, repo=repo or HF_REPO, revision=revision, cache_dir=cache_dir, definitions=defs,
+                              definitions_name=defs_name)
+    for line in summarize(report):
+        typer.echo(line)
+    for line in report.warnings:
+        typer.echo(f"warning: {line}", err=True)
+    for line in report.errors:
+        typer.echo(f"error: {line}", err=True)
+    src = report.source
+    where = src.get("repo") or src.get("folder")
+    at = f"@{src['commit'] or src['revision']}" if src.get("kind") == "huggingface" else ""
+    unknown = sum(1 for t in report.tasks if t.category is None)
+    typer.echo(f"imported {len(report.tasks)} task(s) ({sum(t.instances for t in report.tasks)} instances) from {where}{at} "
+               f"into {target}; {unknown} with an unknown category; {len(report.missing)} of the paper's 122 tasks not in this copy; "
+               f"{len(report.warnings)} warning(s), {len(report.errors)} error(s)")
+    if report.errors:
+        raise typer.Exit(1)
+
+
 @ins_app.command("rewrite")
 def rewrite_cmd(
     tasks: list[Path] = typer.Option(..., "--tasks", help="Task folder or file (repeatable): one rewrite set per task id."),
@@ -82,12 +133,12 @@ def rewrite_cmd(
     max_chars: int = typer.Option(None, "--max-chars", help="Drop longer rewrites (default 3x the original, >= 400)."),
 ) -> None:
     """Generate instruction paraphrases with a model; writes a RewriteDefinitions.json-shaped sidecar."""
-    from medsbench.ins.build import _task_files, describe
+    from medsbench.ins.inputs import describe, task_files
     from medsbench.ins.instructions import rewrite, write_sidecar
 
     definitions: dict[str, str] = {}
     for root in tasks:
-        for p in _task_files(root):
+        for p in task_files(root):
             f = describe(p, "tasks")
             definitions.setdefault(f.task_id, f.definition)
     if not definitions:

@@ -149,16 +149,7 @@ def render_card(stats: dict[str, Any]) -> str:
         f"{d['shingle']}-word shingles, LSH at Jaccard {d['threshold']}), {t['near_duplicate']} dropped. "
         "The first occurrence in task order is kept.\n")
     add("## Decontamination\n")
-    add(f"Checked against {dec['test_instances']} test instance(s) of {len(dec['test_tasks'])} benchmark task(s): "
-        f"exact normalised input, shared {dec['ngram']}-gram"
-        + (f" ({dec['ngram_han']} characters for Han-script inputs, {dec['ngram_kana']} for inputs with kana or Hangul; "
-           f"{dec.get('cjk_test_instances', 0)} test input(s) with CJK characters)" if "ngram_han" in dec else "")
-        + ", and "
-        + (f"MinHash near-duplicate at Jaccard {dec['threshold']}" if dec["near"] else "no near-duplicate search")
-        + f". {dec['ignored_boilerplate_ngrams']} boilerplate n-gram(s) shared by more than "
-        f"{cfg['decontam']['max_ngram_test_freq']} test instances were ignored.\n")
-    if dec["test_instances"] == 0:
-        add("**Warning: no benchmark test files were found, so nothing was checked for contamination.**\n")
+    _decontamination(add, dec, cfg)
     rows = [(tid, r) for tid, r in stats["tasks"].items() if r["contaminated"]]
     if rows:
         add("| task | dropped | reasons | test tasks | examples (instance id: reason -> test task) |\n|---|---:|---|---|---|")
@@ -178,3 +169,25 @@ def render_card(stats: dict[str, Any]) -> str:
         add(f"| {s['path']} | {s['rows']} | `{s['sha256'][:16]}` |")
     add("")
     return "\n".join(L) + "\n"
+
+
+def _decontamination(add, dec: dict[str, Any], cfg: dict[str, Any]) -> None:
+    """What the mixture was checked against (folders, files, instances, the set's sha256) and by which rule."""
+    if not dec.get("enabled", True):
+        add("**Decontamination was switched off (`--no-decontamination`): no training example was checked against "
+            "benchmark test instances. Do not evaluate a model tuned on this mixture on a benchmark without checking it.**\n")
+        return
+    folders = ", ".join(f"`{_md(f)}`" for f in dec.get("folders", [])) or "the given files"
+    add(f"Checked against {dec['test_instances']} test instance(s) in {len(dec['test_files'])} test file(s) of "
+        f"{len(dec['test_tasks'])} benchmark task(s), found in {folders}"
+        + (f"; sha256 of the test set (sorted per-file sha256 lines): `{dec['test_set_sha256']}`" if "test_set_sha256" in dec else "")
+        + ". Rule (`medsbench.ins.decontam`): "
+        f"exact normalised input, shared {dec['ngram']}-gram"
+        + (f" ({dec['ngram_han']} characters for Han-script inputs, {dec['ngram_kana']} for inputs with kana or Hangul; "
+           f"{dec.get('cjk_test_instances', 0)} test input(s) with CJK characters)" if "ngram_han" in dec else "")
+        + ", and "
+        + (f"MinHash near-duplicate at Jaccard {dec['threshold']}" if dec["near"] else "no near-duplicate search")
+        + f". {dec['ignored_boilerplate_ngrams']} boilerplate n-gram(s) shared by more than "
+        f"{cfg['decontam']['max_ngram_test_freq']} test instances were ignored.\n")
+    if dec["test_instances"] == 0:
+        add("**Warning: the benchmark test files hold no instance, so nothing was checked for contamination.**\n")

@@ -123,6 +123,9 @@ class DedupeConfig(_Strict):
 
 
 class DecontamConfig(_Strict):
+    # Off only when the user asks (``--no-decontamination``): a build finds no benchmark test file
+    # otherwise refuses to run, and the card says when nothing was checked.
+    enabled: bool = True
     ngram: int = Field(13, ge=1, le=100)  # tokens (words; CJK characters count one each)
     # Script-aware sizes for inputs whose tokens are mostly CJK characters (``dedupe.script_class``):
     # a CJK character carries a fraction of an English word, so 13 characters are a short clause and

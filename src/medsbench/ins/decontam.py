@@ -1,38 +1,45 @@
-"""Decontamination against every MedS-Bench test instance in the workspace.
+"""Decontamination: the rule that says a training text overlaps a benchmark test instance.
 
-A training example is dropped when its input
+The rule (:func:`overlap` for one pair, :class:`TestIndex` for a whole test set;
+``medsbench ins build`` and any later check of a run's items use exactly this
+code). A text is contaminated by a test input when
 
-1. equals a test input after normalisation (``exact_input``; catches short items),
-2. shares an n-gram of ``ngram`` tokens (default 13) with a test input (``ngram``), or
-3. has a near-duplicate test input: MinHash LSH band collision at ``threshold`` (``near``).
+1. both are equal after normalisation (case-folded, whitespace collapsed:
+   ``dedupe.normalise``; reason ``exact_input``, catches short items),
+2. they share an n-gram of ``ngram`` tokens (default 13; reason ``ngram``), or
+3. they are near-duplicates: a MinHash LSH band collision at Jaccard
+   ``threshold`` over word shingles (reason ``near``; only with ``near`` on).
 
-n-grams are script-aware (``dedupe.script_class``). Inputs mostly in CJK script
-(tokens are single characters there) use longer n-grams: ``ngram_han`` characters
-for Han-only text (Chinese), ``ngram_kana`` for text with kana or Hangul
-(Japanese, Korean). A CJK training input is checked with its class's size against
-the test inputs that contain CJK characters (indexed at both sizes) and with
-``ngram`` against the ``ngram``-grams of test inputs without any CJK character
-(an English passage copied into it is still caught). A Latin-script training input is checked exactly as before
-the CJK sizes existed: ``ngram``-grams against every test input.
+Tokens are words (unicode ``\\w`` runs) with every CJK character a token of its
+own (``dedupe.tokens``). n-grams are script-aware (``dedupe.script_class``):
+a text mostly in CJK script uses longer n-grams, ``ngram_han`` characters for
+Han-only text (Chinese) and ``ngram_kana`` for text with kana or Hangul
+(Japanese, Korean), against the test inputs that contain CJK characters
+(indexed at both sizes); its ``ngram``-grams count only against test inputs
+without any CJK character (an English passage copied into it is still
+caught). A Latin-script text is checked with ``ngram``-grams against every test
+input. Over a whole test set, n-grams found in more than
+``max_ngram_test_freq`` test instances are boilerplate (answer-option
+templates, fixed phrases) and are ignored; their number is reported.
 
 The index is sized by the test sets only (never by the training data): per test
 instance one 8-byte input digest and ``b`` 8-byte band hashes, and per distinct
-test n-gram 8 bytes plus a 4-byte test-task index (for the report). n-grams that
-occur in more than ``max_ngram_test_freq`` test instances are boilerplate (answer
-option templates, fixed phrases) and are ignored; their number is reported.
+test n-gram 8 bytes plus a 4-byte test-task index (for the report). It is built
+file by file (:func:`file_parts`, a pure function that worker processes run)
+and merged in file order, so the index does not depend on the number of workers.
 """
 
 from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from medsbench.ins.config import DecontamConfig
+from medsbench.ins.config import DecontamConfig, DedupeConfig
 from medsbench.ins.dedupe import (
     LATIN,
     Bander,
@@ -50,6 +57,30 @@ from medsbench.tasks.format import iter_instances, read_meta, task_id_of
 
 REASONS = ("exact_input", "ngram", "near")
 CHUNK = 4096
+
+
+def presence_table(keys: np.ndarray) -> np.ndarray:
+    """A bool table indexed by the top bits of a key, True where some key has them: at most 1/8 full
+    (<= 32 MB), so most absent keys are ruled out by one look-up instead of a binary search."""
+    bits = int(min(25, max(16, np.ceil(np.log2(max(1, len(keys)) * 8)))))
+    table = np.zeros(1 << bits, dtype=bool)
+    table[(keys >> np.uint64(64 - bits)).astype(np.intp)] = True
+    return table
+
+
+def _find(keys: np.ndarray, q: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(hit, position in ``keys``) of each query; ``table`` from :func:`presence_table` of ``keys``."""
+    hit = np.zeros(len(q), dtype=bool)
+    pos = np.zeros(len(q), dtype=np.int64)
+    if not len(keys) or not len(q):
+        return hit, pos
+    shift = np.uint64(64 - int(np.log2(len(table))))
+    cand = np.flatnonzero(table[(q >> shift).astype(np.intp)])
+    p = np.searchsorted(keys, q[cand])
+    p[p == len(keys)] = 0
+    hit[cand[keys[p] == q[cand]]] = True
+    pos[cand] = p
+    return hit, pos
 
 
 def _lookup(keys: np.ndarray, payload: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -84,9 +115,79 @@ def _per_instance(h: np.ndarray, own: np.ndarray) -> np.ndarray:
     return np.unique(np.stack([own.astype(np.uint64), h], axis=1), axis=0)
 
 
+def _fingerprints(texts: list[str], cfg: DecontamConfig, signer: Signer | None, bander: Bander | None) -> dict[str, list[np.ndarray]]:
+    """Index arrays of one chunk of test inputs: input digests, n-grams (per instance), CJK n-grams, bands."""
+    n = len(texts)
+    out: dict[str, list[np.ndarray]] = defaultdict(list)
+    out["inp"].append(digests([normalise(x) for x in texts]))
+    toks = [tokens(x) for x in texts]
+    lengths = np.fromiter((len(x) for x in toks), dtype=np.int64, count=n)
+    th = token_hashes([w for x in toks for w in x])
+    # Test inputs with any CJK character are indexed at the CJK sizes too; only n-grams of inputs
+    # without one count for a CJK training input's ``ngram``-grams.
+    cjk = np.fromiter((has_cjk(x) for x in texts), dtype=bool, count=n)
+    out["cjk_n"].append(np.array([cjk.sum()], np.int64))
+    pair = _per_instance(*rolling(th, lengths, cfg.ngram))
+    out["ng"].append(pair[:, 1])
+    out["latin"].append(pair[~cjk[pair[:, 0].astype(np.int64)], 1])
+    if cjk.any():
+        sth, slen, _ = subset(th, lengths, cjk)
+        for size in sorted({cfg.ngram_han, cfg.ngram_kana}):
+            out["cj"].append(_per_instance(*rolling(sth, slen, size))[:, 1])
+    if signer is not None and bander is not None:
+        sigs, active = signer.signatures(th, lengths)
+        out["bd"].append(bander.bands(sigs[active]).ravel())
+    return out
+
+
+@dataclass(frozen=True)
+class FileJob:
+    """One test file to fingerprint (``file_parts``), with the settings every worker needs."""
+
+    path: Path
+    cfg: DecontamConfig
+    signer: Signer | None
+    bander: Bander | None
+
+
+def _batches(texts: Iterable[str]) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for text in texts:
+        batch.append(text)
+        if len(batch) >= CHUNK:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _fingerprint_all(texts: Iterable[str], cfg: DecontamConfig, signer: Signer | None, bander: Bander | None) -> tuple[int, dict[str, np.ndarray]]:
+    acc: dict[str, list[np.ndarray]] = defaultdict(list)
+    n = 0
+    for batch in _batches(texts):
+        n += len(batch)
+        for k, v in _fingerprints(batch, cfg, signer, bander).items():
+            acc[k].extend(v)
+    return n, {k: np.concatenate(v) for k, v in acc.items() if v}
+
+
+def file_parts(job: FileJob) -> tuple[int, dict[str, np.ndarray]]:
+    """(instances, index arrays) of one test file: a pure function of the file and the settings."""
+    texts = (inst.input for inst in iter_instances(job.path) if isinstance(inst.input, str))
+    return _fingerprint_all(texts, job.cfg, job.signer, job.bander)
+
+
+@dataclass(frozen=True)
+class Contamination:
+    """Why a text is contaminated: the reason (one of ``REASONS``) and the test task it overlaps."""
+
+    reason: str
+    test_task: str
+
+
 @dataclass
 class TestIndex:
-    """Fingerprints of the benchmark test inputs."""
+    """Fingerprints of the benchmark test inputs (the rule is in the module docstring)."""
 
     cfg: DecontamConfig
     files: list[Path] = field(default_factory=list)
@@ -106,6 +207,7 @@ class TestIndex:
     cjk_instances: int = 0  # test inputs with any CJK character (indexed at the CJK sizes too)
     signer: Signer | None = None
     bander: Bander | None = None
+    _ngram_table: np.ndarray | None = field(default=None, repr=False)  # presence_table(ngram_keys), made on first use
 
     @property
     def nbytes(self) -> int:
@@ -116,64 +218,85 @@ class TestIndex:
         return self.cfg.ngram_kana if cls == 2 else self.cfg.ngram_han
 
     @classmethod
-    def build(cls, files: Sequence[str | os.PathLike], cfg: DecontamConfig, signer: Signer | None) -> TestIndex:
+    def empty(cls, cfg: DecontamConfig, signer: Signer | None) -> TestIndex:
         idx = cls(cfg=cfg, signer=signer if cfg.near else None)
         if idx.signer is not None:
             idx.bander = Bander(threshold=cfg.threshold, num_perm=idx.signer.num_perm)
-        task_pos: dict[str, int] = {}
-        acc: dict[str, list[np.ndarray]] = defaultdict(list)  # per-chunk arrays, concatenated at the end
-        for f in files:
-            path = Path(f)
-            tid = task_id_of(read_meta(path), path) or path.stem
-            t = task_pos.setdefault(tid, len(task_pos))
-            idx.files.append(path)
-            batch: list[str] = []
-            for inst in iter_instances(path):
-                if isinstance(inst.input, str):
-                    batch.append(inst.input)
-                if len(batch) >= CHUNK:
-                    idx._add(batch, t, acc)
-                    batch = []
-            if batch:
-                idx._add(batch, t, acc)
-        idx.tasks = list(task_pos)
-        idx.input_keys, idx.input_task, _ = _index(acc["inp_v"], acc["inp_o"], None)
-        idx.ngram_keys, idx.ngram_task, idx.ignored_ngrams = _index(acc["ng_v"], acc["ng_o"], cfg.max_ngram_test_freq)
-        latin = np.unique(np.concatenate(acc["latin"])) if acc["latin"] else np.zeros(0, np.uint64)
-        idx.ngram_latin = np.isin(idx.ngram_keys, latin)
-        idx.cjk_keys, idx.cjk_task, idx.ignored_cjk_ngrams = _index(acc["cj_v"], acc["cj_o"], cfg.max_ngram_test_freq)
-        idx.band_keys, idx.band_task, _ = _index(acc["bd_v"], acc["bd_o"], None)
         return idx
 
-    def _add(self, texts: list[str], t: int, acc: dict[str, list[np.ndarray]]) -> None:
-        n = len(texts)
-        self.n_instances += n
-        acc["inp_v"].append(digests([normalise(x) for x in texts]))
-        acc["inp_o"].append(np.full(n, t, np.uint32))
-        toks = [tokens(x) for x in texts]
-        lengths = np.fromiter((len(x) for x in toks), dtype=np.int64, count=n)
-        th = token_hashes([w for x in toks for w in x])
-        # Test inputs with any CJK character are indexed at the CJK sizes too; only n-grams of inputs
-        # without one count for a CJK training input's ``ngram``-grams.
-        cjk = np.fromiter((has_cjk(x) for x in texts), dtype=bool, count=n)
-        h, own = rolling(th, lengths, self.cfg.ngram)
-        pair = _per_instance(h, own)
-        acc["ng_v"].append(pair[:, 1])
-        acc["ng_o"].append(np.full(len(pair), t, np.uint32))
-        acc["latin"].append(pair[~cjk[pair[:, 0].astype(np.int64)], 1])
-        self.cjk_instances += int(cjk.sum())
-        if cjk.any():
-            sth, slen, _ = subset(th, lengths, cjk)
-            for size in sorted({self.cfg.ngram_han, self.cfg.ngram_kana}):
-                pair = _per_instance(*rolling(sth, slen, size))
-                acc["cj_v"].append(pair[:, 1])
-                acc["cj_o"].append(np.full(len(pair), t, np.uint32))
-        if self.signer is not None:
-            assert self.bander is not None  # build() sets the bander together with the signer
-            sigs, active = self.signer.signatures(th, lengths)
-            bands = self.bander.bands(sigs[active]).ravel()
-            acc["bd_v"].append(bands)
-            acc["bd_o"].append(np.full(len(bands), t, np.uint32))
+    @classmethod
+    def build(
+        cls, files: Sequence[str | os.PathLike], cfg: DecontamConfig, signer: Signer | None,
+        mapper: Callable[[Callable[[FileJob], tuple[int, dict[str, np.ndarray]]], Iterable[FileJob]], Iterable] = map,
+    ) -> TestIndex:
+        """The index of every test input in ``files`` (``mapper``: ``map`` or ``Workers.map``; same result)."""
+        idx = cls.empty(cfg, signer)
+        paths = [Path(f) for f in files]
+        tids = [task_id_of(read_meta(p), p) or p.stem for p in paths]
+        parts = mapper(file_parts, (FileJob(p, cfg, idx.signer, idx.bander) for p in paths))
+        idx._merge(paths, tids, parts)
+        return idx
+
+    @classmethod
+    def from_texts(cls, items: Iterable[tuple[str, str]], cfg: DecontamConfig | None = None, signer: Signer | None = None) -> TestIndex:
+        """The index of ``(test task, test input)`` pairs held in memory (e.g. a run's items)."""
+        cfg = cfg or DecontamConfig()
+        if signer is None and cfg.near:
+            d = DedupeConfig()
+            signer = Signer(num_perm=d.num_perm, shingle=d.shingle)
+        idx = cls.empty(cfg, signer)
+        by_task: dict[str, list[str]] = {}
+        for task, text in items:
+            by_task.setdefault(task, []).append(text)
+        parts = [_fingerprint_all(texts, cfg, idx.signer, idx.bander) for texts in by_task.values()]
+        idx._merge([], list(by_task), parts)
+        return idx
+
+    _ARRAYS = ("input_keys", "input_task", "ngram_keys", "ngram_task", "ngram_latin", "cjk_keys", "cjk_task",
+               "band_keys", "band_task")
+
+    def save(self, folder: Path) -> None:
+        """Write the index into ``folder`` (one ``.npy`` per array and the rest pickled) for :meth:`load`."""
+        import pickle
+
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in self._ARRAYS:
+            np.save(folder / f"{name}.npy", getattr(self, name))
+        rest = {k: v for k, v in self.__dict__.items() if k not in self._ARRAYS and k != "_ngram_table"}
+        (folder / "rest.pickle").write_bytes(pickle.dumps(rest))
+
+    @classmethod
+    def load(cls, folder: Path) -> TestIndex:
+        """An index saved by :meth:`save` in this build, its arrays memory-mapped (worker processes share
+        the pages instead of each holding a copy)."""
+        import pickle
+
+        rest = pickle.loads((folder / "rest.pickle").read_bytes())  # written by save() in the same build
+        arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in cls._ARRAYS}
+        return cls(**rest, **arrays)
+
+    def _merge(self, paths: list[Path], tids: list[str], parts: Iterable[tuple[int, dict[str, np.ndarray]]]) -> None:
+        """Concatenate per-file arrays in file order and build the sorted lookup tables."""
+        task_pos: dict[str, int] = {}
+        acc: dict[str, list[np.ndarray]] = defaultdict(list)
+        owners: dict[str, list[np.ndarray]] = defaultdict(list)
+        for tid, (n, arrays) in zip(tids, parts):
+            t = task_pos.setdefault(tid, len(task_pos))
+            self.n_instances += n
+            self.cjk_instances += int(arrays.get("cjk_n", np.zeros(0, np.int64)).sum())
+            for k in ("inp", "ng", "latin", "cj", "bd"):
+                v = arrays.get(k, np.zeros(0, np.uint64))
+                acc[k].append(v)
+                owners[k].append(np.full(len(v), t, np.uint32))
+        self.files = paths
+        self.tasks = list(task_pos)
+        freq = self.cfg.max_ngram_test_freq
+        self.input_keys, self.input_task, _ = _index(acc["inp"], owners["inp"], None)
+        self.ngram_keys, self.ngram_task, self.ignored_ngrams = _index(acc["ng"], owners["ng"], freq)
+        latin = np.unique(np.concatenate(acc["latin"])) if acc["latin"] else np.zeros(0, np.uint64)
+        self.ngram_latin = np.isin(self.ngram_keys, latin)
+        self.cjk_keys, self.cjk_task, self.ignored_cjk_ngrams = _index(acc["cj"], owners["cj"], freq)
+        self.band_keys, self.band_task, _ = _index(acc["bd"], owners["bd"], None)
 
     def check(
         self, texts: Sequence[str], th: np.ndarray, lengths: np.ndarray, sigs: np.ndarray | None, active: np.ndarray | None,
@@ -193,9 +316,9 @@ class TestIndex:
         hit, pay = _lookup(self.input_keys, self.input_task, digests([normalise(x) for x in texts]))
         reason[hit], task[hit] = 0, pay[hit]
         h, own = rolling(th, lengths, self.cfg.ngram)
-        pos = np.searchsorted(self.ngram_keys, h) if len(self.ngram_keys) else np.zeros(len(h), np.int64)
-        pos[pos == len(self.ngram_keys)] = 0
-        hit = (self.ngram_keys[pos] == h) if len(self.ngram_keys) else np.zeros(len(h), bool)
+        if self._ngram_table is None:
+            self._ngram_table = presence_table(self.ngram_keys)
+        hit, pos = _find(self.ngram_keys, h, self._ngram_table)
         # A CJK item's ``ngram``-grams count only where they occur in a test input without CJK characters.
         hit &= (classes[own] == LATIN) | (self.ngram_latin[pos] if len(self.ngram_latin) else False)
         pay = self.ngram_task[pos] if len(self.ngram_task) else np.zeros(len(h), np.uint32)
@@ -232,6 +355,13 @@ class TestIndex:
         sigs, active = self.signer.signatures(th, lengths) if self.signer is not None else (None, None)
         return self.check(texts, th, lengths, sigs, active, script_classes(texts, toks))
 
+    def contaminated(self, text: str) -> Contamination | None:
+        """The rule for one text: why it overlaps a test input of this index, or None when it is clean."""
+        reason, task = self.check_texts([text])
+        if reason[0] < 0:
+            return None
+        return Contamination(REASONS[int(reason[0])], self.tasks[int(task[0])])
+
     @staticmethod
     def _mark(reason: np.ndarray, task: np.ndarray, hit: np.ndarray, pay: np.ndarray, own: np.ndarray) -> None:
         """Reason ``ngram`` for items with a hit; the first matching n-gram of each item names its test task."""
@@ -241,3 +371,19 @@ class TestIndex:
         fresh = reason[o] < 0
         reason[o[fresh]] = 1
         task[o[fresh]] = pay[hit][first][fresh]
+
+
+def overlap(text: str, test_text: str, cfg: DecontamConfig | None = None) -> str | None:
+    """The decontamination rule for one pair: the reason ``text`` overlaps ``test_text``, or None.
+
+    Reasons, checked in this order: ``"exact_input"`` (equal after normalisation),
+    ``"ngram"`` (a shared script-aware n-gram), ``"near"`` (MinHash near-duplicate,
+    with ``cfg.near``). The boilerplate cut of a whole test set (``max_ngram_test_freq``)
+    never applies to a single pair. Pure: the same inputs always give the same answer.
+
+    >>> overlap("A 45-year-old man has chest pain radiating to the left arm since this morning, what next",
+    ...         "Q: a 45-year-old man has chest pain radiating to the left arm since this morning, what next?")
+    'ngram'
+    """
+    hit = TestIndex.from_texts([("test", test_text)], cfg).contaminated(text)
+    return hit.reason if hit else None

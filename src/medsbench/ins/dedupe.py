@@ -98,8 +98,10 @@ def digests(texts: Sequence[str]) -> np.ndarray:
 
 
 def token_hashes(toks: Sequence[str]) -> np.ndarray:
+    """xxh3-64 of each token's UTF-8 bytes; each distinct token is hashed once (text repeats its words)."""
     h = _xxh().xxh3_64_intdigest
-    return np.fromiter((h(t.encode("utf-8")) for t in toks), dtype=np.uint64, count=len(toks))
+    memo = {t: h(t.encode("utf-8")) for t in dict.fromkeys(toks)}
+    return np.fromiter(map(memo.__getitem__, toks), dtype=np.uint64, count=len(toks))
 
 
 def rolling(th: np.ndarray, lengths: np.ndarray, n: int, *, short: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -142,10 +144,14 @@ def rolling(th: np.ndarray, lengths: np.ndarray, n: int, *, short: bool = False)
 
 
 class U64Set:
-    """A growing set of uint64 values: sorted numpy runs merged like an LSM tree (8 bytes/value)."""
+    """A growing set of uint64 values: sorted numpy runs merged like an LSM tree (8 bytes/value), with a
+    fixed 16 MB presence table of the values' top bits so that most absent values skip the binary searches."""
+
+    TABLE_BITS = 24
 
     def __init__(self) -> None:
         self.runs: list[np.ndarray] = []
+        self._table = np.zeros(1 << self.TABLE_BITS, dtype=bool)
 
     def __len__(self) -> int:
         return sum(len(r) for r in self.runs)
@@ -154,23 +160,45 @@ class U64Set:
     def nbytes(self) -> int:
         return sum(r.nbytes for r in self.runs)
 
+    def _top(self, values: np.ndarray) -> np.ndarray:
+        return (values >> np.uint64(64 - self.TABLE_BITS)).astype(np.intp)
+
     def contains(self, q: np.ndarray) -> np.ndarray:
         hit = np.zeros(len(q), dtype=bool)
+        if not self.runs or not len(q):
+            return hit
+        cand = np.flatnonzero(self._table[self._top(q)])
+        sub = q[cand]
+        found = np.zeros(len(cand), dtype=bool)
         for run in self.runs:
-            pos = np.searchsorted(run, q)
+            pos = np.searchsorted(run, sub)
             pos[pos == len(run)] = 0
-            hit |= run[pos] == q
+            found |= run[pos] == sub
+        hit[cand] = found
         return hit
 
     def add(self, values: np.ndarray) -> None:
         """Add values (callers pass values not yet in the set; duplicates are removed anyway)."""
         if not len(values):
             return
+        self._table[self._top(values)] = True
         self.runs.append(np.unique(values))
         while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):
             b = self.runs.pop()
             a = self.runs.pop()
-            self.runs.append(np.unique(np.concatenate([a, b])))
+            self.runs.append(merge_sorted(a, b))
+
+
+def merge_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The sorted union of two sorted unique arrays (a stable sort of two sorted runs is a linear merge)."""
+    c = np.concatenate([a, b])
+    c.sort(kind="stable")
+    if len(c) < 2:
+        return c
+    keep = np.empty(len(c), dtype=bool)
+    keep[0] = True
+    np.not_equal(c[1:], c[:-1], out=keep[1:])
+    return c[keep]
 
 
 def first_occurrence(values: np.ndarray) -> np.ndarray:
@@ -196,34 +224,66 @@ class ExactDeduper:
 
 
 class Signer:
-    """MinHash signatures (datasketch, affine64 scheme) of token sequences' word shingles."""
+    """MinHash signatures of token sequences' word shingles: datasketch's ``affine64`` scheme, vectorised.
+
+    The permutations are datasketch's (``MinHash(num_perm, seed, scheme="affine64").permutations``),
+    and a signature equals ``MinHash.update_batch`` over the shingle hashes with ``hashfunc=int``
+    (each hash pre-mixed with the MurmurHash3 64-bit finalizer, then ``a * h + b`` modulo 2^64,
+    minimum per permutation; ``tests/test_ins_units.py`` checks equality with datasketch). Computed
+    for many items at once, in blocks of shingles, instead of one MinHash object per item.
+    """
+
+    BLOCK = 1 << 14  # shingles per vectorised block: BLOCK x num_perm x 8 bytes of scratch
 
     def __init__(self, *, num_perm: int, shingle: int, seed: int = 1) -> None:
         datasketch = require("datasketch", "ins", "near-duplicate search")
-        self._MinHash = datasketch.MinHash
         self.num_perm = num_perm
         self.shingle = shingle
-        self._perms = datasketch.MinHash(num_perm=num_perm, seed=seed, scheme="affine64").permutations
+        a, b = datasketch.MinHash(num_perm=num_perm, seed=seed, scheme="affine64").permutations
+        self._a = np.ascontiguousarray(a, dtype=np.uint64)
+        self._b = np.ascontiguousarray(b, dtype=np.uint64)
 
     def signatures(self, th: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """((items, num_perm) uint64 signatures, mask of items that have any token)."""
         hashes, owner = rolling(th, lengths, self.shingle, short=True)
-        sigs = np.full((len(lengths), self.num_perm), np.iinfo(np.uint64).max, dtype=np.uint64)
-        bounds = np.searchsorted(owner, np.arange(len(lengths) + 1)) if len(hashes) else np.zeros(len(lengths) + 1, dtype=np.int64)
-        for i in range(len(lengths)):
-            lo, hi = bounds[i], bounds[i + 1]
-            if lo == hi:
-                continue
-            m = self._MinHash(num_perm=self.num_perm, permutations=self._perms, scheme="affine64", hashfunc=int)
-            m.update_batch(hashes[lo:hi].tolist())
-            sigs[i] = m.hashvalues
-        return sigs, np.diff(bounds) > 0
+        n = len(lengths)
+        sigs = np.full((n, self.num_perm), np.iinfo(np.uint64).max, dtype=np.uint64)
+        if not len(hashes):
+            return sigs, np.zeros(n, dtype=bool)
+        order = np.argsort(owner, kind="stable")  # short texts' hashes come last from rolling()
+        hashes, owner = fmix64(hashes[order]), owner[order]
+        for lo in range(0, len(hashes), self.BLOCK):
+            h, own = hashes[lo : lo + self.BLOCK], owner[lo : lo + self.BLOCK]
+            with np.errstate(over="ignore"):
+                phv = np.multiply.outer(self._a, h)  # (num_perm, shingles): contiguous rows for reduceat
+                phv += self._b[:, None]
+            starts = np.flatnonzero(np.r_[True, own[1:] != own[:-1]])
+            rows = own[starts]
+            sigs[rows] = np.minimum(sigs[rows], np.minimum.reduceat(phv, starts, axis=1).T)
+        active = np.zeros(n, dtype=bool)
+        active[owner] = True
+        return sigs, active
 
     @staticmethod
     def salt_output(th: np.ndarray) -> np.ndarray:
         """Token hashes of an output, made distinct from the same words in an input."""
         with np.errstate(over="ignore"):
             return th ^ _OUTPUT_SALT
+
+
+_FMIX_M1 = np.uint64(0xFF51AFD7ED558CCD)
+_FMIX_M2 = np.uint64(0xC4CEB9FE1A85EC53)
+_FMIX_S = np.uint64(33)
+
+
+def fmix64(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finalizer (an avalanching bijection), element-wise with wrapping arithmetic."""
+    with np.errstate(over="ignore"):
+        h = h ^ (h >> _FMIX_S)
+        h = h * _FMIX_M1
+        h = h ^ (h >> _FMIX_S)
+        h = h * _FMIX_M2
+        return h ^ (h >> _FMIX_S)
 
 
 class Bander:
@@ -262,14 +322,33 @@ class NearDeduper:
         with np.errstate(over="ignore"):
             keyed = (bands ^ groups[:, None]) * _MIX
         dup = self.seen.contains(keyed.ravel()).reshape(keyed.shape).any(axis=1)
-        local: set[int] = set()
-        for i in range(n):  # duplicates inside the chunk, in file order
-            if dup[i]:
-                continue
-            row = keyed[i].tolist()
-            if any(v in local for v in row):
-                dup[i] = True
-            else:
-                local.update(row)
+        dup[np.flatnonzero(~dup)[chunk_duplicates(keyed[~dup])]] = True
         self.seen.add(keyed[~dup].ravel())
         return dup
+
+
+def chunk_duplicates(keyed: np.ndarray) -> np.ndarray:
+    """Rows of ``keyed`` (items, b) sharing a key with an earlier kept row; the first of a group is kept.
+
+    The same verdicts as walking the rows in order with a set of the kept rows' keys, but the walk
+    visits only rows with a key seen in an earlier row (a row whose keys are all new is kept, and
+    so is the first row holding a key).
+    """
+    m, b = keyed.shape
+    out = np.zeros(m, dtype=bool)
+    if m < 2:
+        return out
+    _, first, inv = np.unique(keyed.ravel(), return_index=True, return_inverse=True)
+    first_row = (first // b)[inv.ravel()].reshape(m, b)  # the first row holding each element's key
+    cand = np.flatnonzero((first_row < np.arange(m)[:, None]).any(axis=1))
+    if not len(cand):
+        return out
+    candidates = set(cand.tolist())
+    kept_keys: set[int] = set()  # keys of the kept candidate rows
+    for r in cand.tolist():
+        row, firsts = keyed[r].tolist(), first_row[r].tolist()
+        if any(f < r and (f not in candidates or k in kept_keys) for k, f in zip(row, firsts)):
+            out[r] = True
+        else:
+            kept_keys.update(row)
+    return out

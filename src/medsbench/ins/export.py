@@ -8,9 +8,11 @@ place when every shard is complete; a crash never leaves a half mixture.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,6 +20,7 @@ import orjson
 
 from medsbench.errors import require
 from medsbench.ins.config import ExportConfig
+from medsbench.ins.emit import Records
 
 COLUMNS = ("id", "task_id", "category", "source", "language", "shots")
 
@@ -52,9 +55,10 @@ class ShardWriter:
         self.out = Path(out_dir)
         self.total = total_rows
         self.n_shards = max(1, math.ceil(total_rows / cfg.shard_rows))
-        self.tmp = self.out / ".data.tmp"
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.tmp.mkdir(parents=True)
+        self.data = self.out / "data"
+        self.data.mkdir(parents=True)
+        if cfg.jsonl:
+            (self.out / "jsonl").mkdir()
         self.schema = schema()
         self.shard = -1
         self.rows_in_shard = 0
@@ -78,11 +82,11 @@ class ShardWriter:
         name = shard_name(self.shard, self.n_shards, "parquet")
         comp = None if self.cfg.compression == "none" else self.cfg.compression
         self._pq_writer = self.pq.ParquetWriter(
-            self.tmp / name, self.schema, compression=comp, use_dictionary=["task_id", "category", "source", "language"]
+            self.data / name, self.schema, compression=comp, use_dictionary=["task_id", "category", "source", "language"]
         )
         self.files.append({"path": f"data/{name}", "rows": 0})
         if self.cfg.jsonl:
-            self._jsonl = open(self.tmp / shard_name(self.shard, self.n_shards, "jsonl"), "wb")
+            self._jsonl = open(self.out / "jsonl" / shard_name(self.shard, self.n_shards, "jsonl"), "wb")
 
     def _close_current(self) -> None:
         self._flush()
@@ -93,27 +97,43 @@ class ShardWriter:
             self._jsonl.close()
             self._jsonl = None
 
-    def add(self, system: str, user: str, assistant: str, *, id: str, task_id: str, category: str, source: str, language: str, shots: int) -> None:
-        if self.rows_in_shard >= self.cfg.shard_rows:
-            self._open_next()
-        for c, v in zip(COLUMNS, (id, task_id, category, source, language, shots)):
-            self.buf[c].append(v)
-        self.sys.append(system)
-        self.user.append(user)
-        self.asst.append(assistant)
-        if self._jsonl is not None:
+    def add_records(self, rec: Records) -> None:
+        """Append a chunk's records; shards roll over at ``shard_rows``, row groups at ``row_group_rows``."""
+        i, n = 0, len(rec)
+        labels = rec.labels
+        while i < n:
+            if self.rows_in_shard >= self.cfg.shard_rows:
+                self._open_next()
+            room = min(self.cfg.shard_rows - self.rows_in_shard, self.cfg.row_group_rows - len(self.sys), n - i)
+            j = i + room
+            self.sys.extend(rec.system[i:j])
+            self.user.extend(rec.user[i:j])
+            self.asst.extend(rec.assistant[i:j])
+            for c, v in (("task_id", rec.task_id), ("category", labels.category), ("source", labels.source), ("language", labels.language)):
+                self.buf[c].extend([v] * room)
+            self.buf["id"].extend(rec.id[i:j])
+            self.buf["shots"].extend(rec.shots[i:j])
+            if self._jsonl is not None:
+                self._write_jsonl(rec, i, j)
+            self.rows_in_shard += room
+            self.files[-1]["rows"] += room
+            self.written += room
+            if len(self.sys) >= self.cfg.row_group_rows:
+                self._flush()
+            i = j
+
+    def _write_jsonl(self, rec: Records, i: int, j: int) -> None:
+        assert self._jsonl is not None
+        labels = rec.labels
+        for k in range(i, j):
             msgs = [
-                {"role": "system", "content": system},
-                {"role": "user", "content": user},
-                {"role": "assistant", "content": assistant},
+                {"role": "system", "content": rec.system[k]},
+                {"role": "user", "content": rec.user[k]},
+                {"role": "assistant", "content": rec.assistant[k]},
             ]
-            row = {"messages": msgs, "id": id, "task_id": task_id, "category": category, "source": source, "language": language, "shots": shots}
+            row = {"messages": msgs, "id": rec.id[k], "task_id": rec.task_id, "category": labels.category,
+                   "source": labels.source, "language": labels.language, "shots": rec.shots[k]}
             self._jsonl.write(orjson.dumps(row) + b"\n")
-        self.rows_in_shard += 1
-        self.files[-1]["rows"] += 1
-        self.written += 1
-        if len(self.sys) >= self.cfg.row_group_rows:
-            self._flush()
 
     def _flush(self) -> None:
         n = len(self.sys)
@@ -136,20 +156,12 @@ class ShardWriter:
         self._reset()
 
     def close(self) -> list[dict]:
-        """Finish the last shard and move ``data/`` (and ``jsonl/``) into place."""
+        """Finish the last shard; returns ``[{"path", "rows"}]`` per shard."""
         self._close_current()
         # Shards the allocation promised but no row reached (cannot happen when total_rows is exact).
         while self.shard + 1 < self.n_shards:
             self._open_next()
         self._close_current()
-        data, jsonl = self.out / "data", self.out / "jsonl"
-        shutil.rmtree(data, ignore_errors=True)
-        shutil.rmtree(jsonl, ignore_errors=True)
-        if self.cfg.jsonl:
-            jsonl.mkdir(parents=True)
-            for p in sorted(self.tmp.glob("*.jsonl")):
-                os.replace(p, jsonl / p.name)
-        os.replace(self.tmp, data)
         return self.files
 
     def abort(self) -> None:
@@ -159,4 +171,82 @@ class ShardWriter:
                     w.close()
             except Exception:  # noqa: BLE001 - best effort on the error path
                 pass
-        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# --- the staging folder and the swap -----------------------------------------------------------
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def stage_folders(out: Path) -> list[Path]:
+    """Staging folders of builds of ``out`` (``.NAME.build-*`` beside it)."""
+    return sorted(out.parent.glob(f".{out.name}.build-*")) if out.parent.is_dir() else []
+
+
+def clean_stale(out: Path) -> list[Path]:
+    """Remove the staging folders of ``out`` whose build is gone (their lock is free); returns them."""
+    from medsbench.errors import MedsbenchError
+    from medsbench.fileio import exclusive_lock
+
+    removed = []
+    for stage in stage_folders(out):
+        try:
+            with exclusive_lock(stage, "mixture staging folder"):
+                shutil.rmtree(stage)
+        except MedsbenchError:  # a live build holds it
+            continue
+        except FileNotFoundError:
+            pass
+        removed.append(stage)
+    if (out / "stats.json").is_file():  # a complete mixture is in place: older copies are not needed
+        for old in out.parent.glob(f".{out.name}.old-*"):
+            shutil.rmtree(old, ignore_errors=True)
+    return removed
+
+
+def new_stage(out: Path) -> Path:
+    """A fresh staging folder beside ``out`` (same filesystem, so the swap is a rename)."""
+    from medsbench.fileio import current_umask
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-{os.getpid()}-", dir=out.parent))
+    os.chmod(stage, 0o777 & ~current_umask())  # the mode of a plain mkdir, not mkdtemp's 0700
+    return stage
+
+
+def swap_in(stage: Path, out: Path) -> None:
+    """Put the complete mixture in ``stage`` at ``out`` in one step and remove what was there.
+
+    On Linux the two folders are exchanged atomically (``renameat2``), so at every moment
+    ``out`` is either the previous mixture or the new one. Elsewhere ``out`` is first renamed
+    to ``.NAME.old-PID`` (a crash between the two renames leaves the previous mixture there, whole).
+    """
+    if not out.exists():
+        os.rename(stage, out)
+        return
+    if _exchange(stage, out):
+        shutil.rmtree(stage)  # now the previous mixture
+        return
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    os.rename(out, old)
+    os.rename(stage, out)
+    shutil.rmtree(old)

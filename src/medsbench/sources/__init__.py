@@ -2,26 +2,30 @@
 
 from medsbench.sources.registry import (
     HASH_SPLIT_NOTE,
-    SourceSpec,
     ConvertReport,
+    DistinctInputs,
+    SourceSpec,
+    TaskSpec,
     convert,
     convert_all,
     hash_split,
     register_source,
     sources,
     task_meta,
-    write_split,
+    write_splits,
 )
 
 __all__ = [
     "HASH_SPLIT_NOTE",
-    "SourceSpec",
     "ConvertReport",
+    "DistinctInputs",
+    "SourceSpec",
+    "TaskSpec",
     "convert",
     "convert_all",
     "hash_split",
     "register_source",
     "sources",
     "task_meta",
-    "write_split",
+    "write_splits",
 ]

@@ -3,17 +3,23 @@
 A converter is a function ``fn(raw_dir: Path, out_dir: Path, **options) -> list[Path]``
 registered under a name with :func:`register_source`. It reads the official
 files of one source family and writes one task file per (task, split) with
-:func:`write_split`. Everything a converter writes goes through the same
-helpers, so metadata, file names and split rules are uniform.
+:func:`write_splits`, the one split writer: a task is described once
+(:class:`TaskSpec`: id, name, definition, source, licence -> file names and
+metadata), and every split goes through the one split rule (:class:`DistinctInputs`:
+no input twice in a task, test first, so train never repeats a test input).
+Everything a converter writes goes through these helpers, so metadata, file
+names and split rules are uniform.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import stable_seed
@@ -158,69 +164,143 @@ def hash_split(item_id: str, salt: str, test_fraction: float = 0.1) -> str:
 HASH_SPLIT_NOTE = "no official split: 9:1 train:test by blake2b hash of the item id (medsbench.sources.hash_split)"
 
 
-def task_meta(
-    entry: CatalogEntry | None,
-    *,
-    split: str,
-    definition: str,
-    source: str,
-    url: str,
-    split_method: str,
-    license: str,
-    contributors: str = "medsbench converters",
-    categories: list[str] | None = None,
-    language: str | None = None,
-    domains: list[str] | None = None,
-    task_id: str | None = None,
-    slug: str | None = None,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class TaskSpec:
+    """One converter task: where its files go and how they are described (catalog task or train-only one).
+
+    ``category`` is the MedS-Ins category for tasks outside the catalog (catalog tasks take
+    their category's); ``file_stem`` names the files of a task outside the catalog (default
+    ``<task_id>_<slug>``; catalog tasks use the catalog's file names).
+    """
+
+    task_id: str
+    slug: str
+    definition: str
+    source: str
+    url: str
+    license: str
+    entry: CatalogEntry | None = None
+    category: str | None = None
+    language: str | None = None
+    file_stem: str | None = None
+
+    @classmethod
+    def bench(cls, task_id: str, **kw: Any) -> TaskSpec:
+        e = catalog()[task_id]
+        return cls(task_id=task_id, slug=e.slug, entry=e, **kw)
+
+    def file_name(self, split: str) -> str:
+        if self.entry is not None:
+            return self.entry.file_name(split)
+        return f"{self.file_stem or f'{self.task_id}_{self.slug}'}.{split}.json"
+
+
+def task_meta(spec: TaskSpec, split: str, split_method: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Metadata of one task file in the official key order, plus our ``medsbench`` block.
 
     Inside :func:`medsbench.sources.definitions.using_definitions` the official definition
-    of the task id replaces ``definition`` (the block records which one was written).
+    of the task id replaces ``spec.definition`` (the block records which one was written).
     """
-    lang_code = language or (entry.language if entry else "en")
+    e = spec.entry
+    lang_code = spec.language or (e.language if e else "en")
     lang = LANGUAGE_NAMES.get(lang_code, lang_code)
-    cats = categories or ([INS_CATEGORY_OF[entry.category]] if entry else [])
-    tid = task_id or (entry.id if entry else None)
-    definition, definition_info = choose_definition(tid, definition)
+    cats = [spec.category] if spec.category else ([INS_CATEGORY_OF[e.category]] if e else [])
+    definition, definition_info = choose_definition(spec.task_id, spec.definition)
     ours: dict[str, Any] = {
-        "task_id": tid,
-        "slug": slug or (entry.slug if entry else None),
+        "task_id": spec.task_id,
+        "slug": spec.slug,
         "split": split,
         "split_method": split_method,
-        "license": license,
-        "bench_category": entry.category if entry else None,
+        "license": spec.license,
+        "bench_category": e.category if e else None,
         **definition_info,
     }
     if extra:
         ours.update(extra)
     return {
-        "Contributors": [contributors],
-        "Source": [source],
-        "URL": [url],
+        "Contributors": ["medsbench converters"],
+        "Source": [spec.source],
+        "URL": [spec.url],
         "Categories": cats,
         "Reasoning": [],
         "Definition": [definition],
         "Input_language": [lang],
         "Output_language": [lang],
         "Instruction_language": ["English"],
-        "Domains": domains or ["Medicine"],
+        "Domains": ["Medicine"],
         "Positive Examples": [],
         "Negative Examples": [],
         "medsbench": ours,
     }
 
 
-def write_split(out_dir: Path, file_name: str, meta: dict[str, Any], instances: Iterable[Instance | dict]) -> Path:
-    """Write one task file atomically into ``out_dir``; returns its path."""
-    path = Path(out_dir) / file_name
-    n = write_task(path, meta, instances)
-    if n == 0:
+T = TypeVar("T")
+
+
+def _input_of(item: Any) -> str:
+    return item.input
+
+
+class DistinctInputs:
+    """The split rule of every converter: within one task an input is kept once, in the order the
+    splits are given (test first, so train never repeats a test input); empty inputs are dropped.
+
+    Inputs are compared exactly, by a 16-byte blake2b digest (a streamed split keeps only
+    digests in memory). ``dropped[split]`` and ``empty[split]`` count what was left out.
+    """
+
+    def __init__(self) -> None:
+        self._seen: set[bytes] = set()
+        self.dropped: Counter[str] = Counter()
+        self.empty: Counter[str] = Counter()
+
+    def keep(self, split: str, items: Iterable[T], text: Callable[[T], str] = _input_of) -> Iterator[T]:
+        """The items of ``split`` the rule keeps, lazily, in order."""
+        for item in items:
+            value = text(item)
+            if not value:
+                self.empty[split] += 1
+                continue
+            key = hashlib.blake2b(value.encode("utf-8"), digest_size=16).digest()
+            if key in self._seen:
+                self.dropped[split] += 1
+                continue
+            self._seen.add(key)
+            yield item
+
+    def lists(self, splits: Mapping[str, Iterable[T]], text: Callable[[T], str] = _input_of) -> dict[str, list[T]]:
+        """Every split at once (in the mapping's order), as lists."""
+        return {name: list(self.keep(name, items, text)) for name, items in splits.items()}
+
+
+def write_splits(
+    out_dir: str | os.PathLike,
+    spec: TaskSpec,
+    splits: Mapping[str, Iterable[Instance]],
+    *,
+    split_method: str,
+    extra: Mapping[str, Any] | None = None,
+    split_extra: Mapping[str, Mapping[str, Any]] | None = None,
+    require: Collection[str] = (),
+) -> list[Path]:
+    """The one split writer: each split, in the mapping's order (test first), through
+    :class:`DistinctInputs` into ``spec.file_name(split)``, streamed.
+
+    A split left without instances writes no file (an error for the splits in ``require``).
+    ``split_extra`` adds per-split keys to the ``medsbench`` block (counts known before writing).
+    """
+    rule = DistinctInputs()
+    written: list[Path] = []
+    for split, items in splits.items():
+        info = {**(extra or {}), **((split_extra or {}).get(split) or {})}
+        path = Path(out_dir) / spec.file_name(split)
+        if write_task(path, task_meta(spec, split, split_method, info or None), rule.keep(split, items)):
+            written.append(path)
+            continue
         path.unlink(missing_ok=True)
-        raise MedsbenchError(f"no instances for {file_name}: is this the right dataset folder?")
-    return path
+        if split in require:
+            raise MedsbenchError(f"no {split} instances for {spec.task_id}: is this the right dataset folder?")
+    return written
 
 
 def entry(task_id: str) -> CatalogEntry:

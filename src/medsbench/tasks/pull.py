@@ -188,18 +188,19 @@ def read_release_file(path: str | os.PathLike) -> tuple[dict[str, Any], list[Ins
     return meta, instances, shape
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """A file-name part from a task name: lower case, ``_`` between alphanumeric runs, at most 60 characters."""
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:60] or "task"
 
 
-def _fill_meta(meta: dict[str, Any], category: str, language: str, repo: str | None) -> dict[str, Any]:
-    """Add the task-file keys a released file may lack (never overwrites what it has)."""
+def fill_meta(meta: dict[str, Any], categories: list[str], language: str, release: str, repo: str | None) -> dict[str, Any]:
+    """Add the task-file keys a released file (of ``release``, e.g. MedS-Bench) may lack (never overwrites what it has)."""
     lang = LANGUAGE_NAMES.get(language, "English")
     defaults: dict[str, Any] = {
         "Contributors": [],
-        "Source": [f"MedS-Bench ({repo})" if repo else "MedS-Bench"],
+        "Source": [f"{release} ({repo})" if repo else release],
         "URL": [f"https://huggingface.co/datasets/{repo}"] if repo else [],
-        "Categories": [INS_CATEGORY_OF[category]],
+        "Categories": categories,
         "Reasoning": [],
         "Input_language": [lang],
         "Output_language": [lang],
@@ -215,7 +216,8 @@ def _fill_meta(meta: dict[str, Any], category: str, language: str, repo: str | N
     return out
 
 
-def _release_files(root: Path, patterns: list[str] | None) -> list[tuple[Path, str]]:
+def release_files(root: Path, patterns: list[str] | None) -> list[tuple[Path, str]]:
+    """(path, path relative to ``root``) of every task file (``*.json``, ``*.jsonl``, not hidden) matching ``patterns``."""
     files: list[tuple[Path, str]] = []
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
@@ -240,6 +242,101 @@ def _source_sha256(path: Path) -> str | None:
     return source.get("sha256") if isinstance(source, dict) else None
 
 
+@dataclass
+class _Import:
+    """What every file of one import shares."""
+
+    out: Path
+    existing: dict[str, dict[str, Path]]
+    definitions: dict[str, str]
+    definitions_name: str | None  # the --definitions file's name, when one was given
+    origin: dict[str, Any]
+    report: PullReport
+    seen: dict[str, str] = field(default_factory=dict)
+
+
+def _category(rel: str, tid: str, ctx: _Import) -> str | None:
+    """The MedS-Bench category of a released file: the catalog's, else its folder's (None: skipped, with an error)."""
+    folder = rel.split("/")[0] if "/" in rel else None
+    from_folder = folder_category(folder) if folder else None
+    entry = catalog().get(tid)
+    if entry is not None:
+        if from_folder is not None and from_folder != entry.category:
+            ctx.report.warnings.append(
+                f"{rel}: {tid} is '{entry.category}' in the catalog but sits in folder {folder} ('{from_folder}'): "
+                f"kept as '{entry.category}'"
+            )
+        return entry.category
+    if from_folder is not None:
+        ctx.report.warnings.append(f"{rel}: {tid} is not in the catalog: imported as '{from_folder}' (from its folder)")
+        return from_folder
+    ctx.report.errors.append(f"{rel}: {tid} is not in the catalog and its folder names no category: skipped")
+    return None
+
+
+def has_definition(meta: dict[str, Any]) -> bool:
+    raw = meta.get("Definition")
+    return any(isinstance(d, str) and d.strip() for d in (raw if isinstance(raw, list) else [raw]))
+
+
+def missing_definition(rel: str, tid: str, n: int, definitions_name: str | None) -> str:
+    """The one line for a task file without a Definition: what it holds, what is missing, the remedy."""
+    where = (f"and {definitions_name} (--definitions) has none for {tid}" if definitions_name
+             else "and no --definitions file was given")
+    remedy = (f"give a --definitions file that has {tid}" if definitions_name
+              else "re-run with --definitions RewriteDefinitions.json (the paper's task definitions)")
+    return (f"{rel}: holds {n} instance(s) but no Definition (the task's instruction) {where}; imported without one, "
+            f"so it cannot be prompted until it has one: {remedy}")
+
+
+def _import_file(path: Path, rel: str, ctx: _Import) -> None:
+    m = _TASK_FILE.match(path.name)
+    if not m:
+        ctx.report.warnings.append(f"{rel}: no task id in the file name (task<N>_...): skipped")
+        return
+    tid, name = m.group(1), m.group(2) or ""
+    if tid in ctx.seen:
+        ctx.report.errors.append(f"{rel}: {tid} already imported from {ctx.seen[tid]}: skipped")
+        return
+    category = _category(rel, tid, ctx)
+    if category is None:
+        return
+    try:
+        meta, instances, shape = read_release_file(path)
+    except MedsbenchError as exc:
+        ctx.report.errors.append(str(exc).replace(str(path), rel, 1) if exc.where else f"{rel}: {exc}")
+        return
+    if not has_definition(meta):
+        if tid in ctx.definitions:
+            meta["Definition"] = [ctx.definitions[tid]]
+        else:
+            ctx.report.errors.append(missing_definition(rel, tid, len(instances), ctx.definitions_name))
+    entry = catalog().get(tid)
+    language = entry.language if entry else "en"
+    meta = fill_meta(meta, [INS_CATEGORY_OF[category]], language, "MedS-Bench", ctx.origin.get("repo"))
+    digest = sha256_file(path)
+    ours = dict(meta.get("medsbench") or {}) if isinstance(meta.get("medsbench"), dict) else {}
+    ours.update({"task_id": tid, "slug": entry.slug if entry else slug(name), "split": "test", "bench_category": category,
+                 "source": {**ctx.origin, "path": rel, "sha256": digest, "shape": shape}})
+    if entry is None:
+        ours.update({"title": name.replace("_", " ") or tid, "language": language})
+    meta["medsbench"] = ours
+    target = ctx.existing.get(tid, {}).get("test") or ctx.out / (entry.file_name("test") if entry else f"{tid}_{ours['slug']}.test.json")
+    if target.exists() and _source_sha256(target) != digest:
+        log.info("%s: replacing %s", tid, target)
+        ctx.report.warnings.append(f"{rel}: replaces the existing test split of {tid} ({target.name})")
+    write_task(target, meta, instances)
+    ctx.seen[tid] = rel
+    if has_definition(meta):
+        from medsbench.tasks.workspace import check_task_file
+
+        try:
+            check_task_file(target)
+        except MedsbenchError as exc:
+            ctx.report.warnings.append(f"{rel}: imported, but eval will refuse it: {exc}")
+    ctx.report.tasks.append(PulledTask(tid, category, target, len(instances), rel, digest, shape, entry is not None))
+
+
 def import_release(
     source: str | os.PathLike,
     tasks_dir: str | os.PathLike,
@@ -247,102 +344,33 @@ def import_release(
     categories: Sequence[str] | None = None,
     definitions: dict[str, str] | None = None,
     origin: dict[str, Any] | None = None,
+    definitions_name: str | None = None,
 ) -> PullReport:
     """Import a local copy of the release layout into ``tasks_dir``.
 
-    Per-file problems (unreadable file, no definition, category unknown) are
-    collected in ``report.errors`` (one line each) and the other files still
-    import; category disagreements and ids missing from the catalog are
-    ``report.warnings``. ``origin`` (repo, revision, commit) is recorded in
-    every written file.
+    Per-file problems (unreadable file, category unknown) are collected in
+    ``report.errors`` (one line each) and the other files still import; a file
+    without a Definition (and none in ``definitions``) is imported as it is, with an
+    error line saying what is missing. Category disagreements and ids missing
+    from the catalog are ``report.warnings``. ``origin`` (repo, revision, commit)
+    is recorded in every written file; ``definitions_name`` names the
+    ``--definitions`` file in messages.
     """
-    from medsbench.tasks.workspace import check_task_file, find_task_files, task_order
+    from medsbench.tasks.workspace import find_task_files, task_order
 
     root = Path(source)
     if not root.is_dir():
         raise MedsbenchError("not a folder (expected a copy of the MedS-Bench release: MCQA/, NER/, ...)", where=str(root))
     origin = dict(origin or {"kind": "local", "folder": str(root.resolve())})
     report = PullReport(source=origin)
-    patterns = category_patterns(categories)
-    files = _release_files(root, patterns)
+    files = release_files(root, category_patterns(categories))
     if not files:
         what = f" for {', '.join(categories)}" if categories else ""
         raise MedsbenchError(f"no task files (*.json, *.jsonl){what} in this folder", where=str(root))
     out = Path(tasks_dir)
-    existing = find_task_files(out)
-    cat = catalog()
-    definitions = definitions or {}
-    seen: dict[str, str] = {}
+    ctx = _Import(out, find_task_files(out), definitions or {}, definitions_name, origin, report)
     for path, rel in files:
-        m = _TASK_FILE.match(path.name)
-        if not m:
-            report.warnings.append(f"{rel}: no task id in the file name (task<N>_...): skipped")
-            continue
-        tid, name = m.group(1), m.group(2) or ""
-        if tid in seen:
-            report.errors.append(f"{rel}: {tid} already imported from {seen[tid]}: skipped")
-            continue
-        folder = rel.split("/")[0] if "/" in rel else None
-        from_folder = folder_category(folder) if folder else None
-        entry = cat.get(tid)
-        if entry is not None:
-            category = entry.category
-            if from_folder is not None and from_folder != category:
-                report.warnings.append(
-                    f"{rel}: {tid} is '{category}' in the catalog but sits in folder {folder} ('{from_folder}'): "
-                    f"kept as '{category}'"
-                )
-        elif from_folder is not None:
-            category = from_folder
-            report.warnings.append(f"{rel}: {tid} is not in the catalog: imported as '{category}' (from its folder)")
-        else:
-            report.errors.append(f"{rel}: {tid} is not in the catalog and its folder names no category: skipped")
-            continue
-        try:
-            meta, instances, shape = read_release_file(path)
-        except MedsbenchError as exc:
-            report.errors.append(str(exc).replace(str(path), rel, 1) if exc.where else f"{rel}: {exc}")
-            continue
-        raw_def = meta.get("Definition")
-        has_def = any(isinstance(d, str) and d.strip() for d in (raw_def if isinstance(raw_def, list) else [raw_def]))
-        if not has_def:
-            if tid not in definitions:
-                report.errors.append(
-                    f"{rel}: no Definition in the file and none for {tid} in --definitions (RewriteDefinitions.json): skipped"
-                )
-                continue
-            meta["Definition"] = [definitions[tid]]
-        language = entry.language if entry else "en"
-        meta = _fill_meta(meta, category, language, origin.get("repo"))
-        digest = sha256_file(path)
-        ours = dict(meta.get("medsbench") or {}) if isinstance(meta.get("medsbench"), dict) else {}
-        ours.update(
-            {
-                "task_id": tid,
-                "slug": entry.slug if entry else _slug(name),
-                "split": "test",
-                "bench_category": category,
-                "source": {**origin, "path": rel, "sha256": digest, "shape": shape},
-            }
-        )
-        if entry is None:
-            ours.update({"title": name.replace("_", " ") or tid, "language": language})
-        meta["medsbench"] = ours
-        target = existing.get(tid, {}).get("test") or out / (
-            entry.file_name("test") if entry else f"{tid}_{ours['slug']}.test.json"
-        )
-        if target.exists() and _source_sha256(target) != digest:
-            log.info("%s: replacing %s", tid, target)
-            report.warnings.append(f"{rel}: replaces the existing test split of {tid} ({target.name})")
-        write_task(target, meta, instances)
-        seen[tid] = rel
-        try:
-            check_task_file(target)
-        except MedsbenchError as exc:
-            report.warnings.append(f"{rel}: imported, but eval will refuse it: {exc}")
-        report.tasks.append(
-            PulledTask(tid, category, target, len(instances), rel, digest, shape, entry is not None)
-        )
+        _import_file(path, rel, ctx)
     report.tasks.sort(key=lambda t: task_order(t.task_id))
     return report
 
@@ -362,18 +390,14 @@ def _hub_error(exc: Exception, repo: str, revision: str | None) -> MedsbenchErro
     return MedsbenchError(f"{at}: download failed ({name}: {first})")
 
 
-def pull_hub(
-    tasks_dir: str | os.PathLike,
-    *,
-    repo: str = HF_REPO,
-    revision: str | None = None,
-    categories: Sequence[str] | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    definitions: dict[str, str] | None = None,
-) -> PullReport:
-    """Fetch the release with ``snapshot_download`` (or resolve it from the HF cache offline) and import it."""
-    hub = require("huggingface_hub", "hf", "`medsbench data pull` from the Hub")
-    patterns = category_patterns(categories)
+def snapshot(
+    repo: str, revision: str | None, patterns: list[str] | None, cache_dir: str | os.PathLike | None, *, what: str,
+) -> tuple[Path, dict[str, Any]]:
+    """A (pinned) revision of a Hugging Face dataset: the local snapshot folder and its origin record
+    ``{kind, repo, revision, commit}``. ``snapshot_download`` fetches it, or resolves it from the local
+    cache with ``HF_HUB_OFFLINE=1``; ``patterns`` are its ``allow_patterns``. Shared by ``data pull``
+    (MedS-Bench) and ``ins pull`` (MedS-Ins)."""
+    hub = require("huggingface_hub", "hf", what)
     try:
         folder = hub.snapshot_download(
             repo_id=repo,
@@ -388,10 +412,25 @@ def pull_hub(
         if type(exc).__module__.startswith("huggingface_hub"):
             raise _hub_error(exc, repo, revision) from None
         raise
-    snapshot = Path(folder)
-    commit = snapshot.name if snapshot.parent.name == "snapshots" else None
-    origin = {"kind": "huggingface", "repo": repo, "revision": revision or "main", "commit": commit}
-    return import_release(snapshot, tasks_dir, categories=categories, definitions=definitions, origin=origin)
+    path = Path(folder)
+    commit = path.name if path.parent.name == "snapshots" else None
+    return path, {"kind": "huggingface", "repo": repo, "revision": revision or "main", "commit": commit}
+
+
+def pull_hub(
+    tasks_dir: str | os.PathLike,
+    *,
+    repo: str = HF_REPO,
+    revision: str | None = None,
+    categories: Sequence[str] | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    definitions: dict[str, str] | None = None,
+    definitions_name: str | None = None,
+) -> PullReport:
+    """Fetch the release with ``snapshot_download`` (or resolve it from the HF cache offline) and import it."""
+    folder, origin = snapshot(repo, revision, category_patterns(categories), cache_dir, what="`medsbench data pull` from the Hub")
+    return import_release(folder, tasks_dir, categories=categories, definitions=definitions, origin=origin,
+                          definitions_name=definitions_name)
 
 
 def summarize(report: PullReport) -> Iterable[str]:

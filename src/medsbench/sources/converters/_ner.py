@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medsbench.fileio import stable_seed
-from medsbench.sources.registry import task_meta, write_split
+from medsbench.sources.registry import DistinctInputs, TaskSpec, write_splits
 from medsbench.tasks.catalog import CatalogEntry, catalog
 from medsbench.tasks.format import Instance
 
@@ -103,28 +103,21 @@ class NerTask:
         entry = catalog().get(task_id)
         return cls(task_id=task_id, slug=slug or (entry.slug if entry else task_id), entry=entry, **kw)
 
+    def spec(self) -> TaskSpec:
+        """This task as the split writer's ``TaskSpec`` (files ``<task_id>.<split>.json`` outside the catalog)."""
+        return TaskSpec(task_id=self.task_id, slug=self.slug, definition=ner_definition(self.description), source=self.source,
+                        url=self.url, license=self.license, entry=self.entry, category=NER_CATEGORY, file_stem=self.task_id)
+
     def file_name(self, split: str) -> str:
-        if self.entry is not None:
-            return self.entry.file_name(split)
-        return f"{self.task_id}.{split}.json"
+        return self.spec().file_name(split)
 
 
 def split_train_test(
     train: Iterable[NerItem], test: Iterable[NerItem]
 ) -> tuple[list[NerItem], list[NerItem]]:
-    """De-duplicate by input text; the train side also loses every input seen in test."""
-    test_out: list[NerItem] = []
-    seen: set[str] = set()
-    for item in test:
-        if item.text and item.text not in seen:
-            seen.add(item.text)
-            test_out.append(item)
-    train_out: list[NerItem] = []
-    for item in train:
-        if item.text and item.text not in seen:
-            seen.add(item.text)
-            train_out.append(item)
-    return train_out, test_out
+    """The converters' one split rule (``registry.DistinctInputs``) on sentences: test first, then train."""
+    kept = DistinctInputs().lists({"test": test, "train": train}, text=lambda item: item.text)
+    return kept["train"], kept["test"]
 
 
 def sample_items(items: list[NerItem], n: int | None, salt: str) -> list[NerItem]:
@@ -144,24 +137,8 @@ def write_ner_task(
     split_method: str,
     extra: dict | None = None,
 ) -> list[Path]:
-    """Write one file per non-empty split; returns the paths."""
-    written: list[Path] = []
-    for split, items in splits.items():
-        if not items:
-            continue
-        meta = task_meta(
-            task.entry,
-            split=split,
-            definition=ner_definition(task.description),
-            source=task.source,
-            url=task.url,
-            split_method=split_method,
-            license=task.license,
-            categories=[NER_CATEGORY],
-            task_id=task.task_id,
-            slug=task.slug,
-            extra={"gold_format": "comma-separated entities + '.', or 'There is no related enetity.'", **(extra or {})},
-        )
-        instances = (Instance(id=it.id, input=it.text, output=[ner_gold(it.entities)], output_was_str=True) for it in items)
-        written.append(write_split(out_dir, task.file_name(split), meta, instances))
-    return written
+    """Write one file per non-empty split (``registry.write_splits``); returns the paths."""
+    instances = {split: [Instance(id=it.id, input=it.text, output=[ner_gold(it.entities)], output_was_str=True) for it in items]
+                 for split, items in splits.items()}
+    info = {"gold_format": "comma-separated entities + '.', or 'There is no related enetity.'", **(extra or {})}
+    return write_splits(out_dir, task.spec(), instances, split_method=split_method, extra=info)

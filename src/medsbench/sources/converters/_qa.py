@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from medsbench.errors import MedsbenchError
-from medsbench.sources.registry import task_meta, write_split
-from medsbench.tasks.catalog import CatalogEntry, catalog
+from medsbench.sources import registry
+from medsbench.sources.registry import DistinctInputs, TaskSpec
 from medsbench.tasks.format import Instance
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -77,29 +77,6 @@ def letter_indices(answers: Iterable[Any], n_options: int, where: str) -> list[i
     return out
 
 
-@dataclass(frozen=True)
-class TaskSpec:
-    """Where one task's files go and how they are described (catalog task or train-only MedS-Ins task)."""
-
-    task_id: str
-    slug: str
-    definition: str
-    source: str
-    url: str
-    license: str
-    entry: CatalogEntry | None = None
-    category: str | None = None  # MedS-Ins category for tasks outside the catalog
-    language: str | None = None
-
-    @classmethod
-    def bench(cls, task_id: str, **kw: Any) -> TaskSpec:
-        entry = catalog()[task_id]
-        return cls(task_id=task_id, slug=entry.slug, entry=entry, **kw)
-
-    def file_name(self, split: str) -> str:
-        return self.entry.file_name(split) if self.entry else f"{self.task_id}_{self.slug}.{split}.json"
-
-
 @dataclass
 class Splits:
     """Instances per split, de-duplicated by input: no input twice in a file, train never repeats a test input."""
@@ -109,18 +86,12 @@ class Splits:
     dropped: dict[str, int] = field(default_factory=dict)
 
     def finalize(self) -> Splits:
-        seen: set[str] = set()
-        out: dict[str, list[Instance]] = {}
-        for name in ("test", "train"):  # test first: on a clash the train side loses
-            kept = []
-            for inst in getattr(self, name):
-                if inst.input in seen:
-                    self.dropped[name] = self.dropped.get(name, 0) + 1
-                    continue
-                seen.add(inst.input)
-                kept.append(inst)
-            out[name] = kept
-        self.test, self.train = out["test"], out["train"]
+        """Apply the converters' one split rule (``registry.DistinctInputs``), counting what it drops."""
+        rule = DistinctInputs()
+        kept = rule.lists({"test": self.test, "train": self.train})
+        self.test, self.train = kept["test"], kept["train"]
+        for name, n in rule.dropped.items():
+            self.dropped[name] = self.dropped.get(name, 0) + n
         return self
 
 
@@ -137,32 +108,12 @@ def write_splits(
     split_method: str,
     extra: dict[str, Any] | None = None,
 ) -> list[Path]:
-    """Write the test and train files of one task (a split without instances is skipped)."""
+    """The QA converters' call of ``registry.write_splits`` (a split without instances is skipped), with the
+    number of duplicate inputs each split lost recorded in its file."""
     splits.finalize()
-    written: list[Path] = []
-    for split in ("test", "train"):
-        items = getattr(splits, split)
-        if not items:
-            continue
-        info = dict(extra or {})
-        if splits.dropped.get(split):
-            info["duplicate_inputs_dropped"] = splits.dropped[split]
-        meta = task_meta(
-            spec.entry,
-            split=split,
-            definition=spec.definition,
-            source=spec.source,
-            url=spec.url,
-            split_method=split_method,
-            license=spec.license,
-            categories=[spec.category] if spec.category else None,
-            language=spec.language,
-            task_id=spec.task_id,
-            slug=spec.slug,
-            extra=info or None,
-        )
-        written.append(write_split(out_dir, spec.file_name(split), meta, items))
-    return written
+    counts = {name: {"duplicate_inputs_dropped": n} for name, n in splits.dropped.items() if n}
+    return registry.write_splits(out_dir, spec, {"test": splits.test, "train": splits.train},
+                                 split_method=split_method, extra=extra, split_extra=counts)
 
 
 def no_options(name: str, options: dict[str, Any]) -> None:

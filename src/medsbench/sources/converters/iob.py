@@ -159,19 +159,25 @@ def _select_types(found: set[str], entity: str | None, where: str) -> list[str]:
     return [by_lower[w.lower()] for w in wanted]
 
 
+@dataclass(frozen=True)
+class NewTask:
+    """A task the generic ``iob_ner`` converter names from its options (what to find comes from the corpus)."""
+
+    task_id: str | None = None
+    name: str | None = None
+
+
 def convert_iob_folder(
     folder: Path,
     out_dir: Path,
-    task: NerTask | None,
+    task: NerTask | NewTask,
     *,
     entity: str | None = None,
     sample: int | None = None,
-    task_id: str | None = None,
-    name: str | None = None,
     with_entities_only: bool = False,
     extra: dict | None = None,
 ) -> list[Path]:
-    """Build one NER task from an IOB folder; ``task`` None = derive it from the options.
+    """Build one NER task from an IOB folder; a :class:`NewTask` is described from the corpus's entity types.
 
     ``with_entities_only``: keep only the sentences that mention one of the chosen types
     (for one rare type in a many-type corpus, where most sentences would otherwise be empty).
@@ -181,7 +187,8 @@ def convert_iob_folder(
     corpus = {p: read_iob(p) for p in files}
     found = {t for sents in corpus.values() for s in sents for t, _ in s.entities}
     types = _select_types(found, entity, str(folder))
-    if task is None:
+    if isinstance(task, NewTask):
+        task_id, name = task.task_id, task.name
         slug = _slug(name or folder.name)
         task = NerTask.of(task_id or f"{slug}_ner", name and _slug(name), description=describe_types(types),
                           source=folder.name, url=str(folder), license="see the corpus licence")
@@ -238,7 +245,7 @@ def iob_ner(
     slug: str | None = None,
 ) -> list[Path]:
     # ``slug`` = ``name`` for library callers (registry.convert's own first parameter is ``name``)
-    return convert_iob_folder(raw_dir, out_dir, None, entity=entity, sample=sample, task_id=task_id, name=name or slug)
+    return convert_iob_folder(raw_dir, out_dir, NewTask(task_id, name or slug), entity=entity, sample=sample)
 
 
 def _subfolder(raw_dir: Path, name: str) -> Path:

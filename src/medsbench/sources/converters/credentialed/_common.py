@@ -1,19 +1,15 @@
-"""CSV reading with clear column errors, and split writing with train/test de-duplication."""
+"""CSV reading with clear column errors (splits are written by ``medsbench.sources.registry.write_splits``)."""
 
 from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import io
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from medsbench.errors import MedsbenchError
-from medsbench.sources.registry import task_meta
-from medsbench.tasks.catalog import CatalogEntry
-from medsbench.tasks.format import Instance, write_task
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # report texts can be long
 
@@ -74,47 +70,3 @@ def check_columns(path: Path, header: Iterable[str], required: Iterable[str]) ->
 
 def is_missing(value: str | None) -> bool:
     return value is None or value.strip() == "" or value.strip().lower() in ("nan", "none", "null", "na")
-
-
-def _digest(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
-
-
-def write_splits(
-    out_dir: Path,
-    entry: CatalogEntry,
-    *,
-    test: Iterable[Instance],
-    train: Iterable[Instance],
-    definition: str,
-    source: str,
-    url: str,
-    license: str,
-    split_method: str,
-    extra: dict | None = None,
-) -> list[Path]:
-    """Write the test then the train file; inputs are unique, and train never repeats a test input.
-
-    ``train`` may be a generator: only 16-byte digests of inputs are kept in memory.
-    """
-    seen: set[bytes] = set()
-
-    def unique(items: Iterable[Instance]) -> Iterator[Instance]:
-        for inst in items:
-            key = _digest(inst.input)
-            if inst.input and key not in seen:
-                seen.add(key)
-                yield inst
-
-    written: list[Path] = []
-    for split, items in (("test", test), ("train", train)):
-        meta = task_meta(entry, split=split, definition=definition, source=source, url=url,
-                         split_method=split_method, license=license, extra=extra)
-        path = Path(out_dir) / entry.file_name(split)
-        if write_task(path, meta, unique(items)):
-            written.append(path)
-        else:
-            path.unlink(missing_ok=True)
-            if split == "test":  # a source may lack train data, never test data
-                raise MedsbenchError(f"no test instances for {entry.id}: is this the right dataset folder?")
-    return written

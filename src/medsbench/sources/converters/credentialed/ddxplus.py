@@ -28,8 +28,8 @@ from typing import Any
 
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import read_json, stable_seed
-from medsbench.sources.converters.credentialed._common import read_csv, write_splits
-from medsbench.sources.registry import entry, register_source, require_file
+from medsbench.sources.converters.credentialed._common import read_csv
+from medsbench.sources.registry import TaskSpec, register_source, require_file, write_splits
 from medsbench.tasks.format import Instance
 
 URL = "https://figshare.com/articles/dataset/DDXPlus_Dataset/20043374"
@@ -135,6 +135,6 @@ def ddxplus(raw_dir: Path, out_dir: Path, sample: int | None = None, **_: object
             pool = [inst for i, inst in enumerate(pool) if i in keep]
         test = pool
     method = "official split: test = release_test_patients, train = release_train + release_validate minus inputs in test"
-    return write_splits(out_dir, entry("task130"), test=test, train=_instances(train_files, onto, "train"),
-                        definition=onto.definition, source="DDXPlus", url=URL, license="CC-BY 4.0",
-                        split_method=method, extra={"test_sample": sample})
+    spec = TaskSpec.bench("task130", definition=onto.definition, source="DDXPlus", url=URL, license="CC-BY 4.0")
+    return write_splits(out_dir, spec, {"test": test, "train": _instances(train_files, onto, "train")},
+                        split_method=method, extra={"test_sample": sample}, require=("test",))

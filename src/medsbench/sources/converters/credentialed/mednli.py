@@ -17,8 +17,7 @@ from pathlib import Path
 
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import iter_jsonl
-from medsbench.sources.converters.credentialed._common import write_splits
-from medsbench.sources.registry import entry, register_source, require_file
+from medsbench.sources.registry import TaskSpec, register_source, require_file, write_splits
 from medsbench.tasks.format import Instance
 
 URL = "https://physionet.org/content/mednli/"
@@ -80,9 +79,10 @@ def mednli(raw_dir: Path, out_dir: Path, **_: object) -> list[Path]:
     paths = {split: [require_file(raw_dir, name) for name in names] for split, names in FILES.items()}
     method = "official split: test = mli_test_v1.jsonl, train = mli_train_v1 + mli_dev_v1 minus inputs in test"
     return [
-        *write_splits(out_dir, entry("task41"), test=_discriminative(paths["test"]),
-                      train=_discriminative(paths["train"]), definition=DEF41,
-                      source="MedNLI", url=URL, license=LICENSE, split_method=method),
-        *write_splits(out_dir, entry("task42"), test=_generative(paths["test"]), train=_generative(paths["train"]),
-                      definition=DEF42, source="MedNLI", url=URL, license=LICENSE, split_method=method),
+        *write_splits(out_dir, TaskSpec.bench("task41", definition=DEF41, source="MedNLI", url=URL, license=LICENSE),
+                      {"test": _discriminative(paths["test"]), "train": _discriminative(paths["train"])},
+                      split_method=method, require=("test",)),
+        *write_splits(out_dir, TaskSpec.bench("task42", definition=DEF42, source="MedNLI", url=URL, license=LICENSE),
+                      {"test": _generative(paths["test"]), "train": _generative(paths["train"])},
+                      split_method=method, require=("test",)),
     ]

@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from medsbench.errors import MedsbenchError
-from medsbench.sources.converters.credentialed._common import find_file, is_missing, read_csv, write_splits
-from medsbench.sources.registry import HASH_SPLIT_NOTE, entry, hash_split, register_source
+from medsbench.sources.converters.credentialed._common import find_file, is_missing, read_csv
+from medsbench.sources.registry import HASH_SPLIT_NOTE, TaskSpec, hash_split, register_source, write_splits
 from medsbench.tasks.format import Instance
 
 URL = "https://github.com/nliulab/mimic4ed-benchmark"
@@ -164,11 +164,12 @@ def mimic_iv_ed(raw_dir: Path, out_dir: Path, **_: object) -> list[Path]:
         method = HASH_SPLIT_NOTE + f" (subject_id, one salt '{SPLIT_SALT}' for task117-119)"
     written: list[Path] = []
     for task_id in OUTCOMES:
+        spec = TaskSpec.bench(task_id, definition=DEFINITIONS[task_id], source="MIMIC-IV-ED (mimic4ed-benchmark)", url=URL,
+                              license=LICENSE)
         written += write_splits(
-            out_dir, entry(task_id),
-            test=_instances(*splits["test"][:1], task_id, splits["test"][1]),
-            train=_instances(*splits["train"][:1], task_id, splits["train"][1]),
-            definition=DEFINITIONS[task_id], source="MIMIC-IV-ED (mimic4ed-benchmark)", url=URL,
-            license=LICENSE, split_method=method,
+            out_dir, spec,
+            {"test": _instances(*splits["test"][:1], task_id, splits["test"][1]),
+             "train": _instances(*splits["train"][:1], task_id, splits["train"][1])},
+            split_method=method, require=("test",),
         )
     return written

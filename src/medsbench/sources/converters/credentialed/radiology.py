@@ -28,8 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from medsbench.errors import MedsbenchError
-from medsbench.sources.converters.credentialed._common import find_file, read_csv, write_splits
-from medsbench.sources.registry import HASH_SPLIT_NOTE, entry, hash_split, register_source
+from medsbench.sources.converters.credentialed._common import find_file, read_csv
+from medsbench.sources.registry import HASH_SPLIT_NOTE, TaskSpec, hash_split, register_source, write_splits
 from medsbench.tasks.format import Instance
 
 LICENSE = "PhysioNet Credentialed Health Data License 1.5.0; not redistributable"
@@ -120,9 +120,9 @@ def mimic_cxr(raw_dir: Path, out_dir: Path, **_: object) -> list[Path]:
                              where=str(raw_dir))
     method = ("official mimic-cxr-2.0.0-split.csv (test = test; train = train + validate)" if official is not None
               else HASH_SPLIT_NOTE + " (subject id)")
-    return write_splits(out_dir, entry("task112"), test=rows["test"], train=rows["train"], definition=DEF112,
-                        source="MIMIC-CXR", url="https://physionet.org/content/mimic-cxr/", license=LICENSE,
-                        split_method=method)
+    spec = TaskSpec.bench("task112", definition=DEF112, source="MIMIC-CXR", url="https://physionet.org/content/mimic-cxr/",
+                          license=LICENSE)
+    return write_splits(out_dir, spec, {"test": rows["test"], "train": rows["train"]}, split_method=method, require=("test",))
 
 
 # ---------------------------------------------------------------- MIMIC-IV-Note (task78, task83-94)
@@ -202,11 +202,12 @@ def mimic_iv_note(raw_dir: Path, out_dir: Path, **_options: object) -> list[Path
     for task_id, splits in rows.items():
         if not splits["test"]:
             continue  # a partial extract may lack some modality/anatomy pairs
+        spec = TaskSpec.bench(task_id, definition=_definition(task_id), source="MIMIC-IV-Note",
+                              url="https://physionet.org/content/mimic-iv-note/", license=LICENSE)
         written += write_splits(
-            out_dir, entry(task_id), test=splits["test"], train=splits["train"], definition=_definition(task_id),
-            source="MIMIC-IV-Note", url="https://physionet.org/content/mimic-iv-note/", license=LICENSE,
+            out_dir, spec, {"test": splits["test"], "train": splits["train"]},
             split_method=HASH_SPLIT_NOTE + " (subject id)",
-            extra={"exam_name_from": "radiology_detail.csv exam_name" if detail else "EXAMINATION: line"},
+            extra={"exam_name_from": "radiology_detail.csv exam_name" if detail else "EXAMINATION: line"}, require=("test",),
         )
     if not written:
         raise MedsbenchError("no ultrasound/CT/MRI report with FINDINGS and IMPRESSION sections", where=str(reports))

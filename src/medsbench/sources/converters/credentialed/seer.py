@@ -26,8 +26,8 @@ import hashlib
 from pathlib import Path
 
 from medsbench.errors import MedsbenchError
-from medsbench.sources.converters.credentialed._common import check_columns, is_missing, read_csv, write_splits
-from medsbench.sources.registry import HASH_SPLIT_NOTE, entry, hash_split, register_source
+from medsbench.sources.converters.credentialed._common import check_columns, is_missing, read_csv
+from medsbench.sources.registry import HASH_SPLIT_NOTE, TaskSpec, hash_split, register_source, write_splits
 from medsbench.tasks.format import Instance
 from medsbench.tasks.labels import SEER_OPTIONS
 
@@ -93,6 +93,7 @@ def seer(raw_dir: Path, out_dir: Path, file: str | None = None, **_: object) -> 
         rows[hash_split(pid, salt="task131")].append(inst)
     if features is None:
         raise MedsbenchError("the CSV has no data rows", where=str(path))
-    return write_splits(out_dir, entry("task131"), test=rows["test"], train=rows["train"], definition=DEFINITION,
-                        source="SEER", url=URL, license=LICENSE, split_method=HASH_SPLIT_NOTE + " (Patient ID)",
+    spec = TaskSpec.bench("task131", definition=DEFINITION, source="SEER", url=URL, license=LICENSE)
+    return write_splits(out_dir, spec, {"test": rows["test"], "train": rows["train"]},
+                        split_method=HASH_SPLIT_NOTE + " (Patient ID)", require=("test",),
                         extra={"skipped_rows_label_not_an_option": skipped["label"], "feature_columns": features})
