@@ -7,7 +7,7 @@
   licence, source, split rule, one positive and one negative example and two example instances, all
   marked ``TODO`` until replaced; it validates (``medsbench data validate``) with warnings only;
 * ``<slug>.py``: a converter stub in the registry's shape (``@register_source``, ``require_file``,
-  ``task_meta``, ``write_split``, ``hash_split``) that reads ``RAW/<slug>/<slug>.jsonl`` (one
+  ``TaskSpec``, ``write_splits``, ``hash_split``) that reads ``RAW/<slug>/<slug>.jsonl`` (one
   ``{"id", "input", "output"}`` object per line) and writes the test and train files; adapt its
   reader to the raw release, then move it to ``src/medsbench/sources/converters/`` (imported, and so
   registered, automatically);
@@ -24,7 +24,7 @@ from typing import Any
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import atomic_write
 from medsbench.ids import check_name, inside
-from medsbench.sources.registry import HASH_SPLIT_NOTE, task_meta
+from medsbench.sources.registry import HASH_SPLIT_NOTE, TaskSpec, task_meta
 from medsbench.tasks.catalog import INS_CATEGORY_OF, LANGUAGE_NAMES, catalog
 from medsbench.tasks.format import Instance, write_task
 from medsbench.tasks.validate import SCAFFOLD_MARK as TODO
@@ -79,12 +79,10 @@ def _definition(task: NewTask) -> str:
 
 def task_file_meta(task: NewTask) -> dict[str, Any]:
     """The scaffold's task metadata (what :func:`medsbench.sources.registry.task_meta` writes, plus examples)."""
-    meta = task_meta(
-        None, split="test", definition=_definition(task), source=task.source, url=task.url,
-        split_method=split_method(task.split), license=task.license, categories=[INS_CATEGORY_OF[task.category]],
-        language=task.language, task_id=task.id, slug=task.name,
-        extra={"bench_category": task.category, "title": task.title or task.name, "scaffold": TODO},
-    )
+    spec = TaskSpec(task_id=task.id, slug=task.name, definition=_definition(task), source=task.source, url=task.url,
+                    license=task.license, category=INS_CATEGORY_OF[task.category], language=task.language)
+    meta = task_meta(spec, "test", split_method(task.split),
+                     extra={"bench_category": task.category, "title": task.title or task.name, "scaffold": TODO})
     meta["Contributors"] = [f"{TODO}: your name"]
     meta["Positive Examples"] = [{"input": f"{TODO}: an input from the TRAIN split", "output": f"{TODO}: its correct answer",
                                   "explanation": f"{TODO}: why this answer follows the definition"}]
@@ -134,7 +132,7 @@ from typing import Any
 
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import iter_jsonl
-from medsbench.sources.registry import hash_split, register_source, require_file, task_meta, write_split
+from medsbench.sources.registry import TaskSpec, hash_split, register_source, require_file, write_splits
 from medsbench.tasks.catalog import INS_CATEGORY_OF
 from medsbench.tasks.format import Instance
 
@@ -147,8 +145,8 @@ SOURCE = {task.source!r}
 URL = {task.url!r}
 LICENSE = {task.license!r}
 SPLIT_METHOD = {split_method(task.split)!r}
-POSITIVE_EXAMPLES: list[dict[str, str]] = []  # {{"input", "output", "explanation"}} from the train split
-NEGATIVE_EXAMPLES: list[dict[str, str]] = []
+SPEC = TaskSpec(task_id=TASK_ID, slug=NAME, definition=DEFINITION, source=SOURCE, url=URL, license=LICENSE,
+                category=INS_CATEGORY_OF[CATEGORY], language=LANGUAGE)
 
 
 def read_rows(path: Path) -> Iterator[dict[str, Any]]:
@@ -164,24 +162,13 @@ def convert(raw_dir: Path, out_dir: Path, **options: Any) -> list[Path]:
     if options:
         raise MedsbenchError(f"converter {{NAME}} takes no options (got {{', '.join(sorted(options))}})")
 {split_code}
-    seen: set[str] = set()
     splits: dict[str, list[Instance]] = {{"test": [], "train": []}}
-    for row, split in sorted(rows, key=lambda r: r[1] != "test"):  # test first: train never repeats a test input
-        if row["input"] in seen:
-            continue
-        seen.add(row["input"])
+    for row, split in rows:
         output = [row["output"]] if isinstance(row["output"], str) else [str(o) for o in row["output"]]
         splits[split].append(Instance(id=str(row["id"]), input=row["input"], output=output))
-    written = []
-    for split, items in splits.items():
-        if not items:
-            continue
-        meta = task_meta(None, split=split, definition=DEFINITION, source=SOURCE, url=URL, split_method=SPLIT_METHOD,
-                         license=LICENSE, categories=[INS_CATEGORY_OF[CATEGORY]], language=LANGUAGE, task_id=TASK_ID,
-                         slug=NAME, extra={{"bench_category": CATEGORY, "title": {(task.title or name)!r}}})
-        meta["Positive Examples"], meta["Negative Examples"] = POSITIVE_EXAMPLES, NEGATIVE_EXAMPLES
-        written.append(write_split(out_dir, f"{{TASK_ID}}_{{NAME}}.{{split}}.json", meta, items))
-    return written
+    # write_splits writes test first and keeps an input once per task: train never repeats a test input
+    return write_splits(out_dir, SPEC, splits, split_method=SPLIT_METHOD, require=("test",),
+                        extra={{"bench_category": CATEGORY, "title": {(task.title or name)!r}}})
 '''
 
 
