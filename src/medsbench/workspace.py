@@ -7,6 +7,8 @@
     cache.sqlite        the result cache of every eval in this workspace
     board.sqlite        the leaderboard store; site/ the static site
     mixtures/<name>/    MedS-Ins mixtures; models/<name>/ tuned models
+    meds-ins/           the released MedS-Ins task files (medsbench ins pull)
+    new-tasks/          task scaffolds (medsbench data new-task)
 
 No other module spells these names: they ask a :class:`Workspace`. Paths made from names that come
 from outside (a run name) go through :func:`medsbench.ids.inside`, so they stay in the workspace.
@@ -61,6 +63,19 @@ class Workspace:
     @property
     def models(self) -> Path:
         return self.root / "models"
+
+    @property
+    def meds_ins(self) -> Path:
+        return self.root / "meds-ins"
+
+    @property
+    def new_tasks(self) -> Path:
+        return self.root / "new-tasks"
+
+    @property
+    def definitions_sidecar(self) -> Path:
+        """Where ``medsbench ins rewrite`` writes instruction paraphrases by default."""
+        return self.root / "RewriteDefinitions.json"
 
     def run_dir(self, name: str) -> Path:
         """``runs/<name>`` for a run name of the :data:`medsbench.ids.NAME` grammar."""

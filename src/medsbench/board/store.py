@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 from medsbench.board.names import check_model_name, pooled_task_id, reported_run_name
 from medsbench.errors import MedsbenchError
 from medsbench.ids import check_item_id, check_name
+from medsbench.records.folder import JUDGED, PREDICTIONS, RESULTS
 from medsbench.redact import redact
 
 if TYPE_CHECKING:
@@ -368,13 +369,13 @@ class Store:
                 "INSERT INTO runs(name, model, kind, status, source, manifest, results_sha256, predictions_sha256, "
                 "added, protocol, partial, flags, judged_sha256, store_version, fingerprint, benchmark_version) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (run.name, run.model, run.kind, run.status, None, _dump(run.manifest), run.sha256.get("results.json"),
-                 run.sha256.get("predictions.jsonl"), _now(), run.protocol, int(run.partial), _dump(run.flags),
-                 run.sha256.get("judged.json"), SCHEMA_VERSION, run.fingerprint, run.benchmark_version))
+                (run.name, run.model, run.kind, run.status, None, _dump(run.manifest), run.sha256.get(RESULTS),
+                 run.sha256.get(PREDICTIONS), _now(), run.protocol, int(run.partial), _dump(run.flags),
+                 run.sha256.get(JUDGED), SCHEMA_VERSION, run.fingerprint, run.benchmark_version))
             _insert_scores(db, run)
             _insert_items(db, run)
             if run.judged is not None:
-                _insert_judged(db, run.name, run.judged, run.sha256["judged.json"], run.unusable_judges)
+                _insert_judged(db, run.name, run.judged, run.sha256[JUDGED], run.unusable_judges)
                 db.executemany(
                     "INSERT OR REPLACE INTO judgements(run, task_id, item_id, judge, score, status, reply, error) "
                     "VALUES (?,?,?,?,?,?,?,?)",

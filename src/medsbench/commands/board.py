@@ -12,14 +12,17 @@ from pathlib import Path
 
 import typer
 
-board_app = typer.Typer(help="Leaderboard: add runs, build the static site, take submissions.", no_args_is_help=True)
+from medsbench.commands import group
+from medsbench.workspace import DEFAULT_WORKSPACE, Workspace
 
-WORKSPACE = typer.Option(Path("medsbench-work"), "--workspace", "-w", help="Workspace folder (tasks/, runs/, board.sqlite, site/).")
+board_app = group("Leaderboard: add runs, build the static site, take submissions.")
+
+WORKSPACE = typer.Option(DEFAULT_WORKSPACE, "--workspace", "-w", help="Workspace folder (tasks/, runs/, board.sqlite, site/).")
 STORE = typer.Option(None, "--store", help="Store file (default: WORKSPACE/board.sqlite).")
 
 
 def _store_path(workspace: Path, store: Path | None) -> Path:
-    return store or workspace / "board.sqlite"
+    return store or Workspace(workspace).board_store
 
 
 def _store(workspace: Path, store: Path | None):
@@ -92,7 +95,7 @@ def build_cmd(
     """Write the static site (HTML/CSS/JS/SVG, no server or CDN needed)."""
     from medsbench.board.site import build_site
 
-    out = out or workspace / "site"
+    out = out or Workspace(workspace).site
     with _locked((_store_path(workspace, store).parent, "board store"), (_site_lock_folder(out), "site folder")), \
             _store(workspace, store) as st:
         rep = build_site(st, out, max_items_per_task=max_items, max_chars=max_chars)
@@ -174,9 +177,10 @@ def serve_cmd(
     """Serve the built site on 127.0.0.1 for a local look (Ctrl-C stops)."""
     from medsbench.board.serve import make_server
 
-    server = make_server(site or workspace / "site", port)
+    site = site or Workspace(workspace).site
+    server = make_server(site, port)
     host, real_port = str(server.server_address[0]), server.server_address[1]
-    typer.echo(f"serving {site or workspace / 'site'} at http://{host}:{real_port}/ (Ctrl-C stops)")
+    typer.echo(f"serving {site} at http://{host}:{real_port}/ (Ctrl-C stops)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

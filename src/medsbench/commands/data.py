@@ -8,9 +8,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medsbench.commands import group
 from medsbench.tasks.catalog import catalog
+from medsbench.workspace import DEFAULT_WORKSPACE, Workspace
 
-data_app = typer.Typer(help="Task files: catalog, convert raw data, pull the released benchmark, validate, audit, stats.", no_args_is_help=True)
+data_app = group("Task files: catalog, convert raw data, pull the released benchmark, validate, audit, stats.")
 
 
 @data_app.command("catalog")
@@ -57,7 +59,7 @@ def sources_cmd() -> None:
 def convert_cmd(
     name: str = typer.Argument(None, help="Converter name (see `medsbench data sources`); omit with --all."),
     raw: Path = typer.Option(..., "--raw", help="Raw dataset folder (with --all: the folder holding one folder per dataset)."),
-    out: Path = typer.Option(Path("medsbench-work/tasks"), "--out", help="Where task files are written."),
+    out: Path = typer.Option(Workspace().tasks, "--out", help="Where task files are written."),
     all_sources: bool = typer.Option(False, "--all", help="Run every converter whose raw folder exists under --raw."),
     task_id: str = typer.Option(None, "--task-id", help="Generic converters: task id of the new task."),
     task_name: str = typer.Option(None, "--name", help="Generic converters: short name (slug) of the new task."),
@@ -148,7 +150,7 @@ def pull_cmd(
     source: Path = typer.Option(None, "--from", help="Local copy of the release (MCQA/, NER/, ...) instead of the Hub."),
     revision: str = typer.Option(None, "--revision", help="Hub revision to pin (commit hash, tag or branch; default main)."),
     category: list[str] = typer.Option(None, "--category", "-c", help="Only these categories (key such as mcqa, or a release folder such as NER); repeatable."),
-    workspace: Path = typer.Option(Path("medsbench-work"), "--workspace", "-w", help="Workspace folder: files go to WORKSPACE/tasks."),
+    workspace: Path = typer.Option(DEFAULT_WORKSPACE, "--workspace", "-w", help="Workspace folder: files go to WORKSPACE/tasks."),
     definitions: Path = typer.Option(None, "--definitions", help="RewriteDefinitions.json: definitions for files that carry none."),
     repo: str = typer.Option(None, "--repo", help="Dataset repository (default Henrychur/MedS-Bench)."),
     cache_dir: Path = typer.Option(None, "--cache-dir", help="Hugging Face cache folder (default: HF_HUB_CACHE / HF_HOME)."),
@@ -159,7 +161,7 @@ def pull_cmd(
 
     defs = load_definitions(definitions)
     defs_name = definitions.name if definitions is not None else None
-    tasks_dir = workspace / "tasks"
+    tasks_dir = Workspace(workspace).tasks
     if source is not None:
         if revision or repo or cache_dir:
             from medsbench.errors import MedsbenchError
@@ -223,7 +225,7 @@ def audit_cmd(
 def export_cmd(
     out: Path = typer.Option(..., "--out", help="Folder to write the dataset and its card (README.md) into."),
     tasks: str = typer.Option("available", "--tasks", "-t", help="Task ids, categories, 'all', 'available' or 'quick'."),
-    workspace: Path = typer.Option(Path("medsbench-work"), "--workspace", "-w", help="Workspace folder (tasks/)."),
+    workspace: Path = typer.Option(DEFAULT_WORKSPACE, "--workspace", "-w", help="Workspace folder (tasks/)."),
     fmt: str = typer.Option("parquet", "--format", help="parquet (Hub layout, load_dataset) | hf (save_to_disk folders)."),
     push_to_hub: str = typer.Option(None, "--push-to-hub", help="Also upload to this Hugging Face dataset repo (parquet only)."),
 ) -> None:
@@ -249,7 +251,7 @@ def new_task_cmd(
     license: str = typer.Option(None, "--license", help="The release's licence, e.g. 'CC BY 4.0'."),
     definition: str = typer.Option(None, "--definition", help="The task definition (what to do, the answer format)."),
     split: str = typer.Option("hash", "--split", help="hash (9:1 by a hash of the item id) | official (the release's test/train files)."),
-    out: Path = typer.Option(Path("medsbench-work/new-tasks"), "--out", help="Folder for the task file, converter stub and test."),
+    out: Path = typer.Option(Workspace().new_tasks, "--out", help="Folder for the task file, converter stub and test."),
 ) -> None:
     """Scaffold a new task: a task file, a converter stub in the registry's shape, and its test."""
     from medsbench.sources.scaffold import NewTask, scaffold_task
@@ -260,7 +262,7 @@ def new_task_cmd(
     for path in scaffold_task(task, out):
         typer.echo(f"wrote {path}")
     typer.echo(f"next: edit {name}.py (read_rows, TODO texts), move it to src/medsbench/sources/converters/, then "
-               f"`medsbench data convert {name} --raw RAW/{name} --out medsbench-work/tasks` and `medsbench data validate`")
+               f"`medsbench data convert {name} --raw RAW/{name} --out {Workspace().tasks}` and `medsbench data validate`")
 
 
 def register(app: typer.Typer) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 from medsbench.records.config import EvalConfig
+from medsbench.workspace import DEFAULT_WORKSPACE
 
 HELP = EvalConfig.cli_fields()
 
@@ -43,7 +44,7 @@ def eval_cmd(
     out: Path = typer.Option(None, "--out", help="Run folder (default: WORKSPACE/runs/<model name>-<config digest>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue (or retry the failed items of) the run in --out, with every setting from its manifest."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run of another configuration in --out."),
-    workspace: Path = typer.Option(None, "--workspace", "-w", help="Workspace folder (tasks/, runs/, cache.sqlite). [default: medsbench-work]", show_default=False),
+    workspace: Path = typer.Option(None, "--workspace", "-w", help=f"Workspace folder (tasks/, runs/, cache.sqlite). [default: {DEFAULT_WORKSPACE}]", show_default=False),
     cache: Path = typer.Option(None, "--cache", help="Result cache (default: WORKSPACE/cache.sqlite)."),
     build_from: Path = typer.Option(None, "--build-from", help="Build the task files from this raw data folder first."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar: a one-line heartbeat every 30 s instead."),

@@ -13,7 +13,7 @@ from medsbench.commands import group
 from medsbench.export.items import ExportSettings
 from medsbench.prompts.protocols import get_protocol
 from medsbench.records.config import EvalConfig
-from medsbench.workspace import Workspace
+from medsbench.workspace import DEFAULT_WORKSPACE, Workspace
 
 export_app = group("Export tasks to other harnesses (lm-evaluation-harness, inspect_ai), with our prompts and scorers.")
 HELP = EvalConfig.cli_fields()
@@ -35,7 +35,7 @@ def _default_name(tasks: str, protocol: str) -> str:
 TASKS = typer.Option(..., "--tasks", "-t", help=HELP["tasks"])
 OUT = typer.Option(..., "--out", help="Folder to write (created).")
 NAME = typer.Option(None, "--name", help="Group name: tasks are medsbench_<name>_<task>. [default: <tasks>_<protocol>]")
-WORKSPACE = typer.Option(None, "--workspace", "-w", help="Workspace folder (tasks/). [default: medsbench-work]")
+WORKSPACE = typer.Option(DEFAULT_WORKSPACE, "--workspace", "-w", help="Workspace folder (tasks/).")
 PROTOCOL = typer.Option("medsbench", "--protocol", help=HELP["protocol"])
 LIMIT = typer.Option(None, "--limit", help=HELP["limit"])
 SHOTS = typer.Option(None, "--shots", min=0, help=HELP["shots"])

@@ -8,16 +8,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medsbench.commands import group
 from medsbench.errors import MedsbenchError
+from medsbench.workspace import DEFAULT_WORKSPACE, Workspace
 
-ins_app = typer.Typer(help="MedS-Ins: import the release, build instruction-tuning mixtures, rewrite instructions, show stats.", no_args_is_help=True)
+ins_app = group("MedS-Ins: import the release, build instruction-tuning mixtures, rewrite instructions, show stats.")
 
-WORKSPACE = Path("medsbench-work")
+WORKSPACE = DEFAULT_WORKSPACE
 
 
 @ins_app.command("build")
 def build_cmd(
-    out: Path = typer.Option(..., "--out", help="Mixture folder, e.g. medsbench-work/mixtures/NAME."),
+    out: Path = typer.Option(..., "--out", help="Mixture folder, e.g. WORKSPACE/mixtures/NAME."),
     tasks: list[Path] = typer.Option([], "--tasks", help="Task folder or file (repeatable); files of the configured splits (default train) are used."),
     ins_files: list[Path] = typer.Option([], "--ins-files", help="Official MedS-Ins task files or folders (repeatable); every instance is training data."),
     config: Path = typer.Option(None, "--config", help="Build config (.yaml/.yml/.toml)."),
@@ -59,7 +61,7 @@ def build_cmd(
         changes["decontam.enabled"] = False
     if changes:
         cfg = cfg.updated(**changes)
-    bench = list(bench_tasks) if bench_tasks else bench_folders(tasks, workspace / "tasks")
+    bench = list(bench_tasks) if bench_tasks else bench_folders(tasks, Workspace(workspace).tasks)
     from medsbench.fileio import LOCK_NAME, exclusive_lock
 
     console = Console(stderr=True)
@@ -99,7 +101,7 @@ def pull_cmd(
 
     defs = load_definitions(definitions)
     defs_name = definitions.name if definitions is not None else None
-    target = out or workspace / "meds-ins"
+    target = out or Workspace(workspace).meds_ins
     if source is not None:
         if revision or repo or cache_dir:
             raise MedsbenchError("--revision, --repo and --cache-dir apply to the Hub, not to --from DIR")
@@ -129,7 +131,7 @@ def rewrite_cmd(
     tasks: list[Path] = typer.Option(..., "--tasks", help="Task folder or file (repeatable): one rewrite set per task id."),
     model: str = typer.Option(..., "--model", help="Backend spec (default, hf:PATH, openai:MODEL, ...)."),
     n: int = typer.Option(20, "--n", help="Paraphrases per task."),
-    out: Path = typer.Option(Path("medsbench-work/RewriteDefinitions.json"), "--out", help="Sidecar to write."),
+    out: Path = typer.Option(Workspace().definitions_sidecar, "--out", help="Sidecar to write."),
     max_chars: int = typer.Option(None, "--max-chars", help="Drop longer rewrites (default 3x the original, >= 400)."),
 ) -> None:
     """Generate instruction paraphrases with a model; writes a RewriteDefinitions.json-shaped sidecar."""

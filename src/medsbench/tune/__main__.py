@@ -1,7 +1,7 @@
 """``python -m medsbench.tune ...`` == ``medsbench tune ...``; the form accelerate/torchrun launch:
 
     accelerate launch --config_file configs/accelerate/ddp.yaml -m medsbench.tune run \\
-        --base default --data medsbench-work/mixtures/NAME --out medsbench-work/models/NAME
+        --base default --data WORKSPACE/mixtures/NAME --out WORKSPACE/models/NAME
 """
 
 from __future__ import annotations
