@@ -127,14 +127,13 @@ def judge_cmd(
     specs = _specs(judge)
     if not specs:
         raise MedsbenchError("give at least one --judge SPEC (e.g. --judge default, --judge openai:gpt-4o)")
-    from medsbench.judge import judge_run
+    from medsbench.commands.render import ConsoleReporter
+    from medsbench.judge.run import JudgeConfig, judge_run
 
-    err = Console(stderr=True)
-    result = judge_run(
-        run, specs, tasks=tasks, limit=limit, cache=cache, max_tokens=max_tokens,
-        probes=probes != 0, probe_sample=probes, seed=seed, bootstrap=bootstrap, price=_price(price),
-        progress=lambda msg: err.print(f"[dim]{msg}[/dim]"),
-    )
+    config = JudgeConfig(tasks=tasks, limit=limit, cache=cache, max_tokens=max_tokens, probes=probes != 0,
+                         probe_sample=probes, seed=seed, bootstrap=bootstrap, price=_price(price))
+    reporter = ConsoleReporter()
+    result = judge_run(run, specs, config, progress=lambda msg: reporter.message(msg, "detail"))
     render(result, console)
     console.print(f"wrote {folder.judged_path}")
 

@@ -15,6 +15,7 @@ replies to ``RUN/judgements.jsonl``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -336,111 +337,174 @@ def load_judges(specs: Sequence[str | Backend]) -> list[_Judge]:
     return judges
 
 
-def judge_run(
-    run_dir: str | Path,
-    judges: Sequence[str | Backend],
-    *,
-    tasks: str | None = None,
-    limit: int | None = None,
-    cache: str | Path | None = None,
-    max_tokens: int = 300,
-    probes: bool = True,
-    probe_sample: int | None = None,
-    seed: int = 0,
-    bootstrap: int = 1000,
-    price: tuple[float, float] | None = None,
-    rubrics_dir: str | Path | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> JudgedResults:
+@dataclass(frozen=True)
+class JudgeConfig:
+    """How a run is judged (``medsbench judge`` options)."""
+
+    tasks: str | None = None  # a task selection (default: every free-text task of the run)
+    limit: int | None = None  # items per task
+    cache: str | Path | None = None  # default: the run's result cache
+    max_tokens: int = 300  # token limit of each judge reply
+    probes: bool = True
+    probe_sample: int | None = None  # probe items per task (default: rubrics/probes.yaml)
+    seed: int = 0  # probe sample and bootstrap
+    bootstrap: int = 1000
+    price: tuple[float, float] | None = None  # USD per million (prompt, output) tokens, where the judge reports usage
+    rubrics_dir: str | Path | None = None
+
+
+@dataclass
+class _Judging:
+    """What one judge run asks: the items per task, their probes, rubrics, and the judges' verdicts."""
+
+    by_task: dict[str, list[JudgeItem]]
+    failed: dict[str, int]
+    probe_items: dict[str, list[JudgeItem]]
+    rubric_of: dict[str, Rubric]
+    flat: list[JudgeItem]
+    template: PromptTemplate
+    settings: Any  # the probe settings of the rubric set
+    judges: list[Any] = field(default_factory=list)
+
+    @property
+    def index(self) -> dict[int, int]:
+        return {id(it): i for i, it in enumerate(self.flat)}
+
+
+def judge_run(run_dir: str | Path, judges: Sequence[str | Backend], config: JudgeConfig | None = None, *,
+              progress: Callable[[str], None] | None = None, **options: Any) -> JudgedResults:
     """Judge ``run_dir``'s free-text predictions; writes ``judged.json`` and ``judgements.jsonl`` there.
 
-    ``price``: USD per million (prompt, output) tokens, applied where the judge reports usage.
+    ``options`` are :class:`JudgeConfig` fields (``judge_run(run, specs, bootstrap=200)``).
     """
+    cfg = dataclasses.replace(config or JudgeConfig(), **options)
     folder = RunFolder(run_dir)
-    run_dir = folder.path
     say = progress or log.info
     if not judges:
         raise MedsbenchError("no judge given (--judge SPEC, e.g. openai:gpt-4o or default)")
     if not folder.has_predictions():
-        raise MedsbenchError("no predictions in the run folder", where=str(run_dir))
+        raise MedsbenchError("no predictions in the run folder", where=str(folder.path))
     manifest = folder.manifest() if folder.is_run() else None
-    rubric_set, template, settings = load_rubrics(rubrics_dir)
-    by_task, failed = select_items(folder.predictions(plan=manifest is not None), tasks, limit)
+    work = _select(folder, manifest is not None, cfg)
+    cache_path = Path(cfg.cache) if cfg.cache is not None else resolve_cache(folder.path, manifest)
+    work.judges = load_judges(judges)
+    _ask_all(work, ResultCache(cache_path), cfg, say)
+    tasks_out, probe_tables = _judged_tasks(work, cfg)
+    result = JudgedResults(
+        run=str(folder.path),
+        model=manifest.model if manifest else None,
+        predictions_sha256=folder.predictions_sha256(),
+        created=now(),
+        template=work.template.ref,
+        rubrics={r.id: r.ref for r in {id(r): r for r in work.rubric_of.values()}.values()},
+        probes_version=work.settings.version if cfg.probes else None,
+        scale=[work.template.scale_min, work.template.scale_max],
+        judges=_judge_infos(work.judges, cfg.price),
+        tasks=tasks_out,
+        categories=_categories(tasks_out, [j.name for j in work.judges]),
+        probe_totals={name: _merge_probe_tables(tables) for name, tables in probe_tables.items()},
+        cache=str(cache_path),
+        notes=list(NOTES),
+    )
+    folder.save_judged(result)
+    folder.save_judgements([
+        JudgementRow(task_id=it.task_id, id=it.id, probe=it.probe, judge=j.name, rubric=work.rubric_of[it.task_id].ref,
+                     score=v.score, status=v.status, retried=v.retried, error=v.error, reply=v.reply,
+                     prompt_tokens=v.prompt_tokens, output_tokens=v.output_tokens)
+        for j in work.judges for it, v in zip(work.flat, j.verdicts)
+    ])
+    return result
+
+
+def _select(folder: RunFolder, planned: bool, cfg: JudgeConfig) -> _Judging:
+    """The run's free-text items per task, their rubrics and probes (checked against the run's plan)."""
+    rubric_set, template, settings = load_rubrics(cfg.rubrics_dir)
+    by_task, failed = select_items(folder.predictions(plan=planned), cfg.tasks, cfg.limit)
     if not by_task:
         raise MedsbenchError(
             "no free-text predictions to judge (only tasks scored with BLEU/ROUGE are judged: summarization, "
             "explanation, rationale, task100, task42)", where=str(folder.predictions_path),
         )
     rubric_of = {t: rubric_for(t, v[0].category if v else None, rubric_set) for t, v in by_task.items()}
-    probe_items: dict[str, list[JudgeItem]] = {
-        t: (build_probes(v, settings, seed, probe_sample) if probes and v else []) for t, v in by_task.items()
-    }
+    probe_items = {t: (build_probes(v, settings, cfg.seed, cfg.probe_sample) if cfg.probes and v else [])
+                   for t, v in by_task.items()}
     # One flat list per judge: real items, then probes, so each backend sees one long request stream.
-    flat: list[JudgeItem] = [it for t in by_task for it in by_task[t]] + [p for t in by_task for p in probe_items[t]]
-    flat_rubrics = [rubric_of[it.task_id] for it in flat]
-    cache_path = Path(cache) if cache is not None else resolve_cache(run_dir, manifest)
-    loaded = load_judges(judges)
-    store = ResultCache(cache_path)
+    flat = [it for t in by_task for it in by_task[t]] + [p for t in by_task for p in probe_items[t]]
+    return _Judging(by_task, failed, probe_items, rubric_of, flat, template, settings)
+
+
+def _ask_all(work: _Judging, store: ResultCache, cfg: JudgeConfig, say: Callable[[str], None]) -> None:
+    flat_rubrics = [work.rubric_of[it.task_id] for it in work.flat]
+    n_items = sum(len(v) for v in work.by_task.values())
     try:
-        for judge in loaded:
-            say(f"judge {judge.name}: {len(flat)} judgement(s) ({sum(len(v) for v in by_task.values())} items, "
-                f"{len(flat) - sum(len(v) for v in by_task.values())} probes)")
-            judge.verdicts = judge_items(judge, flat, flat_rubrics, template, store, max_tokens, say)
+        for judge in work.judges:
+            say(f"judge {judge.name}: {len(work.flat)} judgement(s) ({n_items} items, {len(work.flat) - n_items} probes)")
+            judge.verdicts = judge_items(judge, work.flat, flat_rubrics, work.template, store, cfg.max_tokens, say)
     finally:
         store.close()
-        for judge in loaded:
+        for judge in work.judges:
             judge.backend.close()
 
-    scale = (template.scale_min, template.scale_max)
-    index = {id(it): i for i, it in enumerate(flat)}
+
+def _judged_tasks(work: _Judging, cfg: JudgeConfig) -> tuple[dict[str, TaskJudged], dict[str, list[dict[str, ProbeSummary]]]]:
+    """Per task: each judge's and the jury's summary, agreement, correlation with ROUGE-L, probe tables."""
+    index = work.index
     tasks_out: dict[str, TaskJudged] = {}
     all_probe_tables: dict[str, list[dict[str, ProbeSummary]]] = {}
-    for tid, items in by_task.items():
+    for tid, items in work.by_task.items():
         pos = [index[id(it)] for it in items]
-        per_judge = {j.name: [j.verdicts[p].score for p in pos] for j in loaded}
-        jury = _jury_scores(list(per_judge.values()))
-        verdicts_all = [j.verdicts[p] for j in loaded for p in pos]
-        summaries = {
-            j.name: _summary([j.verdicts[p] for p in pos], per_judge[j.name], f"judge:{tid}:{j.name}", bootstrap)
-            for j in loaded
-        }
-        jury_summary = _summary(verdicts_all, jury, f"judge:{tid}:{JURY}", bootstrap)
-        agree = None
-        if len(loaded) >= 2 and items:
-            matrix = np.array([[np.nan if s is None else s for s in per_judge[j.name]] for j in loaded], dtype=float)
-            agree = Agreement(**agreement(matrix, scale))
-        rho: dict[str, float | None] = {}
-        if items:
-            rouge = _rouge_l(items)
-            rho = {name: spearman(scores, rouge) for name, scores in per_judge.items()}
-            rho[JURY] = spearman(jury, rouge)
-        probe_tables: dict[str, dict[str, ProbeSummary]] = {}
-        plist = probe_items[tid]
-        if plist:
-            ppos = [index[id(p)] for p in plist]
-            pj = {j.name: [j.verdicts[p].score for p in ppos] for j in loaded}
-            for name, scores in pj.items():
-                probe_tables[name] = _probe_table(plist, scores, settings)
-            if len(loaded) > 1:
-                probe_tables[JURY] = _probe_table(plist, _jury_scores(list(pj.values())), settings)
-            for name, table in probe_tables.items():
-                all_probe_tables.setdefault(name, []).append(table)
+        per_judge = {j.name: [j.verdicts[p].score for p in pos] for j in work.judges}
         first = items[0] if items else None
+        probe_tables = _probe_tables(work, tid)
+        for name, table in probe_tables.items():
+            all_probe_tables.setdefault(name, []).append(table)
         tasks_out[tid] = TaskJudged(
             category=first.category if first else None,
             language=first.language if first else None,
-            rubric=rubric_of[tid].ref,
+            rubric=work.rubric_of[tid].ref,
             n=len(items),
-            n_failed_predictions=failed.get(tid, 0),
-            judges=summaries,
-            jury=jury_summary,
-            agreement=agree,
-            rouge_l_spearman=rho,
+            n_failed_predictions=work.failed.get(tid, 0),
+            judges={j.name: _summary([j.verdicts[p] for p in pos], per_judge[j.name], f"judge:{tid}:{j.name}", cfg.bootstrap)
+                    for j in work.judges},
+            jury=_summary([j.verdicts[p] for j in work.judges for p in pos], _jury_scores(list(per_judge.values())),
+                          f"judge:{tid}:{JURY}", cfg.bootstrap),
+            agreement=_agreement(per_judge, (work.template.scale_min, work.template.scale_max)) if items else None,
+            rouge_l_spearman=_rouge_correlations(items, per_judge) if items else {},
             probes=probe_tables,
         )
+    return tasks_out, all_probe_tables
 
+
+def _agreement(per_judge: dict[str, list[int | None]], scale: tuple[int, int]) -> Agreement | None:
+    if len(per_judge) < 2:
+        return None
+    matrix = np.array([[np.nan if s is None else s for s in scores] for scores in per_judge.values()], dtype=float)
+    return Agreement(**agreement(matrix, scale))
+
+
+def _rouge_correlations(items: list[JudgeItem], per_judge: dict[str, list[int | None]]) -> dict[str, float | None]:
+    rouge = _rouge_l(items)
+    rho = {name: spearman(scores, rouge) for name, scores in per_judge.items()}
+    rho[JURY] = spearman(_jury_scores(list(per_judge.values())), rouge)
+    return rho
+
+
+def _probe_tables(work: _Judging, tid: str) -> dict[str, dict[str, ProbeSummary]]:
+    plist = work.probe_items[tid]
+    if not plist:
+        return {}
+    index = work.index
+    ppos = [index[id(p)] for p in plist]
+    pj = {j.name: [j.verdicts[p].score for p in ppos] for j in work.judges}
+    tables = {name: _probe_table(plist, scores, work.settings) for name, scores in pj.items()}
+    if len(work.judges) > 1:
+        tables[JURY] = _probe_table(plist, _jury_scores(list(pj.values())), work.settings)
+    return tables
+
+
+def _judge_infos(judges: list[Any], price: tuple[float, float] | None) -> list[JudgeInfo]:
     infos: list[JudgeInfo] = []
-    for j in loaded:
+    for j in judges:
         pt = ot = None
         for v in j.verdicts:
             pt, ot = _add(pt, v.prompt_tokens), _add(ot, v.output_tokens)
@@ -452,41 +516,18 @@ def judge_run(
             prompt_tokens=pt, output_tokens=ot, new_prompt_tokens=j.new_prompt_tokens,
             new_output_tokens=j.new_output_tokens, cost_usd=cost,
         ))
+    return infos
 
+
+def _categories(tasks_out: dict[str, TaskJudged], judge_names: list[str]) -> dict[str, CategoryJudged]:
+    """Macro averages per category (as results.json averages categories)."""
     categories: dict[str, CategoryJudged] = {}
     for cat in dict.fromkeys(t.category or "other" for t in tasks_out.values()):
         members = {tid: t for tid, t in tasks_out.items() if (t.category or "other") == cat}
         means: dict[str, float | None] = {}
-        for name in [j.name for j in loaded] + ([JURY] if len(loaded) > 1 else []):
+        for name in judge_names + ([JURY] if len(judge_names) > 1 else []):
             task_means = [(t.jury if name == JURY else t.judges[name]).mean for t in members.values()]
             vals = [v for v in task_means if v is not None]
             means[name] = round(float(np.mean(vals)), 4) if vals else None
         categories[cat] = CategoryJudged(tasks=list(members), n=sum(t.n for t in members.values()), means=means)
-
-    result = JudgedResults(
-        run=str(run_dir),
-        model=manifest.model if manifest else None,
-        predictions_sha256=folder.predictions_sha256(),
-        created=now(),
-        template=template.ref,
-        rubrics={r.id: r.ref for r in {id(r): r for r in rubric_of.values()}.values()},
-        probes_version=settings.version if probes else None,
-        scale=list(scale),
-        judges=infos,
-        tasks=tasks_out,
-        categories=categories,
-        probe_totals={name: _merge_probe_tables(tables) for name, tables in all_probe_tables.items()},
-        cache=str(cache_path),
-        notes=list(NOTES),
-    )
-    folder.save_judged(result)
-    rows = []
-    for j in loaded:
-        for it, v in zip(flat, j.verdicts):
-            rows.append(JudgementRow(
-                task_id=it.task_id, id=it.id, probe=it.probe, judge=j.name, rubric=rubric_of[it.task_id].ref,
-                score=v.score, status=v.status, retried=v.retried, error=v.error, reply=v.reply,
-                prompt_tokens=v.prompt_tokens, output_tokens=v.output_tokens,
-            ))
-    folder.save_judgements(rows)
-    return result
+    return categories

@@ -286,11 +286,8 @@ def _train(
 ) -> TrainResult:
     require("trl", "train", "instruction tuning")
     import torch
-    import transformers
-    import trl
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
-    from medsbench.tune.card import write_card, write_training_json
     from medsbench.tune.data import find_mixture, load_mixture, tokenize_mixture
 
     cfg = cfg or TuneConfig()
@@ -318,11 +315,43 @@ def _train(
     if len(tokenized) == 0:
         raise MedsbenchError("no example keeps an assistant token after truncation; raise max_length", where=str(data))
 
-    bf16 = cfg.bf16 and on_gpu
+    args = _sft_config(cfg, out, on_gpu, packing)
+    main_process = args.process_index == 0
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=tokenized,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=([_metrics_callback(out, _step_of(checkpoint))] if main_process else []) + list(callbacks or []),
+    )
+    output = trainer.train(resume_from_checkpoint=checkpoint)
+    weights_dir = out / ADAPTER if peft_config is not None else out
+    trainer.save_model(str(weights_dir))
+    result = TrainResult(out=out, steps=trainer.state.global_step, train_loss=output.training_loss,
+                         examples=len(tokenized), packing=packing, seconds=time.time() - started)
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(weights_dir))
+        merged = peft_config is not None and merge
+        if merged:
+            # Merged weights in --out make it a plain HF folder that `hf:PATH` (eval) loads without PEFT.
+            # With a peft_config the trainer holds a peft PeftModel; transformers types trainer.model as a PreTrainedModel.
+            trainer.model.merge_and_unload().save_pretrained(str(out))  # type: ignore[union-attr,operator]
+            tokenizer.save_pretrained(str(out))
+        write_metrics_csv(out)
+        run = _TrainedRun(base, base_path, mixture, cfg, peft_config, packing, args.world_size, checkpoint, merged)
+        _write_records(run, result, tokenizer, {out, weights_dir})
+    return result
+
+
+def _sft_config(cfg: TuneConfig, out: Path, on_gpu: bool, packing: bool) -> Any:
+    """TRL's SFTConfig of a run (CPU: no bf16, no gradient checkpointing)."""
+    from trl import SFTConfig
+
     args = SFTConfig(
         output_dir=str(out / CHECKPOINTS),
         use_cpu=not on_gpu,
-        bf16=bf16,
+        bf16=cfg.bf16 and on_gpu,
         fp16=False,
         activation_checkpointing=cfg.gradient_checkpointing and on_gpu,
         ddp_find_unused_parameters=False,  # every trainable parameter (LoRA or full) takes part in the loss
@@ -352,68 +381,61 @@ def _train(
         remove_unused_columns=True,
         disable_tqdm=True,
     )
-    world_size = args.world_size
-    args.gradient_accumulation_steps = cfg.accumulation_steps(world_size)
-    main_process = args.process_index == 0
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=tokenized,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=([_metrics_callback(out, _step_of(checkpoint))] if main_process else []) + list(callbacks or []),
-    )
-    output = trainer.train(resume_from_checkpoint=checkpoint)
-    weights_dir = out / ADAPTER if peft_config is not None else out
-    trainer.save_model(str(weights_dir))
-    result = TrainResult(
-        out=out,
-        steps=trainer.state.global_step,
-        train_loss=output.training_loss,
-        examples=len(tokenized),
-        packing=packing,
-        seconds=time.time() - started,
-    )
-    if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(str(weights_dir))
-        if peft_config is not None and merge:
-            # Merged weights in --out make it a plain HF folder that `hf:PATH` (eval) loads without PEFT.
-            # With a peft_config the trainer holds a peft PeftModel; transformers types trainer.model as a PreTrainedModel.
-            merged = trainer.model.merge_and_unload()  # type: ignore[union-attr,operator]
-            merged.save_pretrained(str(out))
-            tokenizer.save_pretrained(str(out))
-        write_metrics_csv(out)
-        info = {
-            "base": base,
-            "base_path": base_path,
-            "chat_template_sha256": sha256_text(tokenizer.chat_template or ""),
-            "mixture": str(mixture.root),
-            "mixture_name": mixture.name,
-            "mixture_card": str(mixture.card) if mixture.card else None,
-            "method": cfg.method,
-            "lora_target_modules": sorted(peft_config.target_modules)
-            if peft_config is not None and not isinstance(peft_config.target_modules, str)
-            else (peft_config.target_modules if peft_config is not None else None),
-            "config": cfg.model_dump(),
-            "packing": "bfd (position_ids restart per example)" if packing else "padded, length-grouped",
-            "steps": result.steps,
-            "examples": result.examples,
-            "train_loss": result.train_loss,
-            "world_size": world_size,
-            "resumed_from": checkpoint,
-            "seconds": round(result.seconds, 1),
-            "versions": {
-                "torch": torch.__version__,
-                "transformers": transformers.__version__,
-                "trl": trl.__version__,
-                "peft": _version("peft"),
-            },
-        }
-        info["merged"] = bool(peft_config is not None and merge)
-        for folder in {out, weights_dir}:
-            write_training_json(folder, info)
-            write_card(folder, info)
-    return result
+    args.gradient_accumulation_steps = cfg.accumulation_steps(args.world_size)
+    return args
+
+
+@dataclass(frozen=True)
+class _TrainedRun:
+    """What a finished training run records beside its weights (medsbench_training.json, the model card)."""
+
+    base: str
+    base_path: str
+    mixture: Any
+    cfg: TuneConfig
+    peft_config: Any
+    packing: bool
+    world_size: int
+    checkpoint: str | None
+    merged: bool
+
+
+def _write_records(run: _TrainedRun, result: TrainResult, tokenizer: Any, folders: set[Path]) -> None:
+    import torch
+    import transformers
+    import trl
+
+    from medsbench.tune.card import write_card, write_training_json
+
+    targets = run.peft_config.target_modules if run.peft_config is not None else None
+    info = {
+        "base": run.base,
+        "base_path": run.base_path,
+        "chat_template_sha256": sha256_text(tokenizer.chat_template or ""),
+        "mixture": str(run.mixture.root),
+        "mixture_name": run.mixture.name,
+        "mixture_card": str(run.mixture.card) if run.mixture.card else None,
+        "method": run.cfg.method,
+        "lora_target_modules": sorted(targets) if targets is not None and not isinstance(targets, str) else targets,
+        "config": run.cfg.model_dump(),
+        "packing": "bfd (position_ids restart per example)" if run.packing else "padded, length-grouped",
+        "steps": result.steps,
+        "examples": result.examples,
+        "train_loss": result.train_loss,
+        "world_size": run.world_size,
+        "resumed_from": run.checkpoint,
+        "seconds": round(result.seconds, 1),
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "trl": trl.__version__,
+            "peft": _version("peft"),
+        },
+        "merged": run.merged,
+    }
+    for folder in folders:
+        write_training_json(folder, info)
+        write_card(folder, info)
 
 
 def _step_of(checkpoint: str | None) -> int:
