@@ -302,7 +302,7 @@ def test_real_vllm_errors_stay_per_item(real_backend):
 
 
 @pytest.mark.vllm
-def test_real_vllm_data_parallel_replicas(smollm2_dir, real_backend, medqa_workspace):
+def test_real_vllm_data_parallel_replicas(smollm2_dir, real_backend, medqa_workspace, monkeypatch):
     """data_parallel_size=2: two engine processes, one core each, answer their shares; the outputs equal
     the single engine's (greedy, fp32) and come back in request order; close() ends both processes."""
     from medsbench.runs.plan import plan_task
@@ -313,8 +313,8 @@ def test_real_vllm_data_parallel_replicas(smollm2_dir, real_backend, medqa_works
                      style="official", definitions={}, protocol="official")
     reqs = [Request(str(i), prompt=item.text, max_new_tokens=item.max_new_tokens) for i, item in enumerate(plan.items)]
     single = real_backend.generate(reqs)
-    dp = load_backend(f"vllm:{smollm2_dir},dtype=float32,max_model_len=2048,gpu_memory_utilization=0.05,"
-                      "enforce_eager=true,data_parallel_size=2")
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache per replica (a share of RAM would count the weights)
+    dp = load_backend(f"vllm:{smollm2_dir},dtype=float32,max_model_len=2048,enforce_eager=true,data_parallel_size=2")
     try:
         procs = list(dp.ranks.procs)
         assert len(procs) == 2 and all(p.is_alive() for p in procs)

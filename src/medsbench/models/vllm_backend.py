@@ -65,8 +65,9 @@ class Engine:
         except RuntimeError as exc:
             raise MedsbenchError(
                 f"vllm could not start the engine ({_one_line(exc)}; the cause is in vLLM's log above). "
-                "On CPU, lower gpu_memory_utilization (the share of RAM vLLM reserves, e.g. "
-                "vllm:PATH,gpu_memory_utilization=0.3)"
+                "On CPU, gpu_memory_utilization is the share of RAM vLLM may fill with the weights and the KV "
+                "cache (e.g. vllm:PATH,gpu_memory_utilization=0.3: lower it when other processes need the RAM, "
+                "raise it when nothing is left for the KV cache), or set VLLM_CPU_KVCACHE_SPACE=GiB"
             ) from None
 
     def info(self) -> dict[str, Any]:
