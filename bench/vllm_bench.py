@@ -48,6 +48,25 @@ prompts median 274 tokens, 876 output tokens; 2 cores shared with other jobs, lo
 Outputs identical 32/32 in every run. The backend's own time outside ``LLM.generate``
 (rendering checks, tokenizing 32 prompts, building responses) is 0.02-0.07 s of a ~50 s
 call (<0.2%); the differences above are the machine's load, not the backend.
+
+2026-12-07, the same machine shared with other engineers (load average 8-37 during these runs, so
+a ratio between two calls minutes apart is mostly the load; within one call the backend spends
+0.03-2 s outside ``LLM.generate``):
+
+* ``--prompts mixed.json --repeats 1`` (133 prompts of 16 tasks: MCQA, NER, IE, summarization,
+  classification; 3 demos, <= 64 new tokens; 89k prompt tokens): raw 0.226 items/s (load 32),
+  backend 0.474 items/s (load 17); outputs identical 133/133.
+* ``--n 16 --max-new-tokens 100 --ways backend --ab data_parallel_size=2`` (VLLM_CPU_KVCACHE_SPACE=1):
+  one engine 0.428 items/s, two replicas 0.823 (1.92x best of 2, 1.6x median); identical 16/16. A
+  vLLM CPU engine computes on one core and keeps the other for itself; two replicas compute on both.
+* ``--tasks-dir TASKS --tasks quick --limit 6 --ways backend --ab enable_prefix_caching=false`` (42
+  official-protocol prompts of 7 tasks, 32k prompt tokens): prefix caching on 0.127, off 0.154
+  items/s (load 19 vs 17); identical 42/42. These prompts share no full KV block (each item draws
+  its own demos and the official template puts them first: 0 reusable tokens at block sizes 128,
+  vLLM's CPU default, and 16), so caching cannot speed them up; the difference is the load.
+* ``bash bench/gpu_full.sh SMOLLM2 1`` (19 tasks x 1 item, official protocol): medsbench 0.083
+  items/s for the whole run, 0.088 generating, raw vLLM 0.143: 58% / 62%, identical 19/19. A run
+  calls the engine once per task (here with one item each), raw vLLM once for everything.
 """
 
 from __future__ import annotations
