@@ -376,9 +376,12 @@ def test_hung_server_trips_the_breaker_on_timeouts(hung, monkeypatch, caplog):
             " (if the server is only slow, raise timeout=)")
     assert [r.id for r in out] == [str(i) for i in range(12)]
     assert all(r.text == "" and r.error == want for r in out), {r.error for r in out}
-    assert backend.calls == 4 and len(hung.conns) <= 4  # the first wave only: nothing retried, nothing more sent
+    # The first wave (concurrency 4), plus at most one retry of the first request that timed out if its
+    # jittered backoff ended before the second timeout came in; nothing after the breaker tripped.
+    assert 4 <= backend.calls <= 5 and len(hung.conns) <= 5
+    sent = backend.calls
     again = backend.generate(_requests(3, "later"))
-    assert backend.calls == 4 and all(r.error == want for r in again)
+    assert backend.calls == sent and all(r.error == want for r in again)
     assert "no answer from" in caplog.text
 
 
