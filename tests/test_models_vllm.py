@@ -304,7 +304,8 @@ def test_real_vllm_errors_stay_per_item(real_backend):
 @pytest.mark.vllm
 def test_real_vllm_data_parallel_replicas(smollm2_dir, real_backend, medqa_workspace, monkeypatch):
     """data_parallel_size=2: two engine processes, one core each, answer their shares; the outputs equal
-    the single engine's (greedy, fp32) and come back in request order; close() ends both processes."""
+    the single engine's (greedy, fp32) and come back in request order; close() ends both processes and
+    the engine processes each of them started."""
     from medsbench.runs.plan import plan_task
     from medsbench.tasks.workspace import resolve_tasks
 
@@ -316,8 +317,12 @@ def test_real_vllm_data_parallel_replicas(smollm2_dir, real_backend, medqa_works
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache per replica (a share of RAM would count the weights)
     dp = load_backend(f"vllm:{smollm2_dir},dtype=float32,max_model_len=2048,enforce_eager=true,data_parallel_size=2")
     try:
+        import psutil  # a vLLM dependency
+
         procs = list(dp.ranks.procs)
         assert len(procs) == 2 and all(p.is_alive() for p in procs)
+        engines = [c for p in procs for c in psutil.Process(p.pid).children(recursive=True)]  # engine cores, workers
+        assert engines
         assert dp.identity()["engine"]["data_parallel_size"] == "2" and dp.identity()["dtype"] == "float32"
         assert dp.context_length == 2048 and dp.chunk_size == 2 * max(256, 4 * dp.ranks.info["max_num_seqs"])
         out = dp.generate(reqs)
@@ -330,6 +335,8 @@ def test_real_vllm_data_parallel_replicas(smollm2_dir, real_backend, medqa_works
     finally:
         dp.close()
     assert all(not p.is_alive() for p in procs)
+    _, alive = psutil.wait_procs(engines, timeout=60)
+    assert not alive, f"engine processes left running: {[p.pid for p in alive]}"  # a rank stops its own engine
 
 
 def _free_port() -> int:

@@ -21,6 +21,7 @@ coordination; for vLLM's own data parallel (MoE expert parallel, multi-node) run
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -110,6 +111,17 @@ class Engine:
             return [one for job in jobs for one in self.run([job])]
         return [self._plain(o) for o in outs]
 
+    def shutdown(self) -> None:
+        """Stop the engine's own processes. A rank must do this itself: multiprocessing ends a child with
+        ``os._exit``, which skips the exit hooks vLLM relies on, and would leave its engine core running."""
+        stop = getattr(getattr(getattr(self.llm, "llm_engine", None), "engine_core", None), "shutdown", None)
+        try:
+            if callable(stop):
+                stop()
+        finally:
+            self.llm = None
+            gc.collect()
+
     @staticmethod
     def _plain(out: Any) -> Output:
         best = out.outputs[0]
@@ -156,17 +168,21 @@ def _rank_main(conn: Any, env: dict[str, str], model: str, trust_remote_code: bo
     except BaseException as exc:  # reported to the parent as one line
         conn.send(("failed", f"{type(exc).__name__}: {_one_line(exc)}", None))
         return
-    while True:
-        try:
-            jobs = conn.recv()
-        except EOFError:
-            return
-        if jobs is None:
-            return
-        try:
-            conn.send(engine.run(jobs))
-        except Exception as exc:  # an engine failure fails this rank's share, not the process
-            conn.send([f"vllm: {type(exc).__name__}: {_one_line(exc)}"] * len(jobs))
+    try:
+        while True:
+            try:
+                jobs = conn.recv()
+            except EOFError:
+                return
+            if jobs is None:
+                return
+            try:
+                conn.send(engine.run(jobs))
+            except Exception as exc:  # an engine failure fails this rank's share, not the process
+                conn.send([f"vllm: {type(exc).__name__}: {_one_line(exc)}"] * len(jobs))
+    finally:
+        engine.shutdown()
+
 
 
 class Ranks:
