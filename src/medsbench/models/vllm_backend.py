@@ -24,6 +24,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import signal
 import time
 import weakref
 from dataclasses import dataclass
@@ -158,7 +159,10 @@ def rank_environments(dp: int, world: int) -> list[dict[str, str]]:
 
 
 def _rank_main(conn: Any, env: dict[str, str], model: str, trust_remote_code: bool, engine_args: dict[str, Any]) -> None:
-    """A data-parallel rank: start one engine, report its facts and tokenizer, then answer job lists until None."""
+    """A data-parallel rank: start one engine, report its facts and tokenizer, then answer job lists until None.
+    It leads its own process group, so the parent can end the engine processes it started with it."""
+    if hasattr(os, "setsid"):
+        os.setsid()
     os.environ.update(env)
     try:
         import vllm
@@ -249,11 +253,21 @@ class Ranks:
                 pass
         for proc in procs:
             proc.join(timeout=60)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(timeout=30)
+            Ranks._end_group(proc.pid, signal.SIGTERM)  # whatever the rank left running (none when it stopped cleanly)
+            proc.join(timeout=30)
+            Ranks._end_group(proc.pid, signal.SIGKILL)
+            proc.join(timeout=5)
         for conn in conns:
             conn.close()
+
+    @staticmethod
+    def _end_group(pgid: int | None, sig: int) -> None:
+        if pgid is None or not hasattr(os, "killpg"):
+            return
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def close(self) -> None:
         self._finalizer()
