@@ -188,7 +188,6 @@ def _rank_main(conn: Any, env: dict[str, str], model: str, trust_remote_code: bo
         engine.shutdown()
 
 
-
 class Ranks:
     """``dp`` engine processes (spawned, never forked: an engine must not inherit another's state)."""
 
