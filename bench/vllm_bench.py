@@ -53,9 +53,10 @@ call (<0.2%); the differences above are the machine's load, not the backend.
 a ratio between two calls minutes apart is mostly the load; within one call the backend spends
 0.03-2 s outside ``LLM.generate``):
 
-* ``--prompts mixed.json --repeats 1`` (133 prompts of 16 tasks: MCQA, NER, IE, summarization,
-  classification; 3 demos, <= 64 new tokens; 89k prompt tokens): raw 0.226 items/s (load 32),
-  backend 0.474 items/s (load 17); outputs identical 133/133.
+* ``--prompts mixed.json`` (133 prompts of 16 tasks: MCQA, NER, IE, summarization, classification;
+  3 demos, <= 64 new tokens; 89k prompt tokens), load 6-8: raw 0.437 / 0.547 items/s, backend
+  0.539 / 0.483 (repeat 1 / 2): 98.5% of raw best against best, 104.8% over both repeats; identical
+  133/133. (An earlier single repeat at load 17-32: raw 0.226, backend 0.474: the load, not the code.)
 * ``--n 16 --max-new-tokens 100 --ways backend --ab data_parallel_size=2`` (VLLM_CPU_KVCACHE_SPACE=1):
   one engine 0.428 items/s, two replicas 0.823 (1.92x best of 2, 1.6x median); identical 16/16. A
   vLLM CPU engine computes on one core and keeps the other for itself; two replicas compute on both.
