@@ -58,7 +58,9 @@ a ratio between two calls minutes apart is mostly the load; within one call the 
   0.539 / 0.483 (repeat 1 / 2): 98.5% of raw best against best, 104.8% over both repeats; identical
   133/133. (An earlier single repeat at load 17-32: raw 0.226, backend 0.474: the load, not the code.)
 * ``--n 16 --max-new-tokens 100 --ways backend --ab data_parallel_size=2`` (VLLM_CPU_KVCACHE_SPACE=1):
-  one engine 0.428 items/s, two replicas 0.823 (1.92x best of 2, 1.6x median); identical 16/16. A
+  one engine 0.428 items/s, two replicas 0.823 (1.92x best of 2, 1.6x median; load 14-37); again at
+  load 5-9: 0.757 vs 0.984 (1.30x best, 1.06x median; a replica's first call is cold: no warm-up
+  without a local engine); identical 16/16 both times. A
   vLLM CPU engine computes on one core and keeps the other for itself; two replicas compute on both.
 * ``--tasks-dir TASKS --tasks quick --limit 6 --ways backend --ab enable_prefix_caching=false`` (42
   official-protocol prompts of 7 tasks, 32k prompt tokens): prefix caching on 0.127, off 0.154
