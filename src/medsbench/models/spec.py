@@ -88,10 +88,12 @@ class OpenAIOptions(BackendOptions):
     concurrency: PositiveInt = 8
     max_attempts: PositiveInt = 6
     timeout: float = Field(default=120.0, gt=0)
+    connect_timeout: float = Field(default=10.0, gt=0)  # seconds to open a connection (timeout: the whole request)
     backoff_base: NonNegativeFloat = 1.0
     backoff_cap: NonNegativeFloat = 60.0
     temperature: float = Field(default=0.0, ge=0, le=2)
     max_connection_errors: PositiveInt = 5  # circuit breaker: consecutive connection failures before giving up
+    max_timeouts: PositiveInt = 2  # circuit breaker: different requests timing out in a row before giving up
 
 
 class VLLMOptions(BackendOptions):
