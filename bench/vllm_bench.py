@@ -327,14 +327,14 @@ def ab(args: argparse.Namespace, argv: list[str]) -> None:
 
 def _run_rows(run_dir: Path) -> list[Any]:
     """The run's prediction rows (the one place this bench reads a run folder)."""
-    from medsbench.records.predictions import read_predictions
+    from medsbench.records.folder import RunFolder
 
-    return read_predictions(run_dir / "predictions.jsonl")
+    return RunFolder(run_dir).predictions()
 
 
 def full_pipeline(backend: Any, args: argparse.Namespace, load_seconds: float) -> None:
     """``run_eval`` through the backend (fresh cache), then raw ``LLM.generate`` on the very same requests."""
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import evaluate
 
     if args.out is None:
         raise SystemExit("error: --eval-workspace needs --out RUN_FOLDER (a new folder)")
@@ -351,8 +351,9 @@ def full_pipeline(backend: Any, args: argparse.Namespace, load_seconds: float) -
 
     backend.generate = recording_generate
     t = time.perf_counter()
-    result = run_eval(backend, args.tasks, workspace=args.eval_workspace, out=args.out, limit=args.limit,
-                      protocol=args.protocol, cache=args.out / "cache.sqlite", progress="log")
+    result = evaluate(backend, args.tasks, workspace=args.eval_workspace, out=args.out, limit=args.limit,
+                      protocol=args.protocol, cache=args.out / "cache.sqlite", progress="log",
+                      spec=f"vllm:{backend.model_name}")
     eval_wall = time.perf_counter() - t
     backend.generate = inner
     by_text = {r.prompt: r.task_id for r in _run_rows(result.run_dir)}
