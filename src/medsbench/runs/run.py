@@ -355,9 +355,7 @@ class _Run:
         try:
             hits = store.get_many([i.key for p in plans for i in p.items if i.error is None])
             with folder.journal_writer() as journal, self._progress(plans, hits, reuse) as tracker:
-                answerer = _TaskAnswerer(backend, store, journal, tracker, done, result, hits, reuse)
-                for plan in plans:
-                    answerer.run(plan)
+                _Answerer(backend, store, journal, tracker, done, result, hits, reuse).run(plans)
                 tracker.say(f"eval: {tracker.done}/{tracker.total} items done ({tracker.failed} failed)")
         except KeyboardInterrupt:
             interrupted = True
@@ -436,35 +434,75 @@ def _check_same_plan(prev: RunManifest, manifest: RunManifest) -> None:
             )
 
 
-class _TaskAnswerer:
-    """Answers every item of one task: journal and cache hits first, then the backend; each result durable at once."""
+class _Answerer:
+    """Answers every planned item: journal and cache hits first, then one request stream over all tasks
+    (a backend batches across task boundaries: vLLM keeps its queue full, hf sorts every prompt by
+    length); each result is durable at once."""
 
     def __init__(self, backend: Backend, store: ResultCache, journal: Journal, tracker: RunProgress,
                  done: dict[tuple[str, int], PredictionRow], result: RunResult, hits: dict[str, Response],
                  reuse: dict[JournalKey, PredictionRow]):
         self.backend, self.store, self.journal, self.tracker = backend, store, journal, tracker
         self.done, self.result, self.hits, self.reuse = done, result, hits, reuse
+        self.t0 = time.perf_counter()
 
-    def run(self, plan: TaskPlan) -> None:
+    def run(self, plans: list[TaskPlan]) -> None:
+        waiting: dict[str, list[tuple[int, int]]] = {}  # cache key -> (plan, position): identical prompts asked once
+        left: dict[int, int] = {}
+        for k, plan in enumerate(plans):
+            self.tracker.start_task(f"{plan.entry.id} {plan.entry.slug}")
+            own = self._known(plan)
+            for key, positions in own.items():
+                waiting.setdefault(key, []).extend((k, pos) for pos in positions)
+            left[k] = sum(len(p) for p in own.values())
+            if left[k] == 0:
+                self._task_done(plan)
+        requests = []
+        for key, places in waiting.items():
+            k, pos = places[0]
+            item = plans[k].items[pos]
+            requests.append(Request(id=key, messages=item.messages, prompt=item.prompt,
+                                    max_new_tokens=item.max_new_tokens, stop=tuple(item.stop)))
+        if requests:
+            self.tracker.generating()
+        last = time.perf_counter()
+        for resp in self.backend.iter_generate(requests):
+            self.store.put_many([(resp.id, resp)])  # durable before anything else (errors are not cached)
+            now = time.perf_counter()
+            for n, (k, pos) in enumerate(waiting[resp.id]):
+                plan = plans[k]
+                stats = self.result.per_task[plan.entry.id]
+                stats["seconds"] += (now - last) if n == 0 else 0.0  # the wait for this answer, on its task
+                self._emit(plan.entry.id, pos, prediction_row(plan.items[pos], resp))
+                if resp.error is not None:
+                    self._failure(stats, plan.entry.id, resp.error)
+                else:
+                    self.result.n_generated += 1
+                left[k] -= 1
+                if left[k] == 0:
+                    self._task_done(plan)
+            last = now
+            self.journal.flush()
+            entry = plans[waiting[resp.id][0][0]].entry
+            self.tracker.start_task(f"{entry.id} {entry.slug}")
+            self.tracker.advance(len(waiting[resp.id]), generated=True, failed=resp.error is not None)
+
+    def _task_done(self, plan: TaskPlan) -> None:
+        stats = self.result.per_task[plan.entry.id]
+        failed = f", {stats['failed']} failed" if stats["failed"] else ""
+        self.tracker.say(f"{plan.entry.id}: {len(plan.items)} items done{failed} in "
+                         f"{fmt_duration(time.perf_counter() - self.t0)}")
+
+    def _known(self, plan: TaskPlan) -> dict[str, list[int]]:
+        """Emit unsendable items, journal rows and cache hits of one task; returns cache key -> positions
+        still to ask."""
         tid, items = plan.entry.id, plan.items
         stats = self.result.per_task.setdefault(
             tid, {"category": plan.entry.category, "n": len(items), "cached": 0, "failed": 0, "truncated": 0, "seconds": 0.0}
         )
-        self.tracker.start_task(f"{tid} {plan.entry.slug}")
-        t_task = time.perf_counter()
         self.result.n_items += len(items)
         stats["truncated"] = sum(i.truncated for i in items)
         self.result.n_truncated += stats["truncated"]
-        waiting = self._known(tid, items, stats)
-        t0 = time.perf_counter()
-        self._generate(tid, items, waiting, stats)
-        stats["seconds"] = time.perf_counter() - t0
-        failed = f", {stats['failed']} failed" if stats["failed"] else ""
-        self.tracker.say(f"{tid}: {len(items)} items done{failed} in {fmt_duration(time.perf_counter() - t_task)}")
-
-    def _known(self, tid: str, items: list[Item], stats: dict[str, Any]) -> dict[str, list[int]]:
-        """Emit unsendable items, journal rows and cache hits; returns cache key -> positions still to ask
-        (identical prompts are generated once)."""
         waiting: dict[str, list[int]] = {}
         answered = 0
         for pos, item in enumerate(items):
@@ -488,26 +526,6 @@ class _TaskAnswerer:
         if answered:
             self.tracker.advance(answered)
         return waiting
-
-    def _generate(self, tid: str, items: list[Item], waiting: dict[str, list[int]], stats: dict[str, Any]) -> None:
-        requests = []
-        for key, positions in waiting.items():
-            item = items[positions[0]]
-            requests.append(Request(id=key, messages=item.messages, prompt=item.prompt,
-                                    max_new_tokens=item.max_new_tokens, stop=tuple(item.stop)))
-        if requests:
-            self.tracker.generating()
-        for resp in self.backend.iter_generate(requests):
-            self.store.put_many([(resp.id, resp)])  # durable before anything else (errors are not cached)
-            positions = waiting[resp.id]
-            for pos in positions:
-                self._emit(tid, pos, prediction_row(items[pos], resp))
-                if resp.error is not None:
-                    self._failure(stats, tid, resp.error)
-                else:
-                    self.result.n_generated += 1
-            self.journal.flush()
-            self.tracker.advance(len(positions), generated=True, failed=resp.error is not None)
 
     def _emit(self, tid: str, pos: int, row: PredictionRow) -> None:
         self.done[(tid, pos)] = row
