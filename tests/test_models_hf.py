@@ -80,9 +80,10 @@ def test_batching_and_pruning_do_not_change_fp32_greedy_outputs(lively_dir):
     lengths = {n for _, n in ref}
     assert len(lengths) > 1 and 12 in lengths  # some rows stop early, some run to the cap
     for size, prune in [(4, 0), (4, 2), (16, 3), (3, 1)]:
-        backend = HFBackend(str(lively_dir), batch_size=size, prune_every=prune, threads=1)
-        backend.eos_ids = [stop]
-        assert _tokens(backend, reqs) == ref, (size, prune)
+        for continuous in (False, True):
+            backend = HFBackend(str(lively_dir), batch_size=size, prune_every=prune, threads=1, continuous=continuous)
+            backend.eos_ids = [stop]
+            assert _tokens(backend, reqs) == ref, (size, prune, continuous)
 
 
 def test_shared_prompt_prefix_does_not_change_fp32_greedy_outputs(lively_dir):
@@ -99,9 +100,9 @@ def test_shared_prompt_prefix_does_not_change_fp32_greedy_outputs(lively_dir):
         reqs.append(Request(str(i), prompt=single.render(p).text, max_new_tokens=10))
     ref = _tokens(single, reqs)
     assert single.prefix_tokens_shared == 0
-    for size, prune in [(4, 0), (7, 3), (5, 1)]:  # no batch of one row (nothing to share there)
-        backend = HFBackend(str(lively_dir), batch_size=size, prune_every=prune, threads=1)
-        assert _tokens(backend, reqs) == ref, (size, prune)
+    for size, prune, continuous in [(4, 0, False), (7, 3, False), (5, 1, False), (4, 2, True), (2, 0, True), (1, 1, True)]:
+        backend = HFBackend(str(lively_dir), batch_size=size, prune_every=prune, threads=1, continuous=continuous)
+        assert _tokens(backend, reqs) == ref, (size, prune, continuous)
         head = backend._shared_prefix_length([backend._encode(r.prompt) for r in reqs])
         assert head >= 30 and backend.prefix_tokens_shared >= head * len(reqs)
     # Too short a common prefix (or sharing off): every row from its own prompt, nothing shared;
@@ -200,21 +201,23 @@ def test_base_model_without_template_gets_plain_prompts(tiny_model_dir, tmp_path
     assert resp.error is None and resp.output_tokens <= 3
 
 
+@pytest.mark.parametrize("continuous", [False, True])
 @pytest.mark.parametrize("cache_name", ["cache", "past_key_values"])
-def test_pruned_generation_emits_no_per_step_warnings(tiny_model_dir, cache_name, recwarn):
+def test_pruned_generation_emits_no_per_step_warnings(tiny_model_dir, cache_name, continuous, recwarn):
     """Continuing from the KV cache must not print a deprecation notice at every step (it breaks progress bars),
     whichever name of the cache argument is used; other warnings are not hidden."""
     import warnings
 
     from medsbench.models.hf import HFBackend
 
-    backend = HFBackend(str(tiny_model_dir), batch_size=4, prune_every=2, threads=1)
+    backend = HFBackend(str(tiny_model_dir), batch_size=4, prune_every=2, threads=1, continuous=continuous)
     if cache_name == "past_key_values" and backend._cache_kwarg == "cache":
         backend._cache_kwarg = cache_name  # the deprecated name still works, and its warning is filtered
     warnings.simplefilter("always")
     reqs = [Request(str(i), prompt="hello world " * (i + 1), max_new_tokens=8) for i in range(5)]
     out = backend.generate(reqs)
-    assert backend.calls == 2 and all(r.error is None for r in out)
+    # static: two batches (4 + 1 rows); continuous: one run
+    assert backend.calls == (1 if continuous else 2) and all(r.error is None for r in out)
     assert not [w for w in recwarn if "past_key_values" in str(w.message)]
     with pytest.warns(FutureWarning, match="unrelated"):  # the filter is scoped to generate, not global
         warnings.warn("unrelated future change", FutureWarning, stacklevel=1)
@@ -244,3 +247,65 @@ def test_stop_strings_cut_outputs_per_row_and_leave_other_rows_alone(lively_dir)
             assert out[r.id].text == r.text  # untouched neighbours
     capped = [r for r in free if r.output_tokens == 40]
     assert all(r.finish_reason == "length" for r in capped)
+
+
+def _generate_one_by_one(backend, reqs, stop: int | None) -> list[list[int]]:
+    """The reference: transformers' own ``generate`` on each prompt alone, greedy, new tokens up to ``stop``."""
+    import torch
+
+    out = []
+    for r in reqs:
+        ids = torch.tensor([backend._encode(r.prompt)])
+        seq = backend.model.generate(input_ids=ids, max_new_tokens=r.max_new_tokens, do_sample=False,
+                                     eos_token_id=stop, pad_token_id=0)[0, ids.shape[1] :].tolist()
+        out.append(seq[: seq.index(stop)] if stop in seq else seq)
+    return out
+
+
+def test_continuous_batching_gives_the_fp32_greedy_outputs_of_one_generate_per_prompt(lively_dir, monkeypatch):
+    """Rows end at different steps (a stop token, per-request token limits) and waiting prompts take their
+    places: the new prompt's cache is written into the batch cache, the window widens for a prompt longer
+    than it and drops columns no live row needs. Every output equals transformers' generate on that prompt
+    alone, for batch sizes 1-5 and pruning on and off; prompts with and without a shared prefix."""
+    from medsbench.models.hf import HFBackend
+    from medsbench.models.kv import GrowingLayer
+
+    calls = {"widen": 0, "drop": 0, "select": 0}
+    for name, key in (("widen", "widen"), ("drop_front", "drop"), ("batch_select_indices", "select")):
+        real = getattr(GrowingLayer, name)
+
+        def spy(self, arg, _real=real, _key=key):
+            calls[_key] += 1
+            return _real(self, arg)
+
+        monkeypatch.setattr(GrowingLayer, name, spy)
+    backend = HFBackend(str(lively_dir), batch_size=1, threads=1)
+    definition = " ".join(WORDS * 2)
+    reqs = []
+    for i in range(11):
+        words = WORDS[i % 11 :] + WORDS[: i % 11]
+        head = definition if i % 3 else "Given " + words[0]  # some prompts share a long prefix, some do not
+        p = Prompt(head, "Input:\n" + " ".join(words[: 1 + (7 * i) % 11]) + "\nOutput:\n")
+        reqs.append(Request(str(i), prompt=backend.render(p).text, max_new_tokens=(1, 14, 3, 9, 20, 2)[i % 6]))
+    lengths = [len(backend._encode(r.prompt)) for r in reqs]
+    assert max(lengths) - min(lengths) > 20, "prompts of clearly different lengths"
+    stop = _stop_token_ending_rows_at_different_steps(_generate_one_by_one(backend, reqs, None))
+    ref = [(backend.tokenizer.decode(t, skip_special_tokens=True), len(t)) for t in _generate_one_by_one(backend, reqs, stop)]
+    assert len({n for _, n in ref}) > 3  # rows end at many different steps
+    for size, prune in [(1, 0), (2, 1), (3, 0), (4, 2), (5, 3)]:
+        for share in (16, 0):
+            cont = HFBackend(str(lively_dir), batch_size=size, prune_every=prune, share_prefix=share, threads=1)
+            assert cont.continuous
+            cont.eos_ids = [stop]
+            assert _tokens(cont, reqs) == ref, (size, prune, share)
+            assert cont.calls == 1
+    assert calls["widen"] and calls["drop"] and calls["select"]  # every window operation was exercised
+
+
+def _stop_token_ending_rows_at_different_steps(rows: list[list[int]]) -> int:
+    firsts: dict[int, set[int]] = {}
+    for row in rows:
+        for pos, t in enumerate(row):
+            if pos > 0 and t not in row[:pos]:
+                firsts.setdefault(t, set()).add(pos)
+    return max(firsts, key=lambda t: (len(firsts[t]), -t))
