@@ -310,3 +310,33 @@ def _stop_token_ending_rows_at_different_steps(rows: list[list[int]]) -> int:
             if pos > 0 and t not in row[:pos]:
                 firsts.setdefault(t, set()).add(pos)
     return max(firsts, key=lambda t: (len(firsts[t]), -t))
+
+
+def test_default_model_files_get_the_modes_of_the_umask(tmp_path):
+    """The converted default model's files (weights included: save_pretrained writes them 0600) and its folder
+    get 0o666/0o777 & ~umask, like every other file medsbench writes; checked under umasks 022 and 027."""
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    tests = Path(__file__).resolve().parent
+    for umask, want_file, want_dir in ((0o022, 0o644, 0o755), (0o027, 0o640, 0o750)):
+        cache = tmp_path / f"cache{umask:o}"
+        code = f"""
+import os, sys
+os.umask({umask})
+sys.path.insert(0, {str(tests)!r})
+from conftest import build_tiny_model
+from medsbench.models import default
+default.gguf_path = lambda: default.Path("SmolLM2.gguf")
+default._convert = lambda src, out: build_tiny_model(out)  # the real save_pretrained, a tiny model
+print(default.default_model_dir())
+"""
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "MEDSBENCH_CACHE": str(cache)}
+        out = subprocess.run([sys.executable, "-c", code], check=True, timeout=300, env=env, capture_output=True, text=True)
+        folder = Path(out.stdout.strip().splitlines()[-1])
+        files = sorted(p for p in folder.iterdir() if p.is_file())
+        assert "model.safetensors" in [p.name for p in files] and "medsbench_default.json" in [p.name for p in files]
+        assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in files} == {p.name: want_file for p in files}
+        assert stat.S_IMODE(folder.stat().st_mode) == want_dir
