@@ -340,3 +340,73 @@ print(default.default_model_dir())
         assert "model.safetensors" in [p.name for p in files] and "medsbench_default.json" in [p.name for p in files]
         assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in files} == {p.name: want_file for p in files}
         assert stat.S_IMODE(folder.stat().st_mode) == want_dir
+
+
+# -- threads: the CPUs this process may use ---------------------------------------------------------
+
+def _cgroup(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "cgroup"
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+@pytest.mark.parametrize("files,limit", [
+    ({"cpu.max": "max 100000\n"}, None),  # v2, no quota
+    ({"cpu.max": "150000 100000\n"}, 1.5),  # v2: 1.5 CPUs
+    ({"cpu.max": "400000 100000\n"}, 4.0),
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),  # v1, no quota
+    ({"cpu,cpuacct/cpu.cfs_quota_us": "50000\n", "cpu,cpuacct/cpu.cfs_period_us": "100000\n"}, 0.5),  # v1
+    ({"cpu.cfs_quota_us": "200000\n", "cpu.cfs_period_us": "100000\n"}, 2.0),  # v1 mounted at the root
+    ({"cpu.max": "garbage here\n"}, None),
+    ({}, None),  # no cgroup files at all
+])
+def test_cgroup_cpu_quota_is_read_from_v2_and_v1_files(tmp_path, files, limit):
+    from medsbench.models.cpus import cgroup_cpu_limit
+
+    assert cgroup_cpu_limit(_cgroup(tmp_path, files)) == limit
+
+
+def test_usable_cpus_is_the_smaller_of_affinity_and_quota(tmp_path, monkeypatch):
+    import os
+
+    from medsbench.models import cpus
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5}, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert cpus.usable_cpus(_cgroup(tmp_path / "a", {})) == 6  # affinity alone
+    assert cpus.usable_cpus(_cgroup(tmp_path / "b", {"cpu.max": "250000 100000"})) == 2  # 2.5 CPUs: 2 threads
+    assert cpus.usable_cpus(_cgroup(tmp_path / "c", {"cpu.max": "50000 100000"})) == 1  # never 0
+    assert cpus.usable_cpus(_cgroup(tmp_path / "d", {"cpu.max": "900000 100000"})) == 6  # quota above affinity
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    assert cpus.usable_cpus(_cgroup(tmp_path / "e", {"cpu.max": "400000 100000"})) == 1  # pinned to one CPU
+    # torch_threads: an explicit choice wins; otherwise a user's OMP_NUM_THREADS caps the computed number
+    root = _cgroup(tmp_path / "f", {"cpu.max": "400000 100000"})
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert cpus.torch_threads(None, root) == 4 and cpus.torch_threads(7, root) == 7
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert cpus.torch_threads(None, root) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "16")
+    assert cpus.torch_threads(None, root) == 4
+
+
+def test_hf_backend_threads_default_to_the_usable_cpus(tiny_model_dir, monkeypatch):
+    import os
+
+    import torch
+
+    from medsbench.models.cpus import usable_cpus
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    try:
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+        backend = load_backend(f"hf:{tiny_model_dir}")
+        assert backend.threads == 1 == torch.get_num_threads()
+        monkeypatch.undo()
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        assert load_backend(f"hf:{tiny_model_dir},threads=3").threads == 3 == torch.get_num_threads()
+        assert load_backend(f"hf:{tiny_model_dir}").threads == usable_cpus()
+    finally:
+        torch.set_num_threads(before)
