@@ -516,8 +516,11 @@ class _Window:
     def admit(self, slot: int, req: Request, ids: list[int]) -> None:
         from medsbench.models.kv import window_cache
 
+        import torch
+
         t0 = time.perf_counter()
-        row_cache = self.b._row_cache(ids, self.shared)
+        with torch.profiler.record_function("medsbench.prefill"):  # named ranges for bench/eval_bench.py --profile
+            row_cache = self.b._row_cache(ids, self.shared)
         m = len(ids) - 1
         if self.cache is None:
             self.cache = window_cache(row_cache, len(self.rows), m)
@@ -543,7 +546,7 @@ class _Window:
         kwargs: dict[str, Any] = {b._cache_kwarg: self.cache}
         if b._logits_to_keep:
             kwargs["logits_to_keep"] = 1
-        with torch.no_grad(), _quiet_cache_notice():
+        with torch.no_grad(), _quiet_cache_notice(), torch.profiler.record_function("medsbench.decode_step"):
             out = b.model(input_ids=inputs, attention_mask=mask, position_ids=lengths[:, None], use_cache=True, **kwargs)
         chosen = out.logits[:, -1, :].argmax(-1).tolist()
         share = (time.perf_counter() - t0) / max(1, self.live)

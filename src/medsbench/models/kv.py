@@ -62,8 +62,8 @@ class GrowingLayer(DynamicLayer):
         new = key_states.shape[-2]
         if self._n + new > self._k.shape[-2]:
             size = self._n - self._start + max(new, self.chunk)
-            self._k = self._with_room(self.keys, size)
-            self._v = self._with_room(self.values, size)
+            self._k = self._with_room(self._k[..., self._start : self._n, :], size)
+            self._v = self._with_room(self._v[..., self._start : self._n, :], size)
             self._n -= self._start
             self._start = 0
         self._k[..., self._n : self._n + new, :] = key_states
@@ -152,5 +152,5 @@ def growing_cache(layers: list[tuple[torch.Tensor, torch.Tensor]], chunk: int = 
 def window_cache(like: DynamicCache, rows: int, width: int, chunk: int = CHUNK) -> DynamicCache:
     """A ``DynamicCache`` of ``rows`` empty rows and ``width`` columns, shaped like ``like``'s layers."""
     cache = DynamicCache()
-    cache.layers = [GrowingLayer.zeros(layer.keys, rows, width, chunk) for layer in like.layers]
+    cache.layers = [GrowingLayer.zeros(layer.keys, rows, width, chunk) for layer in like.layers]  # type: ignore[union-attr,arg-type]
     return cache
