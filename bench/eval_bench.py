@@ -165,6 +165,7 @@ def way_hf(spec: dict, continuous: bool) -> dict:
     times, resp = _hf_run(backend, spec)
     return {**times, "outputs": [r.text for r in resp], "output_tokens": sum(r.output_tokens or 0 for r in resp),
             "prefix_tokens_shared": backend.prefix_tokens_shared, "threads": backend.threads,
+            "decode_work": backend.decode_work,
             "prompt_tokens": sum(r.prompt_tokens or 0 for r in resp)}
 
 
@@ -316,6 +317,10 @@ def bench_protocol(args, protocol: str, tasks_dir: Path, tmp: Path, pythons: dic
             extra = f" lm-eval batch {shown['batch_size']}" if "batch_size" in shown else ""
             if "prefix_tokens_shared" in shown:
                 extra += f" prefix tokens shared {shown['prefix_tokens_shared']}/{shown['prompt_tokens']}"
+            if "decode_work" in shown:  # the same counts on any machine, loaded or not
+                work = shown["decode_work"]
+                extra += (f"; decode: {work['steps']} steps, {work['row_steps']} row-steps for {shown['output_tokens']} "
+                          f"tokens, {work['kv_positions'] / 1e6:.1f}M KV positions attended")
             cpu = f" (CPU {shown['cpu_seconds']:.0f} s)" if "cpu_seconds" in shown else ""
             print(f"  {way:10s} {len(items) / shown['seconds']:6.3f} items/s {shown['seconds']:7.1f} s{cpu}{extra}", flush=True)
     print()

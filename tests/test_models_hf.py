@@ -300,6 +300,8 @@ def test_continuous_batching_gives_the_fp32_greedy_outputs_of_one_generate_per_p
             cont.eos_ids = [stop]
             assert _tokens(cont, reqs) == ref, (size, prune, share)
             assert cont.calls == 1
+            work = cont.decode_work  # every generated token (and every row's last step) is a computed row-step
+            assert work["row_steps"] >= sum(n for _, n in ref) and work["steps"] * min(size, len(reqs)) >= work["row_steps"]
     assert calls["widen"] and calls["drop"] and calls["select"]  # every window operation was exercised
 
 

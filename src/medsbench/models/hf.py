@@ -173,6 +173,9 @@ class HFBackend(BaseBackend):
         self.calls = 0  # static batches run (generate() calls) or continuous runs, for tests and benches
         self.max_token_chars = self._longest_token()
         self.prefix_tokens_shared = 0  # prompt tokens not recomputed thanks to a shared prefix, for tests and benches
+        # Work done by decoding, independent of the machine's load (bench/eval_bench.py): forward passes, rows
+        # computed in them (finished rows still in the batch included) and KV positions attended (padding included).
+        self.decode_work = {"steps": 0, "row_steps": 0, "kv_positions": 0}
 
     # -- identity ---------------------------------------------------------
     def _stop_ids(self) -> list[int]:
@@ -342,6 +345,7 @@ class HFBackend(BaseBackend):
                 )
             elapsed = time.perf_counter() - t0
             seqs = out.sequences
+            self._count_decode(len(active), input_ids.shape[1], seqs.shape[1] - input_ids.shape[1])
             fresh = seqs[:, input_ids.shape[1] :].tolist()
             still: list[int] = []
             for pos, row in enumerate(active):
@@ -372,6 +376,12 @@ class HFBackend(BaseBackend):
             grown = input_ids.shape[1] - mask.shape[1]
             mask = torch.cat([mask[keep], torch.ones((len(still), grown), dtype=mask.dtype, device=self.device)], 1)
             active = [active[p] for p in still]
+
+    def _count_decode(self, rows: int, width: int, steps: int) -> None:
+        """Add ``steps`` decode steps of ``rows`` rows whose cache starts ``width`` positions wide."""
+        self.decode_work["steps"] += steps
+        self.decode_work["row_steps"] += rows * steps
+        self.decode_work["kv_positions"] += rows * (steps * width + steps * (steps + 1) // 2)
 
     def _shared_prefix_length(self, rows: list[list[int]]) -> int:
         """Tokens every row starts with, if at least ``share_prefix`` of them (else 0); the last token of
@@ -549,6 +559,7 @@ class _Window:
         with torch.no_grad(), _quiet_cache_notice(), torch.profiler.record_function("medsbench.decode_step"):
             out = b.model(input_ids=inputs, attention_mask=mask, position_ids=lengths[:, None], use_cache=True, **kwargs)
         chosen = out.logits[:, -1, :].argmax(-1).tolist()
+        b._count_decode(len(self.rows), width, 1)
         share = (time.perf_counter() - t0) / max(1, self.live)
         for slot, row in enumerate(self.rows):
             if row is None:
