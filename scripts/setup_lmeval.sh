@@ -23,13 +23,14 @@ for main in .venv/bin/python "${MAIN_PYTHON:-}"; do
 done
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 . "$VENV/bin/activate"
-want="$LMEVAL_SPEC $TORCH_SPEC $transformers_spec"
+want="$LMEVAL_SPEC $TORCH_SPEC $transformers_spec accelerate"
 if [ "$(cat "$VENV/.lmeval-spec" 2>/dev/null)" != "$want" ]; then
   links=()
   for d in ${PIP_FIND_LINKS:-} $(python -m pip config get global.find-links 2>/dev/null || true); do
     [ -e "${d#file://}" ] && links+=(--find-links "$d")
   done
-  python -m pip install -q "${links[@]}" "$TORCH_SPEC" "$transformers_spec" "$LMEVAL_SPEC"
+  # accelerate: HFLM imports it (lm-eval does not declare it)
+  python -m pip install -q "${links[@]}" "$TORCH_SPEC" "$transformers_spec" "$LMEVAL_SPEC" accelerate
   echo "$want" >"$VENV/.lmeval-spec"
 fi
 python -c "from importlib.metadata import version as v; print('lm-eval', v('lm_eval'), '| torch', v('torch'), '| transformers', v('transformers'))"
