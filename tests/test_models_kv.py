@@ -52,3 +52,40 @@ def test_growing_cache_has_one_layer_per_pair_and_reports_lengths():
     assert len(cache.layers) == 4 and cache.get_seq_length() == 7
     cache.update(torch.zeros(2, 1, 1, 3), torch.ones(2, 1, 1, 3), 0)
     assert cache.layers[0].get_seq_length() == 8 and cache.layers[1].get_seq_length() == 7
+
+
+def test_window_operations_of_continuous_batching_keep_rows_right_aligned_and_padding_zero():
+    """put_row / widen / drop_front / batch_select_indices / update, checked against plain tensor arithmetic."""
+    import pytest
+
+    g = torch.Generator().manual_seed(1)
+    like = torch.randn(1, 2, 1, 4, generator=g)
+    layer = GrowingLayer.zeros(like, rows=3, width=4, chunk=2)
+    assert layer.keys.shape == (3, 2, 4, 4) and not layer.keys.any()
+    k, v = torch.randn(1, 2, 3, 4, generator=g), torch.randn(1, 2, 3, 4, generator=g)
+    layer.put_row(1, k, v)
+    assert torch.equal(layer.keys[1, :, 1:], k[0]) and torch.equal(layer.values[1, :, 1:], v[0])
+    assert not layer.keys[1, :, :1].any() and not layer.keys[0].any()
+    step = torch.randn(3, 2, 1, 4, generator=g)
+    layer.update(step, step)  # one decode step: every row gains a column at the end
+    expected = layer.keys.clone()
+    assert expected.shape[-2] == 5 and torch.equal(expected[:, :, -1:], step)
+    layer.widen(3)  # a longer prompt arrives: three zero columns in front (buffer re-laid out)
+    assert torch.equal(layer.keys[:, :, 3:], expected) and not layer.keys[:, :, :3].any()
+    layer.drop_front(5)  # columns no live row uses any more: 3 of the 8 are left
+    assert torch.equal(layer.keys, expected[:, :, 2:]) and torch.equal(layer.values[:, :, -1:], step)
+    layer.widen(2)  # in place this time (room in front): the old columns there must read as zeros again
+    assert not layer.keys[:, :, :2].any() and torch.equal(layer.keys[:, :, 2:], expected[:, :, 2:])
+    with pytest.raises(ValueError, match="does not fit"):
+        layer.put_row(0, torch.zeros(1, 2, 6, 4), torch.zeros(1, 2, 6, 4))
+    fresh = torch.randn(1, 2, 2, 4, generator=g)
+    layer.put_row(0, fresh, fresh)  # a new prompt in a used row: zeros before it, its cache at the end
+    assert not layer.keys[0, :, :3].any() and torch.equal(layer.keys[0, :, 3:], fresh[0])
+    before = layer.keys.clone()
+    layer.batch_select_indices(torch.tensor([2, 0]))
+    assert torch.equal(layer.keys, before[[2, 0]])
+    for _ in range(5):  # grow past the buffer's room after the front moved: content kept
+        before = layer.keys.clone()
+        new = torch.randn(2, 2, 1, 4, generator=g)
+        layer.update(new, new)
+        assert torch.equal(layer.keys[:, :, :-1], before) and torch.equal(layer.keys[:, :, -1:], new)

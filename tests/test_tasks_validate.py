@@ -156,3 +156,17 @@ def test_unknown_selection_is_one_line():
 
     with pytest.raises(MedsbenchError, match="unknown task or category 'task999'"):
         catalog().select("task999")
+
+
+def test_an_input_far_beyond_any_context_is_a_warning_naming_file_and_index(tmp_path):
+    from medsbench.tasks.validate import HUGE_INPUT_CHARS
+
+    task = good_task(30)
+    task["Instances"][7]["input"] = "aspirin " * (HUGE_INPUT_CHARS // 8 + 1)
+    task["Instances"][9]["input"] = "x" * HUGE_INPUT_CHARS  # exactly at the bound: fine
+    path = write(tmp_path, task)
+    probs = validate_file(path)
+    assert [(p.level, p.index, p.field) for p in probs] == [("warning", 7, "input")]
+    assert str(probs[0]).startswith(f"{path}:7: input: {HUGE_INPUT_CHARS + 8} characters: far beyond")
+    result = runner.invoke(app, ["data", "validate", str(path)])
+    assert result.exit_code == 0 and f"{path}:7: input:" in result.output, result.output

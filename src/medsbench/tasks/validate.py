@@ -24,7 +24,11 @@ from medsbench.tasks.catalog import INS_CATEGORIES
 from medsbench.tasks.format import REQUIRED_KEYS, iter_instances, read_meta
 
 MIN_INSTANCES = 25
-SCAFFOLD_MARK = "TODO(new-task)"  # the placeholder `medsbench data new-task` writes (medsbench.tasks.scaffold)
+SCAFFOLD_MARK = "TODO(new-task)"  # the placeholder `medsbench data new-task` writes (medsbench.sources.scaffold)
+# Inputs longer than this many characters are far beyond the context of the models this benchmark runs
+# (2k-128k tokens of ~4 characters): warned, not refused, since a run fails such an item on its own
+# without tokenizing it (medsbench.runs.plan.too_long).
+HUGE_INPUT_CHARS = 1_000_000
 # Language names as the official files write them (Title case English names).
 KNOWN_LANGUAGES = frozenset(
     {"English", "Chinese", "Japanese", "French", "Russian", "Spanish", "German", "Korean", "Italian", "Portuguese", "Arabic", "Hindi"}
@@ -172,6 +176,10 @@ def _check_instances(path: str, meta: dict[str, Any], instances: Iterable) -> It
             continue
         if not inst.input.strip():
             yield Problem(path, index, "input", "empty input", fix="drop the item in the converter, or fill its input")
+        if len(inst.input) > HUGE_INPUT_CHARS:
+            yield Problem(path, index, "input", f"{len(inst.input)} characters: far beyond a model's context "
+                          "(a run fails this item without sending it)", "warning",
+                          fix="check the converter: such an input is usually a whole file read as one item")
         digest = _digest_int(inst.input)
         inputs.append(digest)
         if digest in positives:
