@@ -35,11 +35,11 @@ import pytest
 from conftest import REPO, missing, raw_dir
 
 from medsbench.models.base import BaseBackend, Rendered
-from medsbench.prompts import Prompt, render_chat
+from medsbench.prompts import Prompt, build_prompt, render_chat
 from medsbench.records.config import EvalConfig
 from medsbench.runs.plan import TaskPlan, plan_task
 from medsbench.tasks.catalog import catalog
-from medsbench.tasks.format import iter_instances
+from medsbench.tasks.format import Instance, iter_instances
 
 OFFICIAL = REPO.parent / "shared" / "reference" / "meds_ins_official"
 EVAL_DATASET = OFFICIAL / "Evaluation" / "EvalDataset.py"
@@ -158,14 +158,15 @@ def official_inputs(
 # -- our side -----------------------------------------------------------------------------------------------------
 
 
-def _tokenizer(template: str, bos: str):
-    from tokenizers import Tokenizer, models
+def _tokenizer(template: str, bos: str, *, adds_bos: bool = False):
+    """A word-level tokenizer with ``template``; ``adds_bos``: its post-processor puts BOS first (as Llama's do)."""
+    from tokenizers import Tokenizer, models, processors
     from transformers import PreTrainedTokenizerFast
 
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=Tokenizer(models.WordLevel({"<unk>": 0, bos: 1, "</s>": 2}, unk_token="<unk>")),
-        bos_token=bos, eos_token="</s>", unk_token="<unk>",
-    )
+    inner = Tokenizer(models.WordLevel({"<unk>": 0, bos: 1, "</s>": 2}, unk_token="<unk>"))
+    if adds_bos:
+        inner.post_processor = processors.TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, 1)])
+    tok = PreTrainedTokenizerFast(tokenizer_object=inner, bos_token=bos, eos_token="</s>", unk_token="<unk>")
     tok.chat_template = template
     return tok
 
@@ -175,11 +176,11 @@ class TemplateBackend(BaseBackend):
 
     name = "template"
 
-    def __init__(self, tokenizer: Any):
-        self.tokenizer = tokenizer
+    def __init__(self, tokenizer: Any, *, template: bool = True):
+        self.tokenizer, self.template = tokenizer, template
 
     def render(self, prompt: Prompt) -> Rendered:
-        text = render_chat(self.tokenizer, prompt)
+        text = render_chat(self.tokenizer, prompt, template=self.template)
         return Rendered(text, prompt=text)
 
 
@@ -192,7 +193,7 @@ class ApiBackend(BaseBackend):
 @pytest.fixture(scope="module")
 def backends() -> dict[str, BaseBackend]:
     pytest.importorskip("transformers")
-    base = _tokenizer("", "<s>")
+    base = _tokenizer("", "<s>", adds_bos=True)  # the official "Default" below: add_bos_token=True
     base.chat_template = None
     return {
         "api": ApiBackend(),
@@ -334,3 +335,63 @@ def test_official_uses_the_task_files_definition_and_whole_test_file_as_demo_poo
     assert all(it.messages[0]["content"].endswith(definition + "Please learn from the few-shot cases to see what content you have to output.") for it in plan.items)
     test_ids = {inst.id for inst in iter_instances(files["test"])}
     assert all(set(it.demo_ids) <= test_ids for it in plan.items)
+
+
+def test_plain_prompts_carry_one_bos_as_the_official_code_sends_them(official, task_files, monkeypatch):
+    """A model outside the official template families (chat_template=none, or no template at all) gets the
+    official plain text: the BOS string written in front when the tokenizer does not add one itself."""
+    task_id, files = _files_for("mcqa", task_files)
+    positions = {inst.id: i for i, inst in enumerate(iter_instances(files["test"]))}
+    no_bos = _tokenizer("{{ messages }}", "<|im_start|>")  # SmolLM2's case: BOS text, never added by the tokenizer
+    plan = _plan(task_id, files, TemplateBackend(no_bos, template=False), "official", None)
+    folder = _official_folder(files["test"], task_files["_root"])
+    module = official
+    forced = ForcedRandom([positions[d] for d in plan.items[0].demo_ids], len(positions))
+    monkeypatch.setattr(module, "random", forced)
+    defs = folder.parent / f"{folder.name}.definitions.json"
+    defs.write_text("{}")
+    ds = module.InsDataset(types.SimpleNamespace(add_bos_token=False, bos_token="<|im_start|>"), str(folder),
+                           definition_prompt=str(defs), original_ins_possibility=1.0, no_context_possibility=0.0,
+                           model_type="SmolLM2")
+    assert plan.items[0].text == ds[0]["input"] and plan.items[0].text.startswith("<|im_start|>")
+    assert no_bos(plan.items[0].text)["input_ids"].count(1) == 1  # one BOS reaches the model
+
+
+def test_the_official_llama3_string_sends_two_bos_tokens_ours_one():
+    """The deviation named for Llama 3: the official code writes <|begin_of_text|> into its prompt string and
+    tokenizes it with special tokens on, so a tokenizer that adds BOS (Llama 3's does) sends two."""
+    tok = _tokenizer(LLAMA3_TEMPLATE, "<|begin_of_text|>", adds_bos=True)
+    prompt = build_prompt("Pick one.", Instance("q", "Which? A. x B. y", ["A"]), [])
+    text = render_chat(tok, prompt)
+    assert text.startswith("<|begin_of_text|>")
+    official_ids = tok(text)["input_ids"]  # eval.py: tokenizer(input_sentence) with its defaults
+    ours = tok(text, add_special_tokens=False)["input_ids"]  # the hf backend: a template carries its own tokens
+    assert official_ids[:2] == [1, 1] and ours.count(1) == 1
+
+
+def test_official_runs_name_what_their_model_and_settings_do_differently(tmp_path, tiny_model_dir):
+    """dtype, chat template and token cap: named under --protocol official, gone once the settings match."""
+    import json
+
+    from medsbench.prompts.protocols import run_deviations
+    from test_runs import make_workspace
+    from test_runs_integrity import cli
+
+    named = run_deviations("official", {"dtype": "float32", "chat_template_sha256": "x"}, None)
+    assert len(named) == 3 and "bfloat16" in named[0] and "chat_template=none" in named[1] and "1000" in named[2]
+    assert run_deviations("official", {"dtype": "bfloat16", "chat_template_sha256": None}, 1000) == []
+    assert run_deviations("medsbench", {"dtype": "float32", "chat_template_sha256": "x"}, None) == []
+    ws = make_workspace(tmp_path / "ws", n_mcqa=2, n_ner=0)
+    common = ["--model", f"hf:{tiny_model_dir}", "--tasks", "task57", "-w", str(ws), "--protocol", "official",
+              "--no-progress"]
+    assert cli("eval", *common, "--max-new-tokens", "2", "--out", str(tmp_path / "a")).returncode == 0
+    default = json.loads((tmp_path / "a" / "results.json").read_text())["protocol_deviations"]
+    assert sum("bfloat16" in d or "chat_template=none" in d for d in default) == 2
+    proc = cli("eval", *common, "--max-new-tokens", "1000", "--dtype", "bfloat16", "--chat-template", "none",
+               "--limit", "1", "--out", str(tmp_path / "b"))
+    assert proc.returncode == 0, proc.stderr
+    matched = json.loads((tmp_path / "b" / "results.json").read_text())["protocol_deviations"]
+    assert not any("bfloat16" in d or "chat_template=none" in d or "--eos_id" in d for d in matched)
+    prompt = json.loads((tmp_path / "b" / "predictions.jsonl").read_text().splitlines()[0])["prompt"]
+    # the plain prompt: the BOS text, then instruction and query, with no chat markup
+    assert "system" not in prompt and "assistant" not in prompt and prompt.count("<|im_start|>") <= 1

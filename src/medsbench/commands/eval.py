@@ -21,7 +21,7 @@ HELP = EvalConfig.cli_fields()
 #: Flags that are not EvalConfig fields: where a run lives and how it behaves, and backend options
 #: (merged into the model spec).
 PLACE_FLAGS = ("out", "workspace", "cache", "build_from", "resume", "overwrite", "no_progress")
-BACKEND_FLAGS = ("batch_size", "dtype", "device", "api_key_env", "trust_remote_code")
+BACKEND_FLAGS = ("batch_size", "dtype", "device", "api_key_env", "trust_remote_code", "chat_template")
 
 
 def eval_cmd(
@@ -40,6 +40,7 @@ def eval_cmd(
     dtype: str = typer.Option(None, "--dtype", help="hf: float32 (default, reproducible) | bfloat16 | float16 | auto."),
     device: str = typer.Option(None, "--device", help="hf: cpu | cuda | cuda:N."),
     api_key_env: str = typer.Option(None, "--api-key-env", help="Environment variable holding the API key (openai)."),
+    chat_template: str = typer.Option(None, "--chat-template", help="hf, vllm: model (the model's own chat template, the default) | none (the official plain prompt: BOS, instruction, newline, query)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow model code from the model folder."),
     out: Path = typer.Option(None, "--out", help="Run folder (default: WORKSPACE/runs/<model name>-<config digest>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue (or retry the failed items of) the run in --out, with every setting from its manifest."),
@@ -62,7 +63,7 @@ def eval_cmd(
     from medsbench.runs.run import RunOptions, prepare
 
     backend_flags = {"batch_size": batch_size, "dtype": dtype, "device": device, "api_key_env": api_key_env,
-                     "trust_remote_code": True if trust_remote_code else None}
+                     "trust_remote_code": True if trust_remote_code else None, "chat_template": chat_template}
     spec = None
     if model is not None or any(v is not None for v in backend_flags.values()):
         spec = ModelSpec.parse(model or "default").with_overrides(**backend_flags)

@@ -65,14 +65,14 @@ def _api_key(spec: ModelSpec, options: OpenAIOptions) -> None:
 def _load_hf(spec: ModelSpec, options: HFOptions) -> Backend:
     from medsbench.models.hf import HFBackend
 
-    return HFBackend(spec.target, **options.kwargs())
+    return HFBackend(spec.target, options)
 
 
 def _load_default(spec: ModelSpec, options: HFOptions) -> Backend:
     from medsbench.models.default import default_model_dir
     from medsbench.models.hf import HFBackend
 
-    return HFBackend(str(default_model_dir()), **options.kwargs())
+    return HFBackend(str(default_model_dir()), options)
 
 
 def _load_vllm(spec: ModelSpec, options: VLLMOptions) -> Backend:
@@ -84,7 +84,7 @@ def _load_vllm(spec: ModelSpec, options: VLLMOptions) -> Backend:
 def _load_openai(spec: ModelSpec, options: OpenAIOptions) -> Backend:
     from medsbench.models.openai_backend import OpenAIBackend
 
-    return OpenAIBackend(spec.target, **options.kwargs())
+    return OpenAIBackend(spec.target, options)
 
 
 _NO_KEY = frozenset({"api_key_env"})

@@ -53,6 +53,7 @@ from medsbench.errors import MedsbenchError, require
 from medsbench.fileio import sha256_text
 from medsbench.models.base import BaseBackend, Rendered, Request, Response, cut_at_stop
 from medsbench.models.cpus import torch_threads
+from medsbench.models.spec import HFOptions, options_with
 from medsbench.prompts import Prompt, has_chat_template, render_chat
 
 # End-of-turn markers of common chat templates; used as extra stop ids when the template mentions them.
@@ -103,27 +104,16 @@ def _quiet_cache_notice() -> Iterator[None]:
 class HFBackend(BaseBackend):
     name = "hf"
 
-    def __init__(
-        self,
-        path: str,
-        *,
-        dtype: str = "float32",
-        device: str = "cpu",
-        batch_size: int | str = "auto",
-        trust_remote_code: bool = False,
-        prune_every: int = 32,
-        max_length: int | None = None,
-        threads: int | None = None,
-        revision: str | None = None,
-        share_prefix: int = 16,
-        row_prefill: bool | None = None,
-        continuous: bool | None = None,
-    ):
+    def __init__(self, path: str, options: HFOptions | None = None, **overrides: Any):
+        """``options``: the spec's typed options (:class:`medsbench.models.spec.HFOptions`); ``overrides``:
+        any of its fields by name (``HFBackend(path, batch_size=4, threads=1)``)."""
+        o = options_with(HFOptions, options, overrides)
         torch = require("torch", "hf", "the hf backend")
         transformers = require("transformers", "hf", "the hf backend")
+        dtype, device, trust_remote_code, revision = o.dtype, o.device, o.trust_remote_code, o.revision
         if dtype not in DTYPES:
             raise MedsbenchError(f"unknown dtype '{dtype}' (known: {', '.join(DTYPES)})")
-        self.threads = torch_threads(threads)
+        self.threads = torch_threads(o.threads)
         torch.set_num_threads(self.threads)
         transformers.utils.logging.disable_progress_bar()  # our own progress bars are the ones that matter
         local = Path(path).expanduser()
@@ -137,12 +127,12 @@ class HFBackend(BaseBackend):
         self.dtype_name = dtype
         self.device = device
         self.trust_remote_code = trust_remote_code
-        self.prune_every = int(prune_every)
-        self.share_prefix = int(share_prefix)
+        self.prune_every = int(o.prune_every)
+        self.share_prefix = int(o.share_prefix)
         # One row at a time pays on CPUs (compute bound, no padding); accelerators prefer one padded batch.
-        self.row_prefill = str(device).startswith("cpu") if row_prefill is None else bool(row_prefill)
+        self.row_prefill = str(device).startswith("cpu") if o.row_prefill is None else bool(o.row_prefill)
         # Continuous batching builds on the per-row prefill (its caches are what gets admitted).
-        self.continuous = self.row_prefill if continuous is None else bool(continuous) and self.row_prefill
+        self.continuous = self.row_prefill if o.continuous is None else bool(o.continuous) and self.row_prefill
         self._plain_cache: bool | None = None  # whether the model's cache is plain dynamic layers (probed once)
         self._prefix: tuple[tuple[int, ...], Any] | None = None  # (token ids, KV cache at batch size 1)
         self.revision = revision
@@ -161,11 +151,11 @@ class HFBackend(BaseBackend):
         tok.padding_side = "left"
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
-        self.chat = has_chat_template(tok)
+        self.chat = has_chat_template(tok) and o.chat_template == "model"  # none: the official plain prompt
         self.template_warning = check_training_marker(Path(path), tok.chat_template) if Path(path).is_dir() else None
         self.eos_ids = self._stop_ids()
-        self._context = max_length or self._find_context()
-        self.batch_size = self._auto_batch() if batch_size in ("auto", None, 0) else int(batch_size)
+        self._context = o.max_length or self._find_context()
+        self.batch_size = self._auto_batch() if o.batch_size in ("auto", None, 0) else int(o.batch_size)
         self._fingerprint: dict[str, str | None] | None = None
         self._cache_kwarg = _cache_kwarg()
         # prompt-only forward passes need the last position's logits at most
@@ -241,11 +231,12 @@ class HFBackend(BaseBackend):
             **self._fingerprint,
             "dtype": str(self.model.dtype).replace("torch.", ""),
             "chat_template_sha256": sha256_text(self.tokenizer.chat_template) if self.chat else None,
+            **({} if self.chat or not has_chat_template(self.tokenizer) else {"chat_template": "none"}),
         }
 
     # -- prompts ----------------------------------------------------------
     def render(self, prompt: Prompt) -> Rendered:
-        text = render_chat(self.tokenizer, prompt)
+        text = render_chat(self.tokenizer, prompt, template=self.chat)
         return Rendered(text, prompt=text)
 
     def _encode(self, text: str) -> list[int]:
@@ -587,3 +578,4 @@ class _Window:
         keep = [i for i, r in enumerate(self.rows) if r is not None]
         self.cache.batch_select_indices(torch.tensor(keep, dtype=torch.long, device=self.b.device))
         self.rows = [self.rows[i] for i in keep]
+

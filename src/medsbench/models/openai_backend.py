@@ -36,6 +36,7 @@ from typing import Any
 
 from medsbench.errors import MedsbenchError, require
 from medsbench.models.base import BaseBackend, Request, Response
+from medsbench.models.spec import OpenAIOptions, options_with
 from medsbench.redact import redact_text, redact_url
 
 log = logging.getLogger(__name__)
@@ -125,22 +126,11 @@ class _Tripped(Exception):
 class OpenAIBackend(BaseBackend):
     name = "openai"
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        base_url: str | None = None,
-        api_key_env: str = "OPENAI_API_KEY",
-        concurrency: int = 8,
-        max_attempts: int = 6,
-        timeout: float = 120.0,
-        connect_timeout: float = 10.0,
-        backoff_base: float = 1.0,
-        backoff_cap: float = 60.0,
-        temperature: float = 0.0,
-        max_connection_errors: int = 5,
-        max_timeouts: int = 2,
-    ):
+    def __init__(self, model: str, options: OpenAIOptions | None = None, **overrides: Any):
+        """``options``: the spec's typed options (:class:`medsbench.models.spec.OpenAIOptions`); ``overrides``:
+        any of its fields by name."""
+        o = options_with(OpenAIOptions, options, overrides)
+        base_url, api_key_env = o.base_url, o.api_key_env
         require("openai", "openai", "the openai backend")
         if not model:
             raise MedsbenchError("openai backend needs a model name: openai:MODEL[,base_url=...]")
@@ -152,15 +142,15 @@ class OpenAIBackend(BaseBackend):
         self._key = key
         self.model = model
         self.base_url = base_url
-        self.concurrency = max(1, int(concurrency))
-        self.max_attempts = max(1, int(max_attempts))
-        self.timeout = float(timeout)
-        self.connect_timeout = float(connect_timeout)
-        self.backoff_base = float(backoff_base)
-        self.backoff_cap = float(backoff_cap)
-        self.temperature = float(temperature)
-        self.max_connection_errors = max(1, int(max_connection_errors))
-        self.max_timeouts = max(1, int(max_timeouts))
+        self.concurrency = max(1, int(o.concurrency))
+        self.max_attempts = max(1, int(o.max_attempts))
+        self.timeout = float(o.timeout)
+        self.connect_timeout = float(o.connect_timeout)
+        self.backoff_base = float(o.backoff_base)
+        self.backoff_cap = float(o.backoff_cap)
+        self.temperature = float(o.temperature)
+        self.max_connection_errors = max(1, int(o.max_connection_errors))
+        self.max_timeouts = max(1, int(o.max_timeouts))
         self.chunk_size = self.concurrency * 4
         self.calls = 0  # HTTP attempts, for tests
         self._connect_failures = 0  # consecutive, across all requests, with no answer in between

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -46,6 +46,9 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 # --------------------------------------------------------------------------- typed options
+
+
+OptionsT = TypeVar("OptionsT", bound="BackendOptions")
 
 
 class BackendOptions(BaseModel):
@@ -73,6 +76,7 @@ class HFOptions(BackendOptions):
     share_prefix: NonNegativeInt = 16  # min. common prompt-prefix tokens whose KV cache a batch shares (0: off)
     row_prefill: bool | None = None  # prompts prefilled one row at a time (None: on CPU only)
     continuous: bool | None = None  # continuous batching (None: where row_prefill is on)
+    chat_template: Literal["model", "none"] = "model"  # none: the official plain prompt, even for a chat model
     max_length: PositiveInt | None = None
     trust_remote_code: bool = False
     revision: str | None = None  # a Hub name's branch, tag or commit
@@ -100,6 +104,7 @@ class OpenAIOptions(BackendOptions):
 class VLLMOptions(BackendOptions):
     """``vllm:``: :class:`medsbench.models.vllm_backend.VLLMBackend` (engine arguments of ``vllm.LLM``)."""
 
+    chat_template: Literal["model", "none"] = "model"  # none: the official plain prompt, even for a chat model
     trust_remote_code: bool = False
     revision: str | None = None
     dtype: Literal["auto", "float32", "bfloat16", "float16", "half", "float"] | None = None
@@ -186,6 +191,19 @@ def _explain(exc: ValidationError) -> tuple[str, str]:
         if err.get("loc") and str(err["loc"][0]) == key and err["msg"] not in reasons:
             reasons.append(err["msg"])
     return key, " or ".join(reasons) or "invalid value"
+
+
+def options_with(cls: type[OptionsT], options: OptionsT | None, overrides: dict[str, Any]) -> OptionsT:
+    """``options`` (default: ``cls()``) with ``overrides`` applied and validated; a backend's constructor
+    takes its typed options this way (one line names a bad option)."""
+    base = options if options is not None else cls()
+    if not overrides:
+        return base
+    try:
+        return cls.model_validate({**base.model_dump(), **overrides})
+    except ValidationError as exc:
+        key, why = _explain(exc)
+        raise MedsbenchError(f"{cls.__name__}: option '{key}': {why}") from None
 
 
 # --------------------------------------------------------------------------- the spec

@@ -30,6 +30,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+from medsbench.fileio import sha256_text
 from medsbench.errors import MedsbenchError, require
 from medsbench.models.base import BaseBackend, Rendered, Request, Response
 from medsbench.prompts import Prompt, has_chat_template, render_chat
@@ -310,6 +311,7 @@ class VLLMBackend(BaseBackend):
         self._vllm = vllm
         self.model_name = model
         self.engine_args = {k: v for k, v in engine_args.items() if v is not None}
+        template = self.engine_args.pop("chat_template", "model")  # ours, not an engine argument
         self.revision = self.engine_args.get("revision")
         self._fingerprint: dict[str, str | None] | None = None
         dp = int(self.engine_args.get("data_parallel_size") or 1)
@@ -326,7 +328,7 @@ class VLLMBackend(BaseBackend):
             self.llm = self.engine.llm
             self.tokenizer = self.llm.get_tokenizer()
             self._info = self.engine.info()
-        self.chat = has_chat_template(self.tokenizer)
+        self.chat = has_chat_template(self.tokenizer) and template == "model"  # none: the official plain prompt
         self.chunk_size = max(VLLMBackend.chunk_size, 4 * int(self._info.get("max_num_seqs") or 0)) * dp
         self._eos_ids: set[int] = set(self._info.get("eos_ids") or ())
         caching = self._info.get("prefix_caching")
@@ -349,10 +351,13 @@ class VLLMBackend(BaseBackend):
         }
         if self._info.get("dtype") is not None:  # vLLM downcasts float32 checkpoints to bfloat16 on CPU unless dtype=float32
             ident["dtype"] = self._info["dtype"]
+        ident["chat_template_sha256"] = sha256_text(self.tokenizer.chat_template) if self.chat else None
+        if not self.chat and has_chat_template(self.tokenizer):
+            ident["chat_template"] = "none"
         return ident
 
     def render(self, prompt: Prompt) -> Rendered:
-        text = render_chat(self.tokenizer, prompt)
+        text = render_chat(self.tokenizer, prompt, template=self.chat)
         return Rendered(text, prompt=text)
 
     def _ids(self, text: str) -> list[int]:

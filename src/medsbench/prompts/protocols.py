@@ -256,3 +256,31 @@ def get_protocol(name: str | Protocol) -> Protocol:
         return PROTOCOLS[name]
     except (KeyError, TypeError):
         raise MedsbenchError(f"unknown protocol '{name}' (known: {', '.join(PROTOCOLS)})") from None
+
+
+# The official eval.py's model families: hand-written Llama 3 / InternLM 2 texts, Mistral's pipeline,
+# GPT-4 / Claude message pairs; every other --model_type gets default_build_inputs (plain text).
+OFFICIAL_FAMILIES = "Llama 3, MMedLlama 3, InternLM 2, Mistral, GPT-4, Claude"
+
+
+def run_deviations(protocol: str | Protocol, identity: dict[str, Any], max_new_tokens: int | None) -> list[str]:
+    """What a run under the ``official`` or ``paper`` protocol does differently from the official eval.py
+    because of its model and settings (beside the protocol's own deviations), each with the setting that
+    matches the official code where there is one. ``identity``: the backend's identity; ``max_new_tokens``:
+    the run's explicit token cap (None: the protocol's)."""
+    proto = get_protocol(protocol)
+    if proto.name not in ("official", "paper"):
+        return []
+    out = []
+    dtype = identity.get("dtype")
+    if dtype is not None and dtype != "bfloat16":
+        out.append(f"weights in {dtype}; the official eval.py loads every model in bfloat16 (dtype=bfloat16 in the "
+                   "model spec matches it; in bf16, batching changes some greedy outputs)")
+    if identity.get("chat_template_sha256"):
+        out.append("this model is prompted through its own chat template; the official eval.py does that only for "
+                   f"its model families ({OFFICIAL_FAMILIES}) and sends any other model plain text (BOS, "
+                   "instruction, newline, query): chat_template=none in the model spec sends exactly that")
+    if max_new_tokens is None:
+        out.append(f"at most {OFFICIAL_MAX_NEW_TOKENS} new tokens, the official default; the official eval.py "
+                   "generates up to 1000 when run with --eos_id (--max-new-tokens 1000 matches that)")
+    return out

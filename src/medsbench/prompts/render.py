@@ -20,10 +20,24 @@ def has_chat_template(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def render_chat(tokenizer: Any, prompt: Prompt) -> str:
-    """The exact text the model receives: the chat template with a generation prompt, or plain text."""
-    if not has_chat_template(tokenizer):
-        return prompt.plain()
+def adds_bos(tokenizer: Any) -> bool:
+    """Whether tokenizing text (with special tokens) puts the BOS token first by itself."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    return bos is not None and tokenizer("a", add_special_tokens=True)["input_ids"][:1] == [bos]
+
+
+def render_plain(tokenizer: Any, prompt: Prompt) -> str:
+    """The official plain prompt (``EvalDataset.default_build_inputs``): the BOS text where the tokenizer
+    does not add one itself, then instruction + newline + query, tokenized with special tokens."""
+    bos = "" if adds_bos(tokenizer) else (getattr(tokenizer, "bos_token", None) or "")
+    return bos + prompt.plain()
+
+
+def render_chat(tokenizer: Any, prompt: Prompt, *, template: bool = True) -> str:
+    """The exact text the model receives: the chat template with a generation prompt, or (a tokenizer
+    without a template, or ``template=False``: the model spec's ``chat_template=none``) the plain prompt."""
+    if not template or not has_chat_template(tokenizer):
+        return render_plain(tokenizer, prompt)
     return tokenizer.apply_chat_template(prompt.messages(), tokenize=False, add_generation_prompt=True)
 
 

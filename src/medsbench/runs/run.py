@@ -32,7 +32,7 @@ from medsbench.errors import MedsbenchError
 from medsbench.fileio import ensure_writable
 from medsbench.models import check_spec, load_backend
 from medsbench.models.base import Backend, Request, Response
-from medsbench.prompts.protocols import get_protocol
+from medsbench.prompts.protocols import get_protocol, run_deviations
 from medsbench.records.config import EvalConfig
 from medsbench.records.folder import Journal, JournalKey, RunFolder, items_digest
 from medsbench.records.manifest import ManifestTask, RunManifest, TaskFile, now
@@ -279,6 +279,7 @@ class _Run:
         backend = self._backend()
         identity = backend.identity()
         self._check_identity(identity)
+        self.deviations = self.deviations + run_deviations(self.config.protocol, identity, self.config.max_new_tokens)
         plans = self._plan(entries, files, backend, identity)
         manifest = self._manifest(plans, identity)
         folder = self.places.folder
