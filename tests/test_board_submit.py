@@ -341,3 +341,22 @@ def test_pandas_index_column_is_ignored(tmp_path, board_ws, rows):
     indexed = [["", *rows[0]]] + [[str(i), *r] for i, r in enumerate(rows[1:])]
     rep = validate_submission(_write(tmp_path / "indexed.csv", indexed), _tasks(board_ws))
     assert rep.ok and rep.rows == len(rows) - 1, rep.describe()
+
+
+def test_jsonl_rows_are_matched_by_their_id_and_an_unknown_id_is_refused(tmp_path, board_ws):
+    """A row that names its item is that item: an id not in the test file, or an id whose input differs, is a
+    problem, never matched to another item by its input text."""
+    import json
+
+    src = board_ws["runs"][0] / "predictions.jsonl"
+    rows = [json.loads(line) for line in src.read_text().splitlines()]
+    rows[0]["id"] = "no-such-item"
+    rows[1]["id"], rows[2]["id"] = rows[2]["id"], rows[1]["id"]  # two rows claim each other's items
+    path = tmp_path / "ids.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rep = validate_submission(path, _tasks(board_ws), allow_partial=True)
+    reasons = {p.row: p.reason for p in rep.problems}
+    assert reasons[1] == f"unknown instance id 'no-such-item': not an item of {rows[0]['task_id']}'s test file"
+    if rows[1]["task_id"] == rows[2]["task_id"] and rows[1]["input"] != rows[2]["input"]:
+        assert reasons[2].startswith(f"the input of item {rows[1]['id']!r} differs from the benchmark's")
+    assert not rep.ok

@@ -145,6 +145,7 @@ def validate_submission(
     cat = catalog()
     files = find_task_files(tasks_dir)
     index: dict[str, dict[str, list[Any]]] = {}
+    by_id: dict[str, dict[str, Any]] = {}
     claimed: dict[tuple[str, str], str] = {}  # (task, instance id) -> "row R (line L)" that claimed it
 
     def task_index(tid: str) -> dict[str, list[Any]] | None:
@@ -155,6 +156,7 @@ def validate_submission(
             by_input: dict[str, list[Any]] = {}
             for inst in iter_instances(split):
                 by_input.setdefault(_norm(inst.input), []).append(inst)
+                by_id.setdefault(tid, {})[inst.id] = inst
             index[tid] = by_input
         return index[tid]
 
@@ -176,7 +178,17 @@ def validate_submission(
         if row.input is None or row.reference is None:
             report.problems.append(problem(tid, "input and GT must be given (empty cell or missing field)"))
             continue
-        candidates = idx.get(_norm(row.input)) or idx.get(_query_of(row.input) or "\x00")
+        candidates = idx.get(_norm(row.input)) or idx.get(_query_of(row.input) or "\x00") or []
+        if row.id is not None:  # a row that names its item (predictions.jsonl) is matched by that id only
+            named = by_id.get(tid, {}).get(row.id)
+            if named is None:
+                report.problems.append(problem(tid, f"unknown instance id {row.id!r}: not an item of {tid}'s test file"))
+                continue
+            if named not in candidates:
+                report.problems.append(problem(tid, f"the input of item {row.id!r} differs from the benchmark's: "
+                                               f"{_short(row.input)}"))
+                continue
+            candidates = [named]
         if not candidates:
             report.problems.append(problem(tid, f"input matches no benchmark item of {tid}: {_short(row.input)}"))
             continue
@@ -188,8 +200,6 @@ def validate_submission(
                 f"expected {_short(candidates[0].target)}"))
             continue
         free = [inst for inst in same_gt if (tid, inst.id) not in claimed]
-        if row.id is not None:  # jsonl rows name their item; prefer it
-            free = [inst for inst in free if inst.id == row.id] or free
         if not free:
             first = claimed[(tid, same_gt[0].id)]
             report.problems.append(problem(tid, f"duplicate row: this item was already given in {first}"))
