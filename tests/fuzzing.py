@@ -12,6 +12,7 @@ import io
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 VALID_TASK = {
     "Contributors": ["synthetic fuzz seed"],
@@ -191,3 +192,117 @@ def check_clean_failure(code: int, stderr: str, argv: list[str]) -> None:
     if code not in (0, 2):  # 2: a typer usage error, already one clear message
         lines = [ln for ln in stderr.splitlines() if ln.startswith("error:")]
         assert lines, f"exit {code} without an 'error:' line from {argv}:\n{stderr[-2000:]}"
+
+
+# --------------------------------------------------------------------------- hostile run folders
+
+MARK = "fuzzescape"
+
+
+def hostile_strings(outside: Path) -> list[str]:
+    """Identifiers an attacker would try; the ``..`` ones aim at ``outside`` (which must stay empty)."""
+    return [
+        f"../../../../../../{outside}/{MARK}", f"{outside}/{MARK}-abs", f"../{MARK}", "..", ".", "",
+        f"task57\x00{MARK}", f"<script>alert('{MARK}')</script>", f'"><img src=x onerror=alert(1)>{MARK}',
+        "task57/../../" + MARK, "task57\n" + MARK, "x" * 10_000_000, "TASK 57", "task57;rm -rf /",
+    ]
+
+
+def make_run(root: Path) -> Path:
+    """A finished, scored run of the fake model on the bench task files (tests/test_runs.py helpers)."""
+    from medsbench.pipeline import evaluate
+    from test_runs import CountingBackend, make_workspace  # the tests folder is on sys.path (bench: inserted)
+
+    ws = make_workspace(root / "seed-ws", n_mcqa=6, n_ner=4)
+    run = root / "seed-run"
+    evaluate(CountingBackend(), "task57,task126", workspace=ws, out=run, progress=False)
+    judged = {  # a small valid judged.json (the judge's record), so its fields can be mutated too
+        "run": str(run), "model": json.loads((run / "manifest.json").read_text())["config"]["model"],
+        "created": "2026-01-01T00:00:00+00:00", "template": "t@1", "rubrics": {"r": "r@1"},
+        "judges": [{"name": "j1", "spec": "openai:x", "identity": {}}],
+        "tasks": {}, "categories": {},
+    }
+    (run / "judged.json").write_text(json.dumps(judged))
+    return run
+
+
+def mutate(run: Path, rng: random.Random, strings: list[str]) -> str:
+    """Change one file of ``run`` in place; returns a description."""
+    name = rng.choice(["manifest.json", "predictions.jsonl", "results.json", "judged.json"])
+    path = run / name
+    value = rng.choice(strings)
+    if name == "predictions.jsonl":
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        how = rng.choice(["task_id", "id", "output", "duplicate", "unplanned", "truncate"])
+        if how == "duplicate":
+            rows.append(rows[0])
+        elif how == "unplanned":
+            rows.append({**rows[0], "task_id": "task58", "id": "zz"})
+        elif how == "truncate":
+            path.write_text(path.read_text()[: rng.randrange(1, 200)])
+            return f"{name}: truncated"
+        else:
+            rows[rng.randrange(len(rows))][how] = value
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return f"{name}: {how}={value[:40]!r}"
+    data: Any = json.loads(path.read_text())
+    if name == "manifest.json":
+        target = rng.choice(["task key", "model", "test path", "workspace"])
+        if target == "task key":
+            data["tasks"][value] = data["tasks"].pop("task57")
+        elif target == "model":
+            data["config"]["model"] = value
+        elif target == "test path":
+            data["tasks"]["task57"]["files"]["test"]["path"] = value
+        else:
+            data["workspace"] = value
+    elif name == "results.json":
+        target = rng.choice(["task key", "category key"])
+        if target == "task key" and data.get("tasks"):
+            data["tasks"][value] = data["tasks"].pop(next(iter(data["tasks"])))
+        elif data.get("categories"):
+            data["categories"][value] = data["categories"].pop(next(iter(data["categories"])))
+    else:
+        target = rng.choice(["judge", "run"])
+        if target == "judge":
+            data["judges"][0]["name"] = value
+        else:
+            data["run"] = value
+    path.write_text(json.dumps(data))
+    return f"{name}: {target}={value[:40]!r}"
+
+
+def escaped(root: Path, allowed: list[Path]) -> list[Path]:
+    """Files under ``root`` outside every allowed folder, and any file carrying the marker."""
+    out = []
+    for path in root.rglob("*"):
+        if path.is_file() and not any(a in path.parents for a in allowed):
+            out.append(path)
+    return out
+
+
+def fuzz_run_folders(root: Path, n: int, seed: int) -> dict[str, Any]:
+    """``n`` mutated copies of one finished run through score, board add, board build and judge --report."""
+    import shutil
+
+    rng = random.Random(seed)
+    result: dict[str, Any] = {"codes": {}, "bad": [], "outside": [], "calls": 0}
+    seed_run = make_run(root)
+    strings = hostile_strings(root / "outside")
+    for k in range(n):
+        case = root / f"case{k}"
+        run, ws = case / "runs" / "fuzzed", case / "ws"
+        shutil.copytree(seed_run, run)
+        what = mutate(run, rng, strings)
+        for argv in (["score", str(run), "--bootstrap", "20"], ["board", "add", str(run), "-w", str(ws)],
+                     ["board", "build", "-w", str(ws), "--out", str(case / "site")], ["judge", str(run), "--report"]):
+            result["calls"] += 1
+            try:
+                code, err = run_cli(argv)
+                result["codes"][code] = result["codes"].get(code, 0) + 1
+                check_clean_failure(code, err, argv)
+            except BaseException as exc:  # noqa: BLE001 - every escape is a finding
+                result["bad"].append(f"{what} | {argv[0]} {argv[1]}: {type(exc).__name__}: {str(exc)[:160]}")
+        result["outside"] += [str(p) for p in escaped(root, [seed_run.parent, root / "seed-ws", run, ws, case / "site"])]
+        shutil.rmtree(case)
+    return result

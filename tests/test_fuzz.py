@@ -58,3 +58,11 @@ def test_random_bytes_fail_cleanly(blob, name, work):
     for argv in commands_for(name, path, work):
         code, err = run_cli(argv)
         check_clean_failure(code, err, argv)
+
+
+def test_hostile_run_folders_neither_crash_a_stage_nor_escape_their_roots(tmp_path):
+    from fuzzing import fuzz_run_folders
+
+    res = fuzz_run_folders(tmp_path, 8, seed=3)
+    assert res["bad"] == [] and res["outside"] == []
+    assert res["codes"].get(1, 0) > 0 and res["codes"].get(0, 0) > 0  # some refused, some (untouched fields) accepted
