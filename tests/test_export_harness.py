@@ -159,6 +159,8 @@ def plain_model(tmp_path_factory) -> Path:
 def test_lm_eval_plain_official_prompts_and_scores_equal_ours(ws, plain_model, tmp_path):
     """The official protocol (3 demos from the test file, no stop strings) for a model without a chat template."""
     need("lm_eval")
+    from transformers import AutoTokenizer
+
     ours = tmp_path / "run"
     medsbench("eval", "--model", f"hf:{plain_model}", "--tasks", "task126", "--protocol", "official", "--limit", "3",
               "--max-new-tokens", "8", "-w", str(ws), "--out", str(ours), "--no-progress")
@@ -168,14 +170,18 @@ def test_lm_eval_plain_official_prompts_and_scores_equal_ours(ws, plain_model, t
     medsbench("export", "lm-eval", "--tasks", "task126", "--protocol", "official", "--plain", "--limit", "3",
               "--max-new-tokens", "8", "-w", str(ws), "--out", str(out), "--name", "off")
     logs = tmp_path / "lm-out"
-    run([sys.executable, "-m", "lm_eval", "run", "--model", "hf", "--model_args", f"pretrained={plain_model},dtype=float32",
+    # add_bos_token: the official plain prompt starts with BOS (EvalDataset.default_build_inputs), which our
+    # eval writes as text where the tokenizer adds none and lm-eval adds as a token
+    run([sys.executable, "-m", "lm_eval", "run", "--model", "hf",
+         "--model_args", f"pretrained={plain_model},dtype=float32,add_bos_token=True",
          "--include_path", str(out), "--tasks", "medsbench_off", "--log_samples", "--output_path", str(logs),
          "--batch_size", "1", "--device", "cpu"])
     results, samples = lm_eval_samples(logs)
     assert len(samples) == 3
     for s in samples:
         context, gen = s["arguments"]["gen_args_0"]["arg_0"], s["arguments"]["gen_args_0"]["arg_1"]
-        assert context == mine[s["doc"]["id"]]["prompt"]  # the official plain prompt: instruction, newline, query
+        bos = AutoTokenizer.from_pretrained(plain_model).bos_token or ""
+        assert bos + context == mine[s["doc"]["id"]]["prompt"]  # the official plain prompt: BOS, instruction, newline, query
         assert context.startswith("Input:\n") and "Please learn from the few-shot cases" in context
         assert gen["max_gen_toks"] == 8 and gen["until"] in ([], ["<|im_end|>"])  # no stop string but EOS
     check_lm_eval_scores(tmp_path, results, samples, "medsbench_off")
