@@ -197,7 +197,10 @@ def test_base_model_without_template_gets_plain_prompts(tiny_model_dir, tmp_path
     backend = HFBackend(str(folder), threads=1)
     assert not backend.chat
     p = Prompt("Definition.", "Input:\nq\nOutput:\n")
-    assert backend.render(p).text == "Definition.\nInput:\nq\nOutput:\n"
+    # the official plain prompt: this tokenizer adds no BOS itself, so its BOS text comes first (one BOS in all)
+    bos = backend.tokenizer.bos_token
+    assert backend.render(p).text == bos + "Definition.\nInput:\nq\nOutput:\n"
+    assert backend._encode(backend.render(p).text).count(backend.tokenizer.bos_token_id) == 1
     [resp] = backend.generate([Request("x", prompt=backend.render(p).text, max_new_tokens=3)])
     assert resp.error is None and resp.output_tokens <= 3
 

@@ -104,7 +104,7 @@ class OpenAIOptions(BackendOptions):
 class VLLMOptions(BackendOptions):
     """``vllm:``: :class:`medsbench.models.vllm_backend.VLLMBackend` (engine arguments of ``vllm.LLM``)."""
 
-    chat_template: Literal["model", "none"] = "model"  # none: the official plain prompt, even for a chat model
+    chat_template: Literal["model", "none"] | None = None  # none: the official plain prompt (None: the model's template)
     trust_remote_code: bool = False
     revision: str | None = None
     dtype: Literal["auto", "float32", "bfloat16", "float16", "half", "float"] | None = None

@@ -311,7 +311,7 @@ class VLLMBackend(BaseBackend):
         self._vllm = vllm
         self.model_name = model
         self.engine_args = {k: v for k, v in engine_args.items() if v is not None}
-        template = self.engine_args.pop("chat_template", "model")  # ours, not an engine argument
+        template = self.engine_args.pop("chat_template", None) or "model"  # ours, not an engine argument
         self.revision = self.engine_args.get("revision")
         self._fingerprint: dict[str, str | None] | None = None
         dp = int(self.engine_args.get("data_parallel_size") or 1)
