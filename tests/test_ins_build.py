@@ -132,11 +132,11 @@ def test_no_test_file_is_refused_unless_no_decontamination(tmp_path, medqa_test,
 # Builds like the CLI, but stops before writing the card (data and stats of the new seed are written).
 STOP_BEFORE_CARD = """
 import sys, time
-import medsbench.ins.card as card
+import medsbench.ins.build as build
 def stop(out, stats):
     print("card", flush=True)
     time.sleep(600)
-card.write_card = stop
+build.write_card = stop
 from medsbench.cli import main
 main(sys.argv[1:])
 """

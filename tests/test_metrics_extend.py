@@ -12,6 +12,7 @@ import threading
 from importlib import resources
 
 import pytest
+import yaml
 
 from medsbench.metrics import registry
 catalog_module = importlib.import_module("medsbench.tasks.catalog")
@@ -68,7 +69,7 @@ def extended(monkeypatch, tmp_path):
     def use_catalog(categories: str = "", tasks: str = "") -> None:
         text = packaged.replace("\ncategories:\n", "\ncategories:\n" + categories.strip("\n") + "\n", 1) if categories else packaged
         text = text.replace("\ntasks:\n", "\ntasks:\n" + tasks.strip("\n") + "\n", 1) if tasks else text
-        monkeypatch.setattr(catalog_module, "load_catalog", lambda: catalog_module.parse_catalog(text))
+        monkeypatch.setattr(catalog_module, "load_catalog", lambda: catalog_module.parse_catalog(yaml.safe_load(text)))
 
     yield use_catalog
     for table, before in zip(tables, saved):  # the registry tables are shared by reference: restore in place
@@ -80,7 +81,7 @@ def test_a_new_metric_is_one_scorer_module_and_a_catalog_line(extended, monkeypa
     from medsbench.commands.score import task_table
     from medsbench.metrics import headline_metrics, item_verdicts, score_predictions, scorer_for_task
     from medsbench.records import PredictionRow
-    from medsbench.tasks.audit import audit_file
+    from medsbench.metrics.audit import audit_file
     from medsbench.tasks.format import Instance, write_task
 
     # the scorer module, dropped into the scorers package (here: a folder added to its path)

@@ -23,7 +23,7 @@ import pytest
 from conftest import RAW, missing
 from medsbench.metrics import score_predictions, scorer_for_task
 from medsbench.tasks import iter_instances, read_meta
-from medsbench.tasks.audit import _category_of
+from medsbench.metrics.audit import _category_of
 from medsbench.tasks.format import split_of, task_id_of
 
 ITEMS_PER_TASK = 80

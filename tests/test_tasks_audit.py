@@ -1,4 +1,4 @@
-"""`medsbench data audit` (tasks.audit) and the label statistics of tasks.labels."""
+"""`medsbench data audit` (metrics.audit) and the label statistics of tasks.labels."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from conftest import raw_dir
 
 from medsbench.cli import main
-from medsbench.tasks.audit import audit_file, audit_paths, brackets_balanced
+from medsbench.metrics.audit import audit_file, audit_paths, brackets_balanced
 from medsbench.tasks.format import Instance, write_task
 from medsbench.tasks.labels import is_degenerate, label_distribution, majority_baseline
 

@@ -16,6 +16,8 @@ import typer
 
 from medsbench import __version__
 from medsbench.errors import MedsbenchError
+from medsbench.commands.onramp import translate
+from medsbench.fileio import os_error_line
 
 GROUPS = ("data", "score", "eval", "runs", "judge", "board", "ins", "tune", "export")
 
@@ -51,7 +53,6 @@ def main(argv: list[str] | None = None) -> None:
     try:
         args = list(sys.argv[1:] if argv is None else argv)
         if args[:1] == ["eval"]:  # lm-evaluation-harness flags: translated where exact, else refused in one line
-            from medsbench.commands.onramp import translate
 
             rest, notes = translate(args[1:])
             for note in notes:
@@ -62,7 +63,6 @@ def main(argv: list[str] | None = None) -> None:
         typer.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(1)
     except OSError as exc:
-        from medsbench.fileio import os_error_line
 
         typer.secho(f"error: {os_error_line(exc)}", fg="red", err=True)
         sys.exit(1)

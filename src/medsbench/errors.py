@@ -6,6 +6,7 @@ prints that line and exits 1; library callers can catch it.
 """
 
 from __future__ import annotations
+import importlib
 
 
 class MedsbenchError(Exception):
@@ -28,7 +29,6 @@ class MissingExtraError(MedsbenchError):
 
 def require(module: str, extra: str, feature: str):
     """Import an optional module lazily, or raise a helpful MissingExtraError."""
-    import importlib
 
     try:
         return importlib.import_module(module)

@@ -139,6 +139,14 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def text_key(text: str, *, size: int = 8, normalise: bool = False) -> bytes:
+    """A short binary digest of ``text`` for set membership (duplicate and overlap checks); ``normalise``
+    folds runs of white space first. blake2b: fast, and as collision-free as the size allows."""
+    if normalise:
+        text = " ".join(text.split())
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=size).digest()
+
+
 def stable_seed(*parts: Any) -> int:
     """A 64-bit seed derived from (global seed, task id, instance id, ...).
 

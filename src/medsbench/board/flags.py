@@ -78,7 +78,7 @@ def suspicion_flags(rows: Iterable[Any]) -> list[SuspicionFlag]:
     """
     from medsbench.metrics import scorer_for_task
     from medsbench.tasks.catalog import catalog
-    from medsbench.tasks.workspace import task_order
+    from medsbench.tasks.catalog import task_order
 
     cat = catalog()
     by_task: dict[str, list[Any]] = {}

@@ -24,7 +24,6 @@ scoring engine's per-item statistics.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 from collections import Counter
@@ -36,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from medsbench.board.flags import suspicion_flags
 from medsbench.board.names import REPORTED_PREFIX, check_model_name, pooled_task_id
 from medsbench.errors import MedsbenchError, require
-from medsbench.fileio import sha256_file
+from medsbench.fileio import sha256_file, sha256_text
 from medsbench.metrics import item_verdicts
 from medsbench.records.folder import JUDGED, JUDGEMENTS, MANIFEST, PREDICTIONS, RESULTS, RunFolder
 from medsbench.records.folder import check_plan as check_run_plan
@@ -389,7 +388,7 @@ def task_version(sha256: str) -> str:
 def benchmark_version(shas: dict[str, str]) -> str:
     """The short id of the set of task files a run ran on: sha256 over sorted ``task_id:sha256`` lines."""
     text = "\n".join(f"{tid}:{sha}" for tid, sha in sorted(shas.items()))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+    return sha256_text(text)[:8]
 
 
 def task_file_stats(manifest: RunManifest) -> dict[str, TaskFileInfo]:
@@ -579,7 +578,7 @@ def fingerprint(files: RunFiles, ident: RunIdentity, options: AddOptions, stats:
     state = {"files": files.sha256, "model": ident.model, "kind": ident.kind, "description": options.description,
              "link": options.link, "size": options.size, "ingest": INGEST_VERSION,
              "task_files": {tid: [i.sha256, i.note] for tid, i in sorted(stats.items())}}
-    return hashlib.sha256(json.dumps(state, sort_keys=True).encode("utf-8")).hexdigest()
+    return sha256_text(json.dumps(state, sort_keys=True))
 
 
 def build_board_run(files: RunFiles, ident: RunIdentity, options: AddOptions, stats: dict[str, TaskFileInfo]) -> BoardRun:

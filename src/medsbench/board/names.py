@@ -9,9 +9,9 @@ never share a page).
 
 from __future__ import annotations
 
-import hashlib
 
 from medsbench.errors import MedsbenchError
+from medsbench.fileio import sha256_text
 from medsbench.ids import check_name, check_text, slug
 
 NAME_MAX = 100
@@ -32,7 +32,7 @@ def unique_slug(name: str) -> str:
     """A file-system and URL safe name for ``name``: its slug (at most 40 characters) and 8 hex
     characters of its sha256, e.g. ``GPT-4-5fa1b2c3``. Always a :data:`medsbench.ids.NAME`."""
     readable = slug(name)[:40].strip("-.") or "x"
-    return check_name(f"{readable}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}", "slug")
+    return check_name(f"{readable}-{sha256_text(name)[:8]}", "slug")
 
 
 def reported_run_name(model: str) -> str:

@@ -38,7 +38,7 @@ from medsbench.metrics import METRIC_TITLES, headline_metrics, primary_metric
 from medsbench.metrics.compare import difference
 from medsbench.redact import redact as redact_value
 from medsbench.tasks.catalog import LANGUAGE_NAMES
-from medsbench.tasks.workspace import task_order as _task_order
+from medsbench.tasks.catalog import task_order as _task_order
 
 MARKER = ".medsbench-site"
 KIND_LABEL = {"reported": "reported", "measured": "measured", "submission": "submitted"}

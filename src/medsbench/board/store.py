@@ -511,7 +511,7 @@ class Store:
     def judged(self, run: str) -> dict[str, Any] | None:
         """The judged scores of a run: ``{"run": row, "tasks": [rows], "categories": [rows]}`` (JSON columns
         decoded), or None when the run was added without a ``judged.json``."""
-        from medsbench.tasks.workspace import task_order
+        from medsbench.tasks.catalog import task_order
 
         head = self.db.execute("SELECT * FROM judged_runs WHERE run = ?", (run,)).fetchone()
         if head is None:

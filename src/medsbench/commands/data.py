@@ -196,7 +196,7 @@ def audit_cmd(
     """
     from rich.markup import escape
 
-    from medsbench.tasks.audit import audit_paths
+    from medsbench.metrics.audit import audit_paths
 
     report = audit_paths(paths)
     if as_json:

@@ -10,7 +10,6 @@ from typing import Any
 import typer
 
 from medsbench.commands import group
-from medsbench.export.items import ExportSettings
 from medsbench.prompts.protocols import get_protocol
 from medsbench.records.config import EvalConfig
 from medsbench.workspace import DEFAULT_WORKSPACE, Workspace
@@ -19,9 +18,11 @@ export_app = group("Export tasks to other harnesses (lm-evaluation-harness, insp
 HELP = EvalConfig.cli_fields()
 
 
-def _settings(workspace: Path | None, **given: Any) -> ExportSettings:
-    """The export's settings: the eval settings that shape prompts, as `medsbench eval` takes them; an
-    unknown protocol fails in one line before any file is read."""
+def _settings(workspace: Path | None, **given: Any) -> Any:
+    """The export's settings (:class:`medsbench.export.items.ExportSettings`): the eval settings that shape
+    prompts, as `medsbench eval` takes them; an unknown protocol fails in one line before any file is read."""
+    from medsbench.export.items import ExportSettings
+
     config = EvalConfig.from_flags(**given)
     get_protocol(config.protocol)
     return ExportSettings(config, Workspace.at(workspace))

@@ -26,6 +26,10 @@ from medsbench.records.folder import RunFolder
 from medsbench.errors import MedsbenchError, require
 from medsbench.fileio import atomic_write, sha256_file
 from medsbench.ids import inside
+from medsbench.tasks.format import iter_instances, read_meta
+from medsbench.tasks.workspace import resolve_tasks
+from medsbench import __version__
+from medsbench.metrics import score_items
 
 FORMATS = ("parquet", "hf")
 
@@ -94,8 +98,6 @@ def _licence(infos: Sequence[dict[str, Any]]) -> str:
 
 def task_configs(tasks: str, workspace: str | os.PathLike) -> list[Config]:
     """The selected workspace tasks (as ``medsbench eval --tasks``), every split they have."""
-    from medsbench.tasks.format import iter_instances, read_meta
-    from medsbench.tasks.workspace import resolve_tasks
 
     entries, files, _skipped = resolve_tasks(tasks, Path(workspace) / "tasks")
     configs = []
@@ -149,7 +151,6 @@ def export_task_dataset(tasks: str, workspace: str | os.PathLike, out: str | os.
 
 
 def _block(configs: Sequence[Config], fmt: str) -> dict[str, Any]:
-    from medsbench import __version__
 
     return {
         "medsbench_version": __version__, "format": fmt,
@@ -170,7 +171,6 @@ def read_run(run_dir: str | os.PathLike) -> tuple[Any, list[Any], Path]:
 
 def run_configs(rows: Sequence[Any]) -> list[Config]:
     """One config per task: the prediction rows with per-item scores of both modes."""
-    from medsbench.metrics import score_items
 
     per_task, _unknown, _warnings = score_items(rows)  # keeps the row objects: matched by identity below
     by_task: dict[str, list[Any]] = {}

@@ -30,6 +30,11 @@ from medsbench.prompts import Prompt, render_messages
 from medsbench.prompts.protocols import get_protocol
 from medsbench.records.config import EvalConfig
 from medsbench.workspace import Workspace
+from medsbench.metrics import scorer_for_task
+from medsbench.metrics import headline_metrics
+from medsbench.runs.plan import file_hashes, plan_task
+from medsbench.tasks.workspace import load_definitions, resolve_tasks
+from medsbench.metrics import score_predictions
 
 ITEM_FIELDS = ("task_id", "id", "category", "language", "input", "references", "system", "user", "plain", "demo_ids")
 
@@ -76,7 +81,6 @@ class _PromptOnly(BaseBackend):
 
 
 def _scorer_name(entry: Any) -> str:
-    from medsbench.metrics import scorer_for_task
 
     scorer = scorer_for_task(entry)
     if scorer is None:
@@ -86,9 +90,6 @@ def _scorer_name(entry: Any) -> str:
 
 def export_tasks(settings: ExportSettings) -> list[ExportTask]:
     """Plan the selected tasks under the settings' protocol; one :class:`ExportTask` per task."""
-    from medsbench.metrics import headline_metrics
-    from medsbench.runs.plan import file_hashes, plan_task
-    from medsbench.tasks.workspace import load_definitions, resolve_tasks
 
     config = settings.config
     protocol = get_protocol(config.protocol)
@@ -155,7 +156,6 @@ def score_rows(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
     Strict metrics keep their names (``accuracy``, ``f1``, ``rougeL``...); reference (official
     script) metrics get a ``ref_`` prefix. The numbers are those of ``medsbench score`` (no CIs).
     """
-    from medsbench.metrics import score_predictions
 
     results = score_predictions(list(rows), bootstrap=0)
     return {

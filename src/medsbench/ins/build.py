@@ -49,7 +49,12 @@ from medsbench.ins.parallel import Workers, default_workers
 from medsbench.ins.report import BuildRecord, DecontamRecord, length_hist, stats_of
 from medsbench.ins.screen import ChunkJob, Screener, ScreenSettings, TaskState, check_instance, fingerprint, forget_indexes
 from medsbench.tasks.format import Instance, iter_instances
-from medsbench.tasks.workspace import task_order as _task_order
+from medsbench.tasks.catalog import task_order as _task_order
+from medsbench.ins.export import ShardWriter
+from medsbench import __version__
+from medsbench.ins.card import write_card
+from medsbench.fileio import exclusive_lock
+from medsbench.ins.export import clean_stale, new_stage, swap_in
 
 CHUNK = 4096
 PRELOAD = ("medsbench.ins.screen", "medsbench.ins.emit", "medsbench.ins.inputs", "medsbench.tasks.validate")
@@ -200,7 +205,6 @@ def _emit_jobs(plan: Plan, targets: dict[str, int]) -> Iterator[EmitJob]:
 
 def _emit(plan: Plan, rec: BuildRecord, stage: Path, pool: Workers) -> None:
     """Pass 2: write the records of every selected instance into ``stage/data`` (and ``jsonl``)."""
-    from medsbench.ins.export import ShardWriter
 
     writer = ShardWriter(stage, sum(rec.targets.values()), plan.cfg.export)
     try:
@@ -232,7 +236,6 @@ def _test_index(plan: Plan, signer: Signer | None, stage: Path, pool: Workers) -
 
 
 def _build(plan: Plan, stage: Path, out: Path, pool: Workers, say: Log) -> dict[str, Any]:
-    from medsbench import __version__
 
     cfg = plan.cfg
     warnings = _validate(plan, pool)
@@ -259,7 +262,6 @@ def _build(plan: Plan, stage: Path, out: Path, pool: Workers, say: Log) -> dict[
 
 def _finish(plan: Plan, stage: Path, pool: Workers, say: Log, rec: BuildRecord) -> dict[str, Any]:
     """Allocation, pass 2, stats.json and the card."""
-    from medsbench.ins.card import write_card  # matplotlib, imported when needed
 
     rec.targets = allocate({tid: st.counts["clean"] for tid, st in plan.states.items()}, plan.cfg.balance)
     if sum(rec.targets.values()) == 0:
@@ -289,8 +291,6 @@ def build_mixture(
     error unless ``cfg.decontam.enabled`` is off. ``workers``: processes for the parallel stages
     (default: the CPUs this process may use); the output does not depend on it.
     """
-    from medsbench.fileio import exclusive_lock
-    from medsbench.ins.export import clean_stale, new_stage, swap_in
 
     cfg = cfg or InsConfig()
     say = log or (lambda _m: None)

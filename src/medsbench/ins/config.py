@@ -32,13 +32,13 @@ field (``extra="forbid"``), so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from medsbench.errors import MedsbenchError
+from medsbench.settings import read_settings
 
 
 class _Strict(BaseModel):
@@ -205,31 +205,7 @@ def load_config(path: str | os.PathLike | None) -> InsConfig:
     if path is None:
         return InsConfig()
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MedsbenchError("config file not found", where=str(path)) from None
-    if path.suffix == ".toml":
-        if sys.version_info >= (3, 11):
-            import tomllib
-        else:  # tomllib is new in Python 3.11; tomli is the same parser as a package
-            import tomli as tomllib
-
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise MedsbenchError(f"invalid TOML: {exc}", where=str(path)) from None
-    elif path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}" if mark else str(path)
-            raise MedsbenchError(f"invalid YAML: {getattr(exc, 'problem', exc)}", where=where) from None
-    else:
-        raise MedsbenchError("config must be .yaml, .yml or .toml", where=str(path))
+    data = read_settings(path, "MedS-Ins config")
     cfg = _validate(data, str(path))
     sidecars = [p if p.is_absolute() else (path.parent / p) for p in cfg.instructions.sidecars]
     defs = cfg.instructions.definitions

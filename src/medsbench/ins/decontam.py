@@ -54,6 +54,7 @@ from medsbench.ins.dedupe import (
     tokens,
 )
 from medsbench.tasks.format import iter_instances, read_meta, task_id_of
+import pickle
 
 REASONS = ("exact_input", "ngram", "near")
 CHUNK = 4096
@@ -257,7 +258,6 @@ class TestIndex:
 
     def save(self, folder: Path) -> None:
         """Write the index into ``folder`` (one ``.npy`` per array and the rest pickled) for :meth:`load`."""
-        import pickle
 
         folder.mkdir(parents=True, exist_ok=True)
         for name in self._ARRAYS:
@@ -269,7 +269,6 @@ class TestIndex:
     def load(cls, folder: Path) -> TestIndex:
         """An index saved by :meth:`save` in this build, its arrays memory-mapped (worker processes share
         the pages instead of each holding a copy)."""
-        import pickle
 
         rest = pickle.loads((folder / "rest.pickle").read_bytes())  # written by save() in the same build
         arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in cls._ARRAYS}

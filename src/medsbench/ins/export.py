@@ -21,6 +21,10 @@ import orjson
 from medsbench.errors import require
 from medsbench.ins.config import ExportConfig
 from medsbench.ins.emit import Records
+import ctypes
+from medsbench.errors import MedsbenchError
+from medsbench.fileio import exclusive_lock
+from medsbench.fileio import current_umask
 
 COLUMNS = ("id", "task_id", "category", "source", "language", "shots")
 
@@ -181,7 +185,6 @@ _AT_FDCWD = -100
 
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
-    import ctypes
 
     try:
         fn = ctypes.CDLL(None, use_errno=True).renameat2
@@ -204,8 +207,6 @@ def stage_folders(out: Path) -> list[Path]:
 
 def clean_stale(out: Path) -> list[Path]:
     """Remove the staging folders of ``out`` whose build is gone (their lock is free); returns them."""
-    from medsbench.errors import MedsbenchError
-    from medsbench.fileio import exclusive_lock
 
     removed = []
     for stage in stage_folders(out):
@@ -225,7 +226,6 @@ def clean_stale(out: Path) -> list[Path]:
 
 def new_stage(out: Path) -> Path:
     """A fresh staging folder beside ``out`` (same filesystem, so the swap is a rename)."""
-    from medsbench.fileio import current_umask
 
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-{os.getpid()}-", dir=out.parent))

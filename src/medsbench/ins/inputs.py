@@ -21,6 +21,7 @@ from typing import Any
 from medsbench.errors import MedsbenchError
 from medsbench.tasks.catalog import LANGUAGE_CODES
 from medsbench.tasks.format import read_meta, split_of, task_id_of
+from medsbench.tasks.validate import validate_file
 
 
 UNKNOWN_CATEGORY = "unknown"  # a task file without Categories (e.g. a released MedS-Ins task nobody has categorised)
@@ -134,7 +135,6 @@ def _blocking(problem) -> bool:
 
 def validate_one(path: Path) -> tuple[str | None, int]:
     """(first blocking validation error line or None, number of other problems) of one task file."""
-    from medsbench.tasks.validate import validate_file
 
     problems = validate_file(path)
     errors = [pr for pr in problems if _blocking(pr)]

@@ -23,6 +23,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 from medsbench.errors import MedsbenchError
+import traceback
+import multiprocessing
 
 
 def default_workers() -> int:
@@ -37,7 +39,6 @@ class _Failure:
     """An error raised in a worker, carried back as text (exceptions do not always pickle)."""
 
     def __init__(self, exc: BaseException) -> None:
-        import traceback
 
         self.user = isinstance(exc, MedsbenchError)
         self.text = str(exc) if self.user else "".join(traceback.format_exception(exc))
@@ -73,7 +74,6 @@ class Workers:
             if init is not None:
                 init(*args)
         else:
-            import multiprocessing
 
             ctx = multiprocessing.get_context("forkserver")
             if preload:  # imported once in the fork server, so every worker starts with them loaded

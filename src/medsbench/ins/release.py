@@ -29,14 +29,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 
+from medsbench.settings import read_settings
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import sha256_file
 from medsbench.tasks.catalog import INS_CATEGORY_OF, LANGUAGE_CODES, catalog
 from medsbench.tasks.format import META_HEADER, iter_instances, read_meta, write_task
 from medsbench.tasks.pull import fill_meta, has_definition, missing_definition, release_files, slug, snapshot
-from medsbench.tasks.workspace import task_order
+from medsbench.tasks.catalog import task_order
 
 HF_REPO = "Henrychur/MedS-Ins"
 _TASK_FILE = re.compile(r"^(task\d+)_(.+)\.(?:json|jsonl)$")
@@ -55,7 +55,7 @@ class ListedTask:
 @functools.lru_cache(maxsize=1)
 def task_list() -> dict[str, ListedTask]:
     """The paper's 122 MedS-Ins tasks; benchmark ids take their category from the MedS-Bench catalog."""
-    data = yaml.safe_load(resources.files("medsbench.ins").joinpath("meds_ins_tasks.yaml").read_text(encoding="utf-8"))
+    data = read_settings(resources.files("medsbench.ins").joinpath("meds_ins_tasks.yaml"), "MedS-Ins task list")
     cat = catalog()
     out = {}
     for tid, row in data["tasks"].items():

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from medsbench.fileio import sha256_file
+from medsbench.fileio import sha256_file, sha256_text
 from medsbench.ins.config import InsConfig
 from medsbench.ins.decontam import TestIndex
 from medsbench.ins.inputs import InputFile
@@ -62,9 +62,8 @@ class DecontamRecord:
 
 def set_sha256(digests: Sequence[str]) -> str:
     """sha256 of the sorted lines ``<file sha256>\\n``: the same set of files gives the same value."""
-    import hashlib
 
-    return hashlib.sha256("".join(f"{d}\n" for d in sorted(digests)).encode("ascii")).hexdigest()
+    return sha256_text("".join(f"{d}\n" for d in sorted(digests)))
 
 
 @dataclass

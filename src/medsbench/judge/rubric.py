@@ -14,11 +14,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from medsbench.errors import MedsbenchError
-from medsbench.records.base import first_error
+from medsbench.settings import load_settings
 
 PROMPT_FILE = "prompt.yaml"
 PROBES_FILE = "probes.yaml"
@@ -137,21 +136,8 @@ class ProbeSettings(_Data):
     checks: ProbeChecks
 
 
-def _load_yaml(path: Path | Any, what: str) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise MedsbenchError(f"bad YAML in {what}: {str(exc).splitlines()[0]}", where=str(path)) from None
-    if not isinstance(data, dict):
-        raise MedsbenchError(f"{what} must be a mapping", where=str(path))
-    return data
-
-
 def _validate(cls: type[_Data], path: Any, what: str) -> Any:
-    try:
-        return cls.model_validate(_load_yaml(path, what))
-    except ValidationError as exc:
-        raise MedsbenchError(f"bad {what}: {first_error(exc)}", where=str(path)) from None
+    return load_settings(cls, path, what)
 
 
 def _folder(folder: str | Path | None):

@@ -21,7 +21,7 @@ from medsbench.errors import MedsbenchError
 from medsbench.metrics.score import TaskItems, score_items
 from medsbench.metrics.stats import MetricFn, paired_test_groups
 from medsbench.records.predictions import PredictionRow, check_unique, read_predictions
-from medsbench.tasks.workspace import task_order as _task_order
+from medsbench.tasks.catalog import task_order as _task_order
 
 
 ALPHA = 0.05  # a paired comparison claims a difference only when its 95% CI excludes 0 and p < ALPHA

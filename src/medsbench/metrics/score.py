@@ -42,7 +42,7 @@ from medsbench.records.results import (
 )
 from medsbench.tasks.catalog import catalog
 from medsbench.tasks.labels import is_degenerate, majority_baseline
-from medsbench.tasks.workspace import task_order as _task_order
+from medsbench.tasks.catalog import task_order as _task_order
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medsbench.errors import MedsbenchError
+from medsbench.models.default import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,6 @@ class Fingerprint:
 def cache_path() -> Path:
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
-    from medsbench.models.default import cache_dir
 
     return cache_dir() / "fingerprints.sqlite"
 

@@ -55,6 +55,10 @@ from medsbench.models.base import BaseBackend, Rendered, Request, Response, cut_
 from medsbench.models.cpus import torch_threads
 from medsbench.models.spec import HFOptions, options_with
 from medsbench.prompts import Prompt, has_chat_template, render_chat
+from medsbench.models.fingerprint import identity_fields
+import copy
+from medsbench.models.kv import growing_cache
+from medsbench.models.kv import window_cache
 
 # End-of-turn markers of common chat templates; used as extra stop ids when the template mentions them.
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>")
@@ -222,7 +226,6 @@ class HFBackend(BaseBackend):
     def identity(self) -> dict[str, Any]:
         """Backend, model, weights fingerprint (:mod:`medsbench.models.fingerprint`), dtype, chat template."""
         if self._fingerprint is None:
-            from medsbench.models.fingerprint import identity_fields
 
             self._fingerprint = identity_fields(self.path, self.revision)
         return {
@@ -400,7 +403,6 @@ class HFBackend(BaseBackend):
 
     def _prefix_cache(self, head: list[int]) -> Any:
         """A copy of the KV cache of ``head`` (computed once while the prefix stays the same)."""
-        import copy
 
         key = tuple(head)
         if self._prefix is None or self._prefix[0] != key:
@@ -424,7 +426,6 @@ class HFBackend(BaseBackend):
         import torch
         from transformers.cache_utils import DynamicLayer
 
-        from medsbench.models.kv import growing_cache
 
         if not self.row_prefill or min(len(r) for r in rows) < 2:
             return None
@@ -515,7 +516,6 @@ class _Window:
         return [i for i, r in enumerate(self.rows) if r is None]
 
     def admit(self, slot: int, req: Request, ids: list[int]) -> None:
-        from medsbench.models.kv import window_cache
 
         import torch
 

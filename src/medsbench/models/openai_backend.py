@@ -38,6 +38,7 @@ from medsbench.errors import MedsbenchError, require
 from medsbench.models.base import BaseBackend, Request, Response
 from medsbench.models.spec import OpenAIOptions, options_with
 from medsbench.redact import redact_text, redact_url
+from email.utils import parsedate_to_datetime
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,6 @@ def _retry_after(exc: Exception) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        from email.utils import parsedate_to_datetime
 
         try:
             return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())

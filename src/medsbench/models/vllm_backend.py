@@ -34,6 +34,9 @@ from medsbench.fileio import sha256_text
 from medsbench.errors import MedsbenchError, require
 from medsbench.models.base import BaseBackend, Rendered, Request, Response
 from medsbench.prompts import Prompt, has_chat_template, render_chat
+import multiprocessing
+from medsbench.models.spec import VLLMOptions
+from medsbench.models.fingerprint import identity_fields
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +196,6 @@ class Ranks:
     """``dp`` engine processes (spawned, never forked: an engine must not inherit another's state)."""
 
     def __init__(self, model: str, trust_remote_code: bool, engine_args: dict[str, Any], dp: int):
-        import multiprocessing
 
         world = int(engine_args.get("tensor_parallel_size") or 1) * int(engine_args.get("pipeline_parallel_size") or 1)
         envs = rank_environments(dp, world)
@@ -300,7 +302,6 @@ class VLLMBackend(BaseBackend):
 
     def __init__(self, model: str, *, trust_remote_code: bool = False, **engine_args: Any):
         """``engine_args``: the typed engine options of :class:`medsbench.models.spec.VLLMOptions`."""
-        from medsbench.models.spec import VLLMOptions
 
         unknown = sorted(set(engine_args) - set(VLLMOptions.known()))
         if unknown:
@@ -339,7 +340,6 @@ class VLLMBackend(BaseBackend):
         """Backend, model, weights fingerprint (:mod:`medsbench.models.fingerprint`), engine options,
         the vLLM version and the dtype the engine really runs in."""
         if self._fingerprint is None:
-            from medsbench.models.fingerprint import identity_fields
 
             self._fingerprint = identity_fields(self.model_name, self.revision)
         ident: dict[str, Any] = {

@@ -57,6 +57,8 @@ from medsbench.sources import convert_all
 from medsbench.tasks.format import iter_instances
 from medsbench.tasks.workspace import resolve_tasks
 from medsbench.workspace import Workspace
+from medsbench.tune.config import load_config
+from medsbench.tune.train import train
 
 log = logging.getLogger(__name__)
 
@@ -327,8 +329,6 @@ class _Demo:
         if training.is_file():
             self.say(f"3/6 tuned model already in {model_dir}")
             return model_dir, read_json(training)
-        from medsbench.tune.config import load_config
-        from medsbench.tune.train import train
 
         t0 = time.time()
         ckpts = model_dir / "checkpoints"

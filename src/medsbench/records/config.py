@@ -14,7 +14,6 @@ redacted (:meth:`ModelSpec.redacted`), and ``model_complete`` records whether th
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Annotated, Any
 import orjson
 from pydantic import BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, model_validator
 
+from medsbench.fileio import sha256_text
 from medsbench.errors import MedsbenchError
 from medsbench.models.spec import ModelSpec
 from medsbench.records.base import Record, first_error
@@ -175,7 +175,7 @@ class EvalConfig(Record):
 
     def digest(self) -> str:
         """A short, stable id of :meth:`measured` (default run folder names never collide)."""
-        return hashlib.sha256(orjson.dumps(self.measured(), option=orjson.OPT_SORT_KEYS)).hexdigest()[:8]
+        return sha256_text(orjson.dumps(self.measured(), option=orjson.OPT_SORT_KEYS).decode())[:8]
 
     def items_of(self, n_total: int) -> int:
         """How many of a task's ``n_total`` items this run takes: all, the first ``limit``, or

@@ -19,7 +19,6 @@ with ``error`` set and no output: it is missing from the scores and re-sent by `
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import sys
 import time
 import warnings
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from medsbench.errors import MedsbenchError
-from medsbench.fileio import ensure_writable
+from medsbench.fileio import ensure_writable, sha256_text
 from medsbench.models import check_spec, load_backend
 from medsbench.models.base import Backend, Request, Response
 from medsbench.prompts.protocols import get_protocol, run_deviations
@@ -408,7 +407,7 @@ def _task_record(plan: TaskPlan) -> ManifestTask:
     return ManifestTask(
         category=plan.entry.category,
         language=plan.entry.language,
-        definition_sha256=hashlib.sha256(plan.definition.encode()).hexdigest(),
+        definition_sha256=sha256_text(plan.definition),
         n_total=plan.n_total,
         n=len(plan.items),
         items_sha256=items_digest(i.instance.id for i in plan.items),

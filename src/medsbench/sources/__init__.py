@@ -15,6 +15,8 @@ from medsbench.sources.registry import (
     write_splits,
 )
 
+from medsbench.sources import converters  # noqa: E402,F401  (importing it registers the built-in converters)
+
 __all__ = [
     "HASH_SPLIT_NOTE",
     "ConvertReport",

@@ -13,7 +13,6 @@ names and split rules are uniform.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from medsbench.errors import MedsbenchError
-from medsbench.fileio import stable_seed
+from medsbench.fileio import stable_seed, text_key
 from medsbench.sources.definitions import OfficialDefinitions, choose_definition, using_definitions
 from medsbench.tasks.catalog import INS_CATEGORY_OF, LANGUAGE_NAMES, CatalogEntry, catalog
 from medsbench.tasks.format import Instance, write_task
@@ -64,9 +63,7 @@ def register_source(
 
 
 def sources() -> dict[str, SourceSpec]:
-    """All registered converters (importing the built-in ones on first use)."""
-    import medsbench.sources.converters  # noqa: F401  (registers built-ins)
-
+    """All registered converters (the built-in ones register when :mod:`medsbench.sources` is imported)."""
     return dict(_REGISTRY)
 
 
@@ -261,7 +258,7 @@ class DistinctInputs:
             if not value:
                 self.empty[split] += 1
                 continue
-            key = hashlib.blake2b(value.encode("utf-8"), digest_size=16).digest()
+            key = text_key(value, size=16)
             if key in self._seen:
                 self.dropped[split] += 1
                 continue

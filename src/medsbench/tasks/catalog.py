@@ -7,10 +7,10 @@ import difflib
 import functools
 from dataclasses import dataclass
 from importlib import resources
-
-import yaml
+from typing import Any
 
 from medsbench.errors import MedsbenchError
+from medsbench.settings import read_settings
 
 # The 19 MedS-Ins task categories (the vocabulary of a task file's "Categories").
 # MCQA tasks are "Question Answering" in MedS-Ins terms.
@@ -171,9 +171,8 @@ class Catalog:
         return sorted(chosen.values(), key=lambda t: task_order(t.id))
 
 
-def parse_catalog(text: str) -> Catalog:
-    """A catalog from the text of a ``catalog.yaml``."""
-    data = yaml.safe_load(text)
+def parse_catalog(data: dict[str, Any]) -> Catalog:
+    """A catalog from the mapping of a ``catalog.yaml``."""
     cats = {k: Category(key=k, **v) for k, v in data["categories"].items()}
     tasks: dict[str, CatalogEntry] = {}
     for row in data["tasks"]:
@@ -190,7 +189,7 @@ def parse_catalog(text: str) -> Catalog:
 @functools.lru_cache(maxsize=1)
 def load_catalog() -> Catalog:
     """The packaged ``catalog.yaml``, parsed once."""
-    return parse_catalog(resources.files("medsbench.tasks").joinpath("catalog.yaml").read_text(encoding="utf-8"))
+    return parse_catalog(read_settings(resources.files("medsbench.tasks").joinpath("catalog.yaml"), "task catalog"))
 
 
 def catalog() -> Catalog:

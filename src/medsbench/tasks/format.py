@@ -34,6 +34,7 @@ import orjson
 
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import atomic_write
+import ijson
 
 REQUIRED_KEYS = (
     "Contributors",
@@ -229,7 +230,6 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
         obj = _load_whole(path)
         obj.pop("Instances", None)
         return obj
-    import ijson
 
     meta: dict[str, Any] = {}
     builder = None
@@ -278,7 +278,6 @@ def iter_instances(path: str | os.PathLike) -> Iterator[Instance]:
         for index, item in enumerate(items):
             yield Instance.from_json(item, index, where)
         return
-    import ijson
 
     with _open(path) as fh:
         try:

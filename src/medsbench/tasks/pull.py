@@ -41,6 +41,10 @@ from medsbench.errors import MedsbenchError, require
 from medsbench.fileio import sha256_file
 from medsbench.tasks.catalog import INS_CATEGORY_OF, LANGUAGE_NAMES, catalog
 from medsbench.tasks.format import META_HEADER, REQUIRED_KEYS, Instance, write_task
+from medsbench.tasks.format import read_meta
+from medsbench.tasks.workspace import check_task_file
+from medsbench.tasks.catalog import task_order
+from medsbench.tasks.workspace import find_task_files
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +236,6 @@ def release_files(root: Path, patterns: list[str] | None) -> list[tuple[Path, st
 
 def _source_sha256(path: Path) -> str | None:
     """The released file's sha256 recorded in a task file written by an earlier pull (None otherwise)."""
-    from medsbench.tasks.format import read_meta
 
     try:
         ours = read_meta(path).get("medsbench")
@@ -328,7 +331,6 @@ def _import_file(path: Path, rel: str, ctx: _Import) -> None:
     write_task(target, meta, instances)
     ctx.seen[tid] = rel
     if has_definition(meta):
-        from medsbench.tasks.workspace import check_task_file
 
         try:
             check_task_file(target)
@@ -356,7 +358,6 @@ def import_release(
     is recorded in every written file; ``definitions_name`` names the
     ``--definitions`` file in messages.
     """
-    from medsbench.tasks.workspace import find_task_files, task_order
 
     root = Path(source)
     if not root.is_dir():

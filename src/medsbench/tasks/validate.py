@@ -9,7 +9,6 @@ needs memory proportional to the number of instances, not their size.
 
 from __future__ import annotations
 
-import hashlib
 from array import array
 import math
 import os
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from medsbench.errors import MedsbenchError
+from medsbench.fileio import text_key
 from medsbench.tasks.catalog import INS_CATEGORIES
 from medsbench.tasks.format import REQUIRED_KEYS, iter_instances, read_meta
 
@@ -71,7 +71,7 @@ class Problem:
 
 
 def _digest(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return text_key(text)
 
 
 def _digest_int(text: str) -> int:

@@ -31,6 +31,8 @@ from pathlib import Path
 from medsbench.errors import MedsbenchError
 from medsbench.tasks.catalog import CatalogEntry, catalog, task_order
 from medsbench.tasks.format import Task, read_meta, read_task, split_of, task_id_of
+from medsbench.tasks.definitions import read_definitions_file
+from medsbench.tasks.validate import validate_file
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,6 @@ def load_definitions(path: str | os.PathLike | None) -> dict[str, str]:
     """Official definitions by task id (RewriteDefinitions.json: {task: {original_def, ...}})."""
     if path is None:
         return {}
-    from medsbench.tasks.definitions import read_definitions_file
 
     return read_definitions_file(path).originals()
 
@@ -88,7 +89,6 @@ def _blocking(problem) -> bool:
 
 def check_task_file(path: str | os.PathLike) -> None:
     """Raise one ``MedsbenchError`` line (file, instance index, field) for the first blocking problem."""
-    from medsbench.tasks.validate import validate_file
 
     for problem in validate_file(path):
         if _blocking(problem):

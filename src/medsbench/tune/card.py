@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from medsbench.fileio import atomic_write, iter_jsonl, write_json
+from medsbench import __version__
+import yaml
 
 
 def write_training_json(out: Path, info: dict[str, Any]) -> Path:
     """Contract 6: eval reads base, chat_template_sha256, mixture, method from here."""
-    from medsbench import __version__
 
     path = Path(out) / "medsbench_training.json"
     write_json(path, {"medsbench_version": __version__, **info})
@@ -53,7 +54,6 @@ def _md(text: Any) -> str:
 
 
 def write_card(out: Path, info: dict[str, Any]) -> Path:
-    import yaml
 
     out = Path(out)
     png = plot_loss(out)

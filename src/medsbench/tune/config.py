@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from medsbench.errors import MedsbenchError
+from medsbench.settings import load_settings
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 DEFAULT_CONFIG = "cpu_small_lora"
@@ -95,27 +96,9 @@ def shipped_configs() -> dict[str, Path]:
 
 def load_config(name_or_path: str | Path | None = None, **overrides: object) -> TuneConfig:
     """Load a shipped config by name or a YAML file by path, then apply non-None overrides."""
-    import yaml
-
     ref = str(name_or_path or DEFAULT_CONFIG)
     path = shipped_configs().get(ref, Path(ref))
     if not path.is_file():
         names = ", ".join(shipped_configs())
         raise MedsbenchError(f"config not found (shipped configs: {names})", where=str(path))
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise MedsbenchError(f"invalid YAML: {getattr(exc, 'problem', exc)}", where=where) from None
-    if not isinstance(data, dict):
-        raise MedsbenchError("expected a mapping of settings", where=str(path))
-    for key, value in overrides.items():
-        if value is not None:
-            data[key] = value
-    try:
-        return TuneConfig.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "config"
-        raise MedsbenchError(f"{field}: {err['msg']}", where=str(path)) from None
+    return load_settings(TuneConfig, path, "tune config", overrides)

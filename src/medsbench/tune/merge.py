@@ -6,6 +6,7 @@ from pathlib import Path
 
 from medsbench.errors import MedsbenchError, require
 from medsbench.fileio import read_json, write_json
+from medsbench.tune.train import resolve_base
 
 
 def merge(adapter_dir: str | Path, out: str | Path, base: str | None = None) -> Path:
@@ -14,7 +15,6 @@ def merge(adapter_dir: str | Path, out: str | Path, base: str | None = None) -> 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from medsbench.tune.train import resolve_base
 
     adapter_dir, out = Path(adapter_dir), Path(out)
     if (adapter_dir / "adapter" / "adapter_config.json").is_file():  # a `tune run` output folder

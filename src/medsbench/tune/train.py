@@ -33,6 +33,13 @@ from medsbench.fileio import (
     write_jsonl,
 )
 from medsbench.tune.config import TuneConfig
+from medsbench.models.spec import ModelSpec, kinds
+from medsbench.models.default import default_model_dir
+from medsbench.fileio import dumps
+import csv
+from medsbench.fileio import atomic_write
+from medsbench.tune.data import find_mixture, load_mixture, tokenize_mixture
+from medsbench.tune.card import write_card, write_training_json
 
 log = logging.getLogger("medsbench.tune")
 
@@ -60,7 +67,6 @@ def resolve_base(spec: str) -> str:
     Model specs are parsed by :class:`medsbench.models.spec.ModelSpec`; a string that does not start
     with a spec kind is taken as a plain path or Hub id.
     """
-    from medsbench.models.spec import ModelSpec, kinds
 
     spec = spec.strip()
     head = spec.split(",", 1)[0].split(":", 1)[0]
@@ -85,7 +91,6 @@ def resolve_base(spec: str) -> str:
 
 def _default_model_dir() -> Path:
     """The embedded SmolLM2-135M-Instruct as an HF folder (converted once from GGUF by the models stage)."""
-    from medsbench.models.default import default_model_dir
 
     return Path(default_model_dir())
 
@@ -195,7 +200,6 @@ def _metrics_callback(out: Path, resume_step: int):
             if not state.is_world_process_zero or not logs:
                 return
             row = {"step": state.global_step, "epoch": state.epoch, "time": time.time(), **logs}
-            from medsbench.fileio import dumps
 
             with open(path, "ab") as fh:
                 fh.write(dumps(row) + b"\n")
@@ -205,9 +209,7 @@ def _metrics_callback(out: Path, resume_step: int):
 
 
 def write_metrics_csv(out: Path) -> Path | None:
-    import csv
 
-    from medsbench.fileio import atomic_write
 
     path = out / "metrics.jsonl"
     if not path.exists():
@@ -288,7 +290,6 @@ def _train(
     import torch
     from trl import SFTTrainer
 
-    from medsbench.tune.data import find_mixture, load_mixture, tokenize_mixture
 
     cfg = cfg or TuneConfig()
     out = Path(out)
@@ -405,7 +406,6 @@ def _write_records(run: _TrainedRun, result: TrainResult, tokenizer: Any, folder
     import transformers
     import trl
 
-    from medsbench.tune.card import write_card, write_training_json
 
     targets = run.peft_config.target_modules if run.peft_config is not None else None
     info = {

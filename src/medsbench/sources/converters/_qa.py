@@ -22,6 +22,8 @@ from medsbench.errors import MedsbenchError
 from medsbench.sources import registry
 from medsbench.sources.registry import DistinctInputs, TaskSpec
 from medsbench.tasks.format import Instance
+import orjson
+import openpyxl
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 RIGHT_ANSWER = "The right answer is"
@@ -133,7 +135,6 @@ def read_text(path: Path) -> str:
 
 
 def load_json(path: Path) -> Any:
-    import orjson
 
     try:
         return orjson.loads(path.read_bytes())
@@ -158,7 +159,6 @@ def read_csv_rows(path: Path, expected: Sequence[str], *, delimiter: str = ",") 
 
 def xlsx_rows(path: Path, sheet: str, expected: Sequence[str]) -> list[dict[str, Any]]:
     """Rows of one sheet of an Excel workbook as dicts keyed by the header row."""
-    import openpyxl
 
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)

@@ -33,6 +33,7 @@ from medsbench.sources.converters._ner import (
     write_ner_task,
 )
 from medsbench.sources.registry import HASH_SPLIT_NOTE, hash_split, register_source
+from medsbench.sources.converters.iob import _select_types, _slug
 
 _CANDIDATE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])|\s*\n\s*")
 _ABBREV = frozenset(
@@ -159,7 +160,6 @@ def convert_brat_folder(
     task_id: str | None = None,
     name: str | None = None,
 ) -> list[Path]:
-    from medsbench.sources.converters.iob import _select_types, _slug
 
     docs = read_brat_folder(raw_dir)
     found = {e.type for d in docs for e in d.entities}

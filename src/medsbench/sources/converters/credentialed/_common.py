@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from medsbench.errors import MedsbenchError
+import zipfile
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # report texts can be long
 
@@ -32,7 +33,6 @@ def _open_text(path: Path) -> io.TextIOBase:
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
     if path.suffix == ".zip":
-        import zipfile
 
         zf = zipfile.ZipFile(path)
         members = [m for m in zf.namelist() if not m.endswith("/")]

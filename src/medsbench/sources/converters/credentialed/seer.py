@@ -22,10 +22,11 @@ split: 9:1 by a hash of the patient id (or of the row when there is no id).
 
 from __future__ import annotations
 
-import hashlib
+
 from pathlib import Path
 
 from medsbench.errors import MedsbenchError
+from medsbench.fileio import sha256_text
 from medsbench.sources.converters.credentialed._common import check_columns, is_missing, read_csv
 from medsbench.sources.registry import HASH_SPLIT_NOTE, TaskSpec, hash_split, register_source, write_splits
 from medsbench.tasks.format import Instance
@@ -86,7 +87,7 @@ def seer(raw_dir: Path, out_dir: Path, file: str | None = None, **_: object) -> 
             skipped["label"] += 1
             continue
         text = "\n".join(f"{c}: {row[c].strip()}" for c in features if not is_missing(row[c]))
-        pid = (row.get(ID_COLUMN) or "").strip() or hashlib.sha1(f"{text}\n{label}".encode()).hexdigest()[:16]
+        pid = (row.get(ID_COLUMN) or "").strip() or sha256_text(f"{text}\n{label}")[:16]
         seen[pid] = seen.get(pid, 0) + 1  # one row per tumour: a patient may have several
         inst = Instance(id=f"task131:{pid}:{seen[pid]}", input=text, output=[f"The treatment planning is: {label}"],
                         output_was_str=True)

@@ -24,16 +24,16 @@ Findings never raise; only an unreadable file does (``MedsbenchError``).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from medsbench.errors import MedsbenchError
-from medsbench.tasks.catalog import INS_CATEGORY_OF, catalog
+from medsbench.fileio import text_key
+from medsbench.tasks.catalog import INS_CATEGORY_OF, catalog, task_order
 from medsbench.tasks.format import (
     Instance,
     iter_instances,
@@ -42,9 +42,9 @@ from medsbench.tasks.format import (
     task_id_of,
 )
 from medsbench.tasks.labels import is_degenerate, label_distribution, majority_baseline
-
-if TYPE_CHECKING:
-    from medsbench.metrics import Scorer
+from medsbench.metrics.registry import Scorer, scorer_for_task
+from medsbench.tasks.validate import task_files_in
+from medsbench.tasks.workspace import find_task_files
 
 SCHEMA_VERSION = 1
 # Categories whose golds are copied spans (where a truncated annotation shows as an unbalanced bracket).
@@ -154,12 +154,11 @@ def brackets_balanced(text: str) -> bool:
 
 
 def _digest(text: str) -> bytes:
-    return hashlib.blake2b(" ".join(text.split()).encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return text_key(text, normalise=True)
 
 
 def _closed_scorer(task_id: str | None, category: str | None) -> Scorer | None:
     """The task's scorer when it reads a label from each gold (closed-label; never a text scorer)."""
-    from medsbench.metrics import scorer_for_task
 
     scorer = scorer_for_task(task_id or "", category)
     return scorer if scorer is not None and scorer.gold_label is not None and not scorer.is_text else None
@@ -270,7 +269,6 @@ def audit_file(path: str | os.PathLike, *, train: str | os.PathLike | None = Non
 
 def _expand(paths: Iterable[str | os.PathLike], errors: list[str]) -> list[Path]:
     """Task files of each path (medsbench.tasks.validate.task_files_in); unreadable paths become report errors."""
-    from medsbench.tasks.validate import task_files_in
 
     files: list[Path] = []
     for raw in paths:
@@ -284,7 +282,6 @@ def _expand(paths: Iterable[str | os.PathLike], errors: list[str]) -> list[Path]
 def audit_paths(paths: Iterable[str | os.PathLike]) -> AuditReport:
     """Audit task files and folders; the train split of each test file is taken from the
     given files, else from the test file's folder (same task id)."""
-    from medsbench.tasks.workspace import find_task_files, task_order
 
     report = AuditReport()
     files = _expand(paths, report.errors)
