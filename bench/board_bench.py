@@ -19,7 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from medsbench.board import Store, add_run, build_site
+from medsbench.board.publish import add_run
+
+from medsbench.board.site import build_site
+
+from medsbench.board.store import Store
 from medsbench.fileio import sha256_file, sha256_text
 from medsbench.metrics import score_predictions, write_results
 from medsbench.records import PredictionRow, write_predictions

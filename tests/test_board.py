@@ -13,7 +13,11 @@ from pathlib import Path
 import pytest
 from test_board_support import HOSTILE_INPUT_TAIL, HOSTILE_MODEL, HOSTILE_OUTPUT, board_ws, fresh_store, site_items  # noqa: F401
 
-from medsbench.board import Store, add_run, build_site
+from medsbench.board.publish import add_run
+
+from medsbench.board.site import build_site
+
+from medsbench.board.store import Store
 from medsbench.board.site import script_json
 from medsbench.metrics import primary_metric
 from medsbench.board.names import reported_run_name, unique_slug as slugify

@@ -20,7 +20,9 @@ from test_board_support import HOSTILE_INPUT_TAIL, HOSTILE_MODEL, HOSTILE_OUTPUT
 from test_board_support import record_run
 from test_board_integrity import REFUSED, _rows
 
-from medsbench.board import add_run, build_site
+from medsbench.board.publish import add_run
+
+from medsbench.board.site import build_site
 from medsbench.board.names import unique_slug as slugify
 from medsbench.board.store import load_seed
 

@@ -22,7 +22,11 @@ import pytest
 from test_board_support import HOSTILE_MODEL, board_ws, record_run, run_rows, site_items  # noqa: F401
 from test_board_integrity import _rows
 
-from medsbench.board import Store, add_run, build_site
+from medsbench.board.publish import add_run
+
+from medsbench.board.site import build_site
+
+from medsbench.board.store import Store
 from medsbench.board.names import unique_slug
 from medsbench.board.store import SCHEMA_VERSION
 from medsbench.errors import MedsbenchError
@@ -340,7 +344,8 @@ def test_a_store_with_runs_but_no_version_is_refused(tmp_path):
 
 _WRITER = """
 import sys
-from medsbench.board import Store, add_run
+from medsbench.board.publish import add_run
+from medsbench.board.store import Store
 with Store(sys.argv[1]) as store:
     for i in range(int(sys.argv[3])):
         add_run(store, sys.argv[2], model_name=sys.argv[4], run_name=f"{sys.argv[4]}-{i}")

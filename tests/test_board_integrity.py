@@ -20,7 +20,11 @@ import pytest
 from test_board import Page
 from test_board_support import board_ws, eval_run, record_run, run_rows, site_items  # noqa: F401
 
-from medsbench.board import Store, add_run, build_site
+from medsbench.board.publish import add_run
+
+from medsbench.board.site import build_site
+
+from medsbench.board.store import Store
 from medsbench.board.names import unique_slug as slugify
 from medsbench.board.store import SCHEMA_VERSION
 from medsbench.errors import MedsbenchError

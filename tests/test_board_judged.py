@@ -22,7 +22,11 @@ from test_board import Page
 from test_board_support import record_run
 from test_judge import KEY_ENV, JudgeServer
 
-from medsbench.board import Store, add_run, build_site
+from medsbench.board.publish import add_run
+
+from medsbench.board.site import build_site
+
+from medsbench.board.store import Store
 from medsbench.board.site import detectable_difference, verdict
 from medsbench.board.names import unique_slug as slugify
 from medsbench.board.store import SCHEMA_VERSION

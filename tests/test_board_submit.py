@@ -11,7 +11,11 @@ from pathlib import Path
 import pytest
 from test_board_support import HOSTILE_MODEL, board_ws  # noqa: F401
 
-from medsbench.board import Store, build_site, validate_submission
+from medsbench.board.site import build_site
+
+from medsbench.board.store import Store
+
+from medsbench.board.submit import validate_submission
 from medsbench.board.names import unique_slug as slugify
 from medsbench.board.submit import SubmissionRejected, submit
 from medsbench.errors import MedsbenchError

@@ -226,7 +226,8 @@ def board_ws(tmp_path_factory, tiny_model_dir, tiny_qwen_dir) -> dict[str, Any]:
 
 def fresh_store(tmp: Path, ws: dict[str, Any]):
     """A store with the seed rows and both runs (the second under the hostile model name)."""
-    from medsbench.board import Store, add_run
+    from medsbench.board.publish import add_run
+    from medsbench.board.store import Store
 
     store = Store(tmp / "board.sqlite")
     add_run(store, ws["runs"][0], model_name="tiny-llama (random)", size="tiny", link="https://example.org/tiny")

@@ -1,4 +1,4 @@
-"""Issue A acceptance: `data convert --all` on the real raw data gives valid, leak-free task files."""
+"""`data convert --all` on the real raw data gives valid, leak-free task files."""
 
 from __future__ import annotations
 

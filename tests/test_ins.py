@@ -272,7 +272,7 @@ def test_bad_input_one_line(workspace, tmp_path, capsys, case):
 
 
 def test_real_train_splits(tmp_path):
-    """Converted real train splits (issue A converters) build into a valid mixture."""
+    """Converted real train splits (the source converters) build into a valid mixture."""
     from medsbench.sources import convert_all
 
     if not RAW.is_dir():

@@ -202,7 +202,7 @@ def test_text_tasks_skip_rules():
     assert t["n_reference"] == 2 and t["reference"]["bleu1"] == pytest.approx(50)
 
 
-def test_results_contract_and_categories(tmp_path):
+def test_results_record_and_categories(tmp_path):
     rows = [row(t, g, input=i) for t in ("task57", "task83", "task84", "task89", "task41") for g, i in GOLD.get(t, GOLD["task83"])]
     rows.append(row("task999", "x"))
     res = score(rows, bootstrap=200, seed=3)

@@ -203,8 +203,16 @@ def test_ie_strips_lead_in_and_counts_non_answers_as_parse_failures():
     assert t.parse_failure_rate == 0.5 and t.metrics["accuracy"] == 50
 
 
-def test_reference_deviations_are_named():
-    dev = " | ".join(score_predictions([row("task41", "entailment")], bootstrap=0).reference_deviations)
+def test_reference_deviations_are_named_and_are_what_happens():
+    """Each named deviation from the official scripts is a behaviour: ids stripped, numbers read as text,
+    failed items missing (the official scripts would drop, crash on, or score them as wrong)."""
+    rows = [{**row("task41", "entailment"), "task_id": " task41 "},  # the official scripts compare ids exactly
+            {**row("task41", "entailment"), "output": None, "error": "HTTP 500"},  # failed: missing, not wrong
+            {"task_id": "task16", "id": "n", "input": "claim", "output": 1, "reference": 1}]  # a numeric CSV column
+    res = score_predictions(rows, bootstrap=0)
+    assert res.tasks["task41"].n == 1 and res.tasks["task41"].n_failed == 1 and res.tasks["task41"].metrics["accuracy"] == 100
+    assert res.tasks["task16"].n == 1 and res.tasks["task16"].metrics["accuracy"] == 100  # "1" vs "1", as text
+    dev = " | ".join(res.reference_deviations)
     assert "task ids are stripped" in dev and "all-numeric" in dev and "failed items" in dev
 
 

@@ -407,7 +407,7 @@ fileio.write_json({str(tmp_path / "x.json")!r}, {{"a": 1}})
 
 
 def test_cli_resume_with_only_out_from_another_folder(tmp_path, tiny_model_dir):
-    """The issue's path: `eval -w W --out RUN` then, elsewhere, `eval --resume --out RUN` (a decoy
+    """A user's path: `eval -w W --out RUN` then, elsewhere, `eval --resume --out RUN` (a decoy
     ./medsbench-work/tasks there must not be used), with a real hf model."""
     from medsbench.records.folder import RunFolder
 

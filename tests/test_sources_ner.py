@@ -18,7 +18,7 @@ from medsbench.tasks.validate import validate_file
 
 
 def official_entities(text: str) -> set[str]:
-    """The official MedS-Bench NER parsing (issue B, reference mode), quirks included."""
+    """The official MedS-Bench NER parsing (reference mode), quirks included."""
     text = text.replace(".", "").strip().lower()
     if text == "there is no related enetity":
         return set()

@@ -259,8 +259,7 @@ def official_texts() -> dict[str, str]:
 def test_load_official_definitions_real_file():
     texts = official_texts()
     defs = load_official_definitions(DEFINITIONS)
-    assert len(defs) == 122 == len(texts)
-    assert defs.texts == texts
+    assert len(defs) == len(texts) > 0 and defs.texts == texts  # every task of the file, word for word
     assert "task4" not in defs and "task126" in defs
 
 

@@ -83,10 +83,18 @@ def test_meta_after_instances_is_read_when_streaming(tmp_path, monkeypatch):
 
 def test_write_task_streams_a_generator(tmp_path, layout):
     meta = {k: v for k, v in OFFICIAL.items() if k != "Instances"}
-    gen = ({"id": str(i), "input": f"q{i}", "output": [f"a{i}"]} for i in range(1000))
+    pulled = []
+
+    def gen():  # a generator has no length: the writer must consume it once, in order
+        for i in range(1000):
+            pulled.append(i)
+            yield {"id": str(i), "input": f"q{i}", "output": [f"a{i}"]}
+
     path = tmp_path / f"big.{layout}"
-    assert write_task(path, meta, gen) == 1000
-    assert sum(1 for _ in iter_instances(path)) == 1000
+    assert write_task(path, meta, gen()) == 1000
+    assert pulled == list(range(1000))
+    back = [(inst.id, inst.input, inst.output) for inst in iter_instances(path)]
+    assert back == [(str(i), f"q{i}", [f"a{i}"]) for i in range(1000)]
     assert read_meta(path) == meta
 
 

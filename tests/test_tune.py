@@ -1,4 +1,4 @@
-"""Instruction tuning (issue F) on the tiny random Llama: labels, packing, resume, LoRA, bad input."""
+"""Instruction tuning on the tiny random Llama: labels, packing, resume, LoRA, bad input."""
 
 from __future__ import annotations
 

@@ -116,12 +116,6 @@ class PromptTemplate(_Data):
         value = int(m.group(1))
         return value if self.scale_min <= value <= self.scale_max else None
 
-    @staticmethod
-    def justification(reply: str) -> str:
-        """The reply without its final score line (what judgements.jsonl keeps as the reason)."""
-        lines = [line for line in (reply or "").strip().splitlines()]
-        return "\n".join(lines[:-1]).strip() if len(lines) > 1 else ""
-
 
 class ProbeChecks(_Data):
     reference: dict[str, float]

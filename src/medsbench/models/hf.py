@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 import logging
 import time
 import warnings
@@ -54,6 +53,7 @@ from medsbench.fileio import sha256_text
 from medsbench.models.base import BaseBackend, Rendered, Request, Response, cut_at_stop
 from medsbench.models.cpus import torch_threads
 from medsbench.models.spec import HFOptions, options_with
+from medsbench.records.training import read_training_record, training_record_path
 from medsbench.prompts import Prompt, has_chat_template, render_chat
 from medsbench.models.fingerprint import identity_fields
 import copy
@@ -63,20 +63,18 @@ from medsbench.models.kv import window_cache
 # End-of-turn markers of common chat templates; used as extra stop ids when the template mentions them.
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>")
 DTYPES = ("float32", "bfloat16", "float16", "auto")
-TRAINING_MARKER = "medsbench_training.json"
 
 log = logging.getLogger(__name__)
 
 
 def check_training_marker(path: Path, template: str | None) -> str | None:
     """Warn loudly when a tuned model's recorded chat template (``medsbench_training.json``) differs from its tokenizer's."""
-    marker = path / TRAINING_MARKER
-    if not marker.is_file():
-        return None
     try:
-        info = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return f"{marker}: unreadable, cannot check the chat template"
+        info = read_training_record(path)
+    except MedsbenchError:
+        return f"{training_record_path(path)}: unreadable, cannot check the chat template"
+    if info is None:
+        return None
     want = info.get("chat_template_sha256")
     have = sha256_text(template) if template else None
     if want and want != have:

@@ -52,6 +52,7 @@ from medsbench.metrics.compare import compare_rows, difference
 from medsbench.models.spec import ModelSpec
 from medsbench.pipeline import evaluate
 from medsbench.records.folder import RunFolder
+from medsbench.records.training import training_record_path
 from medsbench.reporter import LogReporter, Reporter
 from medsbench.sources import convert_all
 from medsbench.tasks.format import iter_instances
@@ -325,7 +326,7 @@ class _Demo:
     # 3. LoRA tuning of the default model
     def tune(self, mixture: Path) -> tuple[Path, dict[str, Any]]:
         model_dir = self.ws.model_dir("smollm2-demo-lora")
-        training = model_dir / "medsbench_training.json"
+        training = training_record_path(model_dir)
         if training.is_file():
             self.say(f"3/6 tuned model already in {model_dir}")
             return model_dir, read_json(training)

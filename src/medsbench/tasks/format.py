@@ -132,14 +132,6 @@ class Task:
         return [cats] if isinstance(cats, str) else list(cats)
 
     @property
-    def input_language(self) -> str:
-        return _first(self.meta.get("Input_language")) or ""
-
-    @property
-    def output_language(self) -> str:
-        return _first(self.meta.get("Output_language")) or ""
-
-    @property
     def task_id(self) -> str | None:
         return task_id_of(self.meta, self.path)
 
@@ -340,6 +332,3 @@ def save_task(task: Task, path: str | os.PathLike | None = None) -> int:
         raise ValueError("save_task needs a path")
     return write_task(target, task.meta, task.instances)
 
-
-def count_instances(path: str | os.PathLike) -> int:
-    return sum(1 for _ in iter_instances(path))

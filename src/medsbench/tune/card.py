@@ -6,17 +6,10 @@ import html
 from pathlib import Path
 from typing import Any
 
-from medsbench.fileio import atomic_write, iter_jsonl, write_json
-from medsbench import __version__
+from medsbench.fileio import atomic_write, iter_jsonl
 import yaml
 
-
-def write_training_json(out: Path, info: dict[str, Any]) -> Path:
-    """Contract 6: eval reads base, chat_template_sha256, mixture, method from here."""
-
-    path = Path(out) / "medsbench_training.json"
-    write_json(path, {"medsbench_version": __version__, **info})
-    return path
+from medsbench.records.training import TRAINING_RECORD
 
 
 def loss_points(out: Path) -> list[tuple[int, float]]:
@@ -87,7 +80,7 @@ def write_card(out: Path, info: dict[str, Any]) -> Path:
     lines += ["## Config", "", "```yaml", _md(cfg_yaml), "```", ""]
     lines += [
         "Evaluate with `medsbench eval --model hf:" + _md(out) + "`; the chat template used in training is recorded in "
-        "`medsbench_training.json` and checked by eval.",
+        f"`{TRAINING_RECORD}` and checked by eval.",
         "",
     ]
     path = out / "README.md"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from medsbench.errors import MedsbenchError, require
-from medsbench.fileio import read_json, write_json
+from medsbench.fileio import read_json
+from medsbench.records.training import read_training_record, write_training_record
 from medsbench.tune.train import resolve_base
 
 
@@ -36,10 +37,9 @@ def merge(adapter_dir: str | Path, out: str | Path, base: str | None = None) -> 
     model.save_pretrained(str(out))
     tok_src = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else Path(base_path)
     AutoTokenizer.from_pretrained(str(tok_src)).save_pretrained(str(out))
-    training = adapter_dir / "medsbench_training.json"
-    if training.is_file():  # keep the record (and the template hash eval checks) with the merged weights
-        info = read_json(training)
-        write_json(out / "medsbench_training.json", {**info, "merged_from": str(adapter_dir.resolve())})
+    info = read_training_record(adapter_dir)
+    if info is not None:  # keep the record (and the template hash eval checks) with the merged weights
+        write_training_record(out, {**info, "merged_from": str(adapter_dir.resolve())})
     for extra in ("README.md", "loss_curve.png", "metrics.jsonl", "metrics.csv"):
         if (adapter_dir / extra).is_file():
             (out / extra).write_bytes((adapter_dir / extra).read_bytes())

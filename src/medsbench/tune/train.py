@@ -39,11 +39,11 @@ from medsbench.fileio import dumps
 import csv
 from medsbench.fileio import atomic_write
 from medsbench.tune.data import find_mixture, load_mixture, tokenize_mixture
-from medsbench.tune.card import write_card, write_training_json
+from medsbench.records.training import write_training_record
+from medsbench.tune.card import write_card
 
 log = logging.getLogger("medsbench.tune")
 
-TRAINING_JSON = "medsbench_training.json"
 CHECKPOINTS = "checkpoints"
 ADAPTER = "adapter"
 
@@ -434,7 +434,7 @@ def _write_records(run: _TrainedRun, result: TrainResult, tokenizer: Any, folder
         "merged": run.merged,
     }
     for folder in folders:
-        write_training_json(folder, info)
+        write_training_record(folder, info)
         write_card(folder, info)
 
 
