@@ -380,7 +380,7 @@ def test_two_process_cpu_ddp(tiny_model_dir, mixture, tmp_path):
         port = sock.getsockname()[1]
     # torchrun, not `accelerate launch --cpu`: accelerate 1.x starts a single process for --cpu on one machine.
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-           "-m", "medsbench.tune", "run",
+           "-m", "medsbench", "tune", "run",
            "--base", str(tiny_model_dir), "--data", str(mixture), "--out", str(out), "--max-steps", "2",
            "--no-merge"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -6,7 +6,10 @@ prints that line and exits 1; library callers can catch it.
 """
 
 from __future__ import annotations
+
 import importlib
+
+from pydantic import ValidationError
 
 
 class MedsbenchError(Exception):
@@ -34,3 +37,11 @@ def require(module: str, extra: str, feature: str):
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise MissingExtraError(module.split(".")[0], extra, feature) from exc
+
+
+def first_error(exc: ValidationError) -> str:
+    """One line from a pydantic error: ``field.path: message`` (and how many more there are)."""
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ())) or "(record)"
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{loc}: {err.get('msg', 'invalid')}{more}"

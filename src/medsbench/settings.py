@@ -15,8 +15,7 @@ from typing import Any, Protocol, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from medsbench.errors import MedsbenchError
-from medsbench.records.base import first_error
+from medsbench.errors import MedsbenchError, first_error
 
 if sys.version_info >= (3, 11):
     import tomllib

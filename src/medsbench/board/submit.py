@@ -28,7 +28,11 @@ from typing import Any
 from medsbench.board.flags import SuspicionFlag, suspicion_flags
 from medsbench.board.names import check_model_name, unique_slug
 from medsbench.errors import MedsbenchError
+from medsbench.records import PredictionRow, read_predictions
 from medsbench.records.folder import RunFolder, items_digest
+from medsbench.tasks.catalog import catalog
+from medsbench.tasks.format import iter_instances
+from medsbench.tasks.workspace import find_task_files
 from medsbench.workspace import Workspace
 
 DEFAULT_MAX_BYTES = 100 << 20  # the whole MedS-Bench test set with long outputs is well under this
@@ -120,6 +124,65 @@ def _line_of(where: str | None) -> int | None:
     return int(tail) if tail.isdigit() else None
 
 
+class _Benchmark:
+    """The benchmark items a submission is matched against, per task (read on first use)."""
+
+    def __init__(self, tasks_dir: str | os.PathLike):
+        self.tasks_dir = tasks_dir
+        self.files = find_task_files(tasks_dir)
+        self.by_input: dict[str, dict[str, list[Any]]] = {}
+        self.by_id: dict[str, dict[str, Any]] = {}
+        self.claimed: dict[tuple[str, str], str] = {}  # (task, instance id) -> "row R (line L)" that claimed it
+
+    def task(self, tid: str) -> dict[str, list[Any]] | None:
+        if tid not in self.by_input:
+            split = self.files.get(tid, {}).get("test")
+            if split is None:
+                return None
+            by_input: dict[str, list[Any]] = {}
+            for inst in iter_instances(split):
+                by_input.setdefault(_norm(inst.input), []).append(inst)
+                self.by_id.setdefault(tid, {})[inst.id] = inst
+            self.by_input[tid] = by_input
+        return self.by_input[tid]
+
+    def match(self, tid: str, row: Any) -> tuple[Any | None, str | None]:
+        """The benchmark item a row answers, or why none: a row naming its item (predictions.jsonl) is
+        matched by that id only, a row without one (the official CSV) by its input."""
+        idx = self.by_input[tid]
+        candidates = idx.get(_norm(row.input)) or idx.get(_query_of(row.input) or "\x00") or []
+        if row.id is not None:
+            named = self.by_id.get(tid, {}).get(row.id)
+            if named is None:
+                return None, f"unknown instance id {row.id!r}: not an item of {tid}'s test file"
+            if named not in candidates:
+                return None, f"the input of item {row.id!r} differs from the benchmark's: {_short(row.input)}"
+            candidates = [named]
+        if not candidates:
+            return None, f"input matches no benchmark item of {tid}: {_short(row.input)}"
+        gt = _norm(row.reference)
+        same_gt = [inst for inst in candidates if gt in {_norm(o) for o in inst.output}]
+        if not same_gt:
+            return None, (f"GT differs from the benchmark reference (tampered or wrong file): got {_short(row.reference)}, "
+                          f"expected {_short(candidates[0].target)}")
+        free = [inst for inst in same_gt if (tid, inst.id) not in self.claimed]
+        if not free:
+            return None, f"duplicate row: this item was already given in {self.claimed[(tid, same_gt[0].id)]}"
+        return free[0], None
+
+    def coverage(self, report: SubmissionReport, allow_partial: bool) -> None:
+        for tid, idx in sorted(self.by_input.items()):
+            total = sum(len(v) for v in idx.values())
+            got = sum(1 for (t, _) in self.claimed if t == tid)
+            report.coverage[tid] = (got, total)
+            if got < total and not allow_partial:
+                missing = sorted({inst.id for v in idx.values() for inst in v if (tid, inst.id) not in self.claimed},
+                                 key=_id_order)
+                shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+                report.problems.append(RowProblem(
+                    None, tid, f"partial coverage: {got} of {total} items (missing ids: {shown}); submit every item of a task"))
+
+
 def validate_submission(
     path: str | os.PathLike,
     tasks_dir: str | os.PathLike,
@@ -129,11 +192,6 @@ def validate_submission(
     inbox: str | os.PathLike | None = None,
 ) -> SubmissionReport:
     """Check a submission against the benchmark (test split) task files in ``tasks_dir``."""
-    from medsbench.records import PredictionRow, read_predictions
-    from medsbench.tasks.catalog import catalog
-    from medsbench.tasks.workspace import find_task_files
-    from medsbench.tasks.format import iter_instances
-
     p = check_submission_path(path, inbox)
     size = p.stat().st_size
     if size > max_bytes:
@@ -143,31 +201,14 @@ def validate_submission(
     rows = [(_line_of(r.where), r) for r in read_predictions(p, format=fmt)]
     report = SubmissionReport(path=p, format=fmt, rows=len(rows))
     cat = catalog()
-    files = find_task_files(tasks_dir)
-    index: dict[str, dict[str, list[Any]]] = {}
-    by_id: dict[str, dict[str, Any]] = {}
-    claimed: dict[tuple[str, str], str] = {}  # (task, instance id) -> "row R (line L)" that claimed it
-
-    def task_index(tid: str) -> dict[str, list[Any]] | None:
-        if tid not in index:
-            split = files.get(tid, {}).get("test")
-            if split is None:
-                return None
-            by_input: dict[str, list[Any]] = {}
-            for inst in iter_instances(split):
-                by_input.setdefault(_norm(inst.input), []).append(inst)
-                by_id.setdefault(tid, {})[inst.id] = inst
-            index[tid] = by_input
-        return index[tid]
-
+    bench = _Benchmark(tasks_dir)
     for rowno, (line, row) in enumerate(rows, 1):
         problem = functools.partial(RowProblem, line, row=rowno)
         tid = row.task_id
         if tid not in cat:
             report.problems.append(problem(tid or None, f"unknown task id {tid!r}"))
             continue
-        idx = task_index(tid)
-        if idx is None:
+        if bench.task(tid) is None:
             report.problems.append(problem(tid, f"no benchmark test file for {tid} in {tasks_dir}"))
             continue
         if row.failed:  # a failed item is missing, never an (empty) answer
@@ -178,48 +219,17 @@ def validate_submission(
         if row.input is None or row.reference is None:
             report.problems.append(problem(tid, "input and GT must be given (empty cell or missing field)"))
             continue
-        candidates = idx.get(_norm(row.input)) or idx.get(_query_of(row.input) or "\x00") or []
-        if row.id is not None:  # a row that names its item (predictions.jsonl) is matched by that id only
-            named = by_id.get(tid, {}).get(row.id)
-            if named is None:
-                report.problems.append(problem(tid, f"unknown instance id {row.id!r}: not an item of {tid}'s test file"))
-                continue
-            if named not in candidates:
-                report.problems.append(problem(tid, f"the input of item {row.id!r} differs from the benchmark's: "
-                                               f"{_short(row.input)}"))
-                continue
-            candidates = [named]
-        if not candidates:
-            report.problems.append(problem(tid, f"input matches no benchmark item of {tid}: {_short(row.input)}"))
+        inst, why = bench.match(tid, row)
+        if inst is None:
+            report.problems.append(problem(tid, why or "no match"))
             continue
-        gt = _norm(row.reference)
-        same_gt = [inst for inst in candidates if gt in {_norm(o) for o in inst.output}]
-        if not same_gt:
-            report.problems.append(problem(
-                tid, f"GT differs from the benchmark reference (tampered or wrong file): got {_short(row.reference)}, "
-                f"expected {_short(candidates[0].target)}"))
-            continue
-        free = [inst for inst in same_gt if (tid, inst.id) not in claimed]
-        if not free:
-            first = claimed[(tid, same_gt[0].id)]
-            report.problems.append(problem(tid, f"duplicate row: this item was already given in {first}"))
-            continue
-        inst = free[0]
-        claimed[(tid, inst.id)] = f"row {rowno} (line {line})"
+        bench.claimed[(tid, inst.id)] = f"row {rowno} (line {line})"
         entry = cat[tid]
         report.predictions.append(PredictionRow(
             task_id=tid, id=inst.id, category=entry.category, language=entry.language, input=inst.input,
             output=row.output if row.output is not None else "", reference=inst.target, references=list(inst.output),
         ))
-    for tid, idx in sorted(index.items()):
-        total = sum(len(v) for v in idx.values())
-        got = sum(1 for (t, _) in claimed if t == tid)
-        report.coverage[tid] = (got, total)
-        if got < total and not allow_partial:
-            missing = sorted({inst.id for v in idx.values() for inst in v if (tid, inst.id) not in claimed}, key=_id_order)
-            shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
-            report.problems.append(RowProblem(
-                None, tid, f"partial coverage: {got} of {total} items (missing ids: {shown}); submit every item of a task"))
+    bench.coverage(report, allow_partial)
     report.flags = suspicion_flags(report.predictions)
     return report
 

@@ -74,7 +74,7 @@ def run_cmd(
     lr: float = _LR,
     merge: bool = _MERGE,
 ) -> None:
-    """Train (same options as `medsbench tune`); the form for `accelerate launch -m medsbench.tune run ...`."""
+    """Train (same options as `medsbench tune`); the form for `accelerate launch -m medsbench tune run ...`."""
     _run(base, data, out, config, method, resume, max_steps, lr, merge)
 
 

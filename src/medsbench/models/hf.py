@@ -53,7 +53,7 @@ from medsbench.fileio import sha256_text
 from medsbench.models.base import BaseBackend, Rendered, Request, Response, cut_at_stop
 from medsbench.models.cpus import torch_threads
 from medsbench.models.spec import HFOptions, options_with
-from medsbench.records.training import read_training_record, training_record_path
+from medsbench.models.training import read_training_record, training_record_path
 from medsbench.prompts import Prompt, has_chat_template, render_chat
 from medsbench.models.fingerprint import identity_fields
 import copy

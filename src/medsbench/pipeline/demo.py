@@ -52,7 +52,7 @@ from medsbench.metrics.compare import compare_rows, difference
 from medsbench.models.spec import ModelSpec
 from medsbench.pipeline import evaluate
 from medsbench.records.folder import RunFolder
-from medsbench.records.training import training_record_path
+from medsbench.models.training import training_record_path
 from medsbench.reporter import LogReporter, Reporter
 from medsbench.sources import convert_all
 from medsbench.tasks.format import iter_instances

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from medsbench.errors import MedsbenchError
+from medsbench.errors import MedsbenchError, first_error
 from medsbench.fileio import read_json, write_json
 
 SCHEMA_VERSION = 1
@@ -30,14 +30,6 @@ class Record(BaseModel):
     def migrate(cls, data: dict[str, Any], version: int) -> dict[str, Any]:
         """``data`` of an older ``version`` in the current shape (records without older shapes refuse)."""
         raise ValueError(f"schema_version {version!r} is not read by this medsbench (it reads {cls.SCHEMA})")
-
-
-def first_error(exc: ValidationError) -> str:
-    """One line from a pydantic error: ``field.path: message``."""
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err.get("loc", ())) or "(record)"
-    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{loc}: {err.get('msg', 'invalid')}{more}"
 
 
 def validate_record(cls: type[R], data: Any, where: str, what: str) -> R:

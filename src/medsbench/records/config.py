@@ -25,7 +25,8 @@ from pydantic import BeforeValidator, ConfigDict, Field, PlainSerializer, Valida
 from medsbench.fileio import sha256_text
 from medsbench.errors import MedsbenchError
 from medsbench.models.spec import ModelSpec
-from medsbench.records.base import Record, first_error
+from medsbench.errors import first_error
+from medsbench.records.base import Record
 
 
 def _spec(value: Any) -> ModelSpec:

@@ -9,7 +9,7 @@ from typing import Any
 from medsbench.fileio import atomic_write, iter_jsonl
 import yaml
 
-from medsbench.records.training import TRAINING_RECORD
+from medsbench.models.training import TRAINING_RECORD
 
 
 def loss_points(out: Path) -> list[tuple[int, float]]:

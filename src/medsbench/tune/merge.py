@@ -6,7 +6,7 @@ from pathlib import Path
 
 from medsbench.errors import MedsbenchError, require
 from medsbench.fileio import read_json
-from medsbench.records.training import read_training_record, write_training_record
+from medsbench.models.training import read_training_record, write_training_record
 from medsbench.tune.train import resolve_base
 
 

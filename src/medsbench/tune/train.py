@@ -39,7 +39,7 @@ from medsbench.fileio import dumps
 import csv
 from medsbench.fileio import atomic_write
 from medsbench.tune.data import find_mixture, load_mixture, tokenize_mixture
-from medsbench.records.training import write_training_record
+from medsbench.models.training import write_training_record
 from medsbench.tune.card import write_card
 
 log = logging.getLogger("medsbench.tune")
