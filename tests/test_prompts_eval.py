@@ -64,8 +64,8 @@ def test_chat_rendering_uses_the_tokenizers_own_template(tiny_model_dir):
     p = Prompt("SYS", "Input:\nq\nOutput:\n")
     text = render_chat(tok, p)
     assert text == "<|im_start|>system\nSYS<|im_end|>\n<|im_start|>user\nInput:\nq\nOutput:\n<|im_end|>\n<|im_start|>assistant\n"
-    tok.chat_template = None
-    assert render_chat(tok, p) == "SYS\nInput:\nq\nOutput:\n"
+    tok.chat_template = None  # no template: the official plain prompt, BOS text first (this tokenizer adds none)
+    assert render_chat(tok, p) == tok.bos_token + "SYS\nInput:\nq\nOutput:\n" and tok.bos_token
 
 
 def _pool(n: int) -> list[Instance]:

@@ -126,7 +126,7 @@ def test_summary_table_keeps_task_ids_whole_at_80_columns(tmp_path):
 def test_protocol_is_recorded_with_its_deviations(tmp_path):
     from medsbench.pipeline import evaluate
     from medsbench.records.folder import RunFolder
-    from medsbench.prompts.protocols import get_protocol
+    from medsbench.prompts.protocols import get_protocol, run_deviations
 
     ws = make_workspace(tmp_path / "ws")
     evaluate(CountingBackend(), "task57", workspace=ws, out=tmp_path / "r", progress=False, limit=1)
@@ -138,7 +138,11 @@ def test_protocol_is_recorded_with_its_deviations(tmp_path):
     evaluate(CountingBackend(), "task57", workspace=ws, out=tmp_path / "r3", progress=False, protocol="official", limit=1)
     official = RunFolder(tmp_path / "r3").manifest()
     assert official.protocol == "official" and official.config.protocol == "official"
-    assert official.deviations == list(get_protocol("official").deviations) and official.deviations
+    own = list(get_protocol("official").deviations)
+    assert own and official.deviations[:len(own)] == own
+    # Beside the protocol's own: what this run's settings change (no explicit token cap: the 200 default).
+    assert official.deviations[len(own):] == run_deviations("official", CountingBackend().identity(), None)
+    assert any("200 new tokens" in d for d in official.deviations[len(own):])
     assert official.deviations != manifest.deviations
 
 
