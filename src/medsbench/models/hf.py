@@ -33,7 +33,7 @@ from typing import Any
 
 from medsbench.errors import MedsbenchError, require
 from medsbench.fileio import sha256_text
-from medsbench.models.base import BaseBackend, Rendered, Request, Response, cut_at_stop
+from medsbench.models.base import BaseBackend, LoglikRequest, LoglikResponse, Rendered, Request, Response, cut_at_stop
 from medsbench.prompts import Prompt, has_chat_template, render_chat
 
 # End-of-turn markers of common chat templates; used as extra stop ids when the template mentions them.
@@ -390,6 +390,13 @@ class HFBackend(BaseBackend):
             values = torch.cat([torch.nn.functional.pad(c.layers[i].values, (0, 0, p, 0)) for c, p in zip(caches, pads)])
             layers.append((keys, values))
         return growing_cache(layers)
+
+    def loglikelihood(self, requests: Sequence[LoglikRequest]) -> Iterator[LoglikResponse]:
+        """Continuations' log-likelihoods, the context's KV cache shared by its options (:mod:`medsbench.models.loglik`)."""
+        from medsbench.models.loglik import TransformersLoglik
+
+        with _quiet_cache_notice():
+            yield from TransformersLoglik(self.model, self._encode, self.device, self._context, self._cache_kwarg)(requests)
 
     def close(self) -> None:
         self.model = None
