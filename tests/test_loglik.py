@@ -119,10 +119,10 @@ def test_hf_loglik_equals_plain_forward_passes_smollm2(real_tasks, tmp_path):
     (ws / "tasks").mkdir(parents=True)
     for name in ("task57_medqa_en.test.json", "task123_pubmedqa.test.json", "task12_pubmedqa_verification.test.json"):
         (ws / "tasks" / name).write_bytes((real_tasks / name).read_bytes())
-    res = evaluate("default", "task57,task123,task12", scoring="loglik", limit=3, shots=0, workspace=ws,
+    res = evaluate("default", "task57,task123,task12", scoring="loglik", limit=2, shots=0, workspace=ws,
                    out=tmp_path / "run", progress=False)
     assert res.n_failed == 0, res.failures
-    assert check_rows_against_plain(tmp_path / "run", default_model_dir()) == 9
+    assert check_rows_against_plain(tmp_path / "run", default_model_dir()) == 6
     rows = [json.loads(x) for x in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
     assert {tuple(r["loglik"]["options"]) for r in rows if r["task_id"] == "task123"} == {("yes", "no", "maybe")}
     assert {tuple(r["loglik"]["options"]) for r in rows if r["task_id"] == "task12"} == {("yes", "no")}
@@ -306,3 +306,64 @@ def test_loglik_run_records_scores_uses_its_own_cache_keys_and_scores_calibratio
     gen_results = RunFolder(tmp_path / "gen").results()
     assert gen_results.scoring == "generate" and gen_results.tasks["task57"].loglik is None
     assert "loglik" not in (tmp_path / "gen" / "predictions.jsonl").read_text()  # generative rows keep their shape
+
+
+def test_eval_cli_then_board_keeps_loglik_rows_apart(tiny_model_dir, real_tasks, tmp_path):
+    """`medsbench eval --scoring loglik` end to end, then `board add` + `board build`: the loglik run is
+    protocol medsbench+loglik, outside the generative ranking, with ECE/Brier and reliability diagrams."""
+    import re
+    import subprocess
+    import sys
+
+    from medsbench.board import Store
+
+    ws = tmp_path / "ws"
+    shortest_items(real_tasks / "task57_medqa_en.test.json", ws / "tasks", 6)
+    base = [sys.executable, "-m", "medsbench.cli"]
+    runs = {}
+    for name, model, extra in (("ll", f"hf:{tiny_model_dir}", ["--scoring", "loglik"]),
+                               ("gen", "hf:" + str(tiny_model_dir), [])):
+        proc = subprocess.run([*base, "eval", "--model", model, "--tasks", "task57", "--max-new-tokens", "8",
+                               "-w", str(ws), "--out", str(ws / "runs" / name), "--no-progress", *extra],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs[name] = ws / "runs" / name
+    manifest = json.loads((runs["ll"] / "manifest.json").read_text())
+    results = json.loads((runs["ll"] / "results.json").read_text())
+    assert manifest["config"]["scoring"] == "loglik" and results["scoring"] == "loglik"
+    assert "scoring" not in json.loads((runs["gen"] / "manifest.json").read_text())["config"] or \
+        json.loads((runs["gen"] / "manifest.json").read_text())["config"]["scoring"] == "generate"
+    letter = results["tasks"]["task57"]["loglik"]["variants"]["letter"]
+    assert set(letter["metrics"]) >= {"accuracy", "acc_norm", "ece", "brier"} and "ece" in letter["ci"]
+    assert sum(letter["reliability"]["counts"]) == 6
+    for name in ("ll", "gen"):
+        proc = subprocess.run([*base, "board", "add", str(runs[name]), "--model-name", f"tiny-{name}", "-w", str(ws)],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = subprocess.run([*base, "board", "build", "-w", str(ws)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with Store(ws / "board.sqlite") as store:
+        protocols = {r.name: r.protocol for r in store.runs()}
+        assert protocols["ll"] == "medsbench+loglik" and protocols["gen"] == "medsbench"
+        assert {c["variant"] for c in store.calibration("ll")} == {"letter", "text"} and store.calibration("gen") == []
+    site = ws / "site"
+    index = (site / "index.html").read_text()
+    ranking = index[index.index('id="table-reference"'):index.index("</table>", index.index('id="table-reference"'))]
+    assert "tiny-gen" in ranking and "tiny-ll" not in ranking  # never in a column with generated answers
+    loglik = index[index.index('id="table-loglik"'):]
+    assert "tiny-ll" in loglik[: loglik.index("</table>")] and "medsbench+loglik" in loglik
+    task = (site / "tasks" / "task57.html").read_text()
+    main = task[task.index('id="task-table"'):task.index("</table>", task.index('id="task-table"'))]
+    assert "tiny-gen" in main and "tiny-ll" not in main
+    assert 'id="task-loglik"' in task and task.count('class="reliability"') == 2
+    run_page = next(p for p in (site / "runs").glob("ll-*.html"))
+    page = run_page.read_text()
+    assert "Likelihood scoring and calibration" in page and re.search(r"ECE \d+\.\d", page)
+
+
+def test_reliability_diagram_escapes_its_text():
+    from medsbench.board.charts import reliability_diagram
+
+    svg = reliability_diagram('<script>alert("x")</script>', {"confidence": [0.5, 0.9], "accuracy": [0.4, 1.0],
+                                                              "counts": [3, 7]}, ece=12.5)
+    assert "<script>" not in svg and "&lt;script&gt;" in svg and "ECE 12.5" in svg and svg.count("<circle") == 2
