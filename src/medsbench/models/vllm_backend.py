@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from medsbench.errors import MedsbenchError, require
-from medsbench.models.base import BaseBackend, Rendered, Request, Response
+from medsbench.models.base import BaseBackend, LoglikRequest, LoglikResponse, Rendered, Request, Response
 from medsbench.prompts import Prompt, has_chat_template, render_chat
 
 log = logging.getLogger(__name__)
@@ -167,3 +168,50 @@ class VLLMBackend(BaseBackend):
             return out
         share = (time.perf_counter() - t0) / len(todo)
         return {i: self._response(req, o, share) for (i, req, _), o in zip(todo, outputs, strict=True)}
+
+    def loglikelihood(self, requests: Sequence[LoglikRequest]) -> Iterator[LoglikResponse]:
+        """Continuations' log-likelihoods from the engine's prompt log-probabilities (``prompt_logprobs=1``,
+        one generated token, as lm-evaluation-harness asks vLLM): one prompt per option, tokenised like the
+        hf backend (:func:`medsbench.models.loglik.encode_pair`); vLLM's prefix cache shares the context."""
+        from medsbench.models.loglik import encode_pair
+
+        params = self._vllm.SamplingParams(n=1, temperature=0.0, max_tokens=1, prompt_logprobs=1, detokenize=False)
+        limit = self.context_length
+        todo: list[tuple[LoglikRequest, list[tuple[list[int], list[int]]]]] = []
+        for req in requests:
+            pairs = [encode_pair(self._ids, req.context, c) for c in req.continuations]
+            longest = max((len(a) + len(b) for a, b in pairs), default=0)
+            if not pairs or not pairs[0][0] or any(not b for _, b in pairs):
+                yield LoglikResponse(req.id, error="empty context or continuation")
+            elif limit is not None and longest >= limit:
+                yield LoglikResponse(req.id, prompt_tokens=len(pairs[0][0]),
+                                     error=f"context and option of {longest} tokens, the engine's max_model_len is {limit}")
+            else:
+                todo.append((req, pairs))
+        if not todo:
+            return
+        t0 = time.perf_counter()
+        prompts = [{"prompt_token_ids": a + b} for _, pairs in todo for a, b in pairs]
+        outputs = iter(self.llm.generate(prompts, [params] * len(prompts), use_tqdm=False))
+        share = (time.perf_counter() - t0) / len(todo)
+        for req, pairs in todo:
+            scores = [_prompt_score(next(outputs).prompt_logprobs, len(a), b) for a, b in pairs]
+            yield LoglikResponse(req.id, [s[0] for s in scores], [len(b) for _, b in pairs], [s[1] for s in scores],
+                                 len(pairs[0][0]), share)
+
+
+def _prompt_score(prompt_logprobs: Any, start: int, tokens: list[int]) -> tuple[float, bool]:
+    """(summed log-probability of ``tokens`` at prompt positions ``start``..., each the top token) from
+    vLLM's ``prompt_logprobs`` (per position a dict token id -> Logprob, None at position 0)."""
+    if prompt_logprobs is None:
+        raise MedsbenchError("vllm returned no prompt log-probabilities (prompt_logprobs=1 was asked)")
+    total, greedy = 0.0, True
+    for i, token in enumerate(tokens):
+        found = prompt_logprobs[start + i] or {}
+        if token not in found:
+            raise MedsbenchError(f"vllm's prompt log-probabilities lack the prompt token {token} at position {start + i}")
+        lp = found[token]
+        total += float(lp.logprob)
+        best = max(float(x.logprob) for x in found.values())
+        greedy = greedy and float(lp.logprob) >= best
+    return total, greedy
