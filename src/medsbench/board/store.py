@@ -65,7 +65,7 @@ POOLED_CATEGORY = "summarization"
 LOCK_TIMEOUT = 600.0  # seconds a writer waits for another writer of the same store
 OLD_BASELINE = "baseline unknown (stored by an older medsbench: add the run again)"
 
-_TABLES = (
+_TABLES: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS models (
   name TEXT PRIMARY KEY, kind TEXT NOT NULL, size TEXT, link TEXT, description TEXT, source TEXT)""",

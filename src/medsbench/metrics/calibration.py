@@ -33,7 +33,7 @@ BINNING = (f"{N_BINS} equal-width bins of the top option's probability over [0, 
 ProbRows = Sequence[Sequence[float]] | Sequence[np.ndarray]
 
 
-def option_probabilities(logprobs: Sequence[Sequence[float]]) -> list[np.ndarray]:
+def option_probabilities(logprobs: Sequence[Sequence[float]] | Sequence[np.ndarray]) -> list[np.ndarray]:
     """The softmax of each item's option log-likelihoods (a probability vector per item)."""
     out = []
     for row in logprobs:

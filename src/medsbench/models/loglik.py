@@ -143,5 +143,5 @@ def _plain_dynamic(cache: Any) -> bool:
     state exactly (sliding-window and recurrent layers do not: the options then run on copies)."""
     from transformers.cache_utils import DynamicLayer
 
-    layers = getattr(cache, "layers", None)
+    layers = getattr(cache, "layers", None) or []
     return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
