@@ -367,3 +367,23 @@ def test_reliability_diagram_escapes_its_text():
     svg = reliability_diagram('<script>alert("x")</script>', {"confidence": [0.5, 0.9], "accuracy": [0.4, 1.0],
                                                               "counts": [3, 7]}, ece=12.5)
     assert "<script>" not in svg and "&lt;script&gt;" in svg and "ECE 12.5" in svg and svg.count("<circle") == 2
+
+
+def test_a_schema_4_store_gains_the_calibration_table_and_keeps_its_runs(tmp_path):
+    import sqlite3
+
+    from medsbench.board import Store
+
+    path = tmp_path / "board.sqlite"
+    with Store(path) as store:
+        before = sorted(r.name for r in store.runs())
+    assert before  # the seeded published rows
+    con = sqlite3.connect(path)
+    con.execute("DROP TABLE calibration")
+    con.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    with Store(path) as store:
+        assert store.get_meta("schema_version") == "5"
+        assert sorted(r.name for r in store.runs()) == before  # 4 -> 5 only adds the table
+        assert store.calibration(before[0]) == []
