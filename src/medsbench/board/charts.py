@@ -89,3 +89,48 @@ def category_bars(title: str, rows: list[tuple[str, str, dict[str, float | None]
             out.append(f'<text x="{w + 4:.1f}" y="{by + 11}" fill="{INK}">{_fmt(value)}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+def reliability_diagram(title: str, curve: dict[str, list], *, ece: float | None = None) -> str:
+    """A reliability diagram: per confidence bin (x: mean confidence) the accuracy (y), both 0-100, with
+    the diagonal of perfect calibration; each bin's dot is labelled with its item count. ``curve``: the
+    ``reliability`` record of results.json (edges, counts, confidence, accuracy in 0-1)."""
+    size, left, top, bottom = 200, 44, 30, 40
+    width, height = left + size + 96, top + size + bottom
+    points = [(c, a, n) for c, a, n in zip(curve.get("confidence", []), curve.get("accuracy", []),
+                                           curve.get("counts", [])) if c is not None and a is not None and n]
+    said = "; ".join(f"confidence {100 * c:.0f}: accuracy {100 * a:.0f} (n={n})" for c, a, n in points)
+    label = f"{title}: reliability diagram" + (f", ECE {ece:.1f}" if ece is not None else "") + (f"; {said}" if said else "")
+    out = _open(width, height, label, "reliability")
+    out.append(f'<text x="0" y="14" font-weight="600" font-size="13" fill="{INK}">{escape(_short(title, 40))}'
+               + (f'<tspan fill="{MUTED}" font-weight="400" font-size="{FONT}"> ECE {ece:.1f}</tspan>' if ece is not None
+                  else "") + "</text>")
+
+    def xy(conf: float, acc: float) -> tuple[float, float]:
+        return left + size * conf, top + size * (1 - acc)
+
+    for tick in (0, 50, 100):
+        x, y = xy(tick / 100, tick / 100)
+        out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + size}" stroke="{GRID}"/>')
+        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + size}" y2="{y:.1f}" stroke="{GRID}"/>')
+        out.append(f'<text x="{x:.1f}" y="{top + size + 15}" text-anchor="middle" fill="{MUTED}">{tick}</text>')
+        out.append(f'<text x="{left - 5}" y="{y + 4:.1f}" text-anchor="end" fill="{MUTED}">{tick}</text>')
+    out.append(f'<text x="{left + size / 2}" y="{top + size + 32}" text-anchor="middle" fill="{INK}">confidence</text>')
+    out.append(f'<text x="{left + size + 8}" y="{top + 12}" fill="{INK}">accuracy</text>')
+    out.append(f'<text x="{left + size + 8}" y="{top + 28}" fill="{MUTED}">dashed:</text>')
+    out.append(f'<text x="{left + size + 8}" y="{top + 43}" fill="{MUTED}">calibrated</text>')
+    x0, y0 = xy(0, 0)
+    x1, y1 = xy(1, 1)
+    out.append(f'<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y1}" stroke="{MUTED}" stroke-dasharray="4 3"/>')
+    if len(points) > 1:
+        path = " ".join(f"{xy(c, a)[0]:.1f},{xy(c, a)[1]:.1f}" for c, a, _ in points)
+        out.append(f'<polyline points="{path}" fill="none" stroke="{COLORS["reference"]}" stroke-width="1.5"/>')
+    for c, a, n in points:
+        x, y = xy(c, a)
+        out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{COLORS["reference"]}">'
+                   f"<title>{escape(f'confidence {100 * c:.1f}, accuracy {100 * a:.1f}, n={n}')}</title></circle>")
+        out.append(f'<text x="{x + 5:.1f}" y="{y - 5:.1f}" fill="{INK}">{n}</text>')
+    if not points:
+        out.append(f'<text x="{left + 8}" y="{top + size / 2}" fill="{MUTED}">no items</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"

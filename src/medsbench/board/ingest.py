@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medsbench.board.flags import suspicion_flags
-from medsbench.board.names import REPORTED_PREFIX, check_model_name, pooled_task_id
+from medsbench.board.names import LOGLIK_SUFFIX, REPORTED_PREFIX, check_model_name, pooled_task_id
 from medsbench.errors import MedsbenchError, require
 from medsbench.fileio import sha256_file, sha256_text
 from medsbench.metrics import item_verdicts
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from medsbench.records.manifest import RunManifest
     from medsbench.records.results import Results
 
-INGEST_VERSION = 4  # bump when the same files give a different BoardRun (re-adding then updates)
+INGEST_VERSION = 5  # bump when the same files give a different BoardRun (re-adding then updates)
 KINDS = ("measured", "submission")
 STATUSES = ("pending", "approved")
 POOLED_CATEGORY = "summarization"  # pooled groups (MIMIC-IV CT/MRI reports) are report summarization
@@ -236,7 +236,13 @@ def check_scored_from(files: RunFiles) -> str:
     if res.protocol is not None and res.protocol != m.protocol:
         raise MedsbenchError(f"results.json says protocol {res.protocol!r}, manifest.json says {m.protocol!r}: "
                              "re-score the run (medsbench score)", where=where)
-    return res.protocol or m.protocol
+    scoring = m.config.scoring if m.config is not None else "generate"
+    if res.scoring != scoring:
+        raise MedsbenchError(f"results.json says scoring {res.scoring!r}, manifest.json says {scoring!r}: "
+                             "re-score the run (medsbench score)", where=where)
+    protocol = res.protocol or m.protocol
+    # likelihood-scored runs are another protocol: never ranked in a column with generated answers
+    return f"{protocol}{LOGLIK_SUFFIX}" if scoring == "loglik" else protocol
 
 
 def check_judged(files: RunFiles) -> None:
@@ -545,6 +551,20 @@ class BoardJudgement:
 
 
 @dataclass(frozen=True)
+class BoardCalibration:
+    """One variant of a likelihood-scored task: accuracy, acc_norm and calibration with CIs (results.json)."""
+
+    task_id: str
+    variant: str  # letter | text
+    primary: bool  # the variant whose choice is the rows' output
+    n: int
+    n_excluded: int
+    metrics: dict[str, float]
+    ci: dict[str, tuple[float, float]]
+    reliability: dict[str, list[Any]]  # edges, counts, confidence, accuracy
+
+
+@dataclass(frozen=True)
 class BoardRun:
     """Everything the store keeps of one published run."""
 
@@ -571,6 +591,7 @@ class BoardRun:
     judgements: list[BoardJudgement]
     task_files: list[TaskFileStats]
     rows: list[PredictionRow]  # the prediction rows (paired comparisons)
+    calibration: list[BoardCalibration] = field(default_factory=list)  # likelihood-scored runs only
 
 
 def fingerprint(files: RunFiles, ident: RunIdentity, options: AddOptions, stats: dict[str, TaskFileInfo]) -> str:
@@ -599,7 +620,24 @@ def build_board_run(files: RunFiles, ident: RunIdentity, options: AddOptions, st
         judged=files.judged, unusable_judges=unusable_judges(files.judged) if files.judged else {},
         judgements=[BoardJudgement(j.task_id, str(j.id), j.judge, j.score, j.status, j.reply, j.error)
                     for j in files.judgements if j.probe is None],
-        task_files=[i.stats for i in stats.values() if i.stats is not None], rows=list(files.rows))
+        task_files=[i.stats for i in stats.values() if i.stats is not None], rows=list(files.rows),
+        calibration=_calibration(files, {t.task_id for t in tasks if t.n > 0}))
+
+
+def _calibration(files: RunFiles, answered: set[str]) -> list[BoardCalibration]:
+    """The loglik block of each answered task of ``results.json`` (checked: finite numbers, known variants)."""
+    out = []
+    for tid, t in sorted(files.results.tasks.items()):
+        if t.loglik is None or tid not in answered:
+            continue
+        for name, v in sorted(t.loglik.variants.items()):
+            if not all(_is_number(x) for x in v.metrics.values()):
+                raise MedsbenchError(f"{tid}: a loglik metric of variant {name} is not a number",
+                                     where=str(files.folder / RESULTS))
+            out.append(BoardCalibration(tid, name, name == t.loglik.primary, v.n, t.loglik.n_excluded,
+                                        dict(v.metrics), {k: (float(a), float(b)) for k, (a, b) in v.ci.items()},
+                                        v.reliability.model_dump(mode="json")))
+    return out
 
 
 def _tasks(files: RunFiles, ident: RunIdentity, stats: dict[str, TaskFileInfo]) -> list[BoardTask]:
@@ -744,7 +782,7 @@ def ingest(run_dir: str | os.PathLike[str], options: AddOptions) -> BoardRun:
     return build_board_run(files, ident, options, stats)
 
 
-__all__ = ["AddOptions", "BoardItem", "BoardJudgement", "BoardRun", "BoardScore", "BoardTask", "RunFiles",
+__all__ = ["AddOptions", "BoardCalibration", "BoardItem", "BoardJudgement", "BoardRun", "BoardScore", "BoardTask", "RunFiles",
            "RunIdentity", "TaskFileInfo", "TaskFileStats", "benchmark_version", "build_board_run", "check_identifiers",
            "check_plan", "fingerprint", "identify", "ingest", "read_run_folder", "task_file_stats", "task_version",
            "wilson_ci"]

@@ -43,3 +43,5 @@ def reported_run_name(model: str) -> str:
 def pooled_task_id(group: str) -> str:
     """The task id of a pooled group (``CT`` -> ``pooled-CT``)."""
     return check_name(POOLED_PREFIX + group, "pooled group")
+
+LOGLIK_SUFFIX = "+loglik"  # the protocol label of likelihood-scored runs (medsbench+loglik): never ranked with generated ones

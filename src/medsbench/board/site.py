@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from medsbench import __version__
-from medsbench.board.charts import category_bars, category_panel
-from medsbench.board.names import POOLED_PREFIX, REPORTED_PREFIX, unique_slug
+from medsbench.board.charts import category_bars, category_panel, reliability_diagram
+from medsbench.board.names import LOGLIK_SUFFIX, POOLED_PREFIX, REPORTED_PREFIX, unique_slug
 from medsbench.board.store import Store, load_seed
 from medsbench.errors import MedsbenchError
 from medsbench.ids import check_name, inside
@@ -161,8 +161,11 @@ class _Model:
         self.description: str | None = row["description"]
         self.slug = unique_slug(self.name)
         self.runs = runs
-        # The headline run: the latest approved one (seed rows have a single run).
-        self.run = sorted(runs, key=lambda r: (r.added, r.name))[-1]
+        # The headline run: the latest approved one (seed rows have a single run); likelihood-scored runs are
+        # another protocol and head a model only when it has no generative run (it then stays out of the ranking).
+        generative = [r for r in runs if not is_loglik(r)]
+        self.loglik_only = not generative
+        self.run = sorted(generative or runs, key=lambda r: (r.added, r.name))[-1]
         own = [i for tid, i in infos[self.run.name].items() if not tid.startswith(POOLED_PREFIX)]
         if self.kind == "reported":
             self.tier = "complete"
@@ -174,6 +177,35 @@ class _Model:
             self.tier = "complete"
         answered = sum(i["n"] or 0 for i in own)
         self.sample_note = f"n={answered} items" if self.tier == "sample" else ""
+
+
+def is_loglik(run: Any) -> bool:
+    """A likelihood-scored run (protocol ``...+loglik``): ranked apart from generated answers."""
+    return (run.protocol or "").endswith(LOGLIK_SUFFIX)
+
+
+def _calibration_rows(data: dict[str, Any], run: str, task_id: str | None = None) -> list[dict[str, Any]]:
+    """A loglik run's calibration rows (of one task, or all), each with its reliability diagram (inline SVG)."""
+    out = []
+    for c in data["calibration"].get(run, []):
+        if task_id is not None and c["task_id"] != task_id:
+            continue
+        title = f"{c['task_id']} · {c['variant']}"
+        out.append({**c, "ci_text": {k: _ci_range(*v) for k, v in c["ci"].items()},
+                    "svg": reliability_diagram(title, c["reliability"], ece=c["metrics"].get("ece"))})
+    return out
+
+
+def _loglik_overview(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The likelihood-scoring table of the overview: per loglik run its primary variant per task."""
+    rows = []
+    for r in data["runs"]:
+        if not is_loglik(r):
+            continue
+        cal = [c for c in data["calibration"].get(r.name, []) if c["primary"]]
+        rows.append({"run": r, "run_slug": unique_slug(r.name), "model": data["model_of"][r.name],
+                     "tasks": [{**c, "ci_text": {k: _ci_range(*v) for k, v in c["ci"].items()}} for c in cal]})
+    return rows
 
 
 def _collect(store: Store) -> dict[str, Any]:
@@ -205,7 +237,10 @@ def _collect(store: Store) -> dict[str, Any]:
          "primary": primary_metric(c), "shots": c.shots, "max_new_tokens": c.max_new_tokens}
         for k, c in cat.categories.items()
     ]
+    model_of = {r.name: m for m in models for r in m.runs}
+    calibration = {r.name: store.calibration(r.name) for r in runs if is_loglik(r)}
     return {"cat": cat, "seed": load_seed(), "runs": runs, "models": models, "categories": categories,
+            "model_of": model_of, "calibration": calibration,
             "cat_scores": cat_scores, "task_scores": task_scores, "task_infos": task_infos, "judged": judged,
             "comparisons": comparisons, "task_files": store.task_files(), "versions": _mixed_versions(runs, task_infos)}
 
@@ -401,7 +436,7 @@ def _overview(data: dict[str, Any], mode: str) -> list[dict[str, Any]]:
     overall score (the mean of the primary metric over the categories the model covers)."""
     rows = []
     for m in data["models"]:
-        if mode == "strict" and m.kind == "reported":
+        if (mode == "strict" and m.kind == "reported") or m.loglik_only:
             continue
         cells = [_cell(data, m.run.name, c, mode) for c in data["categories"]]
         values = [c["primary"] for c in cells if c is not None and c["primary"] is not None]
@@ -541,7 +576,7 @@ def _index_pages(pages: _Pages, data: dict[str, Any]) -> None:
     judged_cats = [c for c in data["categories"] if any(c["key"] in r["judged"]["by_category"] for r in judged_rows)]
     pages.page("index.html", "index.html", overview=overview, models=data["models"], judged_rows=judged_rows,
                judged_cats=judged_cats, panels=_chart_panels(data, overview["reference"]), mixed=mixed,
-               n_categories=len(data["categories"]))
+               n_categories=len(data["categories"]), loglik_rows=_loglik_overview(data))
 
 
 def _model_pages(pages: _Pages, data: dict[str, Any], model_of: dict[str, Any]) -> None:
@@ -569,7 +604,8 @@ def _task_pages(pages: _Pages, data: dict[str, Any], model_of: dict[str, Any]) -
             scores = data["task_scores"][r.name].get(tid, {})
             if scores:
                 task_rows[tid].append({"model": model_of[r.name], "run": r, "run_slug": unique_slug(r.name),
-                                       "info": info, "scores": scores})
+                                       "info": info, "scores": scores,
+                                       "calibration": _calibration_rows(data, r.name, tid) if is_loglik(r) else None})
     task_list = []
     for tid in sorted(task_rows, key=_task_order):
         entry = cat.get(tid)
@@ -577,7 +613,9 @@ def _task_pages(pages: _Pages, data: dict[str, Any], model_of: dict[str, Any]) -
         metrics = sorted({k for row in task_rows[tid] for mode in row["scores"].values() for k in mode},
                          key=lambda k: list(METRIC_LABEL).index(k) if k in METRIC_LABEL else 99)
         primary = metrics[0] if entry is None and metrics else (primary_metric(entry) if entry else None)
-        rows = sorted(task_rows[tid], key=lambda r: _task_row_order(r, primary))
+        rows = sorted((r for r in task_rows[tid] if r["calibration"] is None), key=lambda r: _task_row_order(r, primary))
+        loglik_rows = sorted((r for r in task_rows[tid] if r["calibration"] is not None),
+                             key=lambda r: _task_row_order(r, primary))
         judged_rows = [{"model": r["model"], "run": r["run"], "run_slug": r["run_slug"],
                         "judged": data["judged"][r["run"].name], "task": jt}
                        for r in rows if r["run"].name in data["judged"]
@@ -586,7 +624,8 @@ def _task_pages(pages: _Pages, data: dict[str, Any], model_of: dict[str, Any]) -
         t = {"id": tid, "file": task_file(tid), "title": _task_title(tid, cat), "entry": entry, "category": category,
              "category_title": cat.categories[category].title if category in cat.categories else category,
              "primary": primary,
-             "metrics": metrics, "rows": rows, "judged_rows": judged_rows, "mixed": tid in data["versions"],
+             "metrics": metrics, "rows": rows, "loglik_rows": loglik_rows, "judged_rows": judged_rows,
+             "mixed": tid in data["versions"],
              "files": [data["task_files"][s] for s in shas if s in data["task_files"]]}
         task_list.append(t)
         pages.page(f"tasks/{t['file']}", "task.html", task=t)
@@ -622,7 +661,7 @@ def _run_pages(pages: _Pages, data: dict[str, Any], store: Store, model_of: dict
                  for tid in sorted(data["task_infos"][r.name], key=_task_order)]
         pages.page(f"runs/{slug}.html", "run.html", run=r, model=model_of[r.name], tasks=tasks, slug=slug,
                    manifest=_manifest_rows(r.manifest), counts=counts, max_items_per_task=limits[0],
-                   max_chars=limits[1], judged=judged)
+                   max_chars=limits[1], judged=judged, calibration=_calibration_rows(data, r.name))
     return n_runs, largest
 
 

@@ -59,14 +59,14 @@ if TYPE_CHECKING:
     from medsbench.records import PredictionRow
     from medsbench.records.judged import JudgedResults
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 MODES = ("strict", "reference")
 REPORTED_PROTOCOL = "as published"  # seeded rows: the paper's own protocol, not re-run here
 POOLED_CATEGORY = "summarization"
 LOCK_TIMEOUT = 600.0  # seconds a writer waits for another writer of the same store
 OLD_BASELINE = "baseline unknown (stored by an older medsbench: add the run again)"
 
-_TABLES = (
+_TABLES: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS models (
   name TEXT PRIMARY KEY, kind TEXT NOT NULL, size TEXT, link TEXT, description TEXT, source TEXT)""",
@@ -125,6 +125,16 @@ _TABLES = (
   ci_lo REAL NOT NULL, ci_hi REAL NOT NULL, p_value REAL NOT NULL, n INTEGER NOT NULL, n_tasks INTEGER,
   only_in_run INTEGER, only_in_baseline INTEGER, PRIMARY KEY (run, scope, key, mode, metric))""",
 )
+
+
+#: Schema 5 (likelihood scoring): one row per likelihood-scored task and variant of a run.
+_CALIBRATION_TABLES = (
+    """CREATE TABLE IF NOT EXISTS calibration (
+  run TEXT NOT NULL REFERENCES runs(name) ON DELETE CASCADE, task_id TEXT NOT NULL, variant TEXT NOT NULL,
+  is_primary INTEGER NOT NULL, n INTEGER NOT NULL, n_excluded INTEGER NOT NULL DEFAULT 0, metrics TEXT NOT NULL,
+  ci TEXT NOT NULL, reliability TEXT NOT NULL, PRIMARY KEY (run, task_id, variant))""",
+)
+_TABLES = _TABLES + _CALIBRATION_TABLES
 
 
 def _now() -> str:
@@ -277,8 +287,10 @@ class Store:
             if version == "1":  # manifests stored before redaction existed: redact them again
                 for r in db.execute("SELECT name, manifest FROM runs").fetchall():
                     db.execute("UPDATE runs SET manifest = ? WHERE name = ?", (_dump(redact(json.loads(r[1]))), r[0]))
-            if version is not None:
+            if version is not None and int(version) < 4:
                 _migrate_to_4(db)
+            if version is not None and int(version) < 5:
+                _migrate_to_5(db)
             db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def get_meta(self, key: str) -> str | None:
@@ -374,6 +386,11 @@ class Store:
                  run.sha256.get(JUDGED), SCHEMA_VERSION, run.fingerprint, run.benchmark_version))
             _insert_scores(db, run)
             _insert_items(db, run)
+            db.executemany(
+                "INSERT INTO calibration(run, task_id, variant, is_primary, n, n_excluded, metrics, ci, reliability) "
+                "VALUES (?,?,?,?,?,?,?,?,?)",
+                [(run.name, c.task_id, c.variant, int(c.primary), c.n, c.n_excluded, _dump(c.metrics), _dump(c.ci),
+                  _dump(c.reliability)) for c in run.calibration])
             if run.judged is not None:
                 _insert_judged(db, run.name, run.judged, run.sha256[JUDGED], run.unusable_judges)
                 db.executemany(
@@ -480,6 +497,18 @@ class Store:
             check_name(r["category"], "category", self._where(run))
         return rows
 
+    def calibration(self, run: str) -> list[dict[str, Any]]:
+        """The calibration rows of a likelihood-scored run (empty for a generative one), ids checked."""
+        out = []
+        for r in self.db.execute("SELECT * FROM calibration WHERE run = ? ORDER BY task_id, is_primary DESC, variant",
+                                 (run,)).fetchall():
+            check_name(r["task_id"], "task id", self._where(run))
+            out.append({"task_id": r["task_id"], "variant": check_name(r["variant"], "variant", self._where(run)),
+                        "primary": bool(r["is_primary"]), "n": r["n"], "n_excluded": r["n_excluded"],
+                        "metrics": json.loads(r["metrics"]), "ci": json.loads(r["ci"]),
+                        "reliability": json.loads(r["reliability"])})
+        return out
+
     def task_files(self) -> dict[str, dict[str, Any]]:
         """Every stored test-file version by sha256 (JSON columns decoded)."""
         out = {}
@@ -578,6 +607,12 @@ def _migrate_to_4(db: sqlite3.Connection) -> None:
     db.execute("DELETE FROM models WHERE kind = 'reported'")
     db.execute("DELETE FROM meta WHERE key = 'seed_version'")
     db.execute("UPDATE task_info SET majority_baseline = NULL, degenerate = 0, baseline_note = ?", (OLD_BASELINE,))
+
+
+def _migrate_to_5(db: sqlite3.Connection) -> None:
+    """Schema 4 -> 5: the calibration table of likelihood-scored runs (runs stored before have none)."""
+    for ddl in _CALIBRATION_TABLES:
+        db.execute(ddl)
 
 
 def _derive_categories(db: sqlite3.Connection, run: str, skip: set[str]) -> None:

@@ -36,6 +36,7 @@ def eval_cmd(
     prompt_style: str = typer.Option(None, "--prompt-style", help=HELP["prompt_style"] + " [default: official]", show_default=False),
     definitions: Path = typer.Option(None, "--definitions", help=HELP["definitions"]),
     shard: str = typer.Option(None, "--shard", help=HELP["shard"]),
+    scoring: str = typer.Option(None, "--scoring", help=HELP["scoring"] + " [default: generate]", show_default=False),
     batch_size: str = typer.Option(None, "--batch-size", help="Batch size or 'auto' (written into the model spec)."),
     dtype: str = typer.Option(None, "--dtype", help="hf: float32 (default, reproducible) | bfloat16 | float16 | auto."),
     device: str = typer.Option(None, "--device", help="hf: cpu | cuda | cuda:N."),
@@ -69,7 +70,7 @@ def eval_cmd(
         spec = ModelSpec.parse(model or "default").with_overrides(**backend_flags)
     given = {"model": spec, "tasks": tasks, "protocol": protocol, "limit": limit, "shots": shots, "seed": seed,
              "max_new_tokens": max_new_tokens, "stop": tuple(stop) if stop else None, "prompt_style": prompt_style,
-             "definitions": definitions, "shard": shard}
+             "definitions": definitions, "shard": shard, "scoring": scoring}
     if resume and model is None and spec is not None:
         raise MedsbenchError("--resume takes the backend options from the run's model spec: give --model SPEC with them")
     config, places = prepare(given, out=out, workspace=workspace, cache=cache, resume=resume)

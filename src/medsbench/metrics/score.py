@@ -28,6 +28,8 @@ from medsbench.fileio import sha256_file
 from medsbench.metrics import reference as ref_mode
 from medsbench.metrics import strict as strict_mode
 from medsbench.metrics.registry import KINDS, POOLED, POOLED_KIND, Scorer, metrics_from_sums, scorer_for_task
+from medsbench.metrics.calibration import BINNING
+from medsbench.metrics.loglik import macro_loglik, summarize_loglik
 from medsbench.metrics.stats import bootstrap_ci
 from medsbench.metrics.text import bleu1, rouge_l
 from medsbench.metrics.tokenize import tokenize_many
@@ -429,6 +431,9 @@ def score_predictions(
         tid: summarize_task(items, bootstrap=bootstrap, seed=seed)
         for tid, items in sorted(per_task.items(), key=lambda kv: _task_order(kv[0]))
     }
+    for tid, result in tasks.items():  # likelihood-scored rows: acc_norm and calibration per variant
+        result.loglik = summarize_loglik(per_task[tid].rows, per_task[tid].scorer, tid, bootstrap=bootstrap, seed=seed)
+    loglik = any(t.loglik is not None for t in tasks.values())
     categories: dict[str, CategoryResult] = {}
     cat = catalog()
     for category in dict.fromkeys(t.category for t in tasks.values()):
@@ -442,6 +447,7 @@ def score_predictions(
             metric=default.primary if default is not None else None,
             metrics=_macro(t.metrics for t in scored.values()),
             reference=_macro(t.reference for t in scored.values()),
+            loglik=macro_loglik(t.loglik for t in scored.values() if t.loglik is not None) if loglik else None,
         )
     pooled: dict[str, PooledResult] = {}
     for name, (pool_tasks, ref_rows, strict_rows) in pooled_rows(per_task).items():
@@ -465,6 +471,8 @@ def score_predictions(
         protocol=protocol,
         protocol_deviations=list(protocol_deviations),
         bootstrap=Bootstrap(resamples=bootstrap, seed=seed, level=0.95),
+        scoring="loglik" if loglik else "generate",
+        calibration_binning=BINNING if loglik else None,
     )
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from medsbench.errors import MedsbenchError
 from medsbench.prompts import Prompt, render_messages
 
 
@@ -39,6 +40,30 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
+@dataclass
+class LoglikRequest:
+    """Score each of ``continuations`` after ``context`` (``--scoring loglik``): the context is the
+    rendered prompt plus the task's answer lead-in, each continuation one option's scored string."""
+
+    id: str
+    context: str
+    continuations: tuple[str, ...]
+
+
+@dataclass
+class LoglikResponse:
+    """``logprobs[i]``: log p(continuation i | context), summed over its tokens; ``tokens[i]`` its
+    token count; ``greedy[i]``: every continuation token is the model's top token (None: not known)."""
+
+    id: str
+    logprobs: list[float] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+    greedy: list[bool] | None = None
+    prompt_tokens: int | None = None
+    seconds: float = 0.0
+    error: str | None = None
+
+
 @dataclass(frozen=True)
 class Rendered:
     """A prompt as the backend will send it: ``text`` is what we record (and hash for the cache)."""
@@ -68,6 +93,8 @@ class Backend(Protocol):
     def generate(self, requests: list[Request]) -> list[Response]: ...
 
     def iter_generate(self, requests: Sequence[Request]) -> Iterator[Response]: ...
+
+    def loglikelihood(self, requests: Sequence[LoglikRequest]) -> Iterator[LoglikResponse]: ...
 
     def close(self) -> None: ...
 
@@ -99,5 +126,18 @@ class BaseBackend:
         for start in range(0, len(requests), self.chunk_size):
             yield from self.generate(list(requests[start : start + self.chunk_size]))
 
+    def loglikelihood(self, requests: Sequence[LoglikRequest]) -> Iterator[LoglikResponse]:
+        """Log-likelihoods of continuations (``--scoring loglik``), yielded as they finish; backends
+        that cannot compute them refuse (see :func:`can_score_loglik`)."""
+        raise MedsbenchError(f"the {self.name} backend cannot score log-likelihoods: use --scoring generate "
+                             "(loglik needs the hf, vllm or default backend, or an openai server with /v1/completions)")
+
     def close(self) -> None:
         return None
+
+
+def can_score_loglik(backend: object) -> bool:
+    """True when ``backend`` implements :meth:`BaseBackend.loglikelihood` (a remote server may still
+    refuse at its first request, naming what it lacks)."""
+    method = getattr(type(backend), "loglikelihood", None)
+    return method is not None and method is not BaseBackend.loglikelihood

@@ -50,7 +50,7 @@ from typing import Any
 
 from medsbench.errors import MedsbenchError, require
 from medsbench.fileio import sha256_text
-from medsbench.models.base import BaseBackend, Rendered, Request, Response, cut_at_stop
+from medsbench.models.base import BaseBackend, LoglikRequest, LoglikResponse, Rendered, Request, Response, cut_at_stop
 from medsbench.models.cpus import torch_threads
 from medsbench.models.spec import HFOptions, options_with
 from medsbench.models.training import read_training_record, training_record_path
@@ -466,6 +466,13 @@ class HFBackend(BaseBackend):
             if not waiting and batch.dead and batch.live and 0 < self.prune_every <= since_prune:
                 batch.compact()
                 since_prune = 0
+
+    def loglikelihood(self, requests: Sequence[LoglikRequest]) -> Iterator[LoglikResponse]:
+        """Continuations' log-likelihoods, the context's KV cache shared by its options (:mod:`medsbench.models.loglik`)."""
+        from medsbench.models.loglik import TransformersLoglik
+
+        with _quiet_cache_notice():
+            yield from TransformersLoglik(self.model, self._encode, self.device, self._context, self._cache_kwarg)(requests)
 
     def close(self) -> None:
         self.model = None

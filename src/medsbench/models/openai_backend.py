@@ -32,10 +32,11 @@ import logging
 import os
 import random
 import time
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from medsbench.errors import MedsbenchError, require
-from medsbench.models.base import BaseBackend, Request, Response
+from medsbench.models.base import BaseBackend, LoglikRequest, LoglikResponse, Request, Response
 from medsbench.models.spec import OpenAIOptions, options_with
 from medsbench.redact import redact_text, redact_url
 from email.utils import parsedate_to_datetime
@@ -346,3 +347,97 @@ class OpenAIBackend(BaseBackend):
                 if self.unreachable:
                     return self._failed(req, t0, self.unreachable)
         return self._failed(req, t0, f"failed after {self.max_attempts} attempts: {last}")
+
+    def loglikelihood(self, requests: Sequence[LoglikRequest]) -> Iterator[LoglikResponse]:
+        """Continuations' log-likelihoods from ``/v1/completions`` with ``echo=True, logprobs=1`` (the prompt's
+        token log-probabilities, as vLLM's OpenAI server returns them; one generated token is asked and
+        ignored). The server tokenises ``context + continuation``; the continuation's tokens are those
+        starting at or after the context's end (its trailing white space moved to the continuation, as
+        lm-evaluation-harness splits). A chat-only endpoint, or a server that returns no prompt
+        log-probabilities, is refused in one line naming what is missing; a token spanning the split fails
+        that item."""
+        yield from asyncio.run(self._loglik_all(list(requests)))
+
+    async def _loglik_all(self, requests: list[LoglikRequest]) -> list[LoglikResponse]:
+        import openai
+
+        client = openai.AsyncOpenAI(api_key=self._key, base_url=self.base_url, max_retries=0, timeout=self.timeout)
+        sem = asyncio.Semaphore(self.concurrency)
+        try:
+            return list(await asyncio.gather(*(self._loglik_one(client, sem, r) for r in requests)))
+        finally:
+            await client.close()
+
+    async def _loglik_one(self, client: Any, sem: asyncio.Semaphore, req: LoglikRequest) -> LoglikResponse:
+        t0 = time.perf_counter()
+        split = len(req.context.rstrip())
+        scores = []
+        for cont in req.continuations:
+            echo = await self._echo(client, sem, req.context + cont)
+            if isinstance(echo, str):
+                return LoglikResponse(req.id, seconds=time.perf_counter() - t0, error=redact_text(echo))
+            scored = _echo_score(echo, split, len(req.context + cont))
+            if isinstance(scored, str):
+                return LoglikResponse(req.id, seconds=time.perf_counter() - t0, error=scored)
+            scores.append(scored)
+        return LoglikResponse(req.id, [s[0] for s in scores], [s[1] for s in scores], [s[2] for s in scores],
+                              scores[0][3] if scores else None, time.perf_counter() - t0)
+
+    async def _echo(self, client: Any, sem: asyncio.Semaphore, text: str) -> Any:
+        """The completion's ``logprobs`` of ``text`` echoed back (retried like generations), or an error string."""
+        import openai
+
+        last = ""
+        for attempt in range(self.max_attempts):
+            async with sem:
+                self.calls += 1
+                try:
+                    resp = await client.completions.create(model=self.model, prompt=text, max_tokens=1, echo=True,
+                                                           logprobs=1, temperature=0.0)
+                    logprobs = resp.choices[0].logprobs
+                    if logprobs is None or not logprobs.token_logprobs or logprobs.text_offset is None:
+                        raise MedsbenchError(
+                            f"--scoring loglik: the server at {self.shown_url} returned no prompt log-probabilities "
+                            "for /v1/completions with echo=True, logprobs=1 (vLLM's OpenAI server returns them)")
+                    return logprobs
+                except openai.APIStatusError as exc:
+                    if exc.status_code in (404, 405, 501):
+                        raise MedsbenchError(
+                            f"--scoring loglik: the server at {self.shown_url} has no /v1/completions endpoint for "
+                            f"model {self.model!r} (HTTP {exc.status_code}): likelihood scoring needs completions "
+                            "with echo=True and prompt logprobs, which chat-only APIs do not offer") from None
+                    last = f"HTTP {exc.status_code}: {type(exc).__name__}"
+                    if exc.status_code not in RETRY_STATUS:
+                        return last
+                    err: Exception = exc
+                except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+                    last, err = type(exc).__name__, exc
+            if attempt + 1 < self.max_attempts:
+                await asyncio.sleep(self._delay(attempt, err))
+        return f"failed after {self.max_attempts} attempts: {last}"
+
+
+def _echo_score(logprobs: Any, split: int, end: int) -> tuple[float, int, bool, int] | str:
+    """(summed log-probability, token count, every token the top one, context tokens) of the echoed tokens
+    in ``[split, end)`` of the prompt, or why they cannot be read (a token spans the split)."""
+    offsets, values = list(logprobs.text_offset), list(logprobs.token_logprobs)
+    top = list(logprobs.top_logprobs or [None] * len(values))
+    total, count, greedy, context = 0.0, 0, True, 0
+    for i, (start, value) in enumerate(zip(offsets, values)):
+        stop = offsets[i + 1] if i + 1 < len(offsets) else end + 1
+        if start >= end:
+            break  # the generated token after the prompt
+        if start < split:
+            context += 1
+            if stop > split and start < split:
+                return "the server's tokenizer merges the end of the context with the option (a token spans both)"
+            continue
+        if value is None:
+            return "the server returned no log-probability for an option token"
+        total += float(value)
+        count += 1
+        best = max(top[i].values()) if top[i] else None
+        greedy = greedy and (best is None or float(value) >= float(best) - 1e-6)
+    if count == 0:
+        return "the option has no tokens of its own in the server's tokenization"
+    return total, count, greedy, context

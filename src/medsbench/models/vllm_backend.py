@@ -27,12 +27,13 @@ import os
 import signal
 import time
 import weakref
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from medsbench.fileio import sha256_text
 from medsbench.errors import MedsbenchError, require
-from medsbench.models.base import BaseBackend, Rendered, Request, Response
+from medsbench.models.base import BaseBackend, LoglikRequest, LoglikResponse, Rendered, Request, Response
 from medsbench.prompts import Prompt, has_chat_template, render_chat
 import multiprocessing
 from medsbench.models.spec import VLLMOptions
@@ -53,6 +54,8 @@ class Output:
     prompt_tokens: int
     finish_reason: str | None
     stop_reason: int | str | None
+    #: with ``prompt_logprobs`` asked: per prompt position, token id -> log-probability (None at position 0)
+    prompt_logprobs: tuple[dict[int, float] | None, ...] | None = None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -130,8 +133,12 @@ class Engine:
     @staticmethod
     def _plain(out: Any) -> Output:
         best = out.outputs[0]
+        found = getattr(out, "prompt_logprobs", None)
+        prompt = None if found is None else tuple(
+            None if pos is None else {int(t): float(lp.logprob) for t, lp in pos.items()} for pos in found
+        )
         return Output(best.text, tuple(best.token_ids), len(out.prompt_token_ids or []),
-                      getattr(best, "finish_reason", None), getattr(best, "stop_reason", None))
+                      getattr(best, "finish_reason", None), getattr(best, "stop_reason", None), prompt)
 
 
 # --------------------------------------------------------------------------- data parallel ranks
@@ -416,21 +423,76 @@ class VLLMBackend(BaseBackend):
             results.update(self._run(todo))
         return [results[i] for i in range(len(requests))]
 
-    def _run(self, todo: list[tuple[int, Request, list[int]]]) -> dict[int, Response]:
-        t0 = time.perf_counter()
-        jobs: list[Job] = [(ids, self._params(req)) for _, req, ids in todo]
+    def _dispatch(self, jobs: list[Job], costs: list[int]) -> list[Output | str]:
+        """Run ``jobs`` on the engine, or split by cost across the data-parallel ranks; outputs in job order."""
         if self.ranks is None:
             assert self.engine is not None
-            outs = self.engine.run(jobs)
-            order = list(range(len(todo)))
-        else:
-            shares = split_by_cost([len(ids) + req.max_new_tokens for _, req, ids in todo], len(self.ranks.procs))
-            answers = self.ranks.run([[jobs[i] for i in share] for share in shares])
-            order = [i for share in shares for i in share]
-            outs = [o for answer in answers for o in answer]
+            return self.engine.run(jobs)
+        shares = split_by_cost(costs, len(self.ranks.procs))
+        answers = self.ranks.run([[jobs[i] for i in share] for share in shares])
+        outs: list[Output | str] = [""] * len(jobs)
+        for share, answer in zip(shares, answers, strict=True):
+            for i, out in zip(share, answer, strict=True):
+                outs[i] = out
+        return outs
+
+    def _run(self, todo: list[tuple[int, Request, list[int]]]) -> dict[int, Response]:
+        t0 = time.perf_counter()
+        outs = self._dispatch([(ids, self._params(req)) for _, req, ids in todo],
+                              [len(ids) + req.max_new_tokens for _, req, ids in todo])
         share = (time.perf_counter() - t0) / len(todo)
-        return {todo[k][0]: self._response(todo[k][1], o, len(todo[k][2]), share) for k, o in zip(order, outs, strict=True)}
+        return {i: self._response(req, o, len(ids), share) for (i, req, ids), o in zip(todo, outs, strict=True)}
 
     def close(self) -> None:
         if self.ranks is not None:
             self.ranks.close()
+
+    def loglikelihood(self, requests: Sequence[LoglikRequest]) -> Iterator[LoglikResponse]:
+        """Continuations' log-likelihoods from the engine's prompt log-probabilities (``prompt_logprobs=1``,
+        one generated token, as lm-evaluation-harness asks vLLM): one prompt per option, tokenised like the
+        hf backend (:func:`medsbench.models.loglik.encode_pair`); vLLM's prefix cache shares the context."""
+        from medsbench.models.loglik import encode_pair
+
+        params = {"n": 1, "temperature": 0.0, "max_tokens": 1, "prompt_logprobs": 1, "detokenize": False}
+        limit = self.context_length
+        todo: list[tuple[LoglikRequest, list[tuple[list[int], list[int]]]]] = []
+        for req in requests:
+            pairs = [encode_pair(self._ids, req.context, c) for c in req.continuations]
+            longest = max((len(a) + len(b) for a, b in pairs), default=0)
+            if not pairs or not pairs[0][0] or any(not b for _, b in pairs):
+                yield LoglikResponse(req.id, error="empty context or continuation")
+            elif limit is not None and longest >= limit:
+                yield LoglikResponse(req.id, prompt_tokens=len(pairs[0][0]),
+                                     error=f"context and option of {longest} tokens, the engine's max_model_len is {limit}")
+            else:
+                todo.append((req, pairs))
+        if not todo:
+            return
+        t0 = time.perf_counter()
+        jobs: list[Job] = [(a + b, params) for _, pairs in todo for a, b in pairs]
+        outputs = iter(self._dispatch(jobs, [len(ids) for ids, _ in jobs]))
+        share = (time.perf_counter() - t0) / len(todo)
+        for req, pairs in todo:
+            outs = [next(outputs) for _ in pairs]
+            done = [o for o in outs if not isinstance(o, str)]
+            if len(done) < len(outs):  # vLLM rejected an option's prompt: the item fails, never a partial score
+                error = next(o for o in outs if isinstance(o, str))
+                yield LoglikResponse(req.id, prompt_tokens=len(pairs[0][0]), seconds=share, error=error)
+                continue
+            scores = [_prompt_score(o.prompt_logprobs, len(a), b) for o, (a, b) in zip(done, pairs, strict=True)]
+            yield LoglikResponse(req.id, [s[0] for s in scores], [len(b) for _, b in pairs], [s[1] for s in scores],
+                                 len(pairs[0][0]), share)
+
+def _prompt_score(prompt_logprobs: Any, start: int, tokens: list[int]) -> tuple[float, bool]:
+    """(summed log-probability of ``tokens`` at prompt positions ``start``..., each the top token) from
+    :attr:`Output.prompt_logprobs` (per position token id -> log-probability, None at position 0)."""
+    if prompt_logprobs is None:
+        raise MedsbenchError("vllm returned no prompt log-probabilities (prompt_logprobs=1 was asked)")
+    total, greedy = 0.0, True
+    for i, token in enumerate(tokens):
+        found = prompt_logprobs[start + i] or {}
+        if token not in found:
+            raise MedsbenchError(f"vllm's prompt log-probabilities lack the prompt token {token} at position {start + i}")
+        total += found[token]
+        greedy = greedy and found[token] >= max(found.values())
+    return total, greedy

@@ -17,6 +17,7 @@ from medsbench.errors import MedsbenchError
 from medsbench.fileio import ensure_writable
 from medsbench.ids import slug
 from medsbench.metrics import score_predictions
+from medsbench.metrics.choices import task_choices
 from medsbench.metrics.score import TaskFileLabels
 from medsbench.models.base import Backend
 from medsbench.models.spec import ModelSpec
@@ -68,11 +69,13 @@ def run_eval(config: EvalConfig, places: RunPlaces, options: RunOptions | None =
         build_tasks(build_from, places.workspace.tasks, options.reporter)
     if score and options.scorer is None:
         options = dataclasses.replace(options, scorer=score_run)
+    if config.scoring == "loglik" and options.choices is None:
+        options = dataclasses.replace(options, choices=task_choices)
     return _run_eval(config, places, options)
 
 
 _PLACES = ("out", "workspace", "cache")
-_OPTIONS = tuple(f.name for f in dataclasses.fields(RunOptions) if f.name not in ("backend", "scorer"))
+_OPTIONS = tuple(f.name for f in dataclasses.fields(RunOptions) if f.name not in ("backend", "scorer", "choices"))
 
 
 def evaluate(model: str | ModelSpec | Backend | None = None, tasks: str | None = None, *, build_from: str | Path | None = None,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, model_validator
@@ -107,6 +107,9 @@ class EvalConfig(Record):
         None, description="RewriteDefinitions.json: use the paper's own definitions")
     shard: Annotated[str | None, BeforeValidator(_shard)] = Field(
         None, description="I/N: answer only shard I of N (items I, I+N, ... of each task; merge with `medsbench runs merge`)")
+    scoring: Literal["generate", "loglik"] = Field(
+        "generate", description="generate (greedy text, parsed by the scorers) | loglik (closed-answer tasks only: the "
+        "option whose continuation has the highest log-likelihood; adds acc_norm and calibration)")
 
     @model_validator(mode="before")
     @classmethod
@@ -167,12 +170,14 @@ class EvalConfig(Record):
         options that do not change outputs, e.g. where an API key comes from)."""
         data = self.model_dump(mode="json", exclude={"model", "model_complete"})
         data["model"] = self.model.measured().redacted()
+        if data["scoring"] == "generate":  # absent from generative configs: their digests stay as they were
+            del data["scoring"]
         return data
 
     def differences(self, other: EvalConfig, *, ignore: tuple[str, ...] = ()) -> list[str]:
         """Names of the measured fields that differ between two configs."""
         mine, theirs = self.measured(), other.measured()
-        return sorted(k for k in mine if k not in ignore and mine[k] != theirs.get(k))
+        return sorted(k for k in set(mine) | set(theirs) if k not in ignore and mine.get(k) != theirs.get(k))
 
     def digest(self) -> str:
         """A short, stable id of :meth:`measured` (default run folder names never collide)."""

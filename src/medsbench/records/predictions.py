@@ -24,6 +24,7 @@ from medsbench.errors import MedsbenchError
 from medsbench.fileio import atomic_write, dumps, iter_jsonl
 from medsbench.ids import is_item_id, is_name
 from medsbench.records.base import SCHEMA_VERSION, Record, validate_record
+from medsbench.records.loglik import OptionScores
 
 CSV_COLUMNS = ("task_id", "input", "GT", "output")
 csv.field_size_limit(1 << 30)  # long model outputs and inputs are legitimate
@@ -61,6 +62,7 @@ class PredictionRow(Record):
     truncated: bool = False
     hit_cap: bool | None = None  # generation stopped at the token limit
     error: str | None = None  # set when the item failed: it is then missing from the scores
+    loglik: OptionScores | None = None  # --scoring loglik: every option's log-likelihood (output = the chosen one)
     where: str | None = Field(default=None, exclude=True)  # file:line it was read from (never written)
 
     @model_validator(mode="before")
@@ -139,7 +141,10 @@ def read_predictions(path: str | os.PathLike, format: str = "auto") -> list[Pred
 
 def encode_prediction(row: PredictionRow) -> bytes:
     """One ``predictions.jsonl`` line (with its newline): the runner's crash journal appends these."""
-    return dumps(row.model_dump(mode="json")) + b"\n"
+    data = row.model_dump(mode="json")
+    if data.get("loglik") is None:  # generative rows keep their shape
+        data.pop("loglik", None)
+    return dumps(data) + b"\n"
 
 
 def write_predictions(path: str | os.PathLike, rows: Iterable[PredictionRow]) -> int:

@@ -7,12 +7,41 @@ Written by :mod:`medsbench.metrics` (``score_predictions`` / ``write_results``),
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from pydantic import Field
 
 from medsbench.records.base import SCHEMA_VERSION, Record, load_model, save_model
 
 CI = tuple[float, float]
+
+
+class Reliability(Record):
+    """A reliability diagram's data: per confidence bin its item count, mean confidence and accuracy
+    (0-1; None for an empty bin)."""
+
+    edges: list[float]
+    counts: list[int]
+    confidence: list[float | None]
+    accuracy: list[float | None]
+
+
+class LoglikVariant(Record):
+    """Likelihood scoring of one variant (letter or option text) of a task: accuracy of the top
+    log-likelihood (``accuracy``), of the top per-character and per-byte log-likelihood
+    (``acc_norm``, ``acc_bytes``, as lm-evaluation-harness names them), and the calibration of the
+    options' softmax probabilities (``confidence`` and ``ece`` 0-100, ``brier`` 0-2)."""
+
+    n: int
+    metrics: dict[str, float]
+    ci: dict[str, CI] = Field(default_factory=dict)
+    reliability: Reliability
+
+
+class LoglikTaskResult(Record):
+    primary: str  # the variant whose choice is each row's output (and the board's column)
+    n_excluded: int = 0  # scored items without exactly one gold option among the options (not in these numbers)
+    variants: dict[str, LoglikVariant]
 
 
 class TaskResult(Record):
@@ -38,6 +67,7 @@ class TaskResult(Record):
     # "scored golds", joined with " + "); None for tasks without a label set
     label_source: str | None = None
     n_without_gold: int = 0
+    loglik: LoglikTaskResult | None = None  # --scoring loglik: per variant accuracy, acc_norm and calibration
 
 
 class CategoryResult(Record):
@@ -47,6 +77,7 @@ class CategoryResult(Record):
     metric: str | None = None  # the primary metric of the category's default scorer
     metrics: dict[str, float]
     reference: dict[str, float]
+    loglik: dict[str, dict[str, float]] | None = None  # --scoring loglik: variant -> macro average of its tasks
 
 
 class PooledResult(Record):
@@ -82,6 +113,8 @@ class Results(Record):
     protocol: str | None = None
     protocol_deviations: list[str] = Field(default_factory=list)
     bootstrap: Bootstrap
+    scoring: Literal["generate", "loglik"] = "generate"  # how the outputs were made (EvalConfig.scoring)
+    calibration_binning: str | None = None  # loglik: how ECE bins the confidences
 
     def save(self, path: str | os.PathLike) -> None:
         save_model(self, path)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from medsbench.fileio import sha256_text
-from medsbench.models.base import Response
+from medsbench.models.base import LoglikResponse, Response
 
 
 def cache_key(identity: dict[str, Any], text: str, generation: dict[str, Any]) -> str:
@@ -35,6 +35,8 @@ class ResultCache:
             "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, text TEXT NOT NULL, prompt_tokens INTEGER,"
             " output_tokens INTEGER, seconds REAL, created REAL)"
         )
+        # --scoring loglik: per-continuation log-likelihoods (JSON), keyed like the generations
+        self.db.execute("CREATE TABLE IF NOT EXISTS loglik (key TEXT PRIMARY KEY, data TEXT NOT NULL, created REAL)")
 
     def get(self, key: str) -> Response | None:
         row = self.db.execute(
@@ -64,6 +66,37 @@ class ResultCache:
                 "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?)",
                 [(k, r.text, r.prompt_tokens, r.output_tokens, r.seconds, now) for k, r in rows if r.error is None],
             )
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def get_loglik_many(self, keys: list[str]) -> dict[str, LoglikResponse]:
+        """Cached log-likelihood responses by key (see :func:`medsbench.runs.loglik.loglik_config`)."""
+        found: dict[str, LoglikResponse] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, data in self.db.execute(f"SELECT key, data FROM loglik WHERE key IN ({marks})", chunk):
+                try:
+                    d = json.loads(data)
+                    found[key] = LoglikResponse("", [float(x) for x in d["logprobs"]], [int(x) for x in d["tokens"]],
+                                                d.get("greedy"), d.get("prompt_tokens"), float(d.get("seconds") or 0.0))
+                except (ValueError, KeyError, TypeError):
+                    continue  # an unreadable row is a miss: the item is scored again
+        return found
+
+    def put_loglik_many(self, rows: list[LoglikResponse]) -> None:
+        """Store successful log-likelihood responses (by their ``id``, the cache key) in one transaction."""
+        now = time.time()
+        data = [(r.id, json.dumps({"logprobs": r.logprobs, "tokens": r.tokens, "greedy": r.greedy,
+                                   "prompt_tokens": r.prompt_tokens, "seconds": r.seconds}), now)
+                for r in rows if r.error is None]
+        if not data:
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.executemany("INSERT OR REPLACE INTO loglik VALUES (?, ?, ?)", data)
         except BaseException:
             self.db.execute("ROLLBACK")
             raise

@@ -13,6 +13,7 @@ from medsbench.models.base import Backend
 from medsbench.prompts import Fitted, build_prompt, fit_prompt, sample_demos
 from medsbench.prompts.protocols import get_protocol
 from medsbench.records.config import EvalConfig
+from medsbench.records.loglik import ItemChoices
 from medsbench.records.manifest import RunManifest
 from medsbench.reporter import Reporter
 from medsbench.tasks.catalog import CatalogEntry, catalog
@@ -56,6 +57,7 @@ class Item:
     key: str = ""
     error: str | None = None  # set when even the bare query does not fit the context: never sent
     stop: tuple[str, ...] = ()  # the protocol's stop strings (part of the generation config)
+    choices: ItemChoices | None = None  # --scoring loglik: the options scored instead of generating
 
 
 @dataclass

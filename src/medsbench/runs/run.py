@@ -30,7 +30,7 @@ from typing import Any, Literal
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import ensure_writable, sha256_text
 from medsbench.models import check_spec, load_backend
-from medsbench.models.base import Backend, Request, Response
+from medsbench.models.base import Backend, LoglikResponse, Request, Response, can_score_loglik
 from medsbench.prompts.protocols import get_protocol, run_deviations
 from medsbench.records.config import EvalConfig
 from medsbench.records.folder import Journal, JournalKey, RunFolder, items_digest
@@ -41,6 +41,7 @@ from medsbench.redact import redact, redact_text
 from medsbench.reporter import LogReporter, Reporter
 from medsbench.runs.cache import ResultCache, cache_key
 from medsbench.runs.checks import verify_task_files
+from medsbench.runs.loglik import ChoicesFn, ItemOptions, loglik_config, loglik_request, option_scores
 from medsbench.runs.plan import (
     Item,
     TaskPlan,
@@ -98,6 +99,7 @@ class RunOptions:
     reporter: Reporter = field(default_factory=LogReporter)
     backend: Backend | None = None  # a backend already loaded (``config.model`` names it in the manifest)
     scorer: Scorer | None = None
+    choices: ChoicesFn | None = None  # --scoring loglik: each task's options (medsbench.pipeline: the metrics stage's)
 
 
 @dataclass
@@ -275,11 +277,15 @@ class _Run:
 
     def execute(self, selected: tuple[list[Any], dict[str, dict[str, Path]]] | None) -> RunResult:
         entries, files = recorded_tasks(self.prev) if self.prev is not None else selected  # type: ignore[misc]
+        options = self._options(entries, files)  # a task without closed answers is refused before the model loads
         backend = self._backend()
+        if options is not None and not can_score_loglik(backend):
+            raise MedsbenchError(f"--scoring loglik: the {getattr(backend, 'name', 'given')} backend cannot score "
+                                 "log-likelihoods (use --scoring generate, or an hf, vllm or default model)")
         identity = backend.identity()
         self._check_identity(identity)
         self.deviations = self.deviations + run_deviations(self.config.protocol, identity, self.config.max_new_tokens)
-        plans = self._plan(entries, files, backend, identity)
+        plans = self._plan(entries, files, backend, identity, options)
         manifest = self._manifest(plans, identity)
         folder = self.places.folder
         reuse = folder.journal() if self.prev is not None else {}
@@ -305,8 +311,17 @@ class _Run:
             raise MedsbenchError(f"the model changed since the run started ({', '.join(changed)} differ): start a new run")
 
     # -- plan -------------------------------------------------------------
+    def _options(self, entries: list[Any], files: dict[str, dict[str, Path]]) -> dict[str, ItemOptions] | None:
+        """--scoring loglik: each task's options from the metrics stage (None: a generative run)."""
+        if self.config.scoring != "loglik":
+            return None
+        if self.options.choices is None:
+            raise MedsbenchError("--scoring loglik needs the options of each task: run it through medsbench.pipeline "
+                                 "(`medsbench eval`), which passes the metrics stage's")
+        return {e.id: self.options.choices(e.id, e.category, files[e.id]["test"]) for e in entries}
+
     def _plan(self, entries: list[Any], files: dict[str, dict[str, Path]], backend: Backend,
-              identity: dict[str, Any]) -> list[TaskPlan]:
+              identity: dict[str, Any], options: dict[str, ItemOptions] | None = None) -> list[TaskPlan]:
         if self.options.progress != "off":
             self.say(f"planning prompts of {len(entries)} task(s) ...")
         defs = load_definitions(self.config.definitions)
@@ -319,6 +334,8 @@ class _Run:
                 plan.items = [item for pos, item in enumerate(plan.items) if pos % count == index - 1]
             for item in plan.items:
                 item.key = cache_key(identity, item.text, generation_config(item.max_new_tokens, item.stop))
+                if options is not None:
+                    _attach_options(item, options[entry.id], identity)
             plans.append(plan)
         return plans
 
@@ -332,6 +349,7 @@ class _Run:
             generation={
                 "do_sample": False, "greedy": True, "max_new_tokens": {p.entry.id: p.max_new_tokens for p in plans},
                 "stop": {p.entry.id: list(p.items[0].stop) for p in plans if p.items and p.items[0].stop},
+                **_loglik_generation(plans),
             },
             prompt_template_sha256=prompt_template_sha256(self.config.prompt_style),
             chat_template_sha256=identity.get("chat_template_sha256"),
@@ -353,9 +371,12 @@ class _Run:
         done: dict[tuple[str, int], PredictionRow] = {}  # (task id, position) -> prediction row
         interrupted = False
         try:
-            hits = store.get_many([i.key for p in plans for i in p.items if i.error is None])
+            keys = [i.key for p in plans for i in p.items if i.error is None]
+            loglik = self.config.scoring == "loglik"
+            hits: dict[str, Any] = store.get_loglik_many(keys) if loglik else store.get_many(keys)
             with folder.journal_writer() as journal, self._progress(plans, hits, reuse) as tracker:
-                _Answerer(backend, store, journal, tracker, done, result, hits, reuse).run(plans)
+                kind = _LoglikAnswerer if loglik else _Answerer
+                kind(backend, store, journal, tracker, done, result, hits, reuse).run(plans)
                 tracker.say(f"eval: {tracker.done}/{tracker.total} items done ({tracker.failed} failed)")
         except KeyboardInterrupt:
             interrupted = True
@@ -381,7 +402,7 @@ class _Run:
         return rows
 
     @contextlib.contextmanager
-    def _progress(self, plans: list[TaskPlan], hits: dict[str, Response],
+    def _progress(self, plans: list[TaskPlan], hits: dict[str, Any],
                   reuse: dict[JournalKey, PredictionRow]) -> Iterator[RunProgress]:
         """The run's progress: a live bar (a terminal), heartbeat lines (a log), or nothing."""
         items = [i for p in plans for i in p.items]
@@ -440,7 +461,7 @@ class _Answerer:
     length); each result is durable at once."""
 
     def __init__(self, backend: Backend, store: ResultCache, journal: Journal, tracker: RunProgress,
-                 done: dict[tuple[str, int], PredictionRow], result: RunResult, hits: dict[str, Response],
+                 done: dict[tuple[str, int], PredictionRow], result: RunResult, hits: dict[str, Any],
                  reuse: dict[JournalKey, PredictionRow]):
         self.backend, self.store, self.journal, self.tracker = backend, store, journal, tracker
         self.done, self.result, self.hits, self.reuse = done, result, hits, reuse
@@ -457,23 +478,17 @@ class _Answerer:
             left[k] = sum(len(p) for p in own.values())
             if left[k] == 0:
                 self._task_done(plan)
-        requests = []
-        for key, places in waiting.items():
-            k, pos = places[0]
-            item = plans[k].items[pos]
-            requests.append(Request(id=key, messages=item.messages, prompt=item.prompt,
-                                    max_new_tokens=item.max_new_tokens, stop=tuple(item.stop)))
+        requests = [self._request(key, plans[places[0][0]].items[places[0][1]]) for key, places in waiting.items()]
         if requests:
             self.tracker.generating()
         last = time.perf_counter()
-        for resp in self.backend.iter_generate(requests):
-            self.store.put_many([(resp.id, resp)])  # durable before anything else (errors are not cached)
+        for resp in self._responses(requests):
             now = time.perf_counter()
             for n, (k, pos) in enumerate(waiting[resp.id]):
                 plan = plans[k]
                 stats = self.result.per_task[plan.entry.id]
                 stats["seconds"] += (now - last) if n == 0 else 0.0  # the wait for this answer, on its task
-                self._emit(plan.entry.id, pos, prediction_row(plan.items[pos], resp))
+                self._emit(plan.entry.id, pos, self._row(plan.items[pos], resp))
                 if resp.error is not None:
                     self._failure(stats, plan.entry.id, resp.error)
                 else:
@@ -486,6 +501,18 @@ class _Answerer:
             entry = plans[waiting[resp.id][0][0]].entry
             self.tracker.start_task(f"{entry.id} {entry.slug}")
             self.tracker.advance(len(waiting[resp.id]), generated=True, failed=resp.error is not None)
+
+    def _request(self, key: str, item: Item) -> Any:
+        return Request(id=key, messages=item.messages, prompt=item.prompt, max_new_tokens=item.max_new_tokens,
+                       stop=tuple(item.stop))
+
+    def _responses(self, requests: list[Any]) -> Iterator[Any]:
+        for resp in self.backend.iter_generate(requests):
+            self.store.put_many([(resp.id, resp)])  # durable before anything else (errors are not cached)
+            yield resp
+
+    def _row(self, item: Item, resp: Any) -> PredictionRow:
+        return prediction_row(item, resp)
 
     def _task_done(self, plan: TaskPlan) -> None:
         stats = self.result.per_task[plan.entry.id]
@@ -516,7 +543,7 @@ class _Answerer:
                 self._emit(tid, pos, old.model_copy(update={"where": None}))
                 answered += 1
             elif hit is not None:
-                self._emit(tid, pos, prediction_row(item, hit))
+                self._emit(tid, pos, self._row(item, hit))
                 answered += 1
             else:
                 waiting.setdefault(item.key, []).append(pos)
@@ -540,3 +567,50 @@ class _Answerer:
             message = message[:297] + "..."
         if message not in seen and len(seen) < MAX_ERRORS_SHOWN:
             seen.append(message)
+
+
+class _LoglikAnswerer(_Answerer):
+    """``--scoring loglik``: every option of an item scored by the backend instead of a generation."""
+
+    def _request(self, key: str, item: Item) -> Any:
+        assert item.choices is not None
+        return loglik_request(key, item.text, item.choices)
+
+    def _responses(self, requests: list[Any]) -> Iterator[Any]:
+        for start in range(0, len(requests), 8):  # each chunk durable before the next is scored
+            for resp in self.backend.loglikelihood(requests[start : start + 8]):
+                self.store.put_loglik_many([resp])
+                yield resp
+
+    def _row(self, item: Item, resp: Any) -> PredictionRow:
+        return loglik_row(item, resp)
+
+
+def loglik_row(item: Item, resp: LoglikResponse) -> PredictionRow:
+    """The prediction row of a loglik item: the chosen option's answer as output, every option's score."""
+    base = prediction_row(item, Response(resp.id, "", resp.prompt_tokens, None, resp.seconds, resp.error))
+    if resp.error is not None or item.choices is None:
+        return base
+    scores, answer = option_scores(item.choices, resp)
+    return base.model_copy(update={"output": answer, "loglik": scores, "output_tokens": None, "hit_cap": None})
+
+
+def _attach_options(item: Item, options: ItemOptions, identity: dict[str, Any]) -> None:
+    """An item's options and its loglik cache key; an item without options fails with the reason."""
+    found = options(item.instance.input)
+    if isinstance(found, str):
+        item.error = item.error or f"--scoring loglik: {found}"
+        return
+    item.choices = found
+    item.key = cache_key(identity, item.text, loglik_config(found))
+
+
+def _loglik_generation(plans: list[TaskPlan]) -> dict[str, Any]:
+    """The manifest's record of a loglik run: per task its lead-in, delimiter, variants and primary one."""
+    found = {}
+    for p in plans:
+        c = next((i.choices for i in p.items if i.choices is not None), None)
+        if c is not None:
+            found[p.entry.id] = {"lead": c.lead, "delimiter": c.delimiter, "variants": list(c.variants),
+                                 "primary": c.primary}
+    return {"scoring": "loglik", "loglik": found} if found else {}
