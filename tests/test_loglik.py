@@ -315,7 +315,7 @@ def test_eval_cli_then_board_keeps_loglik_rows_apart(tiny_model_dir, real_tasks,
     import subprocess
     import sys
 
-    from medsbench.board import Store
+    from medsbench.board.store import Store
 
     ws = tmp_path / "ws"
     shortest_items(real_tasks / "task57_medqa_en.test.json", ws / "tasks", 6)
@@ -372,7 +372,7 @@ def test_reliability_diagram_escapes_its_text():
 def test_a_schema_4_store_gains_the_calibration_table_and_keeps_its_runs(tmp_path):
     import sqlite3
 
-    from medsbench.board import Store
+    from medsbench.board.store import Store
 
     path = tmp_path / "board.sqlite"
     with Store(path) as store:
