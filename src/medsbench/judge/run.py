@@ -35,6 +35,7 @@ from medsbench.judge.reliability import (
 )
 from medsbench.judge.rubric import PromptTemplate, Rubric, load_rubrics, rubric_for
 from medsbench.models.base import Backend, Request, Response
+from medsbench.prices import Price
 from medsbench.records.folder import RunFolder
 from medsbench.records.predictions import PredictionRow
 from medsbench.records.judged import (
@@ -348,13 +349,14 @@ def judge_run(
     probe_sample: int | None = None,
     seed: int = 0,
     bootstrap: int = 1000,
-    price: tuple[float, float] | None = None,
+    price: Price | None = None,
     rubrics_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> JudgedResults:
     """Judge ``run_dir``'s free-text predictions; writes ``judged.json`` and ``judgements.jsonl`` there.
 
-    ``price``: USD per million (prompt, output) tokens, applied where the judge reports usage.
+    ``price``: USD per million prompt and output tokens (:class:`medsbench.prices.Price`), applied where
+    the judge reports usage.
     """
     folder = RunFolder(run_dir)
     run_dir = folder.path
@@ -444,9 +446,7 @@ def judge_run(
         pt = ot = None
         for v in j.verdicts:
             pt, ot = _add(pt, v.prompt_tokens), _add(ot, v.output_tokens)
-        cost = None
-        if price is not None and pt is not None and ot is not None:
-            cost = round((pt * price[0] + ot * price[1]) / 1e6, 6)
+        cost = price.cost(pt, ot) if price is not None else None
         infos.append(JudgeInfo(
             name=j.name, spec=j.spec, identity=j.identity, requests=j.requests, cached=j.cached, errors=j.errors,
             prompt_tokens=pt, output_tokens=ot, new_prompt_tokens=j.new_prompt_tokens,
