@@ -17,7 +17,7 @@ import typer
 from medsbench import __version__
 from medsbench.errors import MedsbenchError
 
-GROUPS = ("data", "score", "eval", "runs", "judge", "board", "ins", "tune", "export")
+GROUPS = ("data", "score", "eval", "runs", "judge", "board", "ins", "tune", "export", "contam")
 
 app = typer.Typer(
     name="medsbench",
