@@ -484,7 +484,7 @@ def test_a_schema_2_store_is_migrated(tmp_path, pair):
     con.commit()
     con.close()
     with Store(path) as store:
-        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "4"
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "5"
         assert [s["value"] for s in store.task_scores(BASE)] == [100.0]
         assert store.judged(BASE) is None and store.comparison(BASE) is None
         # Old rows lack what scoring needs: not a baseline until its folder is added again.
@@ -494,8 +494,8 @@ def test_a_schema_2_store_is_migrated(tmp_path, pair):
         assert add_run(store, pair["tuned"], model_name=TUNED_MODEL, baseline=BASE) == "added"
         assert store.judged(TUNED) is not None and store.baseline_of(TUNED) == BASE
         build_site(store, tmp_path / "site")
-    with Store(path) as again:  # opens as schema 4 without migrating twice
-        assert again.get_meta("schema_version") == "4" and again.baseline_of(TUNED) == BASE
+    with Store(path) as again:  # opens as schema 5 without migrating twice
+        assert again.get_meta("schema_version") == "5" and again.baseline_of(TUNED) == BASE
 
 
 # -- unusable judges ---------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import pytest
 from conftest import RAW, missing
 from medsbench.contam import ContamOptions, check_run
 from medsbench.contam.check import Item, flag_items
-from medsbench.contam.corpus import open_corpus, record_parts, record_texts
+from medsbench.contam.corpus import open_corpus, record_texts
 from medsbench.errors import MedsbenchError
 from medsbench.ins.config import DecontamConfig
 from medsbench.ins import decontam
@@ -152,10 +152,12 @@ def test_every_corpus_format_is_read_with_its_files_and_record_numbers(tmp_path,
                    "en2": (5, got["en2"][1], 2)}
     assert got["en2"][1].endswith(".arrow")
     described = [c.describe() for c in corpora]
-    assert described[0].files[0].records == 3 and described[0].files[0].texts == 9  # 2 parts + their join, x3
+    assert described[0].files[0].records == 3 and described[0].files[0].texts == 6  # each message on its own
+    assert described[1].files[0].texts == 6  # input, output and their join
     assert all(len(f.sha256) == 64 for d in described for f in d.files)
-    assert record_parts({"input": "a", "output": ["b", "c"]}) == ["a", "b", "c"]
-    assert record_texts(["a", "b"]) == ["a", "b", "a\nb"]
+    assert record_texts({"input": "a", "output": ["b", "c"]}) == ["a", "b", "c", "a\nb\nc"]
+    assert record_texts({"messages": [{"content": "a"}, {"content": "b"}]}) == ["a", "b"]
+    assert record_texts({"q": "a", "n": 3, "r": " "}) == ["a"]
     for bad, message in ((tmp_path / "nope", "corpus not found"), (tmp_path / "x.csv", "unknown corpus file type")):
         if bad.suffix:
             bad.write_text("a,b\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -58,7 +59,7 @@ def contam_cmd(
     from medsbench.contam import ContamOptions, check_run
     from medsbench.ins.config import DecontamConfig
 
-    settings = {"near": not no_near}
+    settings: dict[str, Any] = {"near": not no_near}
     if ngram is not None:
         settings["ngram"] = ngram
     if max_ngram_freq is not None:

@@ -9,10 +9,11 @@ One ``--against`` argument is any of:
 * a JSONL file of any records;
 * a text file (``.txt``, ``.md``): each non-empty line is one record.
 
-A record's parts are its texts: chat ``messages`` (each message's content), or ``input`` and its
-``output`` (one string or a list), or ``text``, or else every top-level string field. The texts
-checked are the parts and, when there are several, their join with newlines (so an item checked with
-its gold answer, ``input\\ngold``, can equal a record exactly). Every file is recorded with its sha256.
+The texts checked for a record: chat ``messages`` (each message's content on its own, as ``ins build``
+checks a bare input rather than its rendered prompt), or ``input`` and its ``output`` (one string or a
+list) and their join with newlines (so an item checked with its gold answer, ``input\\ngold``, can
+equal a record exactly), or ``text``, or else every top-level string field. Every file is recorded
+with its sha256.
 """
 
 from __future__ import annotations
@@ -35,28 +36,25 @@ TEXT_SUFFIXES = (".txt", ".md")
 BATCH_ROWS = 2048
 
 
-def record_parts(record: Any) -> list[str]:
-    """The texts of one record (see the module docstring); non-string values are skipped."""
+def record_texts(record: Any) -> list[str]:
+    """The texts checked for one record (see the module docstring); non-string values are skipped."""
     if isinstance(record, str):
         return [record] if record.strip() else []
     if not isinstance(record, dict):
         return []
+    joined = False
     messages = record.get("messages")
     if isinstance(messages, list):
         parts = [m.get("content") for m in messages if isinstance(m, dict)]
     elif "input" in record:
         out = record.get("output")
-        parts = [record.get("input"), *(out if isinstance(out, list) else [out])]
+        parts, joined = [record.get("input"), *(out if isinstance(out, list) else [out])], True
     elif "text" in record:
         parts = [record.get("text")]
     else:
         parts = list(record.values())
-    return [p for p in parts if isinstance(p, str) and p.strip()]
-
-
-def record_texts(parts: list[str]) -> list[str]:
-    """The texts checked for a record: its parts and, with several, their join."""
-    return parts + ["\n".join(parts)] if len(parts) > 1 else parts
+    texts = [p for p in parts if isinstance(p, str) and p.strip()]
+    return texts + ["\n".join(texts)] if joined and len(texts) > 1 else texts
 
 
 @dataclass
@@ -78,8 +76,7 @@ class Corpus:
         """(file, 1-based record number, texts) of every record, file by file."""
         for f in self.files:
             counts = self.counts.setdefault(f, [0, 0])
-            for number, parts in enumerate(_read(self.kind, f), 1):
-                texts = record_texts(parts)
+            for number, texts in enumerate(_read(self.kind, f), 1):
                 counts[0] += 1
                 counts[1] += len(texts)
                 yield f, number, texts
@@ -132,7 +129,7 @@ def _has_task_header(p: Path) -> bool:
 
 
 def _read(kind: str, f: Path) -> Iterator[list[str]]:
-    """The parts of every record of one file."""
+    """The texts of every record of one file."""
     if kind == "folder":
         kind = _file_kind(f)
     if kind == "mixture":
@@ -141,7 +138,7 @@ def _read(kind: str, f: Path) -> Iterator[list[str]]:
         yield from _arrow(f)
     elif kind == "task":
         for inst in iter_instances(f):
-            yield record_parts({"input": inst.input, "output": inst.output})
+            yield record_texts({"input": inst.input, "output": inst.output})
     elif kind == "jsonl":
         yield from _jsonl(f)
     else:
@@ -155,7 +152,7 @@ def _jsonl(f: Path) -> Iterator[list[str]]:
                 yield []  # records are numbered by line
                 continue
             try:
-                yield record_parts(orjson.loads(raw))
+                yield record_texts(orjson.loads(raw))
             except orjson.JSONDecodeError as exc:
                 raise MedsbenchError(f"invalid JSON: {exc.msg}", where=f"{f}:{lineno}") from None
 
@@ -172,7 +169,7 @@ def _lines(f: Path) -> Iterator[list[str]]:
 def _batches_of(table_batches: Any) -> Iterator[list[str]]:
     for batch in table_batches:
         for row in batch.to_pylist():
-            yield record_parts(row)
+            yield record_texts(row)
 
 
 def _parquet(f: Path) -> Iterator[list[str]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from medsbench.records.predictions import PredictionRow
 from medsbench.records.results import CI
 
 
-def _round(values: Mapping[str, float]) -> dict[str, float]:
+def _round(values: Mapping[str, Any]) -> dict[str, float]:
     return {k: round(float(v), 4) for k, v in values.items()}
 
 
