@@ -203,6 +203,12 @@ def test_check_run_writes_the_report_and_scores_clean_and_contaminated_items_apa
     (tmp_path / "g.jsonl").write_text(json.dumps({"input": "Sentence 1 with aspirin.", "output": "aspirin"}) + "\n")
     with_gold = check_run(run, [tmp_path / "g.jsonl"], ContamOptions(text="input+gold", bootstrap=0))
     assert [(f.id, f.reasons) for f in with_gold.items] == [("t1", ["exact_input", "near"])]
+    # input+gold adds the joined texts: what the inputs alone match is still flagged, counted once per item
+    both = write_lines(tmp_path / "b.txt", ["Sentence 3 with aspirin.", "Sentence 1 with aspirin. aspirin"])
+    only_input = check_run(run, [both], ContamOptions(bootstrap=0))
+    joined = check_run(run, [both], ContamOptions(text="input+gold", bootstrap=0))
+    assert [f.id for f in only_input.items] == ["t3"] and sorted(f.id for f in joined.items) == ["t1", "t3"]
+    assert joined.n_items == 14 and joined.corpora[0].files[0].records == 2 and joined.rule.ignored_ngrams_with_gold == 0
 
 
 def test_cli_contam_and_a_tampered_report(tmp_path):

@@ -75,7 +75,7 @@ class Corpus:
     def records(self) -> Iterator[tuple[Path, int, list[str]]]:
         """(file, 1-based record number, texts) of every record, file by file."""
         for f in self.files:
-            counts = self.counts.setdefault(f, [0, 0])
+            counts = self.counts[f] = [0, 0]  # read again (a second pass): counted once
             for number, texts in enumerate(_read(self.kind, f), 1):
                 counts[0] += 1
                 counts[1] += len(texts)

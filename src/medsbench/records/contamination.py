@@ -40,7 +40,7 @@ class CorpusSource(Record):
 class ContamRule(Record):
     """The overlap rule as applied (see :mod:`medsbench.ins.decontam`)."""
 
-    text: Literal["input", "input+gold"] = "input"  # what of an item is checked
+    text: Literal["input", "input+gold"] = "input"  # the input; or also the input joined with the gold answers
     ngram: int
     ngram_han: int
     ngram_kana: int
@@ -49,6 +49,7 @@ class ContamRule(Record):
     max_ngram_test_freq: int | None  # n-grams in more of the run's items than this are boilerplate
     ignored_ngrams: int = 0  # boilerplate n-grams dropped from the index of the run's items
     ignored_cjk_ngrams: int = 0
+    ignored_ngrams_with_gold: int | None = None  # input+gold: the boilerplate n-grams of the joined texts' index
 
 
 class FirstMatch(Record):
