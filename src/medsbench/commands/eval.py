@@ -86,6 +86,9 @@ def eval_cmd(
     result = run_eval(config, places, options, build_from=build_from)
     # Piped output (logs, CI) gets a fixed width so the table is never squeezed into ellipses.
     Console(width=None if sys.stdout.isatty() else 120).print(summary_table(result))
+    if priced is not None and result.results is not None and result.results.price is None:
+        reporter.message(f"warning: no price in {prices} matches the run's model {config.model.redacted()}: not priced",
+                         "warning")
     reporter.message(f"run folder: {result.run_dir}")
     lines = failure_lines(result)
     for line in lines:  # whole lines (paths and commands are never wrapped)
