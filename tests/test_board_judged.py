@@ -498,7 +498,7 @@ def test_a_schema_2_store_is_migrated(tmp_path, pair):
         assert add_run(store, pair["tuned"], model_name=TUNED_MODEL, baseline=BASE) == "added"
         assert store.judged(TUNED) is not None and store.baseline_of(TUNED) == BASE
         build_site(store, tmp_path / "site")
-    with Store(path) as again:  # opens as schema 4 without migrating twice
+    with Store(path) as again:  # opens as schema 5 without migrating twice
         assert again.get_meta("schema_version") == "5" and again.baseline_of(TUNED) == BASE
 
 

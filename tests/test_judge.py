@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, raw_dir
 
+from medsbench.prices import Price
 from medsbench.records import PredictionRow, write_predictions
 from medsbench.records.config import EvalConfig
 from medsbench.records.folder import RunFolder
@@ -190,7 +191,7 @@ def test_jury_end_to_end_probes_agreement_and_resume(tmp_path, server):
     # Resume: a second run asks nothing (every judgement cached in WORKSPACE/cache.sqlite).
     assert res.cache == str(tmp_path / "ws" / "cache.sqlite")
     before = server.stats()["requests"]
-    again = judge_run(run, specs, bootstrap=200, price=(2.5, 10.0))
+    again = judge_run(run, specs, bootstrap=200, price=Price(input=2.5, output=10.0))
     assert server.stats()["requests"] == before
     assert again.judges[0].requests == 0 and again.judges[0].cached == info.requests
     assert again.tasks == res.tasks

@@ -23,12 +23,13 @@ from test_runs import CountingBackend, make_workspace, rows_of
 
 
 def test_every_config_field_has_its_eval_flag_and_no_flag_lives_in_the_command_only():
-    from medsbench.commands.eval import BACKEND_FLAGS, HELP, PLACE_FLAGS, eval_cmd
+    from medsbench.commands.eval import BACKEND_FLAGS, HELP, PLACE_FLAGS, SCORE_FLAGS, eval_cmd
 
     params = set(inspect.signature(eval_cmd).parameters)
     fields = set(EvalConfig.cli_fields())
     assert fields <= params, f"config fields without a flag: {fields - params}"
-    assert params - fields == set(PLACE_FLAGS) | set(BACKEND_FLAGS), "a flag that is neither config, place nor backend"
+    assert params - fields == set(PLACE_FLAGS) | set(BACKEND_FLAGS) | set(SCORE_FLAGS), \
+        "a flag that is neither config, place, backend nor scoring"
     # the flags' help texts are the fields' descriptions
     for name in fields:
         default = inspect.signature(eval_cmd).parameters[name].default

@@ -65,7 +65,12 @@ def test_two_shard_processes_merge_into_the_unsharded_run(tmp_path, tiny_model_d
     assert _rows(merged) == _rows(fresh)
     assert (merged / "predictions.csv").read_bytes() == (fresh / "predictions.csv").read_bytes()
     results = [json.loads((run / "results.json").read_text()) for run in (merged, fresh)]
+    for res in results:  # generation times differ between runs; tokens and everything else must not
+        for t in [*res["tasks"].values(), res]:
+            assert t["usage"]["item_seconds"] is not None
+            t["usage"]["item_seconds"] = None
     assert results[0]["tasks"] == results[1]["tasks"]  # only the predictions file's hash (timings) differs
+    assert results[0]["usage"] == results[1]["usage"]
 
     from medsbench.records.folder import RunFolder
 

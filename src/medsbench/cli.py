@@ -19,7 +19,7 @@ from medsbench.errors import MedsbenchError
 from medsbench.commands.onramp import translate
 from medsbench.fileio import os_error_line
 
-GROUPS = ("data", "score", "eval", "runs", "judge", "board", "ins", "tune", "export")
+GROUPS = ("data", "score", "eval", "runs", "judge", "board", "ins", "tune", "export", "contam")
 
 app = typer.Typer(
     name="medsbench",

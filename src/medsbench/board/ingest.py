@@ -33,11 +33,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medsbench.board.flags import suspicion_flags
+from medsbench.board.measures import BoardAverage, BoardUsage, board_averages, board_usage, check_contamination
 from medsbench.board.names import LOGLIK_SUFFIX, REPORTED_PREFIX, check_model_name, pooled_task_id
 from medsbench.errors import MedsbenchError, require
 from medsbench.fileio import sha256_file, sha256_text
 from medsbench.metrics import item_verdicts
-from medsbench.records.folder import JUDGED, JUDGEMENTS, MANIFEST, PREDICTIONS, RESULTS, RunFolder
+from medsbench.records.folder import CONTAMINATION, JUDGED, JUDGEMENTS, MANIFEST, PREDICTIONS, RESULTS, RunFolder
 from medsbench.records.folder import check_plan as check_run_plan
 from medsbench.records.judged import JudgementRow
 from medsbench.ids import check_item_id, check_name, check_text
@@ -45,6 +46,7 @@ from medsbench.redact import redact
 
 if TYPE_CHECKING:
     from medsbench.records import PredictionRow
+    from medsbench.records.contamination import ContaminationReport
     from medsbench.records.judged import JudgedResults
     from medsbench.records.manifest import RunManifest
     from medsbench.records.results import Results
@@ -88,6 +90,7 @@ class RunFiles:
     judged: JudgedResults | None
     judgements: list[JudgementRow]
     sha256: dict[str, str]  # file name -> sha256
+    contamination: ContaminationReport | None = None
 
 
 def read_run_folder(run_dir: str | os.PathLike[str]) -> RunFiles:
@@ -114,7 +117,11 @@ def read_run_folder(run_dir: str | os.PathLike[str]) -> RunFiles:
         if folder.has_judgements():
             judgements = folder.judgements()
             sha[JUDGEMENTS] = folder.sha256(folder.judgements_path)
-    return RunFiles(folder.path, manifest, rows, results, judged, judgements, sha)
+    contamination = None
+    if folder.has_contamination():
+        contamination = folder.contamination()
+        sha[CONTAMINATION] = folder.sha256(folder.contamination_path)
+    return RunFiles(folder.path, manifest, rows, results, judged, judgements, sha, contamination)
 
 
 # -- checks --------------------------------------------------------------------------------------
@@ -351,6 +358,7 @@ def identify(files: RunFiles, options: AddOptions) -> RunIdentity:
     rows_per_task = check_plan(files, options.allow_partial)
     protocol = check_scored_from(files)
     check_judged(files)
+    check_contamination(files.contamination, files.rows, files.sha256[PREDICTIONS], str(files.folder / CONTAMINATION))
     partial = check_complete(files, options.allow_partial)
     return RunIdentity(name, model, options.kind, options.status, protocol, partial, rows_per_task)
 
@@ -592,6 +600,9 @@ class BoardRun:
     task_files: list[TaskFileStats]
     rows: list[PredictionRow]  # the prediction rows (paired comparisons)
     calibration: list[BoardCalibration] = field(default_factory=list)  # likelihood-scored runs only
+    contamination: ContaminationReport | None = None  # contamination.json: clean scores shown where present
+    averages: list[BoardAverage] = field(default_factory=list)  # categories' macro/micro averages and slices
+    usage: list[BoardUsage] = field(default_factory=list)  # tokens, time and cost per task and for the run
 
 
 def fingerprint(files: RunFiles, ident: RunIdentity, options: AddOptions, stats: dict[str, TaskFileInfo]) -> str:
@@ -621,7 +632,9 @@ def build_board_run(files: RunFiles, ident: RunIdentity, options: AddOptions, st
         judgements=[BoardJudgement(j.task_id, str(j.id), j.judge, j.score, j.status, j.reply, j.error)
                     for j in files.judgements if j.probe is None],
         task_files=[i.stats for i in stats.values() if i.stats is not None], rows=list(files.rows),
-        calibration=_calibration(files, {t.task_id for t in tasks if t.n > 0}))
+        calibration=_calibration(files, {t.task_id for t in tasks if t.n > 0}),
+        contamination=files.contamination, averages=board_averages(files.results, str(files.folder / RESULTS)),
+        usage=board_usage(files.results))
 
 
 def _calibration(files: RunFiles, answered: set[str]) -> list[BoardCalibration]:

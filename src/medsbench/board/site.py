@@ -239,10 +239,28 @@ def _collect(store: Store) -> dict[str, Any]:
     ]
     model_of = {r.name: m for m in models for r in m.runs}
     calibration = {r.name: store.calibration(r.name) for r in runs if is_loglik(r)}
+    contam = {r.name: c for r in runs if (c := store.contamination(r.name)) is not None}
     return {"cat": cat, "seed": load_seed(), "runs": runs, "models": models, "categories": categories,
             "model_of": model_of, "calibration": calibration,
             "cat_scores": cat_scores, "task_scores": task_scores, "task_infos": task_infos, "judged": judged,
-            "comparisons": comparisons, "task_files": store.task_files(), "versions": _mixed_versions(runs, task_infos)}
+            "comparisons": comparisons, "task_files": store.task_files(), "versions": _mixed_versions(runs, task_infos),
+            "contam": contam, "clean": {run: _clean_cells(c) for run, c in contam.items()}}
+
+
+def _clean_cells(report: dict[str, Any]) -> dict[str, Any]:
+    """Per category of a run with a contamination report: its clean scores by (mode, metric), the contaminated
+    and all items of its tasks, and the tasks without a clean score."""
+    out: dict[str, Any] = {}
+    for t in report["tasks"]:
+        if t["mode"] == "strict" and t["primary_metric"]:
+            c = out.setdefault(t["category"], {"scores": {}, "contaminated": 0, "items": 0, "without": []})
+            c["contaminated"] += t["n_contaminated"]
+            c["items"] += t["n_items"]
+    for row in report["categories"]:
+        c = out.setdefault(row["category"], {"scores": {}, "contaminated": 0, "items": 0, "without": []})
+        c["scores"][(row["mode"], row["metric"])] = row
+        c["without"] = row["without_clean"]
+    return out
 
 
 def _mixed_versions(runs: list[Any], infos: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
@@ -374,6 +392,20 @@ def _cell(data: dict[str, Any], run: str, category: dict[str, Any], mode: str) -
     own = [tid for tid in sorted(infos, key=_task_order)
            if infos[tid]["category"] == category["key"] and not tid.startswith(POOLED_PREFIX)]
     notes, warn = _cell_notes([infos[tid] for tid in own], category)
+    clean = data["clean"].get(run, {}).get(category["key"]) if own else None
+    if clean is not None:  # a contamination report: the clean score is shown, and said to be
+        values = [clean["scores"].get((mode, k)) for k in category["headline"]]
+        notes.insert(0, f"clean score: {clean['contaminated']} of {clean['items']} items contaminated, left out"
+                     + (f"; no clean item in {', '.join(clean['without'])}" if clean["without"] else ""))
+        primary = clean["scores"].get((mode, category["primary"]))
+        if all(v is None for v in values):
+            return {"text": "–", "sort": "", "ci": "", "n_tasks": None, "derived": False, "title": "", "notes": notes,
+                    "warn": True, "primary": None, "versions": []}
+        parts = ["–" if v is None else f"{v['value']:.2f}" for v in values]
+        first = next(v for v in values if v is not None)
+        return {"text": " / ".join(parts), "sort": f"{first['value']:.4f}", "ci": "", "n_tasks": first["n_tasks"],
+                "derived": False, "title": "mean of the tasks' scores on their clean items", "notes": notes,
+                "warn": warn, "primary": None if primary is None else primary["value"], "versions": [], "clean": True}
     versions = [f"{tid} v{infos[tid]['version']}" for tid in own if tid in data["versions"] and infos[tid]["version"]]
     if all(v is None for v in values):
         if not notes:
@@ -661,8 +693,71 @@ def _run_pages(pages: _Pages, data: dict[str, Any], store: Store, model_of: dict
                  for tid in sorted(data["task_infos"][r.name], key=_task_order)]
         pages.page(f"runs/{slug}.html", "run.html", run=r, model=model_of[r.name], tasks=tasks, slug=slug,
                    manifest=_manifest_rows(r.manifest), counts=counts, max_items_per_task=limits[0],
-                   max_chars=limits[1], judged=judged, calibration=_calibration_rows(data, r.name))
+                   max_chars=limits[1], judged=judged, calibration=_calibration_rows(data, r.name),
+                   contam=_contam_view(data["contam"].get(r.name), cat),
+                   averages=_averages_view(store.averages(r.name), cat), usage=_usage_view(store.usage(r.name)))
     return n_runs, largest
+
+
+def _ci_of(row: Any, lo: str = "ci_lo", hi: str = "ci_hi") -> str:
+    return "" if row[lo] is None else f"95% CI {row[lo]:.1f}–{row[hi]:.1f}"
+
+
+def _contam_view(report: dict[str, Any] | None, cat: Any) -> dict[str, Any] | None:
+    """A run's contamination report for its page: corpora, rule, and per task the primary metric in both modes."""
+    if report is None:
+        return None
+    tasks: dict[str, dict[str, Any]] = {}
+    for t in report["tasks"]:
+        if not t["primary_metric"]:
+            continue
+        row = tasks.setdefault(t["task_id"], {"id": t["task_id"], "title": _task_title(t["task_id"], cat),
+                                               "metric": t["metric"], "n_items": t["n_items"],
+                                               "n_contaminated": t["n_contaminated"]})
+        row[t["mode"]] = {"clean": t["clean"], "clean_ci": _ci_of(t, "clean_ci_lo", "clean_ci_hi"),
+                          "contaminated": t["contaminated"], "diff": t["diff"], "n_clean": t["n_clean"],
+                          "n_dirty": t["n_dirty"], "diff_ci": _ci_of(t, "diff_ci_lo", "diff_ci_hi")}
+    head = report["run"]
+    corpora = [{"path": c["path"], "kind": c["kind"], "files": len(c["files"]),
+                "records": sum(f["records"] for f in c["files"]),
+                "sha256": c["files"][0]["sha256"][:12] if len(c["files"]) == 1 else ""} for c in head["corpora"]]
+    return {"head": head, "rule": head["rule"], "corpora": corpora,
+            "tasks": sorted(tasks.values(), key=lambda t: _task_order(t["id"]))}
+
+
+def _averages_view(rows: list[Any], cat: Any) -> list[dict[str, Any]]:
+    """Per category (catalog order): its macro and micro averages and those of its slices, primary metric, both modes."""
+    from medsbench.metrics import primary_metric
+
+    by: dict[str, dict[tuple[str, str], dict[str, Any]]] = defaultdict(dict)
+    for r in rows:
+        metric = primary_metric(cat.categories[r["category"]]) if r["category"] in cat.categories else r["metric"]
+        if r["metric"] != metric:
+            continue
+        entry = by[r["category"]].setdefault((r["slice_kind"], r["slice_key"]), {
+            "kind": r["slice_kind"], "key": r["slice_key"], "metric": metric, "tasks": ", ".join(json.loads(r["tasks"])),
+            "n_tasks": r["n_tasks"]})
+        entry[f"{r['average']}_{r['mode']}"] = {"value": r["value"], "ci": _ci_of(r), "n": r["n"]}
+    order = list(cat.categories)
+    out = []
+    for key in sorted(by, key=lambda k: (order.index(k) if k in order else len(order), k)):
+        slices = sorted(by[key].values(), key=lambda e: (("all", "language", "source").index(e["kind"]), e["key"]))
+        if len(slices) == 1 and slices[0]["n_tasks"] == 1:
+            continue  # one task: its averages are the task's own scores
+        for e in slices:
+            e["label"] = "all tasks" if e["kind"] == "all" else (
+                f"{LANGUAGE_NAMES.get(e['key'], e['key'])} ({e['key']})" if e["kind"] == "language" else e["key"])
+        out.append({"key": key, "title": cat.categories[key].title if key in cat.categories else key, "rows": slices})
+    return out
+
+
+def _usage_view(rows: list[Any]) -> dict[str, Any] | None:
+    """Tokens, time and cost of a run (``run``) and per task; None when the run recorded no usage."""
+    if not rows:
+        return None
+    shaped = [{**dict(r), "price": json.loads(r["price"]) if r["price"] else None} for r in rows]
+    run = next((r for r in shaped if r["task_id"] == ""), None)
+    return {"run": run, "tasks": [r for r in shaped if r["task_id"]]}
 
 
 # Item flags in a run's index shard (the browser filters on them without loading the items).

@@ -23,11 +23,18 @@ Tables
   scoring mode of a run, from ``judged.json`` and ``judgements.jsonl``, with the judges found unusable.
 - ``baselines`` / ``comparisons``: a run compared with another stored run (paired tests per task and category).
 - ``meta``: schema version, seed version, and ``last_update`` (the only date the site shows).
+- ``contam_runs`` / ``contam_tasks`` / ``contam_categories``: a run's ``contamination.json``: the corpora and
+  rule, per task and mode the clean and contaminated scores and their difference with its CI, per category
+  the clean macro average (the board shows it where a run has one, and says so).
+- ``average_scores``: every category's macro and micro average with CIs, and those of its language and source
+  slices (``slice_kind`` all | language | source).
+- ``usage``: prompt and completion tokens, item seconds and cost per task and for the run (``task_id`` ''),
+  NULL where unknown, never 0.
 
 Writing: every write holds the store's own lock (an OS file lock on ``<store>.lock`` beside the file, released
 even on ``kill -9``) and is one transaction, so two processes adding runs at once are serialized, never mixed.
 The schema and its version are created in one transaction: a store left half-made by a kill (no tables, some
-tables, tables without a version) is completed on the next open, and older schemas (1-3) are migrated in place.
+tables, tables without a version) is completed on the next open, and older schemas (1-4) are migrated in place.
 
 Reading back: identifiers are checked again with :mod:`medsbench.ids` (a store file is input too): a run,
 task or judge name outside the grammar stops the caller with one line naming the run.
@@ -124,6 +131,30 @@ _TABLES: tuple[str, ...] = (
   category TEXT, mode TEXT NOT NULL, metric TEXT NOT NULL, base REAL, tuned REAL, delta REAL NOT NULL,
   ci_lo REAL NOT NULL, ci_hi REAL NOT NULL, p_value REAL NOT NULL, n INTEGER NOT NULL, n_tasks INTEGER,
   only_in_run INTEGER, only_in_baseline INTEGER, PRIMARY KEY (run, scope, key, mode, metric))""",
+    *(
+        # contamination-aware scores, averages and slices, tokens and cost (schema 5)
+        """CREATE TABLE IF NOT EXISTS contam_runs (
+  run TEXT PRIMARY KEY REFERENCES runs(name) ON DELETE CASCADE, sha256 TEXT NOT NULL, created TEXT,
+  rule TEXT NOT NULL, corpora TEXT NOT NULL, n_items INTEGER NOT NULL, n_contaminated INTEGER NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS contam_tasks (
+  run TEXT NOT NULL REFERENCES runs(name) ON DELETE CASCADE, task_id TEXT NOT NULL, category TEXT, mode TEXT NOT NULL,
+  metric TEXT NOT NULL, primary_metric INTEGER NOT NULL DEFAULT 0, n_items INTEGER NOT NULL,
+  n_contaminated INTEGER NOT NULL, n_clean INTEGER, n_dirty INTEGER, clean REAL, clean_ci_lo REAL, clean_ci_hi REAL,
+  contaminated REAL, diff REAL, diff_ci_lo REAL, diff_ci_hi REAL, PRIMARY KEY (run, task_id, mode, metric))""",
+        """CREATE TABLE IF NOT EXISTS contam_categories (
+  run TEXT NOT NULL REFERENCES runs(name) ON DELETE CASCADE, category TEXT NOT NULL, mode TEXT NOT NULL,
+  metric TEXT NOT NULL, value REAL NOT NULL, n_tasks INTEGER NOT NULL, without_clean TEXT NOT NULL DEFAULT '[]',
+  PRIMARY KEY (run, category, mode, metric))""",
+        """CREATE TABLE IF NOT EXISTS average_scores (
+  run TEXT NOT NULL REFERENCES runs(name) ON DELETE CASCADE, category TEXT NOT NULL, slice_kind TEXT NOT NULL,
+  slice_key TEXT NOT NULL, average TEXT NOT NULL, mode TEXT NOT NULL, metric TEXT NOT NULL, value REAL NOT NULL,
+  ci_lo REAL, ci_hi REAL, n INTEGER NOT NULL, n_tasks INTEGER NOT NULL, tasks TEXT NOT NULL,
+  PRIMARY KEY (run, category, slice_kind, slice_key, average, mode, metric))""",
+        """CREATE TABLE IF NOT EXISTS usage (
+  run TEXT NOT NULL REFERENCES runs(name) ON DELETE CASCADE, task_id TEXT NOT NULL, n_items INTEGER NOT NULL,
+  prompt_tokens INTEGER, output_tokens INTEGER, n_tokens_unknown INTEGER NOT NULL, item_seconds REAL,
+  cost_usd REAL, cost_per_1k_items_usd REAL, price TEXT, PRIMARY KEY (run, task_id))""",
+    ),
 )
 
 
@@ -391,6 +422,7 @@ class Store:
                 "VALUES (?,?,?,?,?,?,?,?,?)",
                 [(run.name, c.task_id, c.variant, int(c.primary), c.n, c.n_excluded, _dump(c.metrics), _dump(c.ci),
                   _dump(c.reliability)) for c in run.calibration])
+            _insert_measures(db, run)
             if run.judged is not None:
                 _insert_judged(db, run.name, run.judged, run.sha256[JUDGED], run.unusable_judges)
                 db.executemany(
@@ -564,6 +596,43 @@ class Store:
             check_name(c["category"], "category", where)
         return {"run": out, "tasks": tasks, "categories": cats}
 
+    # -- contamination, averages and slices, usage -----------------------------------------------
+
+    def contamination(self, run: str) -> dict[str, Any] | None:
+        """A run's contamination report: ``{"run": row (rule, corpora decoded), "tasks": [rows], "categories":
+        [rows]}``, or None when the run was added without a ``contamination.json``."""
+        head = self.db.execute("SELECT * FROM contam_runs WHERE run = ?", (run,)).fetchone()
+        if head is None:
+            return None
+        where = self._where(run)
+        out = {k: (json.loads(head[k]) if k in ("rule", "corpora") else head[k]) for k in head.keys()}
+        tasks = self.db.execute("SELECT * FROM contam_tasks WHERE run = ? ORDER BY task_id, mode, metric",
+                                (run,)).fetchall()
+        cats = [{**dict(r), "without_clean": json.loads(r["without_clean"])} for r in self.db.execute(
+            "SELECT * FROM contam_categories WHERE run = ? ORDER BY category, mode, metric", (run,))]
+        for r in tasks:
+            check_name(r["task_id"], "task id", where)
+        for c in cats:
+            check_name(c["category"], "category", where)
+        return {"run": out, "tasks": tasks, "categories": cats}
+
+    def averages(self, run: str) -> list[sqlite3.Row]:
+        """Every category's macro and micro averages and slices of a run."""
+        rows = self.db.execute(
+            "SELECT * FROM average_scores WHERE run = ? ORDER BY category, slice_kind, slice_key, average, mode, metric",
+            (run,)).fetchall()
+        for r in rows:
+            check_name(r["category"], "category", self._where(run))
+        return rows
+
+    def usage(self, run: str) -> list[sqlite3.Row]:
+        """Tokens, time and cost per task of a run and for the run (``task_id`` '')."""
+        rows = self.db.execute("SELECT * FROM usage WHERE run = ? ORDER BY task_id", (run,)).fetchall()
+        for r in rows:
+            if r["task_id"]:
+                check_name(r["task_id"], "task id", self._where(run))
+        return rows
+
     def comparison(self, run: str) -> dict[str, Any] | None:
         """The paired comparison of ``run`` with its baseline: ``{"baseline", "method", "resamples", "seed",
         "rows": [comparison rows]}``, or None when the run has no baseline."""
@@ -610,7 +679,10 @@ def _migrate_to_4(db: sqlite3.Connection) -> None:
 
 
 def _migrate_to_5(db: sqlite3.Connection) -> None:
-    """Schema 4 -> 5: the calibration table of likelihood-scored runs (runs stored before have none)."""
+    """Schema 4 -> 5: the calibration table of likelihood-scored runs, and the contamination, averages
+    and slices, and usage tables (also made by :func:`_ensure_tables`). Runs stored before have no rows
+    in them until added again (their ``store_version`` is 4, so ``board add`` of the same folder updates
+    them). Nothing to move."""
     for ddl in _CALIBRATION_TABLES:
         db.execute(ddl)
 
@@ -658,6 +730,52 @@ def _insert_scores(db: sqlite3.Connection, run: BoardRun) -> None:
         [(f.sha256, f.task_id, f.version, f.n_instances, None if f.labels is None else _dump(f.labels), f.n_labels,
           f.majority_label, f.majority_baseline, int(f.degenerate), _dump(f.example), _dump(f.source))
          for f in run.task_files])
+
+
+def _insert_measures(db: sqlite3.Connection, run: BoardRun) -> None:
+    """A run's contamination report, category averages and slices, and usage."""
+    db.executemany(
+        "INSERT INTO average_scores(run, category, slice_kind, slice_key, average, mode, metric, value, ci_lo, ci_hi, n, "
+        "n_tasks, tasks) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        [(run.name, a.category, a.slice_kind, a.slice_key, a.average, a.mode, a.metric, a.value, a.ci_lo, a.ci_hi, a.n,
+          a.n_tasks, _dump(list(a.tasks))) for a in run.averages])
+    db.executemany(
+        "INSERT INTO usage(run, task_id, n_items, prompt_tokens, output_tokens, n_tokens_unknown, item_seconds, cost_usd, "
+        "cost_per_1k_items_usd, price) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        [(run.name, u.task_id, u.n_items, u.prompt_tokens, u.output_tokens, u.n_tokens_unknown, u.item_seconds,
+          u.cost_usd, u.cost_per_1k_items_usd, None if u.price is None else _dump(u.price)) for u in run.usage])
+    report = run.contamination
+    if report is None:
+        return
+    db.execute("INSERT INTO contam_runs(run, sha256, created, rule, corpora, n_items, n_contaminated) "
+               "VALUES (?,?,?,?,?,?,?)",
+               (run.name, run.sha256["contamination.json"], report.created, _dump(report.rule.model_dump(mode="json")),
+                _dump([c.model_dump(mode="json") for c in report.corpora]), report.n_items, report.n_contaminated))
+    rows = []
+    for tid, t in report.tasks.items():
+        for mode in MODES:
+            pick = (lambda s: s.metrics) if mode == "strict" else (lambda s: s.reference)
+            pick_ci = (lambda s: s.ci) if mode == "strict" else (lambda s: s.reference_ci)
+            clean, dirty, diff = t.clean, t.contaminated, t.difference
+            metrics = sorted(set(pick(clean) if clean else {}) | set(pick(dirty) if dirty else {}))
+            for metric in metrics:
+                c_ci = pick_ci(clean).get(metric, (None, None)) if clean else (None, None)
+                d_ci = pick_ci(diff).get(metric, (None, None)) if diff else (None, None)
+                n_clean = None if clean is None else (clean.n if mode == "strict" else clean.n_reference)
+                n_dirty = None if dirty is None else (dirty.n if mode == "strict" else dirty.n_reference)
+                rows.append((run.name, tid, t.category, mode, metric, int(metric == t.metric), t.n_items, t.n_contaminated,
+                             n_clean, n_dirty, pick(clean).get(metric) if clean else None, c_ci[0], c_ci[1],
+                             pick(dirty).get(metric) if dirty else None, pick(diff).get(metric) if diff else None,
+                             d_ci[0], d_ci[1]))
+    db.executemany(
+        "INSERT INTO contam_tasks(run, task_id, category, mode, metric, primary_metric, n_items, n_contaminated, n_clean, "
+        "n_dirty, clean, clean_ci_lo, clean_ci_hi, contaminated, diff, diff_ci_lo, diff_ci_hi) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+    db.executemany(
+        "INSERT INTO contam_categories(run, category, mode, metric, value, n_tasks, without_clean) VALUES (?,?,?,?,?,?,?)",
+        [(run.name, ckey, mode, metric, value, len(c.tasks), _dump(c.without_clean))
+         for ckey, c in report.categories.items()
+         for mode, metrics in (("strict", c.metrics), ("reference", c.reference)) for metric, value in metrics.items()])
 
 
 def _insert_items(db: sqlite3.Connection, run: BoardRun) -> None:

@@ -8,6 +8,7 @@ exists here only); backend flags (``--dtype``, ``--device``, ``--batch-size``, `
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -18,10 +19,14 @@ from medsbench.workspace import DEFAULT_WORKSPACE
 
 HELP = EvalConfig.cli_fields()
 
-#: Flags that are not EvalConfig fields: where a run lives and how it behaves, and backend options
-#: (merged into the model spec).
+#: Flags that are not EvalConfig fields: where a run lives and how it behaves, backend options
+#: (merged into the model spec), and how results.json prices the tokens (not what a run measures).
 PLACE_FLAGS = ("out", "workspace", "cache", "build_from", "resume", "overwrite", "no_progress")
 BACKEND_FLAGS = ("batch_size", "dtype", "device", "api_key_env", "trust_remote_code", "chat_template")
+SCORE_FLAGS = ("price", "prices")
+PRICE_HELP = "USD per million prompt/completion tokens of the model, IN/OUT (e.g. 2.5/10): results.json's cost."
+PRICES_HELP = ("Price table (YAML/JSON: {model or spec pattern: {input: USD per 1M, output: USD per 1M}}): "
+               "results.json's cost.")
 
 
 def eval_cmd(
@@ -50,6 +55,8 @@ def eval_cmd(
     cache: Path = typer.Option(None, "--cache", help="Result cache (default: WORKSPACE/cache.sqlite)."),
     build_from: Path = typer.Option(None, "--build-from", help="Build the task files from this raw data folder first."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar: a one-line heartbeat every 30 s instead."),
+    price: str = typer.Option(None, "--price", help=PRICE_HELP),
+    prices: Path = typer.Option(None, "--prices", help=PRICES_HELP),
 ) -> None:
     """Evaluate a model on MedS-Bench tasks: predictions.jsonl, predictions.csv, results.json.
 
@@ -60,7 +67,8 @@ def eval_cmd(
     from medsbench.commands.render import ConsoleReporter, failure_lines, summary_table
     from medsbench.errors import MedsbenchError
     from medsbench.models.spec import ModelSpec
-    from medsbench.pipeline import run_eval
+    from medsbench.pipeline import run_eval, score_run
+    from medsbench.prices import resolve_price
     from medsbench.runs.run import RunOptions, prepare
 
     backend_flags = {"batch_size": batch_size, "dtype": dtype, "device": device, "api_key_env": api_key_env,
@@ -75,10 +83,15 @@ def eval_cmd(
         raise MedsbenchError("--resume takes the backend options from the run's model spec: give --model SPEC with them")
     config, places = prepare(given, out=out, workspace=workspace, cache=cache, resume=resume)
     reporter = ConsoleReporter(Console(stderr=True))
-    options = RunOptions(resume=resume, overwrite=overwrite, progress="log" if no_progress else "auto", reporter=reporter)
+    priced = resolve_price(price, prices)
+    options = RunOptions(resume=resume, overwrite=overwrite, progress="log" if no_progress else "auto", reporter=reporter,
+                         scorer=functools.partial(score_run, prices=priced) if priced is not None else None)
     result = run_eval(config, places, options, build_from=build_from)
     # Piped output (logs, CI) gets a fixed width so the table is never squeezed into ellipses.
     Console(width=None if sys.stdout.isatty() else 120).print(summary_table(result))
+    if priced is not None and result.results is not None and result.results.price is None:
+        reporter.message(f"warning: no price in {prices} matches the run's model {config.model.redacted()}: not priced",
+                         "warning")
     reporter.message(f"run folder: {result.run_dir}")
     lines = failure_lines(result)
     for line in lines:  # whole lines (paths and commands are never wrapped)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from medsbench.errors import MedsbenchError
+from medsbench.prices import Price
 
 
 def _specs(values: list[str] | None) -> list[str]:
@@ -15,18 +16,6 @@ def _specs(values: list[str] | None) -> list[str]:
     for value in values or []:
         out.extend(part.strip() for part in value.split(";") if part.strip())
     return out
-
-
-def _price(value: str | None) -> tuple[float, float] | None:
-    if value is None:
-        return None
-    head, sep, tail = value.partition("/")
-    try:
-        if not sep:
-            raise ValueError
-        return float(head), float(tail)
-    except ValueError:
-        raise MedsbenchError(f"--price must be IN/OUT in USD per million tokens (e.g. 2.5/10), got '{value}'") from None
 
 
 def _f(value: float | None, digits: int = 2) -> str:
@@ -131,7 +120,7 @@ def judge_cmd(
     from medsbench.judge.run import JudgeConfig, judge_run
 
     config = JudgeConfig(tasks=tasks, limit=limit, cache=cache, max_tokens=max_tokens, probes=probes != 0,
-                         probe_sample=probes, seed=seed, bootstrap=bootstrap, price=_price(price))
+                         probe_sample=probes, seed=seed, bootstrap=bootstrap, price=Price.parse(price) if price is not None else None)
     reporter = ConsoleReporter()
     result = judge_run(run, specs, config, progress=lambda msg: reporter.message(msg, "detail"))
     render(result, console)

@@ -90,9 +90,10 @@ def summary_table(result: RunResult) -> Table:
     for col in ("n", "failed", "coverage"):
         table.add_column(col, justify="right", overflow="fold")
     table.add_column("metric", overflow="fold")
-    for col in ("strict", "ref", "trunc", "it/s"):
+    for col in ("strict", "ref", "trunc", "it/s", "tokens in/out"):
         table.add_column(col, justify="right", overflow="fold")
-    scored = _as_dict(result.results).get("tasks", {})
+    results = _as_dict(result.results)
+    scored = results.get("tasks", {})
     for tid, st in result.per_task.items():
         metric, strict, ref = _primary(scored.get(tid))
         generated = st["n"] - st["cached"] - st["failed"]
@@ -101,8 +102,44 @@ def summary_table(result: RunResult) -> Table:
         if answered == 0:  # nothing answered: no score to show, whatever the scorer made of it
             strict = ref = "-"
         coverage = f"{100 * answered / st['n']:.0f}%" if st["n"] else "-"
-        table.add_row(tid, str(st["n"]), str(st["failed"]), coverage, metric, strict, ref, str(st["truncated"]), rate)
+        usage = (scored.get(tid) or {}).get("usage")
+        table.add_row(tid, str(st["n"]), str(st["failed"]), coverage, metric, strict, ref, str(st["truncated"]), rate,
+                      tokens_text(usage))
+    if results.get("usage"):
+        table.caption = usage_line(results["usage"], results.get("price"))
     return table
+
+
+def count_text(value: int | None) -> str:
+    """A token count, short (``12.3k``, ``4.1M``); ``unknown`` when the backend did not report it."""
+    if value is None:
+        return "unknown"
+    for size, unit in ((1_000_000, "M"), (1_000, "k")):
+        if value >= size:
+            return f"{value / size:.1f}{unit}"
+    return str(value)
+
+
+def tokens_text(usage: dict[str, Any] | None) -> str:
+    """``prompt/completion`` tokens of a task's usage (``-`` without usage)."""
+    if not usage:
+        return "-"
+    return f"{count_text(usage.get('prompt_tokens'))}/{count_text(usage.get('output_tokens'))}"
+
+
+def usage_line(usage: dict[str, Any], price: dict[str, Any] | None) -> str:
+    """One line of a run's tokens and, when priced, its cost in total and per 1,000 items."""
+    known = usage.get("prompt_tokens") is not None and usage.get("output_tokens") is not None
+    tokens = (f"{usage['prompt_tokens']:,} prompt + {usage['output_tokens']:,} completion tokens" if known else
+              f"tokens unknown for {usage.get('n_tokens_unknown', 0)} of {usage.get('n_items', 0)} items "
+              "(the backend did not report them)")
+    line = f"{usage.get('n_items', 0)} answered items: {tokens}"
+    if price is None:
+        return line + "; not priced (--price IN/OUT or --prices FILE)"
+    if usage.get("cost_usd") is None:
+        return line + f"; priced at {price['input']}/{price['output']} USD per 1M tokens, cost unknown (tokens unknown)"
+    return (line + f"; cost ${usage['cost_usd']:.4f} (${usage['cost_per_1k_items_usd']:.4f} per 1,000 items) at "
+            f"{price['input']}/{price['output']} USD per 1M tokens")
 
 
 def failure_lines(result: RunResult) -> list[str]:

@@ -82,25 +82,33 @@ def task_table(results, title: str, width: int = 80):
 
 
 def category_table(results):
-    """Categories (macro averages) and pooled groups of ``medsbench score``."""
+    """Categories (macro and micro averages), their language and source slices, and pooled groups."""
     from rich import box
     from rich.table import Table
 
     from medsbench.metrics import headline_metrics
 
-    cats = Table(title="Categories (macro average over tasks)", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
-                 padding=(0, 0, 0, 0))
+    cats = Table(title="Categories: macro = mean of tasks (as the official scripts), micro = pooled items",
+                 box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 0, 0, 0))
     rows = []
     for cat, c in results.categories.items():
         keys = headline_metrics(cat)
         missing = f" (+{len(c.missing_tasks)} without metrics)" if c.missing_tasks else ""
-        rows.append([cat, f"{c.n_tasks}{missing}", _fmt(c.metrics, keys), _fmt(c.reference, keys)])
+        micro = c.micro
+        rows.append([cat, f"{c.n_tasks}{missing}", _fmt(c.metrics, keys), _fmt(c.reference, keys),
+                     _fmt(micro.metrics, keys) if micro else "-", _fmt(micro.reference, keys) if micro else "-"])
+        for kind, slices in c.slices.items():
+            for key, sl in slices.items():
+                rows.append([f"  {kind} {key}", str(len(sl.tasks)), _fmt(sl.macro.metrics, keys),
+                             _fmt(sl.macro.reference, keys), _fmt(sl.micro.metrics, keys) if sl.micro else "-",
+                             _fmt(sl.micro.reference, keys) if sl.micro else "-"])
     for name, pooled in results.pooled.items():
         keys = headline_metrics(name)
-        rows.append([f"pooled {name}", str(len(pooled.tasks)), _fmt(pooled.metrics, keys), _fmt(pooled.reference, keys)])
+        rows.append([f"pooled {name}", str(len(pooled.tasks)), "-", "-", _fmt(pooled.metrics, keys),
+                     _fmt(pooled.reference, keys)])
     cats.add_column("category", overflow="fold")
     cats.add_column("tasks", overflow="fold")
-    for col in ("strict", "reference"):
+    for col in ("macro strict", "macro ref", "micro strict", "micro ref"):
         cats.add_column(col, justify="right", no_wrap=True)
     for r in rows:
         cats.add_row(*r)
@@ -118,6 +126,10 @@ def score_cmd(
         None, "--tasks-dir",
         help="Task folder: closed-label tasks take their label sets from their full test files (for a --limit "
         "sample); else from their scorer and the catalog."),
+    price: str = typer.Option(None, "--price", help="USD per million prompt/completion tokens of the model, IN/OUT "
+                              "(e.g. 2.5/10): results.json's cost."),
+    prices: Path = typer.Option(None, "--prices", help="Price table (YAML/JSON: {model or spec pattern: {input: USD "
+                                "per 1M, output: USD per 1M}}), looked up by the run's model."),
 ) -> None:
     """Score predictions: strict and official (reference) metrics per task and category, with CIs."""
     from rich.console import Console
@@ -125,6 +137,8 @@ def score_cmd(
     from medsbench.fileio import sha256_file
     from medsbench.metrics import score_predictions, write_results
     from medsbench.metrics.score import TaskFileLabels
+    from medsbench.pipeline import run_price
+    from medsbench.prices import resolve_price
     from medsbench.records.results import InputFile
 
     rows, manifest, folder, label = _load(predictions, fmt)
@@ -134,7 +148,8 @@ def score_cmd(
         labels = TaskFileLabels(manifest.test_files()) if manifest is not None else None
     results = score_predictions(rows, bootstrap=bootstrap, seed=seed, strict_ids=strict_ids, labels=labels,
                                 protocol=manifest.protocol if manifest else None,
-                                protocol_deviations=manifest.deviations if manifest else ())
+                                protocol_deviations=manifest.deviations if manifest else (),
+                                price=run_price(resolve_price(price, prices), manifest) if price or prices else None)
     source = folder.predictions_path if folder is not None else predictions
     results.inputs = [InputFile(path=str(source), sha256=sha256_file(source))]
     if out is None and folder is not None:
@@ -146,6 +161,13 @@ def score_cmd(
     console = Console()
     console.print(task_table(results, f"{label}: strict | reference (official scripts)", console.width))
     console.print(category_table(results))
+    if results.usage is not None:
+        from medsbench.commands.render import usage_line
+
+        console.print(usage_line(results.usage.model_dump(), results.price.model_dump() if results.price else None),
+                      markup=False, highlight=False)
+    if (price or prices) and results.price is None:
+        console.print(f"[yellow]warning:[/yellow] no price in {prices} matches the run's model: not priced")
     for w in results.warnings:
         console.print(f"[yellow]warning:[/yellow] {w}")
     if results.unknown_task_ids:

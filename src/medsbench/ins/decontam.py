@@ -84,13 +84,13 @@ def _find(keys: np.ndarray, q: np.ndarray, table: np.ndarray) -> tuple[np.ndarra
     return hit, pos
 
 
-def _lookup(keys: np.ndarray, payload: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _positions(keys: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(hit, position in the sorted ``keys``) of each query."""
     if not len(keys) or not len(q):
         return np.zeros(len(q), dtype=bool), np.zeros(len(q), dtype=np.int64)
     pos = np.searchsorted(keys, q)
     pos[pos == len(keys)] = 0
-    hit = keys[pos] == q
-    return hit, payload[pos]
+    return keys[pos] == q, pos
 
 
 def _index(values: list[np.ndarray], owners: list[np.ndarray], max_freq: int | None) -> tuple[np.ndarray, np.ndarray, int]:
@@ -116,28 +116,58 @@ def _per_instance(h: np.ndarray, own: np.ndarray) -> np.ndarray:
     return np.unique(np.stack([own.astype(np.uint64), h], axis=1), axis=0)
 
 
-def _fingerprints(texts: list[str], cfg: DecontamConfig, signer: Signer | None, bander: Bander | None) -> dict[str, list[np.ndarray]]:
-    """Index arrays of one chunk of test inputs: input digests, n-grams (per instance), CJK n-grams, bands."""
+def owned_fingerprints(texts: Sequence[str], cfg: DecontamConfig, signer: Signer | None,
+                       bander: Bander | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every index key of each test input, as (input position, key) per kind, each key once per input.
+
+    Kinds: ``inp`` (the normalised input's digest), ``ng`` (``ngram``-grams), ``cj`` (the CJK-size
+    n-grams of inputs with a CJK character, both sizes), ``bd`` (LSH bands, with near-duplicates on);
+    and ``cjk``: (positions of the inputs with a CJK character, their positions again). The index
+    (:class:`TestIndex`) is made of these keys; a run's contamination check maps keys back to items.
+    """
     n = len(texts)
-    out: dict[str, list[np.ndarray]] = defaultdict(list)
-    out["inp"].append(digests([normalise(x) for x in texts]))
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    pos = np.arange(n, dtype=np.int64)
+    out["inp"] = (pos, digests([normalise(x) for x in texts]))
     toks = [tokens(x) for x in texts]
     lengths = np.fromiter((len(x) for x in toks), dtype=np.int64, count=n)
     th = token_hashes([w for x in toks for w in x])
     # Test inputs with any CJK character are indexed at the CJK sizes too; only n-grams of inputs
     # without one count for a CJK training input's ``ngram``-grams.
     cjk = np.fromiter((has_cjk(x) for x in texts), dtype=bool, count=n)
-    out["cjk_n"].append(np.array([cjk.sum()], np.int64))
+    out["cjk"] = (pos[cjk], pos[cjk])
     pair = _per_instance(*rolling(th, lengths, cfg.ngram))
-    out["ng"].append(pair[:, 1])
-    out["latin"].append(pair[~cjk[pair[:, 0].astype(np.int64)], 1])
+    out["ng"] = (pair[:, 0].astype(np.int64), pair[:, 1])
+    owners, keys = [np.zeros(0, np.int64)], [np.zeros(0, np.uint64)]
     if cjk.any():
-        sth, slen, _ = subset(th, lengths, cjk)
+        sth, slen, back = subset(th, lengths, cjk)
         for size in sorted({cfg.ngram_han, cfg.ngram_kana}):
-            out["cj"].append(_per_instance(*rolling(sth, slen, size))[:, 1])
+            pair = _per_instance(*rolling(sth, slen, size))
+            owners.append(back[pair[:, 0].astype(np.int64)])
+            keys.append(pair[:, 1])
+    out["cj"] = (np.concatenate(owners), np.concatenate(keys))
     if signer is not None and bander is not None:
         sigs, active = signer.signatures(th, lengths)
-        out["bd"].append(bander.bands(sigs[active]).ravel())
+        bands = bander.bands(sigs[active])
+        out["bd"] = (np.repeat(pos[active], bands.shape[1]), bands.ravel())
+    return out
+
+
+def _fingerprints(texts: list[str], cfg: DecontamConfig, signer: Signer | None, bander: Bander | None) -> dict[str, list[np.ndarray]]:
+    """Index arrays of one chunk of test inputs: input digests, n-grams (per instance), CJK n-grams, bands."""
+    owned = owned_fingerprints(texts, cfg, signer, bander)
+    cjk = np.zeros(len(texts), dtype=bool)
+    cjk[owned["cjk"][0]] = True
+    own, ng = owned["ng"]
+    out: dict[str, list[np.ndarray]] = defaultdict(list)
+    out["inp"].append(owned["inp"][1])
+    out["cjk_n"].append(np.array([cjk.sum()], np.int64))
+    out["ng"].append(ng)
+    out["latin"].append(ng[~cjk[own]])
+    if len(owned["cj"][1]):
+        out["cj"].append(owned["cj"][1])
+    if "bd" in owned:
+        out["bd"].append(owned["bd"][1])
     return out
 
 
@@ -297,6 +327,53 @@ class TestIndex:
         self.cjk_keys, self.cjk_task, self.ignored_cjk_ngrams = _index(acc["cj"], owners["cj"], freq)
         self.band_keys, self.band_task, _ = _index(acc["bd"], owners["bd"], None)
 
+    def hits(
+        self, texts: Sequence[str], th: np.ndarray, lengths: np.ndarray, classes: np.ndarray,
+    ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        """The index keys the texts hit under the rule (exact input, script-aware n-grams), as
+        ``(kind, positions in that kind's key table, text index of each hit)``, in rule order:
+
+        ``exact_input`` (``input_keys``); ``ngram`` (``ngram_keys``, hit by Latin-script texts);
+        ``ngram_cjk_text`` (``ngram_keys`` hit by a CJK text: only keys found in a test input without
+        CJK characters, and they count only against such inputs); ``cjk`` (``cjk_keys``). Near-duplicate
+        bands are :meth:`near_hits`.
+        """
+        hit, pos = _positions(self.input_keys, digests([normalise(x) for x in texts]))
+        yield "exact_input", pos[hit], np.nonzero(hit)[0]
+        h, own = rolling(th, lengths, self.cfg.ngram)
+        if self._ngram_table is None:
+            self._ngram_table = presence_table(self.ngram_keys)
+        hit, pos = _find(self.ngram_keys, h, self._ngram_table)
+        latin = classes[own] == LATIN
+        yield "ngram", pos[hit & latin], own[hit & latin]
+        # A CJK text's ``ngram``-grams count only where they occur in a test input without CJK characters.
+        cjk_hit = hit & ~latin & (self.ngram_latin[pos] if len(self.ngram_latin) else False)
+        yield "ngram_cjk_text", pos[cjk_hit], own[cjk_hit]
+        cjk = classes != LATIN
+        if cjk.any() and len(self.cjk_keys):
+            sth, slen, back = subset(th, lengths, cjk)
+            scls = classes[cjk]
+            for cls in np.unique(scls):
+                m = scls == cls
+                cth, clen, cback = subset(sth, slen, m)
+                h, own = rolling(cth, clen, self.cjk_size(int(cls)))
+                hit, pos = _positions(self.cjk_keys, h)
+                yield "cjk", pos[hit], back[cback[own[hit]]]
+
+    def near_hits(self, sigs: np.ndarray | None, active: np.ndarray | None,
+                  todo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in ``band_keys``, text index) of the LSH band collisions of the texts ``todo``
+        (indexes into ``sigs``), row by row and band by band; empty without near-duplicate search."""
+        if self.bander is None or sigs is None or active is None or not len(self.band_keys):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        todo = todo[active[todo]]
+        if not len(todo):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        bands = self.bander.bands(sigs[todo])
+        hit, pos = _positions(self.band_keys, bands.ravel())
+        own = np.repeat(todo, bands.shape[1])
+        return pos[hit], own[hit]
+
     def check(
         self, texts: Sequence[str], th: np.ndarray, lengths: np.ndarray, sigs: np.ndarray | None, active: np.ndarray | None,
         classes: np.ndarray | None = None,
@@ -312,38 +389,12 @@ class TestIndex:
             return reason, task
         if classes is None:
             classes = script_classes(texts, [tokens(x) for x in texts])
-        hit, pay = _lookup(self.input_keys, self.input_task, digests([normalise(x) for x in texts]))
-        reason[hit], task[hit] = 0, pay[hit]
-        h, own = rolling(th, lengths, self.cfg.ngram)
-        if self._ngram_table is None:
-            self._ngram_table = presence_table(self.ngram_keys)
-        hit, pos = _find(self.ngram_keys, h, self._ngram_table)
-        # A CJK item's ``ngram``-grams count only where they occur in a test input without CJK characters.
-        hit &= (classes[own] == LATIN) | (self.ngram_latin[pos] if len(self.ngram_latin) else False)
-        pay = self.ngram_task[pos] if len(self.ngram_task) else np.zeros(len(h), np.uint32)
-        self._mark(reason, task, hit, pay, own)
-        cjk = classes != LATIN
-        if cjk.any() and len(self.cjk_keys):
-            sth, slen, back = subset(th, lengths, cjk)
-            scls = classes[cjk]
-            for cls in np.unique(scls):
-                m = scls == cls
-                cth, clen, cback = subset(sth, slen, m)
-                h, own = rolling(cth, clen, self.cjk_size(int(cls)))
-                hit, pay = _lookup(self.cjk_keys, self.cjk_task, h)
-                self._mark(reason, task, hit, pay, back[cback[own]])
-        if self.bander is not None and sigs is not None and active is not None and len(self.band_keys):
-            todo = np.nonzero((reason < 0) & active)[0]
-            if len(todo):
-                bands = self.bander.bands(sigs[todo])
-                hit, pay = _lookup(self.band_keys, self.band_task, bands.ravel())
-                hit2 = hit.reshape(bands.shape)
-                rows = hit2.any(axis=1)
-                first_col = hit2.argmax(axis=1)
-                pay2 = pay.reshape(bands.shape)
-                sel = todo[rows]
-                reason[sel] = 2
-                task[sel] = pay2[rows, first_col[rows]]
+        payload = {"exact_input": self.input_task, "ngram": self.ngram_task, "ngram_cjk_text": self.ngram_task,
+                   "cjk": self.cjk_task}
+        for kind, pos, own in self.hits(texts, th, lengths, classes):
+            self._mark(reason, task, 0 if kind == "exact_input" else 1, payload[kind][pos], own)
+        pos, own = self.near_hits(sigs, active, np.nonzero(reason < 0)[0])
+        self._mark(reason, task, 2, self.band_task[pos], own)
         return reason, task
 
     def check_texts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -362,14 +413,14 @@ class TestIndex:
         return Contamination(REASONS[int(reason[0])], self.tasks[int(task[0])])
 
     @staticmethod
-    def _mark(reason: np.ndarray, task: np.ndarray, hit: np.ndarray, pay: np.ndarray, own: np.ndarray) -> None:
-        """Reason ``ngram`` for items with a hit; the first matching n-gram of each item names its test task."""
-        if not hit.any():
+    def _mark(reason: np.ndarray, task: np.ndarray, code: int, pay: np.ndarray, own: np.ndarray) -> None:
+        """Reason ``code`` for the texts ``own`` not yet marked; the first hit of each names its test task."""
+        if not len(own):
             return
-        o, first = np.unique(own[hit], return_index=True)
+        o, first = np.unique(own, return_index=True)
         fresh = reason[o] < 0
-        reason[o[fresh]] = 1
-        task[o[fresh]] = pay[hit][first][fresh]
+        reason[o[fresh]] = code
+        task[o[fresh]] = pay[first][fresh]
 
 
 def overlap(text: str, test_text: str, cfg: DecontamConfig | None = None) -> str | None:

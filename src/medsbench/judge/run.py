@@ -36,6 +36,7 @@ from medsbench.judge.reliability import (
 )
 from medsbench.judge.rubric import PromptTemplate, Rubric, load_rubrics, rubric_for
 from medsbench.models.base import Backend, Request, Response
+from medsbench.prices import Price
 from medsbench.records.folder import RunFolder
 from medsbench.records.predictions import PredictionRow
 from medsbench.records.judged import (
@@ -349,7 +350,7 @@ class JudgeConfig:
     probe_sample: int | None = None  # probe items per task (default: rubrics/probes.yaml)
     seed: int = 0  # probe sample and bootstrap
     bootstrap: int = 1000
-    price: tuple[float, float] | None = None  # USD per million (prompt, output) tokens, where the judge reports usage
+    price: Price | None = None  # USD per million prompt and output tokens (medsbench.prices), where the judge reports usage
     rubrics_dir: str | Path | None = None
 
 
@@ -502,15 +503,13 @@ def _probe_tables(work: _Judging, tid: str) -> dict[str, dict[str, ProbeSummary]
     return tables
 
 
-def _judge_infos(judges: list[Any], price: tuple[float, float] | None) -> list[JudgeInfo]:
+def _judge_infos(judges: list[Any], price: Price | None) -> list[JudgeInfo]:
     infos: list[JudgeInfo] = []
     for j in judges:
         pt = ot = None
         for v in j.verdicts:
             pt, ot = _add(pt, v.prompt_tokens), _add(ot, v.output_tokens)
-        cost = None
-        if price is not None and pt is not None and ot is not None:
-            cost = round((pt * price[0] + ot * price[1]) / 1e6, 6)
+        cost = price.cost(pt, ot) if price is not None else None
         infos.append(JudgeInfo(
             name=j.name, spec=j.spec, identity=j.identity, requests=j.requests, cached=j.cached, errors=j.errors,
             prompt_tokens=pt, output_tokens=ot, new_prompt_tokens=j.new_prompt_tokens,

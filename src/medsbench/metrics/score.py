@@ -30,9 +30,11 @@ from medsbench.metrics import strict as strict_mode
 from medsbench.metrics.registry import KINDS, POOLED, POOLED_KIND, Scorer, metrics_from_sums, scorer_for_task
 from medsbench.metrics.calibration import BINNING
 from medsbench.metrics.loglik import macro_loglik, summarize_loglik
+from medsbench.metrics.slices import average, category_slices, usage_of
 from medsbench.metrics.stats import bootstrap_ci
 from medsbench.metrics.text import bleu1, rouge_l
 from medsbench.metrics.tokenize import tokenize_many
+from medsbench.prices import Price
 from medsbench.records.predictions import PredictionRow, check_unique, read_predictions, row_from
 from medsbench.records.results import (
     Bootstrap,
@@ -338,6 +340,12 @@ def _ci(values: dict[str, list[float]]) -> dict[str, tuple[float, float]]:
     return {k: (round(v[0], 4), round(v[1], 4)) for k, v in values.items()}
 
 
+def source_of(task_id: str) -> str:
+    """The source slice of a task: the dataset its catalog entry names, else the task id itself."""
+    entry = catalog().get(task_id)
+    return entry.dataset if entry is not None and entry.dataset else task_id
+
+
 def summarize_task(items: TaskItems, *, bootstrap: int, seed: int) -> TaskResult:
     scorer = items.scorer
     n = len(items.keys)
@@ -345,6 +353,7 @@ def summarize_task(items: TaskItems, *, bootstrap: int, seed: int) -> TaskResult
     base: dict[str, Any] = {
         "category": items.category,
         "language": items.language,
+        "source": source_of(items.task_id),
         "scorer": scorer.name,
         "n": n,
         "n_failed": items.n_failed,
@@ -380,14 +389,6 @@ def summarize_task(items: TaskItems, *, bootstrap: int, seed: int) -> TaskResult
     return out
 
 
-def _macro(values: Iterable[dict[str, float]]) -> dict[str, float]:
-    sums: dict[str, list[float]] = {}
-    for metrics in values:
-        for k, v in metrics.items():
-            sums.setdefault(k, []).append(v)
-    return {k: round(float(np.mean(v)), 4) for k, v in sums.items()}
-
-
 def score_predictions(
     rows_or_path: str | os.PathLike | Sequence[PredictionRow | dict[str, Any]],
     *,
@@ -398,13 +399,15 @@ def score_predictions(
     protocol: str | None = None,
     protocol_deviations: Sequence[str] = (),
     labels: Mapping[str, Iterable[str]] | None = None,
+    price: Price | None = None,
 ) -> Results:
     """Score a predictions file (or rows) in reference and strict mode; returns the results record.
 
     ``labels``: per task id, the gold answers of the task's full test file (e.g.
     :func:`task_file_golds`), the source of closed-label tasks' label sets when the predictions
     cover only a sample; without them the scorer's and the catalog's labels are used. Each
-    task's ``label_source`` in the results says which.
+    task's ``label_source`` in the results says which. ``price``: what the rows' tokens cost (the
+    ``usage`` of each task and of the run, :func:`medsbench.metrics.slices.usage_of`).
 
     Raises :class:`MedsbenchError` when nothing can be scored (e.g. every task id is unknown).
     """
@@ -434,21 +437,12 @@ def score_predictions(
     for tid, result in tasks.items():  # likelihood-scored rows: acc_norm and calibration per variant
         result.loglik = summarize_loglik(per_task[tid].rows, per_task[tid].scorer, tid, bootstrap=bootstrap, seed=seed)
     loglik = any(t.loglik is not None for t in tasks.values())
-    categories: dict[str, CategoryResult] = {}
-    cat = catalog()
-    for category in dict.fromkeys(t.category for t in tasks.values()):
-        members = {tid: t for tid, t in tasks.items() if t.category == category}
-        scored = {tid: t for tid, t in members.items() if t.metrics}
-        default = scorer_for_task(cat.categories[category]) if category in cat.categories else None
-        categories[category] = CategoryResult(
-            n_tasks=len(scored),
-            tasks=list(scored),
-            missing_tasks=[tid for tid in members if tid not in scored],
-            metric=default.primary if default is not None else None,
-            metrics=_macro(t.metrics for t in scored.values()),
-            reference=_macro(t.reference for t in scored.values()),
-            loglik=macro_loglik(t.loglik for t in scored.values() if t.loglik is not None) if loglik else None,
-        )
+    categories = _categories(tasks, per_task, bootstrap=bootstrap, seed=seed, loglik=loglik)
+    by_task: dict[str, list[PredictionRow]] = {}
+    for r in rows:
+        by_task.setdefault(r.task_id, []).append(r)
+    for tid, t in tasks.items():
+        t.usage = usage_of(by_task.get(tid, []), price)
     pooled: dict[str, PooledResult] = {}
     for name, (pool_tasks, ref_rows, strict_rows) in pooled_rows(per_task).items():
         pooled[name] = PooledResult(
@@ -473,7 +467,39 @@ def score_predictions(
         bootstrap=Bootstrap(resamples=bootstrap, seed=seed, level=0.95),
         scoring="loglik" if loglik else "generate",
         calibration_binning=BINNING if loglik else None,
+        usage=usage_of([r for r in rows if r.task_id in tasks], price),
+        price=price,
     )
+
+
+def _categories(tasks: dict[str, TaskResult], per_task: dict[str, TaskItems], *, bootstrap: int,
+                seed: int, loglik: bool = False) -> dict[str, CategoryResult]:
+    """Each category's macro average (the official one) with its CI, micro average and slices (and with
+    ``loglik``, the macro average of each likelihood-scoring variant)."""
+    categories: dict[str, CategoryResult] = {}
+    cat = catalog()
+    for category in dict.fromkeys(t.category for t in tasks.values()):
+        members = {tid: t for tid, t in tasks.items() if t.category == category}
+        scored = {tid: t for tid, t in members.items() if t.metrics}
+        default = scorer_for_task(cat.categories[category]) if category in cat.categories else None
+        items = [per_task[tid] for tid in scored]
+        macro, micro, note = average(items, tasks, bootstrap=bootstrap, seed=f"{seed}:{category}")
+        categories[category] = CategoryResult(
+            n_tasks=len(scored),
+            tasks=list(scored),
+            missing_tasks=[tid for tid in members if tid not in scored],
+            metric=default.primary if default is not None else None,
+            metrics=macro.metrics,
+            reference=macro.reference,
+            n=macro.n,
+            ci=macro.ci,
+            reference_ci=macro.reference_ci,
+            micro=micro,
+            micro_note=note,
+            slices=category_slices(category, items, tasks, bootstrap=bootstrap, seed=seed),
+            loglik=macro_loglik(t.loglik for t in scored.values() if t.loglik is not None) if loglik else None,
+        )
+    return categories
 
 
 def write_results(results: Results, path: str | os.PathLike) -> Path:

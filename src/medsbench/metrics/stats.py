@@ -7,7 +7,7 @@ resamples of a chunk are drawn at once with numpy (no Python loop per resample).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -53,6 +53,34 @@ def bootstrap_ci(
     values = metric_fn(bootstrap_sums(stats, resamples, rng))
     lo, hi = 100 * alpha / 2, 100 * (1 - alpha / 2)
     return {k: [float(np.percentile(v, lo)), float(np.percentile(v, hi))] for k, v in values.items()}
+
+
+def bootstrap_combined_ci(
+    groups: Sequence[tuple[np.ndarray, MetricFn]],
+    combine: Callable[[list[np.ndarray]], np.ndarray],
+    *,
+    resamples: int = 1000,
+    seed: int | str = 0,
+    alpha: float = 0.05,
+) -> dict[str, list[float]]:
+    """Percentile bootstrap CI of a combination of independent groups' metrics (a stratified bootstrap).
+
+    Each group (its per-item statistics and metric function) is resampled within itself; per resample,
+    ``combine`` turns the groups' metric values into one (``np.mean`` of them: a macro average over tasks;
+    ``a - b``: the difference between two disjoint item sets). Only metrics every group has are combined.
+    Groups without items make no CI (an empty dict).
+    """
+    if not groups or resamples <= 0 or any(np.asarray(s).ndim != 2 or np.asarray(s).shape[0] == 0 for s, _ in groups):
+        return {}
+    rng = np.random.default_rng(stable_seed(seed, "bootstrap-groups"))
+    per_group = [fn(bootstrap_sums(np.asarray(s, dtype=float), resamples, rng)) for s, fn in groups]
+    keys = [k for k in per_group[0] if all(k in g for g in per_group[1:])]
+    lo, hi = 100 * alpha / 2, 100 * (1 - alpha / 2)
+    out = {}
+    for k in keys:
+        dist = np.asarray(combine([g[k] for g in per_group]), dtype=float)
+        out[k] = [float(np.percentile(dist, lo)), float(np.percentile(dist, hi))]
+    return out
 
 
 def _perm_sums(a: np.ndarray, b: np.ndarray, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

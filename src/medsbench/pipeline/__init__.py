@@ -21,6 +21,7 @@ from medsbench.metrics.choices import task_choices
 from medsbench.metrics.score import TaskFileLabels
 from medsbench.models.base import Backend
 from medsbench.models.spec import ModelSpec
+from medsbench.prices import Price, PriceTable, price_for
 from medsbench.records.config import EvalConfig
 from medsbench.records.folder import RunFolder
 from medsbench.records.manifest import RunManifest
@@ -33,12 +34,24 @@ from medsbench.runs.run import run_eval as _run_eval
 from medsbench.sources import convert_all
 
 
-def score_run(rows: list[PredictionRow], manifest: RunManifest, folder: RunFolder) -> Results:
-    """The metrics stage on a run's rows, with the run's protocol and deviations from its manifest."""
+def score_run(rows: list[PredictionRow], manifest: RunManifest, folder: RunFolder, *,
+              prices: Price | PriceTable | None = None) -> Results:
+    """The metrics stage on a run's rows, with the run's protocol and deviations from its manifest;
+    ``prices`` (``--price``/``--prices``) price its tokens by the run's model (:func:`run_price`)."""
     labels = TaskFileLabels(manifest.test_files())  # a --limit sample's label sets from the full test files
-    results = score_predictions(rows, protocol=manifest.protocol, protocol_deviations=manifest.deviations, labels=labels)
+    results = score_predictions(rows, protocol=manifest.protocol, protocol_deviations=manifest.deviations, labels=labels,
+                                price=run_price(prices, manifest))
     results.inputs = [InputFile(path=str(folder.predictions_path), sha256=folder.predictions_sha256())]
     return results
+
+
+def run_price(prices: Price | PriceTable | None, manifest: RunManifest | None) -> Price | None:
+    """The price of a run's model: ``--price``, or the ``--prices`` entry matching its spec or model name."""
+    if manifest is None or manifest.config is None:
+        names: tuple[str | None, ...] = (manifest.model,) if manifest is not None else ()
+    else:
+        names = (manifest.config.model.redacted(), manifest.config.model.target)
+    return price_for(prices, *names)
 
 
 def build_tasks(raw: str | Path, tasks_dir: str | Path, reporter: Reporter | None = None) -> int:
@@ -108,4 +121,4 @@ def merge_runs(shards: Any, out: str | Path, *, score: bool = True, reporter: Re
     return _merge_runs(shards, out, options=options)
 
 
-__all__ = ["build_tasks", "evaluate", "merge_runs", "run_eval", "score_run"]
+__all__ = ["build_tasks", "evaluate", "merge_runs", "run_eval", "run_price", "score_run"]

@@ -8,6 +8,7 @@
     results.json        Results (medsbench.metrics)
     judged.json         JudgedResults (medsbench.judge)
     judgements.jsonl    every judge request's verdict and reply (medsbench.judge, for audits)
+    contamination.json  ContaminationReport (medsbench.contam): items overlapping a corpus, clean scores
     .medsbench.lock     held by the one process writing the folder
 
 Every stage (eval, merge, score, compare, judge, the board, submissions) goes through this class;
@@ -31,9 +32,10 @@ import orjson
 
 from medsbench.errors import MedsbenchError
 from medsbench.fileio import exclusive_lock, iter_jsonl, sha256_file, write_jsonl
-from medsbench.ids import check_name
+from medsbench.ids import check_item_id, check_name
 from medsbench.records.base import load_model, save_model, validate_record
 from medsbench.records.config import EvalConfig
+from medsbench.records.contamination import ContaminationReport
 from medsbench.records.judged import JudgedResults, JudgementRow
 from medsbench.records.manifest import RunManifest
 from medsbench.records.predictions import (
@@ -54,7 +56,8 @@ OFFICIAL_CSV = "predictions.csv"
 RESULTS = "results.json"
 JUDGED = "judged.json"
 JUDGEMENTS = "judgements.jsonl"
-RUN_FILES = (MANIFEST, PREDICTIONS, OFFICIAL_CSV, RESULTS, JUDGED, JUDGEMENTS)
+CONTAMINATION = "contamination.json"
+RUN_FILES = (MANIFEST, PREDICTIONS, OFFICIAL_CSV, RESULTS, JUDGED, JUDGEMENTS, CONTAMINATION)
 
 JournalKey = tuple[str, str | None, str | None]  # (task id, instance id, prompt)
 
@@ -269,6 +272,28 @@ class RunFolder:
 
     def save_judgements(self, rows: list[JudgementRow]) -> None:
         write_jsonl(self.judgements_path, [r.model_dump(mode="json") for r in rows])
+
+    # -- contamination report ------------------------------------------------------
+    @property
+    def contamination_path(self) -> Path:
+        return self.path / CONTAMINATION
+
+    def has_contamination(self) -> bool:
+        return self.contamination_path.is_file()
+
+    def contamination(self) -> ContaminationReport:
+        """contamination.json; its flagged ids are checked against the id grammar where read."""
+        report = ContaminationReport.load(self.contamination_path)
+        where = str(self.contamination_path)
+        for flag in report.items:
+            check_name(flag.task_id, "task id", where)
+            check_item_id(flag.id, where)
+        for tid in report.tasks:
+            check_name(tid, "task id", where)
+        return report
+
+    def save_contamination(self, report: ContaminationReport) -> None:
+        report.save(self.contamination_path)
 
     def sha256(self, path: Path) -> str:
         """sha256 of one of this folder's files (to tie records to the files they were made from)."""
