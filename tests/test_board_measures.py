@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from medsbench.board import Store, add_run, build_site
+from medsbench.board.publish import add_run
+from medsbench.board.site import build_site
+from medsbench.board.store import Store
 from medsbench.contam import ContamOptions, check_run
 from medsbench.errors import MedsbenchError
 from medsbench.pipeline import evaluate, score_run
@@ -116,7 +118,7 @@ def test_unknown_tokens_stay_unknown_on_the_board(tmp_path):
         site = build_site(store, tmp_path / "site")
     page = next((site.out / "runs").glob("*.html")).read_text()
     cost = text_of(page, 'id="usage"', "</section>")
-    assert "tokens unknown for 10 item(s)" in cost and "but the tokens are unknown: no cost" in cost
+    assert "unknown prompt and 30 completion tokens" in cost and "10 item(s) without one" in cost and "but the tokens are unknown: no cost" in cost
     assert "unknown" in cost.split("task58")[1][:60]
 
 

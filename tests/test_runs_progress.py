@@ -113,7 +113,7 @@ def test_summary_table_keeps_task_ids_whole_at_80_columns(tmp_path):
 
     text = render(res)
     header = next(line for line in text.splitlines() if line.lstrip().startswith("task "))
-    assert header.split() == ["task", "n", "failed", "coverage", "metric", "strict", "ref", "trunc", "it/s"]
+    assert header.split() == ["task", "n", "failed", "coverage", "metric", "strict", "ref", "trunc", "it/s", "tokens"]
     body = {line.split()[0]: line.split() for line in text.splitlines() if line.strip().startswith("task")}
     assert body["task57"][1:6] == ["8", "0", "100%", "accuracy", "50.0"]  # strict: odd items answer "A"
     assert body["task126"][1:4] == ["6", "0", "100%"]

@@ -84,13 +84,13 @@ def title(result: RunResult) -> str:
 
 def summary_table(result: RunResult) -> Table:
     """Task ids are never cut: the id column keeps its full width; at 80 columns other cells fold, never ellipsize."""
-    table = Table(title=title(result), box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    table = Table(title=title(result), box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False)
     ids = list(result.per_task) or ["task"]
     table.add_column("task", no_wrap=True, min_width=max(len(t) for t in ids))
     for col in ("n", "failed", "coverage"):
         table.add_column(col, justify="right", overflow="fold")
     table.add_column("metric", overflow="fold")
-    for col in ("strict", "ref", "trunc", "it/s", "tokens in/out"):
+    for col in ("strict", "ref", "trunc", "it/s", "tokens"):  # tokens: prompt/completion
         table.add_column(col, justify="right", overflow="fold")
     results = _as_dict(result.results)
     scored = results.get("tasks", {})
