@@ -6,7 +6,9 @@ name or a loggable form of the spec asks this class; credentials in URLs never l
 (:meth:`ModelSpec.redacted`, :mod:`medsbench.redact`).
 
 Backend kinds are registered (:func:`register_backend`, a :class:`BackendKind`: options class,
-loader, cheap checks); :mod:`medsbench.models` registers the built-in ones. Options are typed per
+loader, cheap checks); :mod:`medsbench.models` registers the built-in ones, and an installed package
+adds its own through the ``medsbench.backends`` entry-point group (``toy = my_pkg.backend:KIND``, a
+``BackendKind``), loaded the first time a spec names a kind not yet registered. Options are typed per
 backend kind (:class:`HFOptions` for ``default``/``hf``, :class:`OpenAIOptions`,
 :class:`VLLMOptions`): values are coerced (``batch_size=4`` -> 4, ``trust_remote_code=yes`` -> True)
 and an option the backend does not know is an error that lists the ones it knows.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -162,15 +165,46 @@ def register_backend(kind: BackendKind) -> BackendKind:
     return kind
 
 
+#: The entry-point group of backend plugins: each entry a :class:`BackendKind` (its name is the spec kind).
+PLUGIN_GROUP = "medsbench.backends"
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Register the :class:`BackendKind` of every installed ``medsbench.backends`` entry point (once).
+    A plugin that fails to import, or is not a BackendKind, is an error naming its entry point."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for ep in entry_points(group=PLUGIN_GROUP):
+        where = f"entry point {ep.name} = {ep.value} ({PLUGIN_GROUP})"
+        try:
+            kind = ep.load()
+        except Exception as exc:  # a broken plugin: say which, never a traceback
+            raise MedsbenchError(f"could not load the backend plugin: {type(exc).__name__}: {exc}", where=where) from None
+        if not isinstance(kind, BackendKind):
+            raise MedsbenchError(f"a backend plugin must be a medsbench.models.spec.BackendKind, got {type(kind).__name__}",
+                                 where=where)
+        if _BACKENDS.get(kind.name) is not kind:  # a module imported before may have registered it already
+            register_backend(kind)
+
+
+def _known(name: str) -> bool:
+    if name not in _BACKENDS:
+        load_plugins()
+    return name in _BACKENDS
+
+
 def backend_kind(name: str) -> BackendKind:
-    try:
-        return _BACKENDS[name]
-    except KeyError:
-        raise MedsbenchError(f"unknown model kind '{name}' (kinds: {', '.join(kinds())})") from None
+    if not _known(name):
+        raise MedsbenchError(f"unknown model kind '{name}' (kinds: {', '.join(kinds())})")
+    return _BACKENDS[name]
 
 
 def kinds() -> tuple[str, ...]:
-    """The registered backend kinds (``instance`` is for code only and not listed)."""
+    """The registered backend kinds, plugins included (``instance`` is for code only and not listed)."""
+    load_plugins()
     return tuple(k for k in _BACKENDS if k != "instance")
 
 
@@ -233,7 +267,7 @@ class ModelSpec:
             head, _, tail = spec.partition(",")
             spec = f"{head}:" + (f",{tail}" if tail else "")
         kind, _, rest = spec.partition(":")
-        if kind not in _BACKENDS:
+        if not _known(kind):
             shown = redact_text(spec.rstrip(":"))
             raise MedsbenchError(f"unknown model spec '{shown}' (kinds: {', '.join(kinds())}; e.g. hf:/path/to/model)")
         parts = rest.split(",") if rest else []
