@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 bash scripts/setup_vllm.sh
-exec .venv-vllm/bin/python -m pytest -q -p no:cacheprovider -m vllm tests/test_models_vllm.py tests/test_loglik_vllm.py "$@"
+exec .venv-vllm/bin/python -m pytest -q -p no:cacheprovider -m vllm tests/test_models_vllm.py "$@"

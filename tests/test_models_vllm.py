@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import types
 
+import numpy as np
 import pytest
 
 from medsbench.errors import MedsbenchError
@@ -306,12 +307,13 @@ def test_real_vllm_data_parallel_replicas(smollm2_dir, real_backend, medqa_works
     """data_parallel_size=2: two engine processes, one core each, answer their shares; the outputs equal
     the single engine's (greedy, fp32) and come back in request order; close() ends both processes and
     the engine processes each of them started."""
+    from medsbench.records.config import EvalConfig
     from medsbench.runs.plan import plan_task
     from medsbench.tasks.workspace import resolve_tasks
 
     entries, files, _ = resolve_tasks("task57", medqa_workspace / "tasks")
-    plan = plan_task(entries[0], files["task57"], real_backend, limit=6, shots=None, seed=0, max_new_tokens=24,
-                     style="official", definitions={}, protocol="official")
+    config = EvalConfig.from_flags(limit=6, seed=0, max_new_tokens=24, protocol="official")
+    plan = plan_task(entries[0], files["task57"], real_backend, config, definitions={})
     reqs = [Request(str(i), prompt=item.text, max_new_tokens=item.max_new_tokens) for i, item in enumerate(plan.items)]
     single = real_backend.generate(reqs)
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache per replica (a share of RAM would count the weights)
@@ -417,3 +419,35 @@ def test_openai_backend_against_a_real_vllm_server(vllm_server, medqa_workspace,
     rows = [json.loads(line) for line in (result.run_dir / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and [r["error"] for r in rows] == [None] * 4
     assert all(r["output"].strip() and 0 < r["output_tokens"] <= 48 and r["prompt_tokens"] > 0 for r in rows)
+
+
+# -- likelihood scoring (the same engine: one vLLM engine per process fits a shared machine) ----------------
+
+
+@pytest.mark.vllm
+def test_vllm_loglik_equals_hf_on_real_medqa(real_backend, smollm2_dir, medqa_workspace):
+    from medsbench.metrics.choices import task_choices
+    from medsbench.models.hf import HFBackend
+    from medsbench.prompts import build_prompt
+    from medsbench.runs.loglik import loglik_request
+    from medsbench.tasks.format import iter_instances, read_meta
+
+    test = next((medqa_workspace / "tasks").glob("task57_*.test.json"))
+    definition = read_meta(test)["Definition"][0]
+    options = task_choices("task57", "mcqa", test)
+    hf = HFBackend(str(smollm2_dir))
+    requests = []
+    for inst in list(iter_instances(test))[:4]:
+        text = real_backend.render(build_prompt(definition, inst, [])).text
+        assert text == hf.render(build_prompt(definition, inst, [])).text  # one chat template, one prompt
+        choices = options(inst.input)
+        assert not isinstance(choices, str)
+        requests.append(loglik_request(inst.id, text, choices))
+    got = list(real_backend.loglikelihood(requests))
+    want = list(hf.loglikelihood(requests))
+    assert [g.id for g in got] == [r.id for r in requests]
+    for g, w in zip(got, want):
+        assert g.error is None and g.tokens == w.tokens and g.prompt_tokens == w.prompt_tokens
+        assert np.allclose(g.logprobs, w.logprobs, atol=2e-3, rtol=1e-4), (g.logprobs, w.logprobs)
+        assert int(np.argmax(g.logprobs[:4])) == int(np.argmax(w.logprobs[:4]))  # the letter variant's choice
+        assert int(np.argmax(g.logprobs[4:])) == int(np.argmax(w.logprobs[4:]))  # the option-text variant's

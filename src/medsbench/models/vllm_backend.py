@@ -444,8 +444,12 @@ class VLLMBackend(BaseBackend):
         return {i: self._response(req, o, len(ids), share) for (i, req, ids), o in zip(todo, outs, strict=True)}
 
     def close(self) -> None:
+        """End the engine (or the data-parallel ranks): its processes and its memory."""
         if self.ranks is not None:
             self.ranks.close()
+        if self.engine is not None:
+            self.engine.shutdown()
+            self.engine = self.llm = None
 
     def loglikelihood(self, requests: Sequence[LoglikRequest]) -> Iterator[LoglikResponse]:
         """Continuations' log-likelihoods from the engine's prompt log-probabilities (``prompt_logprobs=1``,
