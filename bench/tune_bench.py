@@ -38,7 +38,7 @@ def main() -> None:
     from trl.data_utils import pack_dataset
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-    from medsbench.tune.config import load_config
+    from medsbench.tune.config import load_tune_config
     from medsbench.tune.data import load_mixture, tokenize_mixture
     from medsbench.tune.train import lora_config, resolve_base
 
@@ -58,7 +58,7 @@ def main() -> None:
     print(f"mixture {mixture}: {len(ds)} examples, mean {sum(lengths) / len(lengths):.0f} tokens, "
           f"max {max(lengths)}; base {base}")
 
-    cfg = load_config("cpu_small_lora")
+    cfg = load_tune_config("cpu_small_lora")
     # Packing: BFD rows, each a padding-free "batch" of examples.
     packed = pack_dataset(ds.select_columns(["input_ids", "labels"]), a.max_length, "bfd", {})
     pack_collate = DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id, padding_free=True)

@@ -108,11 +108,11 @@ def test_balanced_default_on_real_splits_with_paraphrases(tmp_path):
 def test_definitions_cli_and_config(tmp_path, capsys):
     """`instructions.definitions` resolves against the config's folder; a missing `--definitions` file is one line."""
     from medsbench.cli import main
-    from medsbench.ins import load_config
+    from medsbench.ins import load_ins_config
 
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text("instructions:\n  definitions: defs/RewriteDefinitions.json\n")
-    assert load_config(cfg_file).instructions.definitions == tmp_path / "defs" / "RewriteDefinitions.json"
+    assert load_ins_config(cfg_file).instructions.definitions == tmp_path / "defs" / "RewriteDefinitions.json"
     tasks = _tiny_tasks(tmp_path)
     with pytest.raises(SystemExit) as exc:
         main(["ins", "build", "--tasks", str(tasks), "--bench-tasks", str(tasks), "--out", str(tmp_path / "m"),

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from medsbench.errors import MedsbenchError
-from medsbench.ins.config import BalanceConfig, load_config
+from medsbench.ins.config import BalanceConfig, load_ins_config
 from medsbench.ins.dedupe import U64Set, rolling, token_hashes, tokens
 from medsbench.ins.instructions import load_sidecar, load_sidecars, rewrite
 from medsbench.ins.mixer import Selector, allocate
@@ -67,7 +67,7 @@ def test_rolling_ngrams_stay_inside_items_and_cjk_tokens():
 def test_config_toml_yaml_and_errors(tmp_path):
     t = tmp_path / "c.toml"
     t.write_text('seed = 4\n[instructions]\nsidecars = ["defs.json"]\n[shots.probs]\n"0" = 1\n"3" = 3\n')
-    cfg = load_config(t)
+    cfg = load_ins_config(t)
     assert cfg.seed == 4 and cfg.shots.probs == {0: 1.0, 3: 3.0}
     assert cfg.instructions.sidecars == [tmp_path / "defs.json"]
     y = tmp_path / "c.yaml"
@@ -79,7 +79,7 @@ def test_config_toml_yaml_and_errors(tmp_path):
     ):
         y.write_text(text)
         with pytest.raises(MedsbenchError) as exc:
-            load_config(y)
+            load_ins_config(y)
         assert msg in str(exc.value) and "\n" not in str(exc.value)
 
 

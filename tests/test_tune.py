@@ -100,11 +100,11 @@ def _tokenizer(path: Path):
 
 
 def small_cfg(**kw):
-    from medsbench.tune.config import load_config
+    from medsbench.tune.config import load_tune_config
 
     base = {"max_steps": 4, "save_steps": 2, "max_length": 512, "per_device_batch_size": 2,
             "gradient_accumulation_steps": 2, "warmup_ratio": 0.25, "learning_rate": 5e-3}
-    return load_config("cpu_small_lora", **{**base, **kw})
+    return load_tune_config("cpu_small_lora", **{**base, **kw})
 
 
 # ----------------------------------------------------------------------------- labels
@@ -348,18 +348,18 @@ def test_empty_assistant_message_names_the_row(tiny_model_dir, tmp_path):
 
 
 def test_shipped_configs():
-    from medsbench.tune.config import load_config
+    from medsbench.tune.config import load_tune_config
 
-    paper = load_config("paper_8b_full")
+    paper = load_tune_config("paper_8b_full")
     assert (paper.method, paper.max_length, paper.global_batch_size, paper.learning_rate) == ("full", 2048, 128, 1e-5)
     assert paper.bf16 and paper.gradient_checkpointing and paper.lr_scheduler_type == "cosine"
     assert paper.accumulation_steps(8) == 4 and paper.accumulation_steps(1) == 32
     with pytest.raises(MedsbenchError, match="not a multiple"):
         paper.accumulation_steps(3)
-    cpu = load_config("cpu_small_lora", method="full")
+    cpu = load_tune_config("cpu_small_lora", method="full")
     assert cpu.method == "full" and not cpu.bf16 and cpu.packing
     with pytest.raises(MedsbenchError, match="config not found"):
-        load_config("no_such_config")
+        load_tune_config("no_such_config")
 
 
 # ----------------------------------------------------------------------------- distributed

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from medsbench.records.results import Results
 
 INGEST_VERSION = 5  # bump when the same files give a different BoardRun (re-adding then updates)
-KINDS = ("measured", "submission")
+RUN_KINDS = ("measured", "submission")
 STATUSES = ("pending", "approved")
 POOLED_CATEGORY = "summarization"  # pooled groups (MIMIC-IV CT/MRI reports) are report summarization
 MAX_EXAMPLE = 1500  # characters of the example item shown on a task page
@@ -339,7 +339,7 @@ def identify(files: RunFiles, options: AddOptions) -> RunIdentity:
     """Check the run folder and the options; the run's name, model and state on the board."""
     from medsbench.models.spec import ModelSpec
 
-    if options.kind not in KINDS:
+    if options.kind not in RUN_KINDS:
         raise MedsbenchError(f"kind must be measured or submission, got {options.kind!r}")
     if options.status not in STATUSES:
         raise MedsbenchError(f"status must be one of {STATUSES}, got {options.status!r}")

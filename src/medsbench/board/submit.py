@@ -254,7 +254,7 @@ def _short(text: Any, n: int = 60) -> str:
     return repr(s if len(s) <= n else s[:n] + "…")
 
 
-Scorer = Callable[[Path, Path], None]
+ScoreFolder = Callable[[Path, Path], None]
 
 
 def default_scorer(predictions: Path, results: Path) -> None:
@@ -286,7 +286,7 @@ def submit(
     *,
     workspace: str | os.PathLike,
     store: Any,
-    scorer: Scorer | None = None,
+    scorer: ScoreFolder | None = None,
     **fields: Any,
 ) -> tuple[str, SubmissionReport]:
     """Validate, write ``runs/submission-<slug>/`` (the stage records), score, and add to the store as

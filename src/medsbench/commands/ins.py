@@ -35,14 +35,14 @@ def build_cmd(
     workers: int = typer.Option(None, "--workers", min=1, help="Processes for the parallel stages (default: the CPUs available); the output does not depend on it."),
 ) -> None:
     """Build a mixture: shards in OUT/data, card.md and stats.json (built beside OUT and swapped in whole)."""
-    from medsbench.ins import build_mixture, load_config
+    from medsbench.ins import build_mixture, load_ins_config
     from medsbench.ins.inputs import bench_folders
 
     if not tasks and not ins_files:
         raise MedsbenchError("give at least one --tasks or --ins-files")
     if no_decontamination and bench_tasks:
         raise MedsbenchError("--no-decontamination and --bench-tasks contradict each other: give one")
-    cfg = load_config(config)
+    cfg = load_ins_config(config)
     changes: dict = {}
     if definitions is not None:
         changes["instructions.definitions"] = definitions

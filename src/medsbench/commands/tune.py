@@ -25,14 +25,14 @@ _MERGE = typer.Option(True, "--merge/--no-merge", help="LoRA: also write the mer
 
 def _run(base, data, out, config, method, resume, max_steps, lr, merge) -> None:
     from medsbench.errors import MedsbenchError
-    from medsbench.tune.config import load_config
+    from medsbench.tune.config import load_tune_config
 
     missing = [flag for flag, v in (("--base", base), ("--data", data), ("--out", out)) if v is None]
     if missing:
         raise MedsbenchError(f"missing {', '.join(missing)} (see `medsbench tune --help`)")
     if method not in (None, "lora", "full"):
         raise MedsbenchError(f"--method must be lora or full, not '{method}'")
-    cfg = load_config(config, method=method, max_steps=max_steps, learning_rate=lr)
+    cfg = load_tune_config(config, method=method, max_steps=max_steps, learning_rate=lr)
     from medsbench.tune.train import train
 
     result = train(base, data, out, cfg, resume=resume, merge=merge)

@@ -197,7 +197,7 @@ def _validate(data: Any, where: str) -> InsConfig:
         raise MedsbenchError(_first_error(exc), where=where) from None
 
 
-def load_config(path: str | os.PathLike | None) -> InsConfig:
+def load_ins_config(path: str | os.PathLike | None) -> InsConfig:
     """Read a YAML (.yaml/.yml) or TOML (.toml) config; ``None`` gives the defaults.
 
     Relative ``definitions`` and sidecar paths are resolved against the config file's folder.

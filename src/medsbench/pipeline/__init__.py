@@ -28,9 +28,8 @@ from medsbench.records.manifest import RunManifest
 from medsbench.records.predictions import PredictionRow
 from medsbench.records.results import InputFile, Results
 from medsbench.reporter import LogReporter, Reporter
-from medsbench.runs.merge import merge_runs as _merge_runs
-from medsbench.runs.run import RunOptions, RunPlaces, RunResult, prepare
-from medsbench.runs.run import run_eval as _run_eval
+from medsbench.runs.merge import merge_shards
+from medsbench.runs.run import RunOptions, RunPlaces, RunResult, execute_run, prepare
 from medsbench.sources import convert_all
 
 
@@ -73,7 +72,7 @@ def build_tasks(raw: str | Path, tasks_dir: str | Path, reporter: Reporter | Non
 
 def run_eval(config: EvalConfig, places: RunPlaces, options: RunOptions | None = None, *,
              build_from: str | Path | None = None, score: bool = True) -> RunResult:
-    """Evaluate and score (:func:`medsbench.runs.run.run_eval` with the metrics scorer), after building
+    """Evaluate and score (:func:`medsbench.runs.run.execute_run` with the metrics scorer), after building
     the task files from ``build_from`` (a raw data folder) on a new run."""
     options = options or RunOptions()
     if build_from is not None:
@@ -84,7 +83,7 @@ def run_eval(config: EvalConfig, places: RunPlaces, options: RunOptions | None =
         options = dataclasses.replace(options, scorer=score_run)
     if config.scoring == "loglik" and options.choices is None:
         options = dataclasses.replace(options, choices=task_choices)
-    return _run_eval(config, places, options)
+    return execute_run(config, places, options)
 
 
 _PLACES = ("out", "workspace", "cache")
@@ -116,9 +115,9 @@ def evaluate(model: str | ModelSpec | Backend | None = None, tasks: str | None =
 
 
 def merge_runs(shards: Any, out: str | Path, *, score: bool = True, reporter: Reporter | None = None) -> RunManifest:
-    """:func:`medsbench.runs.merge.merge_runs` with the metrics scorer (results.json of the merged run)."""
+    """:func:`medsbench.runs.merge.merge_shards` with the metrics scorer (results.json of the merged run)."""
     options = RunOptions(reporter=reporter or LogReporter(), scorer=score_run if score else None)
-    return _merge_runs(shards, out, options=options)
+    return merge_shards(shards, out, options=options)
 
 
 __all__ = ["build_tasks", "evaluate", "merge_runs", "run_eval", "run_price", "score_run"]

@@ -58,7 +58,7 @@ from medsbench.sources import convert_all
 from medsbench.tasks.format import iter_instances
 from medsbench.tasks.workspace import resolve_tasks
 from medsbench.workspace import Workspace
-from medsbench.tune.config import load_config
+from medsbench.tune.config import load_tune_config
 from medsbench.tune.train import train
 
 log = logging.getLogger(__name__)
@@ -339,7 +339,7 @@ class _Demo:
         # One packed row of max_length tokens per optimizer step; LoRA on the top 8 of 30 layers
         # (backward stops there: about half the compute of all layers).
         steps = self.cfg.steps
-        tcfg = load_config("cpu_small_lora", max_steps=steps, save_steps=max(10, steps // 5), seed=self.cfg.seed,
+        tcfg = load_tune_config("cpu_small_lora", max_steps=steps, save_steps=max(10, steps // 5), seed=self.cfg.seed,
                            max_length=self.cfg.max_length, gradient_accumulation_steps=1, warmup_ratio=0.1,
                            learning_rate=LEARNING_RATE)
         tcfg.lora.top_layers = 8

@@ -1,4 +1,4 @@
-"""``merge_runs``: sharded runs (``eval --shard I/N``) back into the run an unsharded eval writes.
+"""``merge_shards``: sharded runs (``eval --shard I/N``) back into the run an unsharded eval writes.
 
 Shard I of N answers the items at positions I-1, I-1+N, ... of every task (see
 :func:`medsbench.records.config.parse_shard`), so interleaving the shards' rows task by task restores
@@ -102,7 +102,7 @@ def _check_out(out: RunFolder, folders: list[RunFolder]) -> None:
         raise MedsbenchError("--out already holds a run: merge into a new folder", where=str(out.path))
 
 
-def merge_runs(shards: Sequence[str | Path], out: str | Path, *, reporter: Reporter | None = None,
+def merge_shards(shards: Sequence[str | Path], out: str | Path, *, reporter: Reporter | None = None,
                options: RunOptions | None = None) -> RunManifest:
     """Merge the run folders of every shard of one sharded eval into ``out``; returns its manifest
     (results.json too when ``options.scorer`` is given: :func:`medsbench.pipeline.merge_runs` passes it)."""

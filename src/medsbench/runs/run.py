@@ -1,4 +1,4 @@
-"""``run_eval``: plan -> cache lookup -> backend -> append predictions -> score.
+"""``execute_run``: plan -> cache lookup -> backend -> append predictions -> score.
 
 A run is defined by an :class:`~medsbench.records.config.EvalConfig` (what it measures) and lives in
 :class:`RunPlaces` (its run folder, workspace and result cache); :func:`prepare` builds both from the
@@ -58,7 +58,7 @@ from medsbench.workspace import Workspace
 MAX_ERRORS_SHOWN = 3  # distinct error messages kept per task for the summary
 
 #: The metrics stage a run hands its rows to (medsbench.pipeline passes medsbench.metrics' scorer).
-Scorer = Callable[[list[PredictionRow], RunManifest, RunFolder], Results]
+ScoreFn = Callable[[list[PredictionRow], RunManifest, RunFolder], Results]
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class RunOptions:
     heartbeat: float = HEARTBEAT_SECONDS
     reporter: Reporter = field(default_factory=LogReporter)
     backend: Backend | None = None  # a backend already loaded (``config.model`` names it in the manifest)
-    scorer: Scorer | None = None
+    scorer: ScoreFn | None = None
     choices: ChoicesFn | None = None  # --scoring loglik: each task's options (medsbench.pipeline: the metrics stage's)
 
 
@@ -189,7 +189,7 @@ def prediction_row(item: Item, resp: Response) -> PredictionRow:
 # --------------------------------------------------------------------------- the run
 
 
-def run_eval(config: EvalConfig, places: RunPlaces, options: RunOptions | None = None) -> RunResult:
+def execute_run(config: EvalConfig, places: RunPlaces, options: RunOptions | None = None) -> RunResult:
     """Evaluate ``config.model`` (or ``options.backend``) on ``config.tasks``; returns the run summary.
 
     Everything checkable is checked before the model loads or the folder is touched (protocol, spec,

@@ -3,8 +3,8 @@
 torch, transformers, TRL and PEFT load only when a model is trained or merged.
 """
 
-from medsbench.tune.config import TuneConfig, load_config
+from medsbench.tune.config import TuneConfig, load_tune_config
 from medsbench.tune.merge import merge
 from medsbench.tune.train import train
 
-__all__ = ["TuneConfig", "load_config", "merge", "train"]
+__all__ = ["TuneConfig", "load_tune_config", "merge", "train"]

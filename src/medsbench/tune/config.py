@@ -94,7 +94,7 @@ def shipped_configs() -> dict[str, Path]:
     return {p.stem: p for p in sorted(CONFIG_DIR.glob("*.yaml"))}
 
 
-def load_config(name_or_path: str | Path | None = None, **overrides: object) -> TuneConfig:
+def load_tune_config(name_or_path: str | Path | None = None, **overrides: object) -> TuneConfig:
     """Load a shipped config by name or a YAML file by path, then apply non-None overrides."""
     ref = str(name_or_path or DEFAULT_CONFIG)
     path = shipped_configs().get(ref, Path(ref))
