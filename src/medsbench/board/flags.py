@@ -24,6 +24,9 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+from medsbench.metrics import scorer_for_task
+from medsbench.tasks.catalog import catalog
+from medsbench.tasks.catalog import task_order
 
 FREE_TEXT_MIN_WORDS = 4  # a reference this long is not reproduced verbatim by chance
 COPY_SHARE = 0.5  # flag a task when at least this share of its eligible rows are copies
@@ -76,9 +79,6 @@ def suspicion_flags(rows: Iterable[Any]) -> list[SuspicionFlag]:
 
     ``rows``: prediction rows (:class:`medsbench.records.PredictionRow`); failed items are skipped.
     """
-    from medsbench.metrics import scorer_for_task
-    from medsbench.tasks.catalog import catalog
-    from medsbench.tasks.catalog import task_order
 
     cat = catalog()
     by_task: dict[str, list[Any]] = {}

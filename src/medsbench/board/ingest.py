@@ -43,6 +43,15 @@ from medsbench.records.folder import check_plan as check_run_plan
 from medsbench.records.judged import JudgementRow
 from medsbench.ids import check_item_id, check_name, check_text
 from medsbench.redact import redact
+from medsbench.tasks.catalog import catalog
+from medsbench.models.spec import ModelSpec
+from medsbench.metrics import scorer_for_task
+from medsbench.tasks.format import iter_instances, read_meta
+from medsbench.tasks.labels import is_degenerate, label_distribution, majority_baseline
+from medsbench.judge.reliability import unusable_judges
+from medsbench.metrics import primary_metric
+from medsbench.metrics import score_items
+from medsbench.metrics import reference as ref_mode
 
 if TYPE_CHECKING:
     from medsbench.records import PredictionRow
@@ -282,7 +291,6 @@ def check_judged(files: RunFiles) -> None:
 
 
 def _check_judged_counts(files: RunFiles, refuse: Any) -> None:
-    from medsbench.tasks.catalog import catalog
 
     judged = files.judged
     assert judged is not None
@@ -337,7 +345,6 @@ class RunIdentity:
 
 def identify(files: RunFiles, options: AddOptions) -> RunIdentity:
     """Check the run folder and the options; the run's name, model and state on the board."""
-    from medsbench.models.spec import ModelSpec
 
     if options.kind not in RUN_KINDS:
         raise MedsbenchError(f"kind must be measured or submission, got {options.kind!r}")
@@ -429,10 +436,6 @@ def task_file_stats(manifest: RunManifest) -> dict[str, TaskFileInfo]:
 @functools.lru_cache(maxsize=64)
 def _file_stats(task_id: str, category: str, path: str, sha256: str) -> tuple[TaskFileStats, frozenset[str]]:
     """Label statistics with the scorer's own gold-label rule, over every instance of the file."""
-    from medsbench.metrics import scorer_for_task
-    from medsbench.tasks.catalog import catalog
-    from medsbench.tasks.format import iter_instances, read_meta
-    from medsbench.tasks.labels import is_degenerate, label_distribution, majority_baseline
 
     cat = catalog()
     scorer = scorer_for_task(cat[task_id] if task_id in cat else task_id, category)
@@ -615,7 +618,6 @@ def fingerprint(files: RunFiles, ident: RunIdentity, options: AddOptions, stats:
 
 def build_board_run(files: RunFiles, ident: RunIdentity, options: AddOptions, stats: dict[str, TaskFileInfo]) -> BoardRun:
     """The typed record of a checked run (the slow part: per-item verdicts and parses)."""
-    from medsbench.judge.reliability import unusable_judges
 
     manifest = redact(files.manifest.model_dump(mode="json"))
     shas = {tid: i.sha256 for tid, i in stats.items() if i.sha256}
@@ -655,8 +657,6 @@ def _calibration(files: RunFiles, answered: set[str]) -> list[BoardCalibration]:
 
 def _tasks(files: RunFiles, ident: RunIdentity, stats: dict[str, TaskFileInfo]) -> list[BoardTask]:
     """One :class:`BoardTask` per planned task that has a row (a task none of whose items ran is left out)."""
-    from medsbench.metrics import primary_metric
-    from medsbench.tasks.catalog import catalog
 
     cat = catalog()
     failed_rows = Counter(r.task_id for r in files.rows if r.failed)
@@ -753,9 +753,6 @@ def _items(rows: Sequence[PredictionRow]) -> list[BoardItem]:
 
 def strict_parses(rows: Sequence[PredictionRow]) -> list[tuple[bool | None, str | None]]:
     """Per row: whether strict mode could parse an answer, and why not (closed-answer tasks only)."""
-    from medsbench.metrics import score_items, scorer_for_task
-    from medsbench.metrics import reference as ref_mode
-    from medsbench.tasks.catalog import catalog
 
     cat = catalog()
     closed = {tid for tid in {r.task_id for r in rows}

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from medsbench.errors import MedsbenchError
 from medsbench.ids import check_name, check_text
+from medsbench.records.results import Average
 
 if TYPE_CHECKING:
     from medsbench.records import PredictionRow
@@ -90,7 +91,6 @@ def _rows(category: str, kind: str, key: str, average: str, avg: Average, tasks:
 
 def board_averages(results: Results, where: str) -> list[BoardAverage]:
     """Every category's macro and micro averages (with CIs) and those of its language and source slices."""
-    from medsbench.records.results import Average
 
     out: list[BoardAverage] = []
     for category, c in sorted(results.categories.items()):

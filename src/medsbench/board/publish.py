@@ -19,6 +19,7 @@ from medsbench.board.ingest import AddOptions, build_board_run, check_planned_id
 from medsbench.board.ingest import read_run_folder, task_file_stats
 from medsbench.board.store import SCHEMA_VERSION, Store
 from medsbench.errors import MedsbenchError
+from medsbench.metrics.compare import compare_rows
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,6 @@ def _check_baseline(store: Store, name: str, baseline: str) -> str:
 
 def compare(rows: list[Any], base_rows: list[Any], run: str, baseline: str) -> dict[str, Any]:
     """:func:`medsbench.metrics.compare.compare_rows` of a run (A) against its baseline (B)."""
-    from medsbench.metrics.compare import compare_rows
 
     try:
         return compare_rows(rows, base_rows, resamples=COMPARE_RESAMPLES, seed=COMPARE_SEED, method=COMPARE_METHOD)

@@ -39,6 +39,9 @@ from medsbench.metrics.compare import difference
 from medsbench.redact import redact as redact_value
 from medsbench.tasks.catalog import LANGUAGE_NAMES
 from medsbench.tasks.catalog import task_order as _task_order
+from medsbench.tasks.catalog import catalog
+from medsbench.judge.reliability import MIN_PROBE_PASS, UNUSABLE_PARSE_FAILURE
+from medsbench.judge.rubric import GENERIC, load_rubrics
 
 MARKER = ".medsbench-site"
 KIND_LABEL = {"reported": "reported", "measured": "measured", "submission": "submitted"}
@@ -210,7 +213,6 @@ def _loglik_overview(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _collect(store: Store) -> dict[str, Any]:
     """Everything the pages show, read from the store once (in one read transaction)."""
-    from medsbench.tasks.catalog import catalog
 
     cat = catalog()
     runs = store.runs()
@@ -727,7 +729,6 @@ def _contam_view(report: dict[str, Any] | None, cat: Any) -> dict[str, Any] | No
 
 def _averages_view(rows: list[Any], cat: Any) -> list[dict[str, Any]]:
     """Per category (catalog order): its macro and micro averages and those of its slices, primary metric, both modes."""
-    from medsbench.metrics import primary_metric
 
     by: dict[str, dict[tuple[str, str], dict[str, Any]]] = defaultdict(dict)
     for r in rows:
@@ -840,8 +841,6 @@ def _versions_view(data: dict[str, Any], model_of: dict[str, Any]) -> dict[str, 
 
 def _judge_about(rubrics_dir: str | os.PathLike | None) -> dict[str, Any]:
     """The judge rubrics, prompt template and probe settings, as the about page shows them."""
-    from medsbench.judge.reliability import MIN_PROBE_PASS, UNUSABLE_PARSE_FAILURE
-    from medsbench.judge.rubric import GENERIC, load_rubrics
 
     rubrics, template, probes = load_rubrics(None if rubrics_dir is None else Path(rubrics_dir))
     ordered = sorted(rubrics.values(), key=lambda r: (r.id == GENERIC, r.id))

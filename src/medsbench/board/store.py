@@ -60,6 +60,10 @@ from medsbench.errors import MedsbenchError
 from medsbench.ids import check_item_id, check_name
 from medsbench.records.folder import JUDGED, PREDICTIONS, RESULTS
 from medsbench.redact import redact
+from medsbench.metrics import primary_metric
+from medsbench.tasks.catalog import catalog
+from medsbench.records import PredictionRow
+from medsbench.tasks.catalog import task_order
 
 if TYPE_CHECKING:
     from medsbench.board.ingest import BoardRun
@@ -336,8 +340,6 @@ class Store:
 
     def seed_reported(self, seed: dict[str, Any] | None = None) -> bool:
         """Insert the packaged published numbers once per seed version. Returns True if it wrote."""
-        from medsbench.metrics import primary_metric
-        from medsbench.tasks.catalog import catalog
 
         seed = seed or load_seed()
         version = str(seed["seed_version"])
@@ -437,7 +439,6 @@ class Store:
 
     def scoring_rows(self, run: str) -> list[PredictionRow]:
         """A stored run's prediction rows with every field the scorers read, exactly as its file had them."""
-        from medsbench.records import PredictionRow
 
         out = []
         for p in self.db.execute(
@@ -572,7 +573,6 @@ class Store:
     def judged(self, run: str) -> dict[str, Any] | None:
         """The judged scores of a run: ``{"run": row, "tasks": [rows], "categories": [rows]}`` (JSON columns
         decoded), or None when the run was added without a ``judged.json``."""
-        from medsbench.tasks.catalog import task_order
 
         head = self.db.execute("SELECT * FROM judged_runs WHERE run = ?", (run,)).fetchone()
         if head is None:

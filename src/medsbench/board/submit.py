@@ -34,6 +34,13 @@ from medsbench.tasks.catalog import catalog
 from medsbench.tasks.format import iter_instances
 from medsbench.tasks.workspace import find_task_files
 from medsbench.workspace import Workspace
+from medsbench.metrics import score_predictions
+from medsbench.records.results import Results
+from medsbench.board.publish import add_run
+from medsbench.fileio import sha256_file
+from medsbench.fileio import sha256_text
+from medsbench.records.manifest import ManifestTask, RunManifest, Submission, TaskFile, now
+from medsbench.tasks.format import read_meta
 
 DEFAULT_MAX_BYTES = 100 << 20  # the whole MedS-Bench test set with long outputs is well under this
 _SAFE_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -259,8 +266,6 @@ ScoreFolder = Callable[[Path, Path], None]
 
 def default_scorer(predictions: Path, results: Path) -> None:
     """Score with the scoring engine into ``results`` (a :class:`medsbench.records.results.Results`)."""
-    from medsbench.metrics import score_predictions
-    from medsbench.records.results import Results
 
     Results.model_validate(score_predictions(predictions)).save(results)
 
@@ -291,8 +296,6 @@ def submit(
 ) -> tuple[str, SubmissionReport]:
     """Validate, write ``runs/submission-<slug>/`` (the stage records), score, and add to the store as
     pending. ``fields`` are those of :class:`SubmissionOptions`."""
-    from medsbench.board.publish import add_run
-    from medsbench.fileio import sha256_file
 
     sub = SubmissionOptions(**fields)
     model_name = check_model_name(sub.model_name)
@@ -320,11 +323,6 @@ def submit(
 def _write_submission_run(folder: RunFolder, report: SubmissionReport, tasks_dir: Path, model_name: str,
                           description: str | None, file_sha256: str) -> None:
     """predictions.jsonl and manifest.json of a submission, through the run folder's one writer."""
-    from medsbench.fileio import sha256_file, sha256_text
-    from medsbench.records.manifest import ManifestTask, RunManifest, Submission, TaskFile, now
-    from medsbench.tasks.catalog import catalog
-    from medsbench.tasks.format import read_meta
-    from medsbench.tasks.workspace import find_task_files
 
     cat = catalog()
     files = find_task_files(tasks_dir)

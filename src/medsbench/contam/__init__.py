@@ -28,6 +28,7 @@ from medsbench.records.folder import RunFolder
 from medsbench.records.manifest import now
 from medsbench.records.predictions import PredictionRow
 from medsbench.records.results import Bootstrap
+from medsbench import __version__
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,6 @@ def run_items(rows: Sequence[PredictionRow], text: str, where: str) -> list[Item
 def check_run(run_dir: str | os.PathLike[str], corpora: Sequence[str | os.PathLike[str]], options: ContamOptions | None = None,
               progress: Callable[[str], None] | None = None) -> ContaminationReport:
     """Flag the run's items found in ``corpora``, score clean and contaminated items; writes contamination.json."""
-    from medsbench import __version__
 
     options = options or ContamOptions()
     if not corpora:

@@ -53,6 +53,12 @@ from medsbench.records.manifest import now
 from medsbench.runs.cache import ResultCache, cache_key
 from medsbench.runs.progress import HEARTBEAT_SECONDS, Heartbeat, RunProgress
 from medsbench.workspace import Workspace
+from medsbench.metrics import bootstrap_ci
+from medsbench.metrics import scorer_for_task
+from medsbench.tasks.catalog import catalog
+from medsbench.metrics.score import TextScorer
+from medsbench.models import check_spec, load_backend
+from medsbench.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +207,6 @@ def judge_items(judge: _Judge, items: Sequence[JudgeItem], rubrics: Sequence[Rub
 
 
 def _summary(verdicts: Sequence[Verdict], scores: Sequence[float | None], seed: str, bootstrap: int) -> ScoreSummary:
-    from medsbench.metrics import bootstrap_ci
 
     n = len(scores)
     vals = [s for s in scores if s is not None]
@@ -271,8 +276,6 @@ def _merge_probe_tables(tables: Sequence[dict[str, ProbeSummary]]) -> dict[str, 
 
 def select_items(rows: list[PredictionRow], tasks: str | None = None, limit: int | None = None) -> tuple[dict[str, list[JudgeItem]], dict[str, int]]:
     """Free-text items per task (their scorer's ``is_text``) and the failed-prediction count per task."""
-    from medsbench.metrics import scorer_for_task
-    from medsbench.tasks.catalog import catalog
 
     cat = catalog()
     wanted = {e.id for e in cat.select(tasks)} if tasks else None
@@ -306,7 +309,6 @@ def select_items(rows: list[PredictionRow], tasks: str | None = None, limit: int
 
 def _rouge_l(items: Sequence[JudgeItem]) -> list[float]:
     """Per-item ROUGE-L F as results.json computes it (the scorer's per-language tokenisation)."""
-    from medsbench.metrics.score import TextScorer
 
     scorer = TextScorer()
     keys = [scorer.add(it.output, it.reference, it.language or "en") for it in items]
@@ -316,8 +318,6 @@ def _rouge_l(items: Sequence[JudgeItem]) -> list[float]:
 
 def load_judges(specs: Sequence[str | Backend]) -> list[_Judge]:
     """Backends for the judge specs (``openai:MODEL,base_url=..``, ``hf:PATH``, ``vllm:PATH``, ``default``)."""
-    from medsbench.models import check_spec, load_backend
-    from medsbench.models.spec import ModelSpec
 
     judges: list[_Judge] = []
     names: set[str] = set()

@@ -42,6 +42,7 @@ import numpy as np
 
 from medsbench.errors import MedsbenchError
 from medsbench.tasks.labels import HALLMARKS
+from medsbench.tasks.catalog import Category, catalog
 
 if TYPE_CHECKING:
     from medsbench.records.predictions import PredictionRow
@@ -311,7 +312,6 @@ def scorer_for_task(task: CatalogEntry | Category | str, category: str | None = 
 
     An entry that names no scorer (built outside ``catalog.yaml``) gets its category's.
     """
-    from medsbench.tasks.catalog import Category, catalog
 
     cat = catalog()
     if isinstance(task, str):

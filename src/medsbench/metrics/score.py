@@ -47,6 +47,9 @@ from medsbench.records.results import (
 from medsbench.tasks.catalog import catalog
 from medsbench.tasks.labels import is_degenerate, majority_baseline
 from medsbench.tasks.catalog import task_order as _task_order
+from medsbench import __version__
+from medsbench.tasks.format import iter_instances
+from medsbench.tasks.workspace import find_task_files
 
 log = logging.getLogger(__name__)
 
@@ -411,7 +414,6 @@ def score_predictions(
 
     Raises :class:`MedsbenchError` when nothing can be scored (e.g. every task id is unknown).
     """
-    from medsbench import __version__
 
     inputs: list[InputFile] = []
     where = "predictions"
@@ -512,7 +514,6 @@ def write_results(results: Results, path: str | os.PathLike) -> Path:
 def task_file_golds(path: str | os.PathLike) -> list[str]:
     """The gold answers (first target of each instance) of a task file: the ``labels`` of one task
     for :func:`score_predictions`."""
-    from medsbench.tasks.format import iter_instances
 
     return [inst.target for inst in iter_instances(path) if isinstance(inst.target, str) and inst.target.strip()]
 
@@ -528,7 +529,6 @@ class TaskFileLabels(Mapping[str, list[str]]):
     @classmethod
     def folder(cls, tasks_dir: str | os.PathLike) -> TaskFileLabels:
         """Every task's test file in a task folder."""
-        from medsbench.tasks.workspace import find_task_files
 
         return cls({tid: splits["test"] for tid, splits in find_task_files(Path(tasks_dir)).items() if "test" in splits})
 

@@ -40,6 +40,7 @@ import unicodedata
 from collections.abc import Iterable
 
 from medsbench.tasks.labels import HALLMARKS
+from collections import Counter
 
 OPTION_LETTERS = "ABCDEFGHIJ"
 # Cyrillic / Greek capitals that look like Latin option letters (typed on another keyboard layout).
@@ -413,7 +414,6 @@ def _token_f1(pred: str, gold: str) -> float:
     g = _TOKEN.findall(gold.lower())
     if not p or not g:
         return float(p == g)
-    from collections import Counter
 
     common = sum((Counter(p) & Counter(g)).values())
     if common == 0:

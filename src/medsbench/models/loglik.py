@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from medsbench.models.base import LoglikRequest, LoglikResponse
+import inspect
 
 
 def encode_pair(encode: Callable[[str], list[int]], context: str, continuation: str) -> tuple[list[int], list[int]]:
@@ -133,7 +134,6 @@ class TransformersLoglik:
         return torch.cat([a, b])
 
     def _keeps_last(self) -> bool:
-        import inspect
 
         return "logits_to_keep" in inspect.signature(self.model.forward).parameters
 
