@@ -301,12 +301,13 @@ def test_paired_test_is_sign_symmetric():
 
 def test_results_carry_the_given_protocol_and_round_trip(tmp_path):
     from medsbench.metrics import write_results
+    from medsbench.metrics.score import RunProtocol
     from medsbench.records.results import Results
 
     run = tmp_path / "run"
     run.mkdir()
     pred = _write(run / "predictions.jsonl", [row("task41", "entailment"), row("task41", "neutral", "entailment")])
-    res = score_predictions(pred, bootstrap=20, protocol="official", protocol_deviations=["demos are drawn from the test file"])
+    res = score_predictions(pred, bootstrap=20, protocol=RunProtocol("official", ("demos are drawn from the test file",)))
     assert res.protocol == "official" and res.protocol_deviations == ["demos are drawn from the test file"]
     assert res.inputs[0].path == str(pred) and len(res.inputs[0].sha256) == 64
     back = Results.load(write_results(res, run / "results.json"))

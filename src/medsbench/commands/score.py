@@ -136,7 +136,7 @@ def score_cmd(
 
     from medsbench.fileio import sha256_file
     from medsbench.metrics import score_predictions, write_results
-    from medsbench.metrics.score import TaskFileLabels
+    from medsbench.metrics.score import RunProtocol, TaskFileLabels
     from medsbench.pipeline import run_price
     from medsbench.prices import resolve_price
     from medsbench.records.results import InputFile
@@ -147,8 +147,7 @@ def score_cmd(
     else:  # a run folder: the full test files it recorded (unchanged ones), for the label sets of a sample
         labels = TaskFileLabels(manifest.test_files()) if manifest is not None else None
     results = score_predictions(rows, bootstrap=bootstrap, seed=seed, strict_ids=strict_ids, labels=labels,
-                                protocol=manifest.protocol if manifest else None,
-                                protocol_deviations=manifest.deviations if manifest else (),
+                                protocol=RunProtocol.of(manifest),
                                 price=run_price(resolve_price(price, prices), manifest) if price or prices else None)
     source = folder.predictions_path if folder is not None else predictions
     results.inputs = [InputFile(path=str(source), sha256=sha256_file(source))]

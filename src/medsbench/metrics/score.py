@@ -392,6 +392,20 @@ def summarize_task(items: TaskItems, *, bootstrap: int, seed: int) -> TaskResult
     return out
 
 
+@dataclass(frozen=True)
+class RunProtocol:
+    """How the scored predictions were made, for results.json: the prompt protocol's name and the
+    run's deviations from the official scripts (a run folder's manifest: :meth:`of`)."""
+
+    name: str | None
+    deviations: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, manifest: Any) -> RunProtocol | None:
+        """From a :class:`medsbench.records.manifest.RunManifest` (None: no manifest, no protocol)."""
+        return None if manifest is None else cls(manifest.protocol, tuple(manifest.deviations))
+
+
 def score_predictions(
     rows_or_path: str | os.PathLike | Sequence[PredictionRow | dict[str, Any]],
     *,
@@ -399,8 +413,7 @@ def score_predictions(
     seed: int = 0,
     strict_ids: bool = False,
     format: str = "auto",
-    protocol: str | None = None,
-    protocol_deviations: Sequence[str] = (),
+    protocol: RunProtocol | None = None,
     labels: Mapping[str, Iterable[str]] | None = None,
     price: Price | None = None,
 ) -> Results:
@@ -464,8 +477,8 @@ def score_predictions(
         unknown_task_ids=unknown,
         warnings=warnings,
         reference_deviations=list(ref_mode.DEVIATIONS),
-        protocol=protocol,
-        protocol_deviations=list(protocol_deviations),
+        protocol=protocol.name if protocol is not None else None,
+        protocol_deviations=list(protocol.deviations) if protocol is not None else [],
         bootstrap=Bootstrap(resamples=bootstrap, seed=seed, level=0.95),
         scoring="loglik" if loglik else "generate",
         calibration_binning=BINNING if loglik else None,

@@ -18,7 +18,7 @@ from medsbench.fileio import ensure_writable
 from medsbench.ids import slug
 from medsbench.metrics import score_predictions
 from medsbench.metrics.choices import task_choices
-from medsbench.metrics.score import TaskFileLabels
+from medsbench.metrics.score import RunProtocol, TaskFileLabels
 from medsbench.models.base import Backend
 from medsbench.models.spec import ModelSpec
 from medsbench.prices import Price, PriceTable, price_for
@@ -38,7 +38,7 @@ def score_run(rows: list[PredictionRow], manifest: RunManifest, folder: RunFolde
     """The metrics stage on a run's rows, with the run's protocol and deviations from its manifest;
     ``prices`` (``--price``/``--prices``) price its tokens by the run's model (:func:`run_price`)."""
     labels = TaskFileLabels(manifest.test_files())  # a --limit sample's label sets from the full test files
-    results = score_predictions(rows, protocol=manifest.protocol, protocol_deviations=manifest.deviations, labels=labels,
+    results = score_predictions(rows, protocol=RunProtocol.of(manifest), labels=labels,
                                 price=run_price(prices, manifest))
     results.inputs = [InputFile(path=str(folder.predictions_path), sha256=folder.predictions_sha256())]
     return results
