@@ -35,7 +35,7 @@ from medsbench.errors import MedsbenchError
 from medsbench.fileio import sha256_file
 from medsbench.tasks.catalog import INS_CATEGORY_OF, LANGUAGE_CODES, catalog
 from medsbench.tasks.format import META_HEADER, iter_instances, read_meta, write_task
-from medsbench.tasks.pull import fill_meta, has_definition, missing_definition, release_files, slug, snapshot
+from medsbench.tasks.pull import fill_meta, has_definition, missing_definition, recorded_source_sha256, release_files, slug, snapshot
 from medsbench.tasks.catalog import task_order
 
 HF_REPO = "Henrychur/MedS-Ins"
@@ -113,17 +113,6 @@ def _shape(path: Path) -> str:
     return "json"
 
 
-def _recorded_sha256(path: Path) -> str | None:
-    if not path.exists():
-        return None
-    try:
-        ours = read_meta(path).get("medsbench")
-    except MedsbenchError:
-        return None
-    source = ours.get("source") if isinstance(ours, dict) else None
-    return source.get("sha256") if isinstance(source, dict) else None
-
-
 @dataclass
 class _Import:
     out: Path
@@ -171,7 +160,7 @@ def _import_file(path: Path, rel: str, ctx: _Import) -> None:
     try:
         shape = _shape(path)
         digest = sha256_file(path)
-        if _recorded_sha256(target) == digest and has_definition(read_meta(target)):  # else: definitions may be given now
+        if recorded_source_sha256(target) == digest and has_definition(read_meta(target)):  # else: definitions may be given now
             ours = read_meta(target)["medsbench"]
             ctx.report.tasks.append(InsTask(tid, ours.get("ins_category"), ours.get("category_basis", "unknown"), target,
                                             _lines(target) - 1, rel, digest, "unchanged"))

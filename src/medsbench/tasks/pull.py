@@ -234,9 +234,11 @@ def release_files(root: Path, patterns: list[str] | None) -> list[tuple[Path, st
     return files
 
 
-def _source_sha256(path: Path) -> str | None:
-    """The released file's sha256 recorded in a task file written by an earlier pull (None otherwise)."""
-
+def recorded_source_sha256(path: Path) -> str | None:
+    """The released file's sha256 recorded in a task file written by an earlier import (None: no such
+    file, or not written by an import)."""
+    if not path.exists():
+        return None
     try:
         ours = read_meta(path).get("medsbench")
     except MedsbenchError:
@@ -325,7 +327,7 @@ def _import_file(path: Path, rel: str, ctx: _Import) -> None:
         ours.update({"title": name.replace("_", " ") or tid, "language": language})
     meta["medsbench"] = ours
     target = ctx.existing.get(tid, {}).get("test") or ctx.out / (entry.file_name("test") if entry else f"{tid}_{ours['slug']}.test.json")
-    if target.exists() and _source_sha256(target) != digest:
+    if target.exists() and recorded_source_sha256(target) != digest:
         log.info("%s: replacing %s", tid, target)
         ctx.report.warnings.append(f"{rel}: replaces the existing test split of {tid} ({target.name})")
     write_task(target, meta, instances)
