@@ -73,6 +73,7 @@ MIXED = (
 
 def build_items(workload: str, n: int, protocol: str, tasks_dir: Path, renderer) -> list[dict]:
     """[{task, category, text, max_new_tokens, stop}] planned as a run plans them."""
+    from medsbench.records.config import EvalConfig
     from medsbench.runs.plan import plan_task
     from medsbench.tasks.workspace import resolve_tasks
 
@@ -84,8 +85,8 @@ def build_items(workload: str, n: int, protocol: str, tasks_dir: Path, renderer)
     by_id = {e.id: e for e in entries}
     items: list[dict] = []
     for tid, count in counts:
-        plan = plan_task(by_id[tid], files[tid], renderer, limit=count, shots=None, seed=0, max_new_tokens=None,
-                         style="official", definitions={}, protocol=protocol)
+        config = EvalConfig.from_flags(limit=count, seed=0, prompt_style="official", protocol=protocol)
+        plan = plan_task(by_id[tid], files[tid], renderer, config, definitions={})
         for item in plan.items:
             if item.error:
                 raise SystemExit(f"{tid}: {item.error}")

@@ -149,6 +149,11 @@ def test_catalog_covers_issue_ids_and_selects():
     assert {t.availability for t in cat.tasks.values()} == {"public-here", "public-elsewhere", "credentialed"}
     res = runner.invoke(app, ["data", "catalog", "--json"])
     assert res.exit_code == 0 and len(json.loads(res.output)) == len(cat.tasks)
+    # The table names each task by its name too (what --tasks takes beside the id).
+    res = runner.invoke(app, ["data", "catalog", "--category", "mcqa"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0
+    row = next(line for line in res.output.splitlines() if "task123" in line)
+    assert row.split("│")[2].strip() == "pubmedqa"
 
 
 def test_unknown_selection_is_one_line():

@@ -33,11 +33,11 @@ def catalog_cmd(
         typer.echo(dumps([dataclasses.asdict(t) for t in rows], indent=True).decode())
         return
     table = Table(title=f"MedS-Bench catalog ({len(rows)} tasks)")
-    for col in ("id", "category", "dataset", "lang", "metric", "shots", "availability", "source"):
+    for col in ("id", "name", "category", "dataset", "lang", "metric", "shots", "availability", "source"):
         # ids never wrap; other cells fold onto more lines rather than being cut with an ellipsis
         table.add_column(col, no_wrap=col == "id", overflow="fold", min_width=7 if col == "id" else None)
     for t in rows:
-        table.add_row(t.id, t.category, t.dataset, t.language, (s.column if (s := scorer_for_task(t)) else "-"), str(t.shots), t.availability, t.source or "-")
+        table.add_row(t.id, t.name, t.category, t.dataset, t.language, (s.column if (s := scorer_for_task(t)) else "-"), str(t.shots), t.availability, t.source or "-")
     Console().print(table)
 
 

@@ -92,8 +92,8 @@ class EvalConfig(Record):
         "openai:MODEL[,base_url=..,concurrency=..]",
     )
     model_complete: bool = Field(True, description="False when the recorded spec lost credentials (resume needs --model)")
-    tasks: str = Field("available", description="Task ids, categories, 'all', 'available' (tasks with files here) or "
-                       "'quick' (one available task per category); comma-separated")
+    tasks: str = Field("available", description="Task ids or names (task57, pubmedqa), categories, 'all', 'available' "
+                       "(tasks with files here) or 'quick' (one available task per category); comma-separated")
     protocol: str = Field("medsbench", description="official | paper | medsbench: whose evaluation protocol to follow "
                           "(recorded with its deviations)")
     shots: int | None = Field(None, ge=0, description="Demos per prompt (default: the protocol's; the catalog's 3, MCQA 0)")
