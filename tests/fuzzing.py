@@ -276,7 +276,7 @@ def escaped(root: Path, allowed: list[Path]) -> list[Path]:
     """Files under ``root`` outside every allowed folder, and any file carrying the marker."""
     out = []
     for path in root.rglob("*"):
-        if path.is_file() and not any(a in path.parents for a in allowed):
+        if path.is_file() and (not any(a in path.parents for a in allowed) or MARK in str(path.relative_to(root))):
             out.append(path)
     return out
 
@@ -303,6 +303,6 @@ def fuzz_run_folders(root: Path, n: int, seed: int) -> dict[str, Any]:
                 check_clean_failure(code, err, argv)
             except BaseException as exc:  # noqa: BLE001 - every escape is a finding
                 result["bad"].append(f"{what} | {argv[0]} {argv[1]}: {type(exc).__name__}: {str(exc)[:160]}")
-        result["outside"] += [str(p) for p in escaped(root, [seed_run.parent, root / "seed-ws", run, ws, case / "site"])]
+        result["outside"] += [str(p) for p in escaped(root, [seed_run, root / "seed-ws", run, ws, case / "site"])]
         shutil.rmtree(case)
     return result

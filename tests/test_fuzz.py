@@ -66,3 +66,18 @@ def test_hostile_run_folders_neither_crash_a_stage_nor_escape_their_roots(tmp_pa
     res = fuzz_run_folders(tmp_path, 8, seed=3)
     assert res["bad"] == [] and res["outside"] == []
     assert res["codes"].get(1, 0) > 0 and res["codes"].get(0, 0) > 0  # some refused, some (untouched fields) accepted
+
+
+def test_the_escape_check_sees_a_file_outside_the_roots_and_a_marked_name(tmp_path):
+    from fuzzing import MARK, escaped
+
+    root, site = tmp_path, tmp_path / "case0" / "site"
+    (site / "runs").mkdir(parents=True)
+    (site / "runs" / "ok.html").write_text("x")
+    assert escaped(root, [site]) == []
+    planted = root / "outside" / MARK
+    planted.parent.mkdir()
+    planted.write_text("x")  # where a ../ id would land
+    named = site / "runs" / f"{MARK}.html"
+    named.write_text("x")  # a hostile id used as a file name inside the root
+    assert sorted(escaped(root, [site])) == sorted([planted, named])

@@ -135,7 +135,7 @@ def test_stats_json(tmp_path):
     assert rows[0]["split"] == "test" and rows[0]["mean_input_chars"] > 20
 
 
-def test_catalog_covers_issue_ids_and_selects():
+def test_catalog_covers_the_benchmark_task_ids_and_selects():
     cat = catalog()
     for tid in ["task57", "task58", "task59", "task60", "task61", "task122", "task123", "task129", "task78", "task110",
                 "task112", "task114", "task1", "task2", "task3", "task29", "task74", "task18", "task46", "task50",

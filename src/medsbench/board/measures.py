@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from medsbench.records.results import Average, Results
 
 ALL = "all"  # slice kind of a whole category
-MODES = ("strict", "reference")
 
 
 @dataclass(frozen=True)

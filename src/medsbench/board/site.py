@@ -30,7 +30,7 @@ from typing import Any
 
 from medsbench import __version__
 from medsbench.board.charts import category_bars, category_panel, reliability_diagram
-from medsbench.board.names import LOGLIK_SUFFIX, POOLED_PREFIX, REPORTED_PREFIX, unique_slug
+from medsbench.board.names import LOGLIK_SUFFIX, POOLED_PREFIX, unique_slug
 from medsbench.board.store import Store, load_seed
 from medsbench.errors import MedsbenchError
 from medsbench.ids import check_name, inside
@@ -866,11 +866,6 @@ def _pct(value: float | None) -> str:
     return "?" if value is None else f"{100 * value:.0f}%"
 
 
-def report_for(run_name: str) -> str:
-    """The site path of a run page (for messages)."""
-    return "" if run_name.startswith(REPORTED_PREFIX) else f"runs/{unique_slug(run_name)}.html"
-
-
-__all__ = ["MARKER", "SiteReport", "build_site", "ci_text", "detectable_difference", "report_for", "script_json",
+__all__ = ["MARKER", "SiteReport", "build_site", "ci_text", "detectable_difference", "script_json",
            "verdict"]
 

@@ -72,9 +72,6 @@ class Rendered:
     messages: list[dict[str, str]] | None = None
     prompt: str | None = None
 
-    def request(self, id: str, max_new_tokens: int) -> Request:
-        return Request(id=id, messages=self.messages, prompt=self.prompt, max_new_tokens=max_new_tokens)
-
 
 @runtime_checkable
 class Backend(Protocol):
