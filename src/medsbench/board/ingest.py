@@ -44,7 +44,6 @@ from medsbench.records.judged import JudgementRow
 from medsbench.ids import check_item_id, check_name, check_text
 from medsbench.redact import redact
 from medsbench.tasks.catalog import catalog
-from medsbench.models.spec import ModelSpec
 from medsbench.metrics import scorer_for_task
 from medsbench.tasks.format import iter_instances, read_meta
 from medsbench.tasks.labels import is_degenerate, label_distribution, majority_baseline
@@ -361,7 +360,7 @@ def identify(files: RunFiles, options: AddOptions) -> RunIdentity:
         raise MedsbenchError(f"run names starting with {REPORTED_PREFIX!r} are kept for published numbers; "
                              "rename the run folder", where=str(files.folder))
     check_identifiers(files)
-    model = check_model_name(options.model_name or ModelSpec.parse(files.manifest.model).display_name)
+    model = check_model_name(options.model_name or files.manifest.model_name)
     rows_per_task = check_plan(files, options.allow_partial)
     protocol = check_scored_from(files)
     check_judged(files)

@@ -108,6 +108,14 @@ class RunManifest(Record):
         assert self.submission is not None
         return self.submission.model_name
 
+    @property
+    def model_name(self) -> str:
+        """The run's model as tables name it: the spec's display name, or the submitted model's name."""
+        if self.config is not None:
+            return self.config.model.display_name
+        assert self.submission is not None
+        return self.submission.model_name
+
     def test_files(self) -> dict[str, Path]:
         """Each task's recorded test file, where it still exists with the recorded sha256."""
         out = {}
