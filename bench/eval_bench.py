@@ -29,8 +29,8 @@ Ways (greedy, fp32, each item's own token limit and stop strings, end at the cha
 * ``prefill``: the prompt forward passes alone, one row at a time, no output: the floor of any way that
   computes every prompt token, so ``loop / prefill`` bounds the speed-up of batching without prefix reuse;
 * ``hf-static``: medsbench's hf backend with static batches (``continuous=False``): length-sorted,
-  finished rows pruned every 32 tokens; ``hf``: its defaults (continuous batching). Both get one call per
-  task, as a run does, and share prompt prefixes;
+  finished rows pruned every 32 tokens; ``hf``: its defaults (continuous batching). Both get one request
+  stream over all tasks, as a run does, and share prompt prefixes;
 * ``vllm``: ``bench/vllm_bench.py --prompts`` in ``--vllm-python`` (``bash scripts/setup_vllm.sh``): raw
   ``LLM.generate`` vs the medsbench vllm backend on one engine (one limit for all items: the largest).
 
@@ -155,9 +155,7 @@ def _hf_requests(spec: dict):
 def _hf_run(backend, spec: dict) -> tuple[dict, list]:
     reqs = _hf_requests(spec)
     t0 = clock()
-    by_id = {}
-    for task in dict.fromkeys(spec["tasks"]):  # one call per task, as a run does
-        by_id.update({r.id: r for r in backend.generate([q for q, t in zip(reqs, spec["tasks"]) if t == task])})
+    by_id = {r.id: r for r in backend.iter_generate(reqs)}  # one request stream over all tasks, as a run does
     return timed(t0), [by_id[q.id] for q in reqs]
 
 

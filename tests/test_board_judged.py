@@ -573,6 +573,8 @@ def test_an_unusable_judge_is_said_and_its_numbers_are_not_scores(tmp_path, pair
                          text=True, timeout=300, env={**__import__("os").environ, "COLUMNS": "200"})
     assert res.returncode == 0, res.stderr
     assert "judge sloppy: this judge is unusable (no sanity probe was scored (probes 0/0))" in res.stdout
+    score_rows = [line for line in res.stdout.splitlines() if "│" in line and line.lstrip("│ ").startswith("task114")]
+    assert score_rows and all("unusable (n=" in line for line in score_rows)  # no mean shown for it
     # In the browser: the judged sections and the judgements in the item browser pass axe and fit a phone.
     from board_browser import DESKTOP, PHONE, axe_violations, open_browser, serious, serve, sideways_overflow
 

@@ -328,3 +328,28 @@ def test_query_longer_than_the_context_fails_explicitly_without_a_call(tmp_path)
     assert "does not fit the model context of 40" in rows["long"]["error"] and rows["long"]["output"] is None
     assert rows["short"]["error"] is None and rows["mid"]["error"] is None and rows["mid"]["truncated"]
     assert len(backend.prompts) == 2 and all("word " * 80 not in p for p in backend.prompts)
+
+
+def test_one_request_stream_crosses_task_boundaries(tmp_path):
+    """A run hands the backend every item of every task in one request stream (so a backend can batch
+    across tasks); cached and journalled items are not in it."""
+    from medsbench.pipeline import evaluate
+
+    class StreamBackend(CountingBackend):
+        def __init__(self):
+            super().__init__(chunk_size=64)
+            self.streams: list[list[str]] = []
+
+        def iter_generate(self, requests):
+            self.streams.append([r.prompt for r in requests])
+            yield from super().iter_generate(requests)
+
+    ws = make_workspace(tmp_path / "ws")
+    backend = StreamBackend()
+    evaluate(backend, "task57,task126", workspace=ws, out=tmp_path / "r", progress=False, cache=tmp_path / "c.sqlite")
+    assert len(backend.streams) == 1
+    stream = backend.streams[0]
+    assert any("aspirin" in p for p in stream) and any("Question" in p for p in stream)  # both tasks in it
+    again = StreamBackend()
+    evaluate(again, "task57,task126", workspace=ws, out=tmp_path / "r2", progress=False, cache=tmp_path / "c.sqlite")
+    assert again.streams in ([], [[]])  # everything from the cache: nothing asked

@@ -32,9 +32,11 @@ def render(judged, console) -> None:
     from rich.table import Table
 
     from medsbench.commands.score import fit_id_table
+    from medsbench.judge.reliability import unusable_judges
 
     names = [j.name for j in judged.judges]
     cols = names + (["jury"] if len(names) > 1 else [])
+    unusable = unusable_judges(judged)
     scores = Table(title=f"Judged scores (1-5, 95% CI) of {judged.run}; a separate scoring mode, not BLEU/ROUGE")
     for col in ("task", "rubric", "n", *cols, "parse fail"):
         scores.add_column(col)
@@ -42,6 +44,9 @@ def render(judged, console) -> None:
         cells = []
         for name in cols:
             s = t.jury if name == "jury" else t.judges[name]
+            if name in unusable:  # its numbers are not scores: no mean is shown (the reason follows below)
+                cells.append(f"unusable (n={s.n_scored})")
+                continue
             ci = f" [{s.ci95[0]:.2f}, {s.ci95[1]:.2f}]" if s.ci95 else ""
             cells.append(f"{_f(s.mean)}{ci} (n={s.n_scored})")
         fails = ", ".join(f"{n} {_pct(t.judges[n].parse_failure_rate)}" for n in names)
@@ -76,9 +81,7 @@ def render(judged, console) -> None:
         cost = f", ${j.cost_usd:.4f}" if j.cost_usd is not None else ""
         tokens = f"{j.prompt_tokens if j.prompt_tokens is not None else '?'} prompt + {j.output_tokens if j.output_tokens is not None else '?'} output tokens"
         console.print(f"judge {j.name} ({j.spec}): {j.requests} request(s) sent, {j.cached} cached, {j.errors} failed; {tokens}{cost}")
-    from medsbench.judge.reliability import unusable_judges
-
-    for name, why in unusable_judges(judged).items():
+    for name, why in unusable.items():
         what = "the jury" if name == "jury" else f"judge {name}"
         console.print(f"{what}: this judge is unusable ({why}); do not read its numbers as scores", markup=False)
 
