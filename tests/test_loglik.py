@@ -387,3 +387,23 @@ def test_a_schema_4_store_gains_the_calibration_table_and_keeps_its_runs(tmp_pat
         assert store.get_meta("schema_version") == "5"
         assert sorted(r.name for r in store.runs()) == before  # 4 -> 5 only adds the table
         assert store.calibration(before[0]) == []
+
+
+def test_acc_norm_and_acc_bytes_follow_their_own_argmax_on_a_hand_example():
+    """Three argmaxes that disagree by construction: raw log-likelihood, per character (acc_norm) and per
+    UTF-8 byte (acc_bytes), as lm-evaluation-harness 0.4 computes them on the choice strings."""
+    from medsbench.metrics.loglik import METRICS, metrics_from_sums, variant_stats
+    from medsbench.records import PredictionRow
+    from medsbench.records.loglik import OptionScores, VariantScores
+
+    def row(continuations, logprobs):
+        scores = OptionScores(options=["A", "B"], primary="text",
+                              variants={"text": VariantScores(continuations=continuations, logprobs=logprobs)})
+        return PredictionRow(task_id="task57", id="x", reference="A", output="A", loglik=scores)
+
+    rows = [row(["ab", "abcdef"], [-2.0, -3.0]),  # raw: A (wrong); per char -1.0 vs -0.5: B (right); bytes the same
+            row(["éé", "abc"], [-2.0, -2.7])]     # raw: A (right); per char -1.0 vs -0.9: B (wrong); per byte -0.5 vs -0.9: A
+    golds = [1, 0]
+    values = metrics_from_sums(variant_stats(rows, golds, "text").sum(axis=0))
+    assert set(METRICS) <= set(values)
+    assert (float(values["accuracy"]), float(values["acc_norm"]), float(values["acc_bytes"])) == (50.0, 50.0, 100.0)
