@@ -179,3 +179,30 @@ def test_real_multilanguage_mcqa_slices_with_cis(real_mcqa):
     prompt = sum(r["prompt_tokens"] for r in real_mcqa)
     assert res.usage.prompt_tokens == prompt and res.usage.output_tokens == 9 * len(real_mcqa)
     assert res.usage.cost_usd == pytest.approx((prompt * 1 + 9 * len(real_mcqa) * 4) / 1e6, abs=1e-6)
+
+
+def test_score_cli_prices_tokens_and_prints_the_cost(tmp_path):
+    """`medsbench score FILE --price IN/OUT` and `--prices FILE`: the cost in results.json and on the console."""
+    from typer.testing import CliRunner
+
+    from medsbench.cli import app
+
+    rows = [PredictionRow(**mcqa("task57", i, True), prompt_tokens=100 * (i + 1), output_tokens=10 * (i + 1))
+            for i in range(4)]
+    pred = tmp_path / "predictions.jsonl"
+    pred.write_text("".join(r.model_dump_json() + "\n" for r in rows), encoding="utf-8")
+    runner = CliRunner()
+    res = runner.invoke(app, ["score", str(pred), "--price", "2.5/10", "--out", str(tmp_path / "a.json"),
+                              "--bootstrap", "0"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    usage = json.loads((tmp_path / "a.json").read_text())["usage"]
+    assert usage["cost_usd"] == pytest.approx(0.0035) and usage["prompt_tokens"] == 1000
+    assert "1,000 prompt + 100 completion tokens" in res.output and "$0.0035" in res.output
+    table = tmp_path / "prices.yaml"
+    table.write_text("gpt-4o: {input: 5, output: 20}\n", encoding="utf-8")
+    res = runner.invoke(app, ["score", str(pred), "--prices", str(table), "--out", str(tmp_path / "b.json"),
+                              "--bootstrap", "0"], env={"COLUMNS": "200"})
+    # A bare predictions file names no model: the table cannot price it, and says so instead of guessing.
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "b.json").read_text())["usage"]["cost_usd"] is None
+    assert f"warning: no price in {table} matches the run's model: not priced" in res.output
