@@ -118,7 +118,7 @@ def test_price_table_lookup_and_errors(tmp_path):
     js.write_text(json.dumps({"m": {"input": 1, "output": 2}}), encoding="utf-8")
     assert PriceTable.load(js).lookup("m").output == 2
     for text, message in (("m: {input: -1, output: 2}", "m: input"), ("m: {input: 1}", "m: output"),
-                          ("m: [1, 2]", "m: expected"), ("- 1", "maps model names"),
+                          ("m: [1, 2]", "m: expected"), ("- 1", "price table must be a mapping"),
                           ("m: {input: 1, output: 2, euros: 3}", "euros")):
         path.write_text(text, encoding="utf-8")
         with pytest.raises(MedsbenchError, match=re.escape(message)):

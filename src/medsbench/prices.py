@@ -22,11 +22,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import orjson
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medsbench.errors import MedsbenchError
+from medsbench.settings import read_settings
 
 PER_TOKENS = 1_000_000  # prices are USD per this many tokens
 
@@ -69,13 +68,10 @@ class PriceTable:
     def load(cls, path: str | os.PathLike[str]) -> PriceTable:
         """Read a YAML or JSON price table; a bad entry is one line naming the file and the key."""
         p = Path(path)
-        if not p.is_file():
-            raise MedsbenchError("price table not found", where=str(p))
         try:
-            text = p.read_text(encoding="utf-8")
-            data = orjson.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
-        except (OSError, UnicodeDecodeError, orjson.JSONDecodeError, yaml.YAMLError) as exc:
-            raise MedsbenchError(f"not a readable price table: {str(exc).splitlines()[0]}", where=str(p)) from None
+            data = read_settings(p, "price table")
+        except UnicodeDecodeError as exc:
+            raise MedsbenchError(f"not a readable price table: {exc}", where=str(p)) from None
         return cls.from_mapping(data, str(p))
 
     @classmethod

@@ -1,6 +1,6 @@
-"""Settings files (YAML or TOML) read into typed pydantic models: the one loader, with one-line errors.
+"""Settings files (YAML, TOML or JSON) read into typed pydantic models: the one loader, with one-line errors.
 
-Tune configs, MedS-Ins mixture configs, judge rubrics and the task catalog are all read here:
+Tune configs, MedS-Ins mixture configs, judge rubrics, price tables and the task catalog are all read here:
 :func:`read_settings` gives the mapping (``file:line`` of a syntax error), :func:`load_settings` also
 validates it into a model (the first failing field named).
 """
@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import orjson
 import yaml
 from pydantic import BaseModel, ValidationError
 
@@ -35,7 +36,8 @@ class Readable(Protocol):
 
 
 def read_settings(path: Path | Readable, what: str = "settings file") -> dict[str, Any]:
-    """The mapping in a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file, or one line naming the problem."""
+    """The mapping in a YAML (``.yaml``/``.yml``), TOML (``.toml``) or JSON (``.json``) file, or one line
+    naming the problem."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -52,8 +54,13 @@ def read_settings(path: Path | Readable, what: str = "settings file") -> dict[st
             mark = getattr(exc, "problem_mark", None)
             where = f"{path}:{mark.line + 1}" if mark else str(path)
             raise MedsbenchError(f"invalid YAML in {what}: {getattr(exc, 'problem', None) or exc}", where=where) from None
+    elif path.name.endswith(".json"):
+        try:
+            data = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise MedsbenchError(f"invalid JSON in {what}: {exc}", where=str(path)) from None
     else:
-        raise MedsbenchError(f"{what} must be .yaml, .yml or .toml", where=str(path))
+        raise MedsbenchError(f"{what} must be .yaml, .yml, .toml or .json", where=str(path))
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -58,7 +58,6 @@ from medsbench.metrics import scorer_for_task
 from medsbench.tasks.catalog import catalog
 from medsbench.metrics.score import TextScorer
 from medsbench.models import check_spec, load_backend
-from medsbench.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -323,9 +322,8 @@ def load_judges(specs: Sequence[str | Backend]) -> list[_Judge]:
     names: set[str] = set()
     for spec in specs:
         if isinstance(spec, str):
-            parsed = ModelSpec.parse(spec)
-            check_spec(spec)
-            backend = load_backend(spec)
+            parsed = check_spec(spec)  # parsed once; the backend loads from the parsed spec
+            backend = load_backend(parsed)
             name, shown = parsed.display_name, parsed.redacted()
         else:
             backend = spec
