@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Any
 from medsbench.board.names import check_model_name, pooled_task_id, reported_run_name
 from medsbench.errors import MedsbenchError
 from medsbench.ids import check_item_id, check_name
-from medsbench.records.folder import JUDGED, PREDICTIONS, RESULTS
+from medsbench.records.folder import CONTAMINATION, JUDGED, PREDICTIONS, RESULTS
 from medsbench.redact import redact
 from medsbench.metrics import primary_metric
 from medsbench.tasks.catalog import catalog
@@ -749,7 +749,7 @@ def _insert_measures(db: sqlite3.Connection, run: BoardRun) -> None:
         return
     db.execute("INSERT INTO contam_runs(run, sha256, created, rule, corpora, n_items, n_contaminated) "
                "VALUES (?,?,?,?,?,?,?)",
-               (run.name, run.sha256["contamination.json"], report.created, _dump(report.rule.model_dump(mode="json")),
+               (run.name, run.sha256[CONTAMINATION], report.created, _dump(report.rule.model_dump(mode="json")),
                 _dump([c.model_dump(mode="json") for c in report.corpora]), report.n_items, report.n_contaminated))
     rows = []
     for tid, t in report.tasks.items():

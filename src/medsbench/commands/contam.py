@@ -58,6 +58,7 @@ def contam_cmd(
 
     from medsbench.contam import ContamOptions, check_run
     from medsbench.ins.config import DecontamConfig
+    from medsbench.records.folder import RunFolder
 
     settings: dict[str, Any] = {"near": not no_near}
     if ngram is not None:
@@ -71,7 +72,7 @@ def contam_cmd(
     files = sum(len(c.files) for c in report.corpora)
     records = sum(f.records for c in report.corpora for f in c.files)
     err.print(f"checked {report.n_items} items against {records} records in {files} file(s) in {report.seconds:.1f} s; "
-              f"wrote {Path(run) / 'contamination.json'}", markup=False, highlight=False)
+              f"wrote {RunFolder(run).contamination_path}", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -139,6 +139,7 @@ def score_cmd(
     from medsbench.metrics.score import RunProtocol, TaskFileLabels
     from medsbench.pipeline import run_price
     from medsbench.prices import resolve_price
+    from medsbench.records.folder import RESULTS
     from medsbench.records.results import InputFile
 
     rows, manifest, folder, label = _load(predictions, fmt)
@@ -155,7 +156,7 @@ def score_cmd(
         target = folder.results_path
         folder.save_results(results)
     else:
-        target = out or predictions.with_name("results.json")
+        target = out or predictions.with_name(RESULTS)
         write_results(results, target)
     console = Console()
     console.print(task_table(results, f"{label}: strict | reference (official scripts)", console.width))
