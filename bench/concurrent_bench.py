@@ -47,8 +47,7 @@ def convert(tasks: list[str], out: Path) -> None:
 def eval_argv(args: argparse.Namespace, task: str, tasks_dir: Path, out: Path) -> list[str]:
     spec = args.model + (f",threads={args.threads}" if args.threads else "")
     return [sys.executable, "-m", "medsbench", "eval", "--model", spec, "--tasks", task, "--limit", str(args.limit),
-            "--build-from", str(tasks_dir), "-w", str(out / "ws"), "--out", str(out / "run"),
-            "--cache", str(out / "cache.sqlite"), "--no-progress"]
+            "-w", str(tasks_dir.parent), "--out", str(out), "--cache", str(out.with_suffix(".sqlite")), "--no-progress"]
 
 
 def outputs(run: Path) -> list[str]:
@@ -85,14 +84,14 @@ def main() -> None:
     ap.add_argument("--tasks", default="task57,task126", help="Two task ids, one per evaluation.")
     ap.add_argument("--limit", type=int, default=12)
     ap.add_argument("--threads", default=None)
-    ap.add_argument("--tasks-dir", type=Path, default=None)
+    ap.add_argument("--tasks-dir", type=Path, default=None, help="A workspace's tasks/ folder holding the tasks.")
     ap.add_argument("--env", action="append", default=[], help="KEY=VALUE for both evaluations.")
     args = ap.parse_args()
     tasks = args.tasks.split(",")
     env = {**os.environ, **dict(kv.split("=", 1) for kv in args.env)}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        tasks_dir = args.tasks_dir or root / "tasks"
+        tasks_dir = args.tasks_dir or root / "ws" / "tasks"
         if args.tasks_dir is None:
             print(f"converting {', '.join(sorted({SOURCES[t] for t in tasks}))} into {tasks_dir} ...", flush=True)
             convert(tasks, tasks_dir)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -282,13 +283,27 @@ def escaped(root: Path, allowed: list[Path]) -> list[Path]:
 
 
 def fuzz_run_folders(root: Path, n: int, seed: int) -> dict[str, Any]:
-    """``n`` mutated copies of one finished run through score, board add, board build and judge --report."""
-    import shutil
-
+    """``n`` mutated copies of one finished run through score, board add, board build and judge --report,
+    run from a working folder under ``root`` (so a relative path that escapes lands where it is seen)."""
     rng = random.Random(seed)
     result: dict[str, Any] = {"codes": {}, "bad": [], "outside": [], "calls": 0}
     seed_run = make_run(root)
     strings = hostile_strings(root / "outside")
+    here = os.getcwd()
+    cwd = root / "cwd" / "a" / "b"  # relative hostile paths resolve in here, under root, where they are seen
+    cwd.mkdir(parents=True)
+    os.chdir(cwd)
+    try:
+        _fuzz_cases(root, n, rng, strings, seed_run, result)
+    finally:
+        os.chdir(here)
+    return result
+
+
+def _fuzz_cases(root: Path, n: int, rng: random.Random, strings: list[str], seed_run: Path,
+                result: dict[str, Any]) -> None:
+    import shutil
+
     for k in range(n):
         case = root / f"case{k}"
         run, ws = case / "runs" / "fuzzed", case / "ws"
@@ -305,4 +320,3 @@ def fuzz_run_folders(root: Path, n: int, seed: int) -> dict[str, Any]:
                 result["bad"].append(f"{what} | {argv[0]} {argv[1]}: {type(exc).__name__}: {str(exc)[:160]}")
         result["outside"] += [str(p) for p in escaped(root, [seed_run, root / "seed-ws", run, ws, case / "site"])]
         shutil.rmtree(case)
-    return result

@@ -396,7 +396,7 @@ def test_usable_cpus_is_the_smaller_of_affinity_and_quota(tmp_path, monkeypatch)
     assert cpus.torch_threads(None, root) == 4
 
 
-def test_hf_backend_threads_default_to_the_usable_cpus(tiny_model_dir, monkeypatch):
+def test_hf_backend_threads_default_to_the_usable_cpus(tiny_model_dir, monkeypatch, tmp_path):
     import os
 
     import torch
@@ -405,13 +405,69 @@ def test_hf_backend_threads_default_to_the_usable_cpus(tiny_model_dir, monkeypat
 
     before = torch.get_num_threads()
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("MEDSBENCH_CPU_DIR", str(tmp_path / "alone"))  # no other medsbench process shares it
     try:
         monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
         backend = load_backend(f"hf:{tiny_model_dir}")
         assert backend.threads == 1 == torch.get_num_threads()
+        backend.close()
         monkeypatch.undo()
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        monkeypatch.setenv("MEDSBENCH_CPU_DIR", str(tmp_path / "alone"))
         assert load_backend(f"hf:{tiny_model_dir},threads=3").threads == 3 == torch.get_num_threads()
         assert load_backend(f"hf:{tiny_model_dir}").threads == usable_cpus()
     finally:
         torch.set_num_threads(before)
+
+
+def test_processes_share_the_cpus_and_a_dead_ones_share_comes_back(tmp_path):
+    """Two medsbench processes on 4 usable CPUs use 2 threads each; when one dies its share returns."""
+    import subprocess
+    import sys
+
+    from medsbench.models.cpus import CpuShare
+
+    folder = tmp_path / "cpu"
+    code = ("import sys, time; from pathlib import Path; from medsbench.models.cpus import CpuShare; "
+            "s = CpuShare(4, Path(sys.argv[1])); print(s.threads(), flush=True); time.sleep(60)")
+    other = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "4"  # alone when it started
+        mine = CpuShare(4, folder, every=0)
+        assert mine.live() == 2 and mine.threads() == 2
+        assert CpuShare(4, folder, every=0).live() == 2  # a second share in one process is not another process
+    finally:
+        other.kill()
+        other.wait()
+    assert mine.threads() == 4 and [p.name for p in folder.glob("*.lock")] == [f"{__import__('os').getpid()}.lock"]
+    mine.close()
+    assert list(folder.glob("*.lock")) == []
+
+
+def test_the_backend_gives_cpus_back_while_it_decodes(lively_dir, tmp_path, monkeypatch):
+    """A backend that started alone drops to its share when another process starts computing."""
+    from medsbench.models.cpus import CpuShare
+    from medsbench.models.hf import HFBackend
+
+    import torch
+
+    monkeypatch.setenv("MEDSBENCH_CPU_DIR", str(tmp_path / "cpu"))
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the count is what is checked, not torch's pool
+    backend = HFBackend(str(lively_dir), batch_size=2)
+    backend._share.usable, backend._share.every = 4, 0
+    backend._rebalance()
+    assert backend.threads == 4
+    import subprocess
+    import sys
+
+    code = ("import sys, time; from pathlib import Path; from medsbench.models.cpus import CpuShare; "
+            "s = CpuShare(4, Path(sys.argv[1])); print('ok', flush=True); time.sleep(60)")
+    other = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "cpu")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "ok"
+        list(backend.iter_generate([Request("a", prompt="Hello there, how", max_new_tokens=3)]))
+        assert backend.threads == 2 and isinstance(backend._share, CpuShare)
+    finally:
+        other.kill()
+        other.wait()
+        backend.close()

@@ -51,7 +51,7 @@ from typing import Any
 from medsbench.errors import MedsbenchError, require
 from medsbench.fileio import sha256_text
 from medsbench.models.base import BaseBackend, LoglikRequest, LoglikResponse, Rendered, Request, Response, cut_at_stop
-from medsbench.models.cpus import torch_threads
+from medsbench.models.cpus import CpuShare, torch_threads
 from medsbench.models.spec import HFOptions, options_with
 from medsbench.models.training import read_training_record, training_record_path
 from medsbench.prompts import Prompt, has_chat_template, render_chat
@@ -115,7 +115,11 @@ class HFBackend(BaseBackend):
         dtype, device, trust_remote_code, revision = o.dtype, o.device, o.trust_remote_code, o.revision
         if dtype not in DTYPES:
             raise MedsbenchError(f"unknown dtype '{dtype}' (known: {', '.join(DTYPES)})")
-        self.threads = torch_threads(o.threads)
+        # An explicit threads= is kept; otherwise this process's share of the usable CPUs among the
+        # medsbench processes computing on the machine, followed between decoding steps (_rebalance).
+        self._torch = torch
+        self._share = None if o.threads else CpuShare(torch_threads(None))
+        self.threads = self._share.threads() if self._share is not None else torch_threads(o.threads)
         torch.set_num_threads(self.threads)
         transformers.utils.logging.disable_progress_bar()  # our own progress bars are the ones that matter
         local = Path(path).expanduser()
@@ -324,6 +328,7 @@ class HFBackend(BaseBackend):
         seconds = [(time.perf_counter() - t0) / n] * n
         eos = set(self.eos_ids)
         while active:
+            self._rebalance()
             step = limit - done_steps
             if self.prune_every > 0:
                 step = min(step, self.prune_every)
@@ -452,6 +457,7 @@ class HFBackend(BaseBackend):
         waiting = deque(rows)
         since_prune = 0
         while True:
+            self._rebalance()
             for slot in batch.free_slots(min(self.batch_size, len(waiting) + batch.live)):
                 while waiting:  # a request that asks for no token is answered without a model call
                     req, ids = waiting.popleft()
@@ -474,7 +480,15 @@ class HFBackend(BaseBackend):
         with _quiet_cache_notice():
             yield from TransformersLoglik(self.model, self._encode, self.device, self._context, self._cache_kwarg)(requests)
 
+    def _rebalance(self) -> None:
+        """Follow this process's CPU share (:class:`medsbench.models.cpus.CpuShare`) between decoding steps."""
+        if self._share is not None and (n := self._share.threads()) != self.threads:
+            self._torch.set_num_threads(n)
+            self.threads = n
+
     def close(self) -> None:
+        if self._share is not None:
+            self._share.close()
         self.model = None
         self._prefix = None
 
