@@ -4,7 +4,9 @@ Sorting by clicking a header, the ranking's tiers and its toggle, navigating to 
 browser (lazy shards, filters, search, failed items), the XSS checks (a model named
 ``<img src=x onerror=alert(1)>`` and an output holding ``<script>`` render as text: no dialog, no
 injected element), axe-core on every page type (0 serious or critical violations, heading order), and
-every page at 390 px (no sideways scrolling, one category at a time on the overview, chart text >= 11 px).
+every page at 390 px (no sideways scrolling, one category at a time on the overview, chart text >= 11 px);
+the same checks on a second board whose pages carry the later sections (likelihood scoring with reliability
+diagrams, contamination-aware scores, category averages and slices, tokens and cost, a paired comparison).
 Skipped loudly when Chromium, Playwright or axe-core is missing (failed in CI).
 """
 
@@ -17,7 +19,7 @@ import pytest
 from board_browser import DESKTOP, PHONE, Watch, axe_violations, browser, serious, serve, sideways_overflow  # noqa: F401
 from board_browser import smallest_chart_text
 from test_board_support import HOSTILE_INPUT_TAIL, HOSTILE_MODEL, HOSTILE_OUTPUT, board_ws, fresh_store  # noqa: F401
-from test_board_support import record_run
+from test_board_support import SECTION_MODELS, record_run, run_rows, sections_store, sections_ws  # noqa: F401
 from test_board_integrity import REFUSED, _rows
 
 from medsbench.board.publish import add_run
@@ -184,6 +186,18 @@ PAGES = ["index.html", "tasks.html", "tasks/task57.html", f"models/{slugify(HOST
          f"runs/{slugify('flaky')}.html", "about.html"]
 
 
+def check_page(page, rel: str, width: int) -> None:
+    """The current page: no serious or critical axe violation (nor a heading-order one), no sideways
+    scrolling, chart text >= 11 px, and every scroll box reachable from the keyboard and named."""
+    bad = serious(axe_violations(page))
+    assert bad == [], (rel, width, bad)
+    assert sideways_overflow(page) == [], (rel, width)
+    if page.locator("svg").count():
+        assert smallest_chart_text(page) >= 11, (rel, width)
+    for box in page.query_selector_all(".scroll"):  # scroll boxes are reachable from the keyboard
+        assert box.get_attribute("tabindex") == "0" and box.get_attribute("aria-label"), (rel, width)
+
+
 @pytest.mark.parametrize("width", [DESKTOP, PHONE])
 def test_every_page_type_is_accessible_and_fits_the_screen(browser, board_site, width):
     base, _ = board_site
@@ -193,13 +207,82 @@ def test_every_page_type_is_accessible_and_fits_the_screen(browser, board_site, 
         page.goto(base + rel)
         if rel.startswith("runs/"):
             page.wait_for_selector("#item-list article")
-        bad = serious(axe_violations(page))
-        assert bad == [], (rel, width, bad)
-        assert sideways_overflow(page) == [], (rel, width)
-        if page.locator("svg").count():
-            assert smallest_chart_text(page) >= 11, (rel, width)
-        for box in page.query_selector_all(".scroll"):  # scroll boxes are reachable from the keyboard
-            assert box.get_attribute("tabindex") == "0" and box.get_attribute("aria-label")
+        check_page(page, rel, width)
+    assert watch.clean(), (watch.dialogs, watch.errors)
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def sections_site(tmp_path_factory, sections_ws):
+    """A board whose runs have the later sections: likelihood scoring, contamination, averages and slices,
+    tokens and cost, and a paired comparison with a baseline; built and served."""
+    tmp = tmp_path_factory.mktemp("browser-sections")
+    store = sections_store(tmp / "board.sqlite", sections_ws)
+    try:
+        build_site(store, tmp / "site")
+    finally:
+        store.close()
+    base, server = serve(tmp / "site")
+    yield base, sections_ws
+    server.shutdown()
+    server.server_close()
+
+
+def _count(page, selector: str, text: str | None = None) -> int:
+    return page.locator(selector, has_text=text).count() if text else page.locator(selector).count()
+
+
+def _assert_sections(page, rel: str, ws: dict) -> None:
+    """The sections each page of :data:`SECTION_PAGES` is there to check are on it, filled."""
+    if rel == "index.html":
+        tuned = page.locator("#table-reference tbody tr", has_text=SECTION_MODELS["tuned"])
+        assert tuned.locator("small.cell-note", has_text="clean score: 3 of 12 items contaminated").count() == 1
+        assert _count(page, "#table-loglik tbody tr", SECTION_MODELS["loglik"]) == 2  # one row per task
+    elif rel.startswith("tasks/"):
+        rows = _count(page, "#loglik #task-loglik tbody tr")
+        assert rows >= 2 and _count(page, "#loglik figure.panel svg.reliability") == rows
+    elif rel.startswith("models/"):
+        assert _count(page, "section.comparison table.comparison tbody tr") >= 1  # per category
+        assert _count(page, "section.comparison table.comparison-tasks tbody tr") >= 2  # per task (folded)
+    else:
+        loglik = rel == f"runs/{slugify('loglik')}.html"
+        if loglik:
+            rows = _count(page, "#loglik #run-loglik tbody tr")
+            assert rows >= 4 and _count(page, "#loglik figure.panel svg.reliability") == rows  # 2 tasks x 2 variants
+        else:
+            assert _count(page, "#loglik") == 0
+        assert _count(page, "#contamination #run-contam tbody tr") == 2
+        assert "3 of 12 items of this run overlap" in page.inner_text("#contamination")
+        for label in ("all tasks", "MedQA", "MedMCQA"):
+            assert _count(page, "#averages table.averages-table tbody th", label) == 1, label
+        assert _count(page, "#usage #run-usage tbody tr") == 2
+        usage = page.inner_text("#usage p.note")
+        assert ("no cost" in usage) if loglik else ("Cost: $" in usage and "per 1,000 items" in usage), usage
+        # An output of only white space (empty to the scorer) is said to be so, not shown as a blank box.
+        preds = run_rows(ws["runs"]["loglik" if loglik else "tuned"])
+        blank = sum(1 for r in preds if r.output and not r.output.strip())
+        assert _count(page, "#item-list pre.output", "(empty output: white space only)") == blank
+
+
+SECTION_PAGES = ["index.html", "tasks/task57.html", f"models/{slugify(SECTION_MODELS['tuned'])}.html",
+                 f"runs/{slugify('tuned')}.html", f"runs/{slugify('loglik')}.html"]
+
+
+@pytest.mark.parametrize("width", [DESKTOP, PHONE])
+def test_later_sections_are_accessible_and_fit_the_screen(browser, sections_site, width):
+    """Likelihood scoring (calibration table, reliability diagrams), contamination-aware scores (run page and
+    the overview's clean cells), category averages and slices, tokens and cost, and the paired comparison
+    tables (folded ones opened): present, and passing the checks of every page type."""
+    base, ws = sections_site
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    watch = Watch(page)
+    for rel in SECTION_PAGES:
+        page.goto(base + rel)
+        if rel.startswith("runs/"):
+            page.wait_for_selector("#item-list article")
+        page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
+        _assert_sections(page, rel, ws)
+        check_page(page, rel, width)
     assert watch.clean(), (watch.dialogs, watch.errors)
     page.close()
 

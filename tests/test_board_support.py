@@ -8,6 +8,7 @@ to produce on demand (a backend that gave up on some items)."""
 from __future__ import annotations
 
 import csv
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -224,6 +225,12 @@ def board_ws(tmp_path_factory, tiny_model_dir, tiny_qwen_dir) -> dict[str, Any]:
     return make_workspace(tmp_path_factory.mktemp("board-ws"), tiny_model_dir, tiny_qwen_dir)
 
 
+@pytest.fixture(scope="session")
+def sections_ws(tmp_path_factory, tiny_model_dir, tiny_qwen_dir) -> dict[str, Any]:
+    """The runs of :func:`make_sections_workspace` (built once per session)."""
+    return make_sections_workspace(tmp_path_factory.mktemp("sections-ws"), tiny_model_dir, tiny_qwen_dir)
+
+
 def fresh_store(tmp: Path, ws: dict[str, Any]):
     """A store with the seed rows and both runs (the second under the hostile model name)."""
     from medsbench.board.publish import add_run
@@ -235,9 +242,64 @@ def fresh_store(tmp: Path, ws: dict[str, Any]):
     return store
 
 
+SECTION_SOURCES = (("medqa_usmle", "task57_medqa_en.test.json"), ("medmcqa", "task122_medmcqa.test.json"))
+SECTION_PRICE = (3.0, 15.0)  # USD per million prompt / completion tokens
+SECTION_MODELS = {"base": "tiny-llama (base)", "tuned": "tiny-qwen (tuned)", "loglik": "tiny-llama (loglik)"}
+
+
+def make_sections_workspace(root: Path, tiny_model_dir: Path, tiny_qwen_dir: Path) -> dict[str, Any]:
+    """The runs behind the board's later sections, on the 6 shortest real MedQA (task57) and MedMCQA (task122)
+    test items (converted from ../shared; two tasks of one category, two sources: category averages and
+    slices): ``base`` (tiny Llama) and ``tuned`` (tiny Qwen), generated and scored with a price; ``loglik``
+    (tiny Llama, ``--scoring loglik``: calibration and reliability diagrams; priced, but it generates no
+    completion tokens, so no cost). ``tuned`` and ``loglik`` are checked for contamination
+    (``medsbench contam``) against a corpus holding two task57 inputs and one task122 input."""
+    from conftest import raw_dir
+    from medsbench.contam import ContamOptions, check_run
+    from medsbench.pipeline import evaluate, score_run
+    from medsbench.prices import Price
+    from medsbench.sources import convert
+    from test_loglik import shortest_items
+
+    converted = root / "converted"
+    for source, name in SECTION_SOURCES:
+        convert(source, raw_dir(source), converted)
+        shortest_items(converted / name, root / "tasks", 6)  # the tiny models' context is 512 tokens
+    price = Price(input=SECTION_PRICE[0], output=SECTION_PRICE[1])
+    runs: dict[str, Path] = {}
+    for name, model, scoring in (("base", tiny_model_dir, "generate"), ("tuned", tiny_qwen_dir, "generate"),
+                                 ("loglik", tiny_model_dir, "loglik")):
+        run = evaluate(f"hf:{model}", "task57,task122", workspace=root, out=root / "runs" / name, max_new_tokens=8,
+                       scoring=scoring, progress=False).run_dir
+        folder = RunFolder(run)
+        folder.save_results(score_run(folder.predictions(), folder.manifest(), folder, prices=price))
+        runs[name] = run
+    rows = run_rows(runs["tuned"])
+    dirty = [r for r in rows if r.task_id == "task57"][:2] + [r for r in rows if r.task_id == "task122"][:1]
+    corpus = root / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"text": r.input}) + "\n" for r in dirty), encoding="utf-8")
+    for name in ("tuned", "loglik"):
+        report = check_run(runs[name], [corpus], ContamOptions(bootstrap=200))
+        assert report.n_contaminated == 3, (name, report.n_contaminated)
+    return {"root": root, "runs": runs, "corpus": corpus}
+
+
+def sections_store(path: Path, ws: dict[str, Any]):
+    """A store with the seed rows and the runs of :func:`make_sections_workspace` (``tuned`` with ``base`` as its
+    baseline: the paired comparison table of its model page)."""
+    from medsbench.board.publish import add_run
+    from medsbench.board.store import Store
+
+    store = Store(path)
+    runs = ws["runs"]
+    add_run(store, runs["base"], model_name=SECTION_MODELS["base"])
+    add_run(store, runs["tuned"], model_name=SECTION_MODELS["tuned"], baseline="base")
+    add_run(store, runs["loglik"], model_name=SECTION_MODELS["loglik"])
+    return store
+
+
 def shard_data(path: Path) -> Any:
     """The JSON inside one item-browser shard (``medsbenchData("name", {...});``)."""
-    import json
     import re
 
     text = path.read_text(encoding="utf-8")

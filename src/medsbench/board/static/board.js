@@ -106,8 +106,18 @@
   function pre(cls, text, label) {
     var p = el("pre", cls, text);
     p.tabIndex = 0;  // a scrollable box must be reachable from the keyboard
-    if (label) p.setAttribute("aria-label", label);
+    if (label) {  // named on focus; a <pre> has no role of its own, and ARIA forbids naming an element without one
+      p.setAttribute("role", "group");
+      p.setAttribute("aria-label", label);
+    }
     return p;
+  }
+
+  // What the output box shows: the output, or a note where it is empty or only white space (the scorer's
+  // "empty": is_empty in medsbench.metrics.strict), which would otherwise be a blank box.
+  function outputText(out) {
+    if (out === "") return "(empty output)";
+    return out.trim() === "" ? "(empty output: white space only)" : out;
   }
 
   // Item fields: task, id, input, output (null if failed), gold, official verdict, strict verdict, error,
@@ -134,7 +144,7 @@
     var grid = el("div", "grid"), a = el("div"), b = el("div");
     a.appendChild(el("h4", null, "Model output"));
     if (it[7] !== null) a.appendChild(pre("output failed", "failed: " + it[7], "Model output"));
-    else a.appendChild(pre("output", it[3] === "" ? "(empty output)" : it[3], "Model output"));
+    else a.appendChild(pre("output", outputText(it[3]), "Model output"));
     b.appendChild(el("h4", null, "Gold answer"));
     b.appendChild(pre("reference", it[4], "Gold answer"));
     grid.appendChild(a); grid.appendChild(b); art.appendChild(grid);
