@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import raw_dir
+from conftest import need_module, raw_dir
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def workspace(tmp_path_factory):
 
 @pytest.mark.slow
 def test_default_model_end_to_end(workspace):
-    pytest.importorskip("gguf")
+    need_module("gguf")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "medsbench.cli", "eval", "--model", "default", "--tasks", "task57,task126",
            "--limit", "2", "--max-new-tokens", "24", "-w", str(workspace), "--no-progress"]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, build_tiny_model, raw_dir
+from conftest import REPO, build_tiny_model, need_module, raw_dir
 
 TASKS = "task57,task114"  # MCQA (accuracy), summarization (BLEU-1/ROUGE-L); NER (F1) in the plain test
 LIMIT, MAX_NEW = 2, 16
@@ -62,7 +62,7 @@ def ws(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def smol() -> Path:
-    pytest.importorskip("gguf")
+    need_module("gguf")
     from medsbench.models.default import default_model_dir
 
     return default_model_dir()

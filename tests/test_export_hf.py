@@ -10,9 +10,9 @@ import sys
 import pytest
 import yaml
 
-from conftest import REPO, raw_dir
+from conftest import REPO, need_module, raw_dir
 
-datasets = pytest.importorskip("datasets")
+datasets = need_module("datasets")
 
 
 def cli(*args: str, ok: bool | None = True) -> subprocess.CompletedProcess:

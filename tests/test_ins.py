@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import RAW, missing
+from conftest import RAW, missing, need_module
 
 from medsbench.ins import InsConfig, build_mixture
 from medsbench.ins.stats import check_shards
@@ -184,7 +184,7 @@ def test_deterministic_bytes(workspace, tmp_path):
 
 
 def test_datasets_loads_shards(workspace, tmp_path, monkeypatch):
-    datasets = pytest.importorskip("datasets")
+    datasets = need_module("datasets")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
     out = tmp_path / "mix"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import RAW, missing
+from conftest import RAW, missing, need_module
 
 from medsbench.cli import main
 from medsbench.ins import InsConfig, build_mixture
@@ -252,7 +252,7 @@ def test_overlap_rule_is_the_builders_rule(medqa_test):
 def test_signer_equals_datasketch_also_for_texts_shorter_than_a_shingle():
     """MinHash signatures equal datasketch's MinHash over each item's shingles; items of 1-4 words sit
     between longer ones (they once received the shingles of their neighbours)."""
-    datasketch = pytest.importorskip("datasketch")
+    datasketch = need_module("datasketch")
     from medsbench.ins.dedupe import Signer, rolling, token_hashes, tokens
 
     rng = np.random.default_rng(0)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import raw_dir
+from conftest import need_module, raw_dir
 from medsbench.errors import MedsbenchError
 from medsbench.metrics.calibration import (
     bin_index,
@@ -111,7 +111,7 @@ def test_hf_loglik_on_real_items_equals_plain_forward_passes_tiny(tiny_model_dir
 @pytest.mark.slow
 def test_hf_loglik_equals_plain_forward_passes_smollm2(real_tasks, tmp_path):
     """The real SmolLM2-135M-Instruct on real MedQA, PubMedQA (yes/no/maybe) and fact-verification items."""
-    pytest.importorskip("gguf")
+    need_module("gguf")
     from medsbench.models.default import default_model_dir
     from medsbench.pipeline import evaluate
 

@@ -9,10 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from medsbench.metrics.text import bleu1, rouge_l
+from conftest import need_module
 from medsbench.metrics.tokenize import ja_tokenize, tokenize_many, word_tokenize, word_tokenize_many, zh_tokenize
 
-nltk = pytest.importorskip("nltk")
-rouge = pytest.importorskip("rouge")
+nltk = need_module("nltk")
+rouge = need_module("rouge")
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu  # noqa: E402
 
 sys.setrecursionlimit(10000)  # the official utils.py does this: rouge recurses once per LCS step

@@ -236,5 +236,9 @@ def test_score_and_compare_take_run_folders_and_refuse_duplicates_and_no_overlap
     others = [r.model_copy(update={"id": f"x{r.id}"}) for r in rows]
     with pytest.raises(MedsbenchError, match="share no item"):
         compare_rows(rows, others)
+    apart = tmp_path / "apart.jsonl"
+    apart.write_text("".join(r.model_dump_json() + "\n" for r in others))
+    proc = cli("compare", str(run), str(apart))
+    assert proc.returncode == 1 and "share no item" in proc.stderr and "Traceback" not in proc.stderr
     proc = cli("compare", str(run), str(run))
     assert proc.returncode == 0 and str(run) in proc.stdout.replace("\n", "")
