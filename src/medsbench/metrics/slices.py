@@ -13,7 +13,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,7 @@ def _round(values: dict[str, float]) -> dict[str, float]:
     return {k: round(float(v), 4) for k, v in values.items()}
 
 
-def _ci(values: dict[str, list[float]]) -> dict[str, CI]:
+def rounded_ci(values: dict[str, list[float]]) -> dict[str, CI]:
     return {k: (round(v[0], 4), round(v[1], 4)) for k, v in values.items()}
 
 
@@ -61,11 +62,11 @@ def average(items: Sequence, results: dict[str, TaskResult], *, bootstrap: int, 
         reference=macro_mean([results[it.task_id].reference for it in items]),
     )
     if bootstrap > 0 and items:
-        macro.ci = _ci(bootstrap_combined_ci([(it.strict, it.strict_metrics) for it in items], _mean,
+        macro.ci = rounded_ci(bootstrap_combined_ci([(it.strict, it.strict_metrics) for it in items], _mean,
                                              resamples=bootstrap, seed=f"{seed}:macro:strict"))
         ref = [(it.reference[it.ref_counted], it.reference_metrics) for it in items]
         if all(len(r) for r, _ in ref):
-            macro.reference_ci = _ci(bootstrap_combined_ci(ref, _mean, resamples=bootstrap, seed=f"{seed}:macro:reference"))
+            macro.reference_ci = rounded_ci(bootstrap_combined_ci(ref, _mean, resamples=bootstrap, seed=f"{seed}:macro:reference"))
     kinds = {(it.scorer.strict_kind, it.scorer.reference_kind) for it in items}
     if not items:
         return macro, None, None
@@ -80,17 +81,26 @@ def _micro(items: Sequence, *, bootstrap: int, seed: str) -> Average:
     first = items[0]
     strict = np.concatenate([it.strict for it in items])
     reference = np.concatenate([it.reference[it.ref_counted] for it in items])
-    micro = Average(
-        n_tasks=len(items), n=int(strict.shape[0]),
-        metrics=_round(first.strict_metrics(strict.sum(axis=0))),
-        reference=_round(first.reference_metrics(reference.sum(axis=0))) if len(reference) else {},
-    )
+    return Average(n_tasks=len(items), n=int(strict.shape[0]),
+                   **pooled(strict, reference, first.strict_metrics, first.reference_metrics, bootstrap=bootstrap,
+                            seed=f"{seed}:micro"))
+
+
+def pooled(strict: np.ndarray, reference: np.ndarray, strict_metrics: Callable[[np.ndarray], dict[str, Any]],
+           reference_metrics: Callable[[np.ndarray], dict[str, Any]], *, bootstrap: int, seed: str) -> dict[str, Any]:
+    """Both modes' metrics of pooled per-item statistics with their 95% bootstrap CIs (``metrics``,
+    ``reference``, ``ci``, ``reference_ci``; no reference numbers without reference rows)."""
+    out: dict[str, Any] = {
+        "metrics": _round(strict_metrics(strict.sum(axis=0))),
+        "reference": _round(reference_metrics(reference.sum(axis=0))) if len(reference) else {},
+        "ci": {}, "reference_ci": {},
+    }
     if bootstrap > 0:
-        micro.ci = _ci(bootstrap_ci(strict, first.strict_metrics, resamples=bootstrap, seed=f"{seed}:micro:strict"))
+        out["ci"] = rounded_ci(bootstrap_ci(strict, strict_metrics, resamples=bootstrap, seed=f"{seed}:strict"))
         if len(reference):
-            micro.reference_ci = _ci(bootstrap_ci(reference, first.reference_metrics, resamples=bootstrap,
-                                                  seed=f"{seed}:micro:reference"))
-    return micro
+            out["reference_ci"] = rounded_ci(bootstrap_ci(reference, reference_metrics, resamples=bootstrap,
+                                                   seed=f"{seed}:reference"))
+    return out
 
 
 def slice_key(kind: str, items, result: TaskResult) -> str:

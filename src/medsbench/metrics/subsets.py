@@ -13,24 +13,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
 from medsbench.metrics.score import TaskItems, score_items
-from medsbench.metrics.slices import macro_mean
-from medsbench.metrics.stats import bootstrap_ci, bootstrap_combined_ci
+from medsbench.metrics.slices import macro_mean, pooled, rounded_ci
+from medsbench.metrics.stats import bootstrap_combined_ci
 from medsbench.records.contamination import CategoryClean, Difference, SubsetScore, TaskContamination
 from medsbench.records.predictions import PredictionRow
-from medsbench.records.results import CI
-
-
-def _round(values: Mapping[str, Any]) -> dict[str, float]:
-    return {k: round(float(v), 4) for k, v in values.items()}
-
-
-def _ci(values: dict[str, list[float]]) -> dict[str, CI]:
-    return {k: (round(v[0], 4), round(v[1], 4)) for k, v in values.items()}
 
 
 def _diff(a: list[np.ndarray]) -> np.ndarray:
@@ -43,15 +33,9 @@ def subset_score(items: TaskItems, mask: np.ndarray, *, bootstrap: int, seed: st
         return None
     strict = items.strict[mask]
     ref = items.reference[mask & items.ref_counted]
-    out = SubsetScore(n=int(mask.sum()), n_reference=int(len(ref)),
-                      metrics=_round(items.strict_metrics(strict.sum(axis=0))),
-                      reference=_round(items.reference_metrics(ref.sum(axis=0))) if len(ref) else {})
-    if bootstrap > 0:
-        out.ci = _ci(bootstrap_ci(strict, items.strict_metrics, resamples=bootstrap, seed=f"{seed}:strict"))
-        if len(ref):
-            out.reference_ci = _ci(bootstrap_ci(ref, items.reference_metrics, resamples=bootstrap,
-                                                seed=f"{seed}:reference"))
-    return out
+    return SubsetScore(n=int(mask.sum()), n_reference=int(len(ref)),
+                       **pooled(strict, ref, items.strict_metrics, items.reference_metrics, bootstrap=bootstrap,
+                                seed=seed))
 
 
 def difference(items: TaskItems, contaminated: np.ndarray, clean: SubsetScore, dirty: SubsetScore, *, bootstrap: int,
@@ -63,13 +47,13 @@ def difference(items: TaskItems, contaminated: np.ndarray, clean: SubsetScore, d
     )
     if bootstrap > 0:
         fn = items.strict_metrics
-        out.ci = _ci(bootstrap_combined_ci([(items.strict[~contaminated], fn), (items.strict[contaminated], fn)], _diff,
+        out.ci = rounded_ci(bootstrap_combined_ci([(items.strict[~contaminated], fn), (items.strict[contaminated], fn)], _diff,
                                            resamples=bootstrap, seed=f"{seed}:difference:strict"))
         ref_clean = items.reference[~contaminated & items.ref_counted]
         ref_dirty = items.reference[contaminated & items.ref_counted]
         if len(ref_clean) and len(ref_dirty):
             fn = items.reference_metrics
-            out.reference_ci = _ci(bootstrap_combined_ci([(ref_clean, fn), (ref_dirty, fn)], _diff, resamples=bootstrap,
+            out.reference_ci = rounded_ci(bootstrap_combined_ci([(ref_clean, fn), (ref_dirty, fn)], _diff, resamples=bootstrap,
                                                          seed=f"{seed}:difference:reference"))
     return out
 
