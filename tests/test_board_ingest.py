@@ -378,8 +378,8 @@ def test_two_concurrent_adds_do_not_corrupt_the_store(tmp_path, board_ws):
 
 
 def test_store_is_sql_only_and_there_is_no_import_circle():
-    """Importing the store loads no ingest/submit/site code; importing submit loads no store (the old circle
-    store <-> submit is gone); data flows run folder -> ingest -> publish -> store."""
+    """Importing the store loads no ingest/submit/site code (the old circle store <-> submit is gone: submit
+    may use the store, never the reverse); data flows run folder -> ingest -> publish -> store."""
     code = ("import sys, importlib; importlib.import_module(sys.argv[1]); "
             "print(sorted(m for m in sys.modules if m.startswith('medsbench.board.')))")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
@@ -389,7 +389,7 @@ def test_store_is_sql_only_and_there_is_no_import_circle():
         return set(ast.literal_eval(out.stdout.strip()))
 
     assert loaded("medsbench.board.store") <= {"medsbench.board.store", "medsbench.board.names"}
-    assert "medsbench.board.store" not in loaded("medsbench.board.submit")
+    assert "medsbench.board.submit" not in loaded("medsbench.board.store")  # submit -> store only (tests/test_code_shape.py)
     assert not loaded("medsbench.board.ingest") & {"medsbench.board.store", "medsbench.board.site",
                                                     "medsbench.board.publish", "medsbench.board.submit"}
     # Every read of a run folder's files goes through RunFolder, in ingest.read_run_folder only.
