@@ -25,8 +25,11 @@ from medsbench.board.site import build_site
 
 from medsbench.board.store import Store
 from medsbench.fileio import sha256_file, sha256_text
-from medsbench.metrics import score_predictions, write_results
-from medsbench.records import PredictionRow, write_predictions
+from medsbench.metrics import score_predictions, scorer_for_task
+from medsbench.records import PredictionRow
+from medsbench.models.spec import ModelSpec
+from medsbench.records.config import EvalConfig
+from medsbench.records.folder import RunFolder
 from medsbench.records.manifest import ManifestTask, RunManifest, TaskFile, now
 from medsbench.tasks.catalog import catalog
 from medsbench.tasks.format import Instance, write_task
@@ -42,10 +45,11 @@ def _text(rng: random.Random, n: int) -> str:
 def _answer(entry, rng: random.Random) -> str:
     if entry.category == "mcqa":
         return "The right answer is " + rng.choice("ABCD") + ". " + _text(rng, 3)
-    if entry.metric in ("f1_micro", "f1_macro"):
-        return ", ".join(rng.sample(WORDS, 3)) + "."
-    if entry.metric == "bleu_rouge":
+    scorer = scorer_for_task(entry)
+    if scorer is not None and scorer.is_text:
         return _text(rng, 60)
+    if scorer is not None and scorer.primary == "f1":
+        return ", ".join(rng.sample(WORDS, 3)) + "."
     return rng.choice(["True", "False", "yes", "no"])
 
 
@@ -74,10 +78,13 @@ def make_run(root: Path, total: int) -> tuple[Path, int]:
                                       prompt=f"{DEFINITION}\n\nInput:\n{inst.input}\nOutput:\n", prompt_tokens=400,
                                       output_tokens=20, seconds=0.5))
     run = root / "runs" / "synthetic"
-    write_predictions(run / "predictions.jsonl", rows)
-    RunManifest(model="hf:/models/synthetic", backend={"kind": "hf"}, tasks=tasks, args={}, generation={},
-                prompt_template_sha256=sha256_text("bench"), seed=0, finished=now(), status="finished",
-                counts={"items": len(rows), "failed": 0, "written": len(rows)}).save(run)
+    run.mkdir(parents=True)
+    folder = RunFolder(run)
+    folder.write_predictions(rows)
+    config = EvalConfig(model=ModelSpec.parse("hf:/models/synthetic", strict=False))
+    folder.save_manifest(RunManifest(config=config, backend={"kind": "hf"}, tasks=tasks, generation={},
+                                     prompt_template_sha256=sha256_text("bench"), finished=now(), status="finished",
+                                     counts={"items": len(rows), "failed": 0, "written": len(rows)}))
     return run, len(rows)
 
 
@@ -94,7 +101,7 @@ def main() -> None:
         root = Path(tmp)
         run, n = make_run(root, args.total)
         t0 = time.perf_counter()
-        write_results(score_predictions(run / "predictions.jsonl", bootstrap=200), run / "results.json")
+        RunFolder(run).save_results(score_predictions(RunFolder(run).predictions(), bootstrap=200))
         t_score = time.perf_counter() - t0
         store = Store(root / "board.sqlite")
         t0 = time.perf_counter()
@@ -112,7 +119,7 @@ def main() -> None:
         index = next((root / "site" / "runs").rglob("index.js"))
         print(f"load: {os.getloadavg()[0]:.2f} (1 min average, {os.cpu_count()} cores)")
         print(f"predictions: {n} rows over {len(catalog().tasks)} tasks "
-              f"({(run / 'predictions.jsonl').stat().st_size / 1e6:.1f} MB)")
+              f"({RunFolder(run).predictions_path.stat().st_size / 1e6:.1f} MB)")
         print(f"score (bootstrap 200, for the bench only): {t_score:.2f}s")
         print(f"board add ({status}): {t_add:.2f}s ({n / t_add:,.0f} rows/s); re-add ({again}): {t_readd:.2f}s")
         print(f"store size: {(root / 'board.sqlite').stat().st_size / 1e6:.1f} MB")
