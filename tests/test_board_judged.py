@@ -276,7 +276,7 @@ def test_hostile_judge_names_are_refused_and_judge_text_is_escaped(tmp_path, pai
     hostile.probe_totals = rename(hostile.probe_totals)
     RunFolder(run).save_judged(hostile)
     with Store(tmp_path / "board.sqlite") as store:
-        with pytest.raises(MedsbenchError, match=r"judged.json: judge name .* is not a valid name") as err:
+        with pytest.raises(MedsbenchError, match=r"judged.json: .*judge name .* is not a valid name") as err:
             add_run(store, run, model_name=TUNED_MODEL)
         assert "\n" not in str(err.value) and TUNED not in {r.name for r in store.runs()}
     # Free text of a judged.json (a judge's spec, a rubric id) and of the rubric files is shown escaped.

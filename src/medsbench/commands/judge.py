@@ -80,7 +80,8 @@ def render(judged, console) -> None:
     for j in judged.judges:
         cost = f", ${j.cost_usd:.4f}" if j.cost_usd is not None else ""
         tokens = f"{j.prompt_tokens if j.prompt_tokens is not None else '?'} prompt + {j.output_tokens if j.output_tokens is not None else '?'} output tokens"
-        console.print(f"judge {j.name} ({j.spec}): {j.requests} request(s) sent, {j.cached} cached, {j.errors} failed; {tokens}{cost}")
+        console.print(f"judge {j.name} ({j.spec}): {j.requests} request(s) sent, {j.cached} cached, {j.errors} failed; "
+                      f"{tokens}{cost}", markup=False, highlight=False)
     for name, why in unusable.items():
         what = "the jury" if name == "jury" else f"judge {name}"
         console.print(f"{what}: this judge is unusable ({why}); do not read its numbers as scores", markup=False)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from medsbench.errors import MedsbenchError
+from medsbench.ids import slug
 from medsbench.judge.reliability import (
     PROBE_KINDS,
     JudgeItem,
@@ -324,10 +325,11 @@ def load_judges(specs: Sequence[str | Backend]) -> list[_Judge]:
         if isinstance(spec, str):
             parsed = check_spec(spec)  # parsed once; the backend loads from the parsed spec
             backend = load_backend(parsed)
-            name, shown = parsed.display_name, parsed.redacted()
+            name, shown = slug(parsed.display_name, "judge"), parsed.redacted()
         else:
             backend = spec
-            name = shown = f"{getattr(spec, 'name', 'backend')}"
+            name = slug(f"{getattr(spec, 'name', 'backend')}", "judge")
+            shown = f"{getattr(spec, 'name', 'backend')}"
         base, k = name, 2
         while name in names:
             name, k = f"{base}-{k}", k + 1

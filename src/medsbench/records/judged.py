@@ -13,9 +13,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from medsbench.ids import is_name
 from medsbench.records.base import SCHEMA_VERSION, Record, load_model, save_model
+
+MAX_SPEC = 2000  # characters of a judge's (redacted) model spec
 
 class JudgementRow(Record):
     """One line of ``judgements.jsonl``: one judge's reply to one item (or probe), for audits and the board."""
@@ -35,6 +38,9 @@ class JudgementRow(Record):
 
 
 class JudgeInfo(Record):
+    """One judge of a judged run. Read back from a file another stage wrote: the name must be a
+    :data:`medsbench.ids.NAME` and the spec printable text of bounded length, checked where it is read."""
+
     name: str  # the label used as key in the per-task tables
     spec: str  # model spec, credentials redacted
     identity: dict  # backend identity (part of the cache key)
@@ -46,6 +52,21 @@ class JudgeInfo(Record):
     new_prompt_tokens: int | None = None  # spent in this invocation
     new_output_tokens: int | None = None
     cost_usd: float | None = None  # from --price, over every judgement of this file
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not is_name(value):
+            raise ValueError(f"judge name {value[:60]!r} is not a valid name (letters, digits, '.', '_', '-'; "
+                             "at most 128 characters)")
+        return value
+
+    @field_validator("spec")
+    @classmethod
+    def _spec(cls, value: str) -> str:
+        if len(value) > MAX_SPEC or not value.isprintable():
+            raise ValueError(f"judge spec {value[:60]!r} is not printable text of at most {MAX_SPEC} characters")
+        return value
 
 
 class ScoreSummary(Record):
@@ -114,6 +135,13 @@ class JudgedResults(Record):
     probe_totals: dict[str, dict[str, ProbeSummary]] = Field(default_factory=dict)  # over all tasks
     cache: str | None = None
     notes: list[str] = Field(default_factory=list)
+
+    @field_validator("run")
+    @classmethod
+    def _run(cls, value: str) -> str:
+        if len(value) > MAX_SPEC or not value.isprintable():
+            raise ValueError(f"run {value[:60]!r} is not a printable path of at most {MAX_SPEC} characters")
+        return value
 
     def save(self, path: str | os.PathLike) -> Path:
         return save_model(self, path)
