@@ -67,9 +67,10 @@ a ratio between two calls minutes apart is mostly the load; within one call the 
   items/s (load 19 vs 17); identical 42/42. These prompts share no full KV block (each item draws
   its own demos and the official template puts them first: 0 reusable tokens at block sizes 128,
   vLLM's CPU default, and 16), so caching cannot speed them up; the difference is the load.
-* ``bash bench/gpu_full.sh SMOLLM2 1`` (19 tasks x 1 item, official protocol): medsbench 0.083
-  items/s for the whole run, 0.088 generating, raw vLLM 0.143: 58% / 62%, identical 19/19. A run
-  calls the engine once per task (here with one item each), raw vLLM once for everything.
+* ``bash bench/gpu_full.sh SMOLLM2 1`` (19 tasks x 1 item, official protocol): when a run called the
+  engine once per task, 58% / 62% of raw vLLM (whole run / generation), identical 19/19; since a run
+  sends one request stream (2026-12-07, load 1.3-1.4): 0.410 / 0.427 vs 0.430 items/s, 95.2% / 99.3%,
+  identical 19/19.
 """
 
 from __future__ import annotations
