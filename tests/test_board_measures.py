@@ -76,6 +76,7 @@ def test_board_shows_clean_scores_slices_and_cost(tmp_path):
     page = (site.out / "runs" / f"{next(p.stem for p in (site.out / 'runs').glob('*.html'))}.html").read_text()
     contam = text_of(page, 'id="contamination"', "</section>")
     assert "5 of 30 items of this run overlap" in contam and "corpus.jsonl" in contam
+    assert str(tmp_path) not in contam  # the corpus by its name: no local directory
     assert re.search(r"task57 .* 10 5 .* 0\.00 .* 100\.00 .* -100\.00", contam)
     avg = text_of(page, 'id="averages"', "</section>")
     assert "Macro" in avg and "Micro" in avg and "English (en)" in avg and "Chinese (zh)" in avg and "MedMCQA" in avg

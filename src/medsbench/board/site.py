@@ -25,7 +25,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from medsbench import __version__
@@ -720,7 +720,8 @@ def _contam_view(report: dict[str, Any] | None, cat: Any) -> dict[str, Any] | No
                           "contaminated": t["contaminated"], "diff": t["diff"], "n_clean": t["n_clean"],
                           "n_dirty": t["n_dirty"], "diff_ci": _ci_of(t, "diff_ci_lo", "diff_ci_hi")}
     head = report["run"]
-    corpora = [{"path": c["path"], "kind": c["kind"], "files": len(c["files"]),
+    # A corpus is named by its file or folder name (a public page shows no local directories); its sha256 identifies it.
+    corpora = [{"path": PurePath(c["path"]).name or c["path"], "kind": c["kind"], "files": len(c["files"]),
                 "records": sum(f["records"] for f in c["files"]),
                 "sha256": c["files"][0]["sha256"][:12] if len(c["files"]) == 1 else ""} for c in head["corpora"]]
     return {"head": head, "rule": head["rule"], "corpora": corpora,
