@@ -42,6 +42,20 @@ def missing(reason: str) -> None:
     pytest.skip(reason)
 
 
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """The console entry point in-process: (exit code, stdout, stderr)."""
+    from medsbench.cli import main
+
+    capsys.readouterr()
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def need_module(name: str):
     """``pytest.importorskip`` that fails under CI=true, where every dependency of the test extras is installed:
     a package lost from the install must not turn real tests into silent skips."""

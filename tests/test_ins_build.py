@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import RAW, missing, need_module
+from conftest import RAW, missing, need_module, run_cli
 
-from medsbench.cli import main
 from medsbench.ins import InsConfig, build_mixture
 from medsbench.ins import decontam
 from medsbench.ins.decontam import overlap
@@ -23,15 +22,6 @@ from medsbench.tasks.format import iter_instances, read_meta, write_task
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _rows(out: Path) -> list[dict]:

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from test_tasks_pull import write_hf_cache
 
-from medsbench.cli import main
 from medsbench.errors import MedsbenchError
 from medsbench.ins.release import import_release, pull_release, task_list
 from medsbench.tasks.format import iter_instances, read_meta, write_task
@@ -51,15 +50,6 @@ def write_release(root: Path) -> Path:
     return root
 
 
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_task_list_is_the_papers_122_tasks():

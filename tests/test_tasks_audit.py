@@ -7,22 +7,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import raw_dir
+from conftest import raw_dir, run_cli
 
-from medsbench.cli import main
 from medsbench.metrics.audit import audit_file, audit_paths, brackets_balanced
 from medsbench.tasks.format import Instance, write_task
 from medsbench.tasks.labels import is_degenerate, label_distribution, majority_baseline
 
 
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return (code, *capsys.readouterr())
 
 
 # ------------------------------------------------------------------ tasks.labels

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from medsbench.cli import main
+from conftest import run_cli
 from medsbench.errors import MedsbenchError
 from medsbench.tasks import (
     catalog,
@@ -121,16 +121,6 @@ def write_release(root: Path, jsonl_shape: str = "object") -> Path:
     return root
 
 
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    """The console entry point in-process: (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
