@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from medsbench.commands import group
+from medsbench.commands import echo_import, group
 from medsbench.tasks.catalog import catalog
 from medsbench.workspace import DEFAULT_WORKSPACE, Workspace
 
@@ -171,15 +171,8 @@ def pull_cmd(
     else:
         report = pull_hub(tasks_dir, repo=repo or HF_REPO, revision=revision, categories=category or None,
                           cache_dir=cache_dir, definitions=defs, definitions_name=defs_name)
-    for line in summarize(report):
-        typer.echo(line)
-    for line in report.warnings:
-        typer.echo(f"warning: {line}", err=True)
-    for line in report.errors:
-        typer.echo(f"error: {line}", err=True)
-    where = report.source.get("repo") or report.source.get("folder")
-    at = f"@{report.source['commit'] or report.source['revision']}" if report.source.get("kind") == "huggingface" else ""
-    typer.echo(f"imported {len(report.tasks)} task(s) from {where}{at} into {tasks_dir}; "
+    origin = echo_import(summarize(report), report)
+    typer.echo(f"imported {len(report.tasks)} task(s) from {origin} into {tasks_dir}; "
                f"{len(report.warnings)} warning(s), {len(report.errors)} error(s)")
     if report.errors:
         raise typer.Exit(1)

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from medsbench.commands import group
+from medsbench.commands import echo_import, group
 from medsbench.errors import MedsbenchError
 from medsbench.workspace import DEFAULT_WORKSPACE, Workspace
 
@@ -109,17 +109,9 @@ def pull_cmd(
     else:
         report = pull_release(target, repo=repo or HF_REPO, revision=revision, cache_dir=cache_dir, definitions=defs,
                               definitions_name=defs_name)
-    for line in summarize(report):
-        typer.echo(line)
-    for line in report.warnings:
-        typer.echo(f"warning: {line}", err=True)
-    for line in report.errors:
-        typer.echo(f"error: {line}", err=True)
-    src = report.source
-    where = src.get("repo") or src.get("folder")
-    at = f"@{src['commit'] or src['revision']}" if src.get("kind") == "huggingface" else ""
+    origin = echo_import(summarize(report), report)
     unknown = sum(1 for t in report.tasks if t.category is None)
-    typer.echo(f"imported {len(report.tasks)} task(s) ({sum(t.instances for t in report.tasks)} instances) from {where}{at} "
+    typer.echo(f"imported {len(report.tasks)} task(s) ({sum(t.instances for t in report.tasks)} instances) from {origin} "
                f"into {target}; {unknown} with an unknown category; {len(report.missing)} of the paper's 122 tasks not in this copy; "
                f"{len(report.warnings)} warning(s), {len(report.errors)} error(s)")
     if report.errors:
