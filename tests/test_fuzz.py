@@ -81,3 +81,28 @@ def test_the_escape_check_sees_a_file_outside_the_roots_and_a_marked_name(tmp_pa
     named = site / "runs" / f"{MARK}.html"
     named.write_text("x")  # a hostile id used as a file name inside the root
     assert sorted(escaped(root, [site])) == sorted([planted, named])
+
+
+def test_judged_json_is_checked_where_it_is_read(tmp_path):
+    """A judged.json with a hostile judge name, a huge spec or a run path with control characters is refused
+    in one line naming the field (it once kept `judge --report` busy for minutes)."""
+    import json
+
+    from fuzzing import make_run
+    from medsbench.errors import MedsbenchError
+    from medsbench.records.folder import RunFolder
+
+    run = make_run(tmp_path)
+    path = RunFolder(run).judged_path
+    good = json.loads(path.read_text())
+    assert RunFolder(run).judged().judges[0].name == "j1"
+    for field, value, where in (("name", "../x", "judges.0.name"), ("spec", "x" * 10_000_000, "judges.0.spec")):
+        bad = json.loads(json.dumps(good))
+        bad["judges"][0][field] = value
+        path.write_text(json.dumps(bad))
+        with pytest.raises(MedsbenchError, match=where) as err:
+            RunFolder(run).judged()
+        assert "\n" not in str(err.value) and len(str(err.value)) < 400
+    path.write_text(json.dumps({**good, "run": "runs/a\nb"}))
+    with pytest.raises(MedsbenchError, match="run .* is not printable text"):
+        RunFolder(run).judged()

@@ -18,7 +18,14 @@ from pydantic import Field, field_validator
 from medsbench.ids import is_name
 from medsbench.records.base import SCHEMA_VERSION, Record, load_model, save_model
 
-MAX_SPEC = 2000  # characters of a judge's (redacted) model spec
+MAX_SPEC = 2000  # characters of a judge's (redacted) model spec or of the judged run's path
+
+
+def _bounded_text(value: str, what: str) -> str:
+    """``value`` if it is printable text of at most :data:`MAX_SPEC` characters (read back from a file)."""
+    if len(value) > MAX_SPEC or not value.isprintable():
+        raise ValueError(f"{what} {value[:60]!r} is not printable text of at most {MAX_SPEC} characters")
+    return value
 
 class JudgementRow(Record):
     """One line of ``judgements.jsonl``: one judge's reply to one item (or probe), for audits and the board."""
@@ -64,9 +71,7 @@ class JudgeInfo(Record):
     @field_validator("spec")
     @classmethod
     def _spec(cls, value: str) -> str:
-        if len(value) > MAX_SPEC or not value.isprintable():
-            raise ValueError(f"judge spec {value[:60]!r} is not printable text of at most {MAX_SPEC} characters")
-        return value
+        return _bounded_text(value, "judge spec")
 
 
 class ScoreSummary(Record):
@@ -139,9 +144,7 @@ class JudgedResults(Record):
     @field_validator("run")
     @classmethod
     def _run(cls, value: str) -> str:
-        if len(value) > MAX_SPEC or not value.isprintable():
-            raise ValueError(f"run {value[:60]!r} is not a printable path of at most {MAX_SPEC} characters")
-        return value
+        return _bounded_text(value, "run")
 
     def save(self, path: str | os.PathLike) -> Path:
         return save_model(self, path)
